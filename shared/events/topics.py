@@ -1,0 +1,34 @@
+"""Kafka topic names: the one list used by the code, the AsyncAPI documents and the Kubernetes topics."""
+
+from enum import StrEnum
+
+
+class SpmField(StrEnum):
+    """The six fields of the minimum service standards (SPM), exactly as the public contract spells them."""
+
+    PENDIDIKAN = "pendidikan"
+    KESEHATAN = "kesehatan"
+    PEKERJAAN_UMUM = "pekerjaan-umum"
+    PERUMAHAN_RAKYAT = "perumahan-rakyat"
+    TRANTIBUMLINMAS = "trantibumlinmas"
+    SOSIAL = "sosial"
+
+
+REGISTRY_TOPIC = "posyandu.registry.v1"
+HOUSEHOLD_TOPIC = "posyandu.household.v1"
+
+
+def referral_topic(field: SpmField | str) -> str:
+    """The topic that carries the referral events of one SPM field."""
+    return f"posyandu.referral.{SpmField(field).value}.v1"
+
+
+REFERRAL_TOPICS: dict[SpmField, str] = {field: referral_topic(field) for field in SpmField}
+
+#: Every topic an event of the catalogue can be published to.
+ALL_TOPICS: tuple[str, ...] = (REGISTRY_TOPIC, HOUSEHOLD_TOPIC, *REFERRAL_TOPICS.values())
+
+
+def dead_letter_topic(consumer_group: str) -> str:
+    """Where a consumer group parks the records it could not process."""
+    return f"posyandu.dlq.{consumer_group}"
