@@ -1,0 +1,152 @@
+"""HTTP routes for posyandu and their cadres."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from services.registry.posyandu import service
+from services.registry.posyandu.schemas import (
+    CadreCreate,
+    CadrePublic,
+    CadreUpdate,
+    PosyanduCreate,
+    PosyanduPublic,
+    PosyanduUpdate,
+    RegionCount,
+)
+from services.registry.tables import Cadre, Posyandu
+from shared.audit import record_read
+from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.concurrency import etag
+from shared.db import SessionDep
+from shared.events.registry import Status
+from shared.events.topics import SpmField
+from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
+from shared.region_codes import REGION_PREFIX_PATTERN
+from shared.responses import json_response
+
+router = APIRouter(prefix="/api/v1/posyandu", tags=["posyandu"])
+
+Manager = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.PEMBINA))]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+RegionQuery = Annotated[str | None, Query(pattern=REGION_PREFIX_PATTERN, description="Region code prefix")]
+
+
+def _public(p: Posyandu) -> PosyanduPublic:
+    return PosyanduPublic.model_validate(p, from_attributes=True)
+
+
+def _with_etag(p: Posyandu, status_code: int = 200) -> Response:
+    return json_response(_public(p), status_code,
+                          headers={"ETag": etag(p.version), "Location": f"/api/v1/posyandu/{p.id}"})
+
+
+def _cadre_response(c: Cadre, status_code: int = 200) -> Response:
+    return json_response(CadrePublic.model_validate(c, from_attributes=True), status_code,
+                         headers={"ETag": etag(c.version)})
+
+
+@router.post("", status_code=201, response_model=PosyanduPublic, summary="Register a posyandu",
+             responses={409: {"description": "Code taken, or Idempotency-Key reused with another body"}})
+async def register_posyandu(payload: PosyanduCreate, session: SessionDep, principal: Manager,
+                            idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    async def create() -> Response:
+        posyandu = await service.register(session=session, principal=principal, payload=payload)
+        return _with_etag(posyandu, 201)
+
+    return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /posyandu",
+                            payload=payload, create=create)
+
+
+@router.get("", response_model=Page[PosyanduPublic], summary="List posyandu by region, status, field or name")
+async def list_posyandu(
+    session: SessionDep,
+    _: PrincipalDep,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+    region: RegionQuery = None,
+    status: Status | None = None,
+    field: Annotated[SpmField | None, Query(description="Posyandu with an active cadre for this field")] = None,
+    q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+) -> Any:
+    after = decode_cursor(cursor, str, uuid.UUID)
+    rows = await service.list_posyandu(session=session, region=region, status=status.value if status else None,
+                                       field=field.value if field else None, q=q,
+                                       after=(after[0], after[1]) if after else None, limit=limit)
+    items, next_cursor = page_of(rows, limit, lambda p: (p.code, p.id))
+    return Page(items=[_public(p) for p in items], next_cursor=next_cursor)
+
+
+@router.get("/counts", response_model=list[RegionCount], summary="Posyandu counted per region one level down")
+async def count_posyandu(session: SessionDep, _: PrincipalDep, region: RegionQuery = None,
+                         status: Status | None = None, field: SpmField | None = None) -> Any:
+    rows = await service.counts_by_region(session=session, region=region, status=status.value if status else None,
+                                          field=field.value if field else None)
+    return [RegionCount(region_code=code, region_name=name, posyandu=n) for code, name, n in rows]
+
+
+@router.get("/{posyandu_id}", response_model=PosyanduPublic, summary="Get a posyandu")
+async def get_posyandu(posyandu_id: uuid.UUID, session: SessionDep, _: PrincipalDep) -> Response:
+    return _with_etag(await service.get(session=session, posyandu_id=posyandu_id))
+
+
+@router.patch("/{posyandu_id}", response_model=PosyanduPublic, summary="Update a posyandu (honours If-Match)",
+              responses={412: {"description": "If-Match names an older version"}})
+async def update_posyandu(posyandu_id: uuid.UUID, payload: PosyanduUpdate, session: SessionDep,
+                          principal: Manager, if_match: IfMatch = None) -> Response:
+    posyandu = await service.update(session=session, principal=principal, posyandu_id=posyandu_id,
+                                    payload=payload, if_match=if_match)
+    return _with_etag(posyandu)
+
+
+@router.post("/{posyandu_id}/deactivate", response_model=PosyanduPublic, summary="Deactivate a posyandu")
+async def deactivate_posyandu(posyandu_id: uuid.UUID, session: SessionDep, principal: Manager,
+                              if_match: IfMatch = None) -> Response:
+    posyandu = await service.deactivate(session=session, principal=principal, posyandu_id=posyandu_id,
+                                        if_match=if_match)
+    return _with_etag(posyandu)
+
+
+@router.post("/{posyandu_id}/cadres", status_code=201, response_model=CadrePublic,
+             summary="Assign a cadre (kader) to a posyandu")
+async def assign_cadre(posyandu_id: uuid.UUID, payload: CadreCreate, session: SessionDep, principal: Manager,
+                       idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    async def create() -> Response:
+        cadre = await service.assign_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
+                                           payload=payload)
+        return _cadre_response(cadre, 201)
+
+    return await idempotent(session, key=idempotency_key, principal=principal,
+                            scope=f"POST /posyandu/{posyandu_id}/cadres", payload=payload, create=create)
+
+
+@router.get("/{posyandu_id}/cadres", response_model=list[CadrePublic],
+            summary="The cadres of a posyandu (personal data: the read is audited)")
+async def list_cadres(posyandu_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
+                      include_inactive: bool = False) -> Any:
+    await service.get(session=session, posyandu_id=posyandu_id)
+    cadres = await service.list_cadres(session=session, posyandu_id=posyandu_id, include_inactive=include_inactive)
+    await record_read(session, principal, resource_type="posyandu.cadres", resource_id=str(posyandu_id),
+                      purpose="list the cadres of a posyandu", fields=["name", "phone", "email"])
+    return [CadrePublic.model_validate(c, from_attributes=True) for c in cadres]
+
+
+@router.patch("/{posyandu_id}/cadres/{cadre_id}", response_model=CadrePublic, summary="Update a cadre")
+async def update_cadre(posyandu_id: uuid.UUID, cadre_id: uuid.UUID, payload: CadreUpdate, session: SessionDep,
+                       principal: Manager, if_match: IfMatch = None) -> Response:
+    cadre = await service.update_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
+                                       cadre_id=cadre_id, payload=payload, if_match=if_match)
+    return _cadre_response(cadre)
+
+
+@router.delete("/{posyandu_id}/cadres/{cadre_id}", response_model=CadrePublic,
+               summary="End a cadre's assignment (kept as inactive)")
+async def unassign_cadre(posyandu_id: uuid.UUID, cadre_id: uuid.UUID, session: SessionDep,
+                         principal: Manager) -> Response:
+    cadre = await service.unassign_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
+                                         cadre_id=cadre_id)
+    return _cadre_response(cadre)

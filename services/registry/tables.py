@@ -1,0 +1,97 @@
+"""The registry's tables: regions, posyandu, cadres and agencies (in the service's own MetaData)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from shared.db import new_metadata
+
+metadata = new_metadata()
+
+
+class Table(SQLModel, registry=registry(metadata=metadata)):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tz(*, nullable: bool, server_default: Any = None
+        ) -> sa.Column[datetime]:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, server_default=server_default)
+
+
+class Region(Table, table=True):
+    __tablename__ = "regions"
+    __table_args__ = (
+        sa.Index("ix_regions_name_trgm", sa.text("lower(name) gin_trgm_ops"), postgresql_using="gin"),
+    )
+
+    code: str = Field(primary_key=True, max_length=10)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    parent_code: str | None = Field(default=None, max_length=6, index=True)
+    kind: str | None = Field(default=None, max_length=20)
+    list_version: str = Field(max_length=100)
+    retired_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False, server_default=sa.func.now()))
+
+
+class Posyandu(Table, table=True):
+    __tablename__ = "posyandu"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    code: str = Field(max_length=40, unique=True)
+    name: str = Field(max_length=200)
+    village_code: str = Field(foreign_key="regions.code", max_length=10, index=True)
+    address: str | None = Field(default=None, max_length=500)
+    latitude: float | None = None
+    longitude: float | None = None
+    service_days: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
+    status: str = Field(default="active", max_length=10, index=True)
+    version: int = Field(default=1)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+
+
+class Cadre(Table, table=True):
+    __tablename__ = "cadres"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    posyandu_id: uuid.UUID = Field(foreign_key="posyandu.id", index=True)
+    name: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=254)
+    duties: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
+    status: str = Field(default="active", max_length=10)
+    since: date | None = None
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+
+
+class Agency(Table, table=True):
+    __tablename__ = "agencies"
+    __table_args__ = (sa.Index("ix_agencies_routing", "jurisdiction_code", "status"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    jurisdiction_code: str = Field(foreign_key="regions.code", max_length=4)
+    spm_fields: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=30)
+    address: str | None = Field(default=None, max_length=500)
+    status: str = Field(default="active", max_length=10)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))

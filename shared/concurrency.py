@@ -1,0 +1,20 @@
+"""Optimistic concurrency: ETags from an aggregate's version, checked against `If-Match`."""
+
+from __future__ import annotations
+
+from shared.errors import PreconditionFailed
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, current_version: int) -> None:
+    """412 when the client's `If-Match` names another version; no header means no precondition."""
+    if if_match is None:
+        return
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if "*" in candidates or etag(current_version) in candidates:
+        return
+    raise PreconditionFailed(f"The resource has changed: its current ETag is {etag(current_version)}.",
+                             current_etag=etag(current_version))

@@ -1,0 +1,192 @@
+"""The one consumer runner: inbox dedup in the handler's transaction, commit after, bounded retries, DLQ.
+
+Each record is handled in its own database transaction that first records the event id in the inbox;
+a redelivered event finds its id there and changes nothing. Offsets are committed only after the
+transaction commits. A record that is not a valid event, or whose handler keeps failing for reasons
+other than an unreachable database, goes to `posyandu.dlq.<group>` with the error, and the runner
+moves on. Broker errors (a rebalance, UNKNOWN_MEMBER_ID from the embedded broker) make it rejoin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events.envelope import CloudEvent
+from shared.events.topics import dead_letter_topic
+from shared.kafka import new_consumer, new_producer
+from shared.observability import CONSUMER_LAG, CONSUMER_RECORDS, event_id_var
+from shared.settings import ServiceSettings
+from shared.tables import inbox
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler's verdict that retrying cannot help: the record goes straight to the dead-letter topic."""
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.runner.commit_processed()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+class ConsumerRunner:
+    """Consumes topics for one consumer group and hands each event to the handler of its type."""
+
+    def __init__(self, settings: ServiceSettings, *, service: str, group_id: str, topics: list[str],
+                 handlers: Mapping[str, Handler], sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.service = service
+        self.group_id = group_id
+        self.topics = topics
+        self.handlers = dict(handlers)
+        self.sessionmaker = sessionmaker
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._processed: dict[TopicPartition, int] = {}
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._consume()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer interrupted; rejoining", extra={"group": self.group_id, "error": repr(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await self._close()
+
+    async def _close(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 10)
+        self._consumer = self._producer = None
+        self._processed.clear()
+
+    async def _consume(self) -> None:
+        self._consumer = new_consumer(self.settings, group_id=self.group_id, client_id=f"{self.service}-consumer")
+        self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        self._producer = new_producer(self.settings, client_id=f"{self.service}-dlq")
+        await self._consumer.start()
+        await self._producer.start()
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        break
+                    await self.handle(record)
+                    self._processed[tp] = record.offset + 1
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None and tp in self._processed:
+                    CONSUMER_LAG.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(
+                        max(highwater - self._processed[tp], 0))
+            await self.commit_processed()
+
+    async def commit_processed(self) -> None:
+        if self._consumer is None or not self._processed:
+            return
+        offsets = dict(self._processed)
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as exc:
+            # A rebalance moved the partitions: the new owner re-reads from the last commit, and the inbox
+            # makes that harmless.
+            log.warning("offset commit failed", extra={"group": self.group_id, "error": repr(exc)})
+        self._processed.clear()
+
+    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Process one record: apply once, retry while it may help, else dead-letter it."""
+        try:
+            event = CloudEvent.from_bytes(record.value)
+        except (ValueError, ValidationError) as exc:
+            await self._dead_letter(record, f"malformed event: {exc}")
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            CONSUMER_RECORDS.labels(self.service, self.group_id, "ignored").inc()
+            return
+        event_id_var.set(str(event.id))
+        try:
+            attempt = 0
+            while True:
+                try:
+                    applied = await self._apply(handler, event)
+                    CONSUMER_RECORDS.labels(self.service, self.group_id, "applied" if applied else "duplicate").inc()
+                    return
+                except (PermanentError, ValidationError) as exc:
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    return
+                except Exception as exc:
+                    if _database_unreachable(exc):
+                        # Not the record's fault: wait for the database without spending attempts.
+                        log.warning("database unreachable while consuming; waiting", extra={"error": repr(exc)})
+                        await asyncio.sleep(1.0)
+                        if self._stopping.is_set():
+                            raise
+                        continue
+                    attempt += 1
+                    if attempt >= self.settings.consumer_max_attempts:
+                        await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                        return
+                    log.warning("handler failed; retrying", extra={"attempt": attempt, "error": repr(exc)})
+                    await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+        finally:
+            event_id_var.set(None)
+
+    async def _apply(self, handler: Handler, event: CloudEvent) -> bool:
+        async with self.sessionmaker() as session, session.begin():
+            claimed = await session.execute(
+                insert(inbox).values(consumer_group=self.group_id, event_id=event.id, event_type=event.type)
+                .on_conflict_do_nothing().returning(inbox.c.event_id))
+            if claimed.first() is None:
+                return False
+            await handler(session, event)
+        return True
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        assert self._producer is not None
+        headers = [*(record.headers or ()),
+                   ("dlq_error", error[:2000].encode()), ("dlq_topic", record.topic.encode()),
+                   ("dlq_partition", str(record.partition).encode()), ("dlq_offset", str(record.offset).encode()),
+                   ("dlq_consumer_group", self.group_id.encode())]
+        # Awaited before the offset moves on: a record is never dropped, only parked.
+        await self._producer.send_and_wait(dead_letter_topic(self.group_id), value=record.value, key=record.key,
+                                           headers=headers)
+        CONSUMER_RECORDS.labels(self.service, self.group_id, "dead-lettered").inc()
+        log.error("record dead-lettered", extra={"group": self.group_id, "topic": record.topic,
+                                                  "offset": record.offset, "error": error[:500]})

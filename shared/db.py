@@ -1,0 +1,65 @@
+"""Async database access: engine, one session per request (one transaction), table naming convention."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.settings import ServiceSettings
+
+#: Constraint and index names fixed before the first migration, so Alembic can name what it alters.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    """A service's own MetaData, so that two services' tables never share one registry in a process."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """DATABASE_URL is a plain asyncpg/libpq URL; SQLAlchemy wants the driver named."""
+    parts = urlsplit(database_url)
+    scheme = "postgresql+asyncpg" if parts.scheme in {"postgresql", "postgres"} else parts.scheme
+    return urlunsplit((scheme, *parts[1:]))
+
+
+def asyncpg_url(database_url: str) -> str:
+    """The URL as asyncpg.connect takes it (no driver suffix)."""
+    parts = urlsplit(database_url)
+    return urlunsplit(("postgresql", *parts[1:]))
+
+
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(settings.database_url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"statement_cache_size": settings.database_statement_cache_size},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request, one transaction: commit on success, roll back on any error. Services never commit."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+# scope="function": commit before the response is sent, so a failed commit is never reported as success.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,1 @@
+"""Events: the CloudEvents envelope, the topic names and the catalogue of event types."""

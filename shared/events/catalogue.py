@@ -1,0 +1,58 @@
+"""The catalogue of event types: each type's name, typed data model, topic and publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.events.envelope import CloudEvent
+from shared.events.topics import SpmField
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    data_model: type[BaseModel]
+    publisher: str
+    summary: str
+    #: The topic, fixed, or chosen by the event's SPM field (referral events).
+    topic: str | Callable[[SpmField], str]
+
+    def topic_for(self, field: SpmField | None = None) -> str:
+        if isinstance(self.topic, str):
+            return self.topic
+        if field is None:
+            raise ValueError(f"{self.name} needs an SPM field to choose its topic")
+        return self.topic(field)
+
+    def new(self, data: BaseModel, *, subject: str, regioncode: str | None = None,
+            spmfield: SpmField | None = None) -> CloudEvent:
+        """An envelope for this type around typed data (checked against the catalogue's model)."""
+        if not isinstance(data, self.data_model):
+            raise TypeError(f"{self.name} carries {self.data_model.__name__}, not {type(data).__name__}")
+        return CloudEvent(source=f"/posyandu/{self.publisher}", type=self.name, subject=subject,
+                          data=data.model_dump(mode="json"), regioncode=regioncode, spmfield=spmfield)
+
+    def parse(self, event: CloudEvent) -> BaseModel:
+        return self.data_model.model_validate(event.data)
+
+
+CATALOGUE: dict[str, EventType] = {}
+
+
+def register(name: str, data_model: type[BaseModel], *, publisher: str, topic: str | Callable[[SpmField], str],
+             summary: str) -> EventType:
+    if name in CATALOGUE:
+        raise ValueError(f"event type {name} registered twice")
+    event_type = EventType(name=name, data_model=data_model, publisher=publisher, summary=summary, topic=topic)
+    CATALOGUE[name] = event_type
+    return event_type
+
+
+def load_all() -> dict[str, EventType]:
+    """Import every module that registers event types, and return the whole catalogue."""
+    from shared.events import registry  # noqa: F401
+
+    return CATALOGUE

@@ -1,0 +1,98 @@
+"""Events of the registry service on `posyandu.registry.v1`: regions, posyandu, cadres and agencies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from shared.events.catalogue import EventType, register
+from shared.events.topics import REGISTRY_TOPIC, SpmField
+
+
+class RegionLevel(StrEnum):
+    PROVINCE = "province"
+    REGENCY = "regency"
+    DISTRICT = "district"
+    VILLAGE = "village"
+
+
+class AgencyLevel(StrEnum):
+    PROVINCE = "province"
+    REGENCY = "regency"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class RegionData(BaseModel):
+    code: str = Field(pattern=r"^\d{2}(\d{2}(\d{2}(\d{4})?)?)?$")
+    name: str
+    level: RegionLevel
+    parent_code: str | None
+    #: `kabupaten`/`kota` for a regency, `kelurahan`/`desa`/`desa-adat` for a village, else None.
+    kind: str | None = None
+    #: The official list the region was last seen in (e.g. `kepmendagri-300.2.2-2138-2025`).
+    list_version: str
+
+
+class PosyanduData(BaseModel):
+    posyandu_id: uuid.UUID
+    code: str
+    name: str
+    village_code: str
+    status: Status
+    service_days: list[str]
+    latitude: float | None = None
+    longitude: float | None = None
+    version: int
+
+
+class CadreData(BaseModel):
+    """A cadre's assignment; no name or contact (personal data stays behind the REST API)."""
+
+    cadre_id: uuid.UUID
+    posyandu_id: uuid.UUID
+    duties: list[SpmField]
+    status: Status
+    since: date | None = None
+
+
+class AgencyData(BaseModel):
+    agency_id: uuid.UUID
+    name: str
+    level: AgencyLevel
+    jurisdiction_code: str
+    spm_fields: list[SpmField]
+    status: Status
+    version: int
+
+
+def _registry(name: str, model: type[BaseModel], summary: str) -> EventType:
+    return register(name, model, publisher="registry", topic=REGISTRY_TOPIC, summary=summary)
+
+
+REGION_REGISTERED = _registry("posyandu.region.registered.v1", RegionData,
+                              "A region of the official list was imported for the first time.")
+REGION_RENAMED = _registry("posyandu.region.renamed.v1", RegionData,
+                           "A newer official list gave a region another name.")
+REGION_RETIRED = _registry("posyandu.region.retired.v1", RegionData,
+                           "A full import of a newer list no longer holds this region; whoever references it "
+                           "should be flagged for re-assignment.")
+POSYANDU_REGISTERED = _registry("posyandu.posyandu.registered.v1", PosyanduData, "A posyandu was registered.")
+POSYANDU_UPDATED = _registry("posyandu.posyandu.updated.v1", PosyanduData, "A posyandu's details changed.")
+POSYANDU_DEACTIVATED = _registry("posyandu.posyandu.deactivated.v1", PosyanduData,
+                                 "A posyandu stopped operating.")
+CADRE_ASSIGNED = _registry("posyandu.cadre.assigned.v1", CadreData, "A cadre (kader) joined a posyandu.")
+CADRE_UPDATED = _registry("posyandu.cadre.updated.v1", CadreData, "A cadre's duties changed.")
+CADRE_UNASSIGNED = _registry("posyandu.cadre.unassigned.v1", CadreData, "A cadre left a posyandu.")
+AGENCY_REGISTERED = _registry("posyandu.agency.registered.v1", AgencyData,
+                              "An agency (OPD) was registered with its fields and jurisdiction.")
+AGENCY_UPDATED = _registry("posyandu.agency.updated.v1", AgencyData,
+                           "An agency's fields, jurisdiction or details changed.")
+AGENCY_DEACTIVATED = _registry("posyandu.agency.deactivated.v1", AgencyData,
+                               "An agency no longer takes referrals.")

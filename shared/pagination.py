@@ -1,0 +1,47 @@
+"""Cursor pagination: `?limit=` (default 50, max 500) and an opaque `?cursor=` over a keyset."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+
+from shared.errors import BadRequest
+
+T = TypeVar("T")
+
+LimitParam = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
+CursorParam = Annotated[str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(values), default=str)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
+    """The keyset values of a cursor, converted to the given types; 400 for anything not ours."""
+    if cursor is None:
+        return None
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(types):
+            raise ValueError("wrong shape")
+        return tuple(kind(value) for kind, value in zip(types, raw, strict=True))
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadRequest("The cursor is not valid; use the next_cursor of a previous page.") from exc
+
+
+def page_of(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
+    """Given up to limit+1 rows, the page and the cursor of the next one (key gives a row's keyset)."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(*key(rows[-1]))
+    return rows, None

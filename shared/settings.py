@@ -1,0 +1,65 @@
+"""Settings every service reads from its environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The HS256 secret of the local stack and the tests; refused in production.
+DEV_JWT_SECRET = "posyandu-local-development-secret-do-not-use-in-production"  # noqa: S105 (public on purpose)
+
+
+class ServiceSettings(BaseSettings):
+    """Database, broker, auth and HTTP settings shared by all services."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+    log_level: str = "INFO"
+    port: int | None = None
+
+    database_url: str = "postgresql://postgres@localhost:5432/postgres"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # asyncpg's statement cache breaks behind a transaction-mode pooler (PgBouncer): 0 turns it off.
+    database_statement_cache_size: int = Field(default=100, ge=0)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    # The embedded broker answers a fetch only when this wait expires: keep it low locally.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
+    kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
+
+    auth_jwt_secret: str | None = DEV_JWT_SECRET
+    auth_jwks_url: str | None = None
+    auth_algorithms: str = "HS256"
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_refresh_seconds: int = Field(default=300, ge=10)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    consumer_max_attempts: int = Field(default=5, ge=1, le=50)
+
+    @property
+    def algorithms(self) -> list[str]:
+        return [a.strip() for a in self.auth_algorithms.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ServiceSettings:
+        if self.environment == "production":
+            if self.auth_jwt_secret == DEV_JWT_SECRET or (self.auth_jwt_secret and not self.auth_jwks_url
+                                                          and len(self.auth_jwt_secret) < 32):
+                raise ValueError("production needs AUTH_JWKS_URL (or a strong AUTH_JWT_SECRET), "
+                                 "never the development secret")
+            if "HS256" in self.algorithms and self.auth_jwks_url:
+                raise ValueError("production with a JWKS URL must not accept HS256 tokens")
+        if not self.auth_jwt_secret and not self.auth_jwks_url:
+            raise ValueError("set AUTH_JWKS_URL or AUTH_JWT_SECRET")
+        return self

@@ -1,0 +1,71 @@
+"""Tables every service has in its own database: outbox, inbox, idempotency keys and the audit log.
+
+They live in one MetaData that each service's migrations include beside the service's own tables.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from shared.db import new_metadata
+
+platform_metadata = new_metadata()
+
+outbox = sa.Table(
+    "outbox",
+    platform_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+)
+# The relay reads only unpublished rows: a partial index keeps that cheap however long the history.
+sa.Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+
+inbox = sa.Table(
+    "inbox",
+    platform_metadata,
+    sa.Column("consumer_group", sa.Text, primary_key=True),
+    sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    platform_metadata,
+    sa.Column("principal", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("response", JSONB),
+    sa.Column("headers", JSONB),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    platform_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("actor_role", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("resource_type", sa.Text, nullable=False),
+    sa.Column("resource_id", sa.Text, nullable=False),
+    #: The person or household the data is about, so a data subject can ask who read their data.
+    sa.Column("subject_ref", sa.Text),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text),
+    sa.Column("fields", JSONB),
+)
+sa.Index("ix_audit_log_resource", audit_log.c.resource_type, audit_log.c.resource_id)
+sa.Index("ix_audit_log_subject_ref", audit_log.c.subject_ref)
+sa.Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.at)
