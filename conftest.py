@@ -1,0 +1,91 @@
+"""Test session fixtures: one embedded PostgreSQL and one embedded broker for the whole run (real parts)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from services.registry.app import create_app as create_registry_app
+from services.registry.settings import RegistrySettings
+from shared.migrate import upgrade
+from tests.support import tokens
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass
+class Stack:
+    pg: EmbeddedPostgres
+    broker: EmbeddedBroker
+
+    async def create_database(self, name: str) -> str:
+        conn = await asyncpg.connect(self.pg.dsn())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.pg.dsn(name)
+
+    async def migrated_database(self, service: str, name: str) -> str:
+        dsn = await self.create_database(name)
+        await asyncio.to_thread(upgrade, ROOT / "services" / service, dsn)
+        return dsn
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("stack")
+    pg = EmbeddedPostgres(base / "pg")
+    broker = EmbeddedBroker(free_port(), logfile=base / "broker.log")
+    pg.start()
+    broker.start()
+    try:
+        yield Stack(pg, broker)
+    finally:
+        broker.stop()
+        pg.stop("immediate")
+
+
+def service_settings(stack: Stack, database_url: str) -> dict[str, object]:
+    return {"environment": "test", "database_url": database_url,
+            "kafka_bootstrap_servers": stack.broker.bootstrap_servers, "kafka_fetch_max_wait_ms": 10,
+            "kafka_request_timeout_ms": 5000, "outbox_poll_interval_seconds": 0.2, "log_level": "WARNING"}
+
+
+@pytest.fixture(scope="session")
+async def registry_settings(stack: Stack) -> RegistrySettings:
+    dsn = await stack.migrated_database("registry", "registry")
+    return RegistrySettings(**service_settings(stack, dsn))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def registry(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the registry app running in-process with its lifespan (relay included)."""
+    app = create_registry_app(registry_settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+            response = await client.post(
+                "/api/v1/regions/import", headers={**tokens.admin(), "Content-Type": "text/csv"},
+                content=(ROOT / "services/registry/demo/regions.csv").read_bytes())
+            assert response.status_code == 200, response.text
+            yield client
+
+
+@pytest.fixture
+async def registry_db(registry_settings: RegistrySettings) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the registry's database, to check what was (not) written."""
+    conn = await asyncpg.connect(registry_settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
