@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -55,16 +56,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pg.stop("immediate")
 
 
-def service_settings(stack: Stack, database_url: str) -> dict[str, object]:
+def service_settings(stack: Stack, database_url: str) -> dict[str, Any]:
     return {"environment": "test", "database_url": database_url,
             "kafka_bootstrap_servers": stack.broker.bootstrap_servers, "kafka_fetch_max_wait_ms": 10,
-            "kafka_request_timeout_ms": 5000, "outbox_poll_interval_seconds": 0.2, "log_level": "WARNING"}
+            "outbox_poll_interval_seconds": 0.2, "log_level": "WARNING"}
 
 
 @pytest.fixture(scope="session")
 async def registry_settings(stack: Stack) -> RegistrySettings:
     dsn = await stack.migrated_database("registry", "registry")
-    return RegistrySettings(**service_settings(stack, dsn))  # type: ignore[arg-type]
+    return RegistrySettings(**service_settings(stack, dsn))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,31 +82,30 @@ class BodyLimit:
             await too_large(scope, receive, send)
             return
         received = 0
-        response_started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    # Answer 413 now and tell the app the client left: it stops reading and its reply is dropped.
+                    refused = True
+                    await too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await too_large(scope, receive, send)
+        with contextlib.suppress(ClientDisconnect):
+            await self.app(scope, counting_receive, guarded_send)
 
 
-class _BodyTooLarge(Exception):
-    pass
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:

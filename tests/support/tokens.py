@@ -13,8 +13,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def admin(**claims: object) -> dict[str, str]:
-    return bearer(mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="admin-test", **claims))
+def admin() -> dict[str, str]:
+    return bearer(mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="admin-test"))
 
 
 def pembina(region_prefix: str) -> dict[str, str]:

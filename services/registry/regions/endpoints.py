@@ -10,7 +10,7 @@ from services.registry.regions import importer, service
 from services.registry.regions.schemas import ImportReport, RegionPublic, to_public
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import BadRequest, UnsupportedMediaType
+from shared.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from shared.events.registry import RegionLevel
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 from shared.region_codes import PLAIN_CODE_PATTERN
@@ -76,8 +76,6 @@ async def import_regions(
         raise BadRequest("The list must be UTF-8 text.") from exc
     rows, errors = importer.parse_csv(text)
     if errors:
-        from shared.errors import ValidationFailed
-
         raise ValidationFailed(f"{len(errors)} rows are invalid; nothing was imported.",
                                errors=errors[: importer.MAX_ERRORS_REPORTED])
     return await importer.import_regions(session, rows, list_version=list_version, full=full)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from services.registry.tables import Region
 from shared.events.registry import RegionLevel
 
 
@@ -34,7 +35,7 @@ class ImportReport(BaseModel):
     finished_at: datetime
 
 
-def to_public(region: object) -> RegionPublic:
-    return RegionPublic(code=region.code, name=region.name, level=RegionLevel(region.level),  # type: ignore[attr-defined]
-                        parent_code=region.parent_code, kind=region.kind,  # type: ignore[attr-defined]
-                        list_version=region.list_version, retired=region.retired_at is not None)  # type: ignore[attr-defined]
+def to_public(region: Region) -> RegionPublic:
+    return RegionPublic(code=region.code, name=region.name, level=RegionLevel(region.level),
+                        parent_code=region.parent_code, kind=region.kind, list_version=region.list_version,
+                        retired=region.retired_at is not None)

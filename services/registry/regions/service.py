@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.tables import Region
-from shared.errors import NotFound
+from shared.errors import NotFound, ValidationFailed
 
 
 class RegionNotFound(NotFound):
@@ -42,8 +42,6 @@ async def list_regions(*, session: AsyncSession, parent: str | None, level: str 
 
 async def require_village(*, session: AsyncSession, code: str) -> Region:
     """The active village with this code, or a 422 naming the problem."""
-    from shared.errors import ValidationFailed
-
     region = await session.get(Region, code)
     if region is None or region.level != "village" or region.retired_at is not None:
         raise ValidationFailed(f"{code} is not an active village code.",

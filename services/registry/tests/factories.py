@@ -29,12 +29,14 @@ async def create_posyandu(client: httpx.AsyncClient, village_code: str = GAMBIR,
     response = await client.post("/api/v1/posyandu", json=posyandu_body(village_code, **overrides),
                                  headers=tokens.admin())
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    created: dict[str, Any] = response.json()
+    return created
 
 
-def agency_body(jurisdiction_code: str, fields: list[str], level: str | None = None, **overrides: Any) -> dict[str, Any]:
-    body = {"name": f"Dinas Uji {next(_serial)}", "level": level or ("province" if len(jurisdiction_code) == 2
-                                                                       else "regency"),
+def agency_body(jurisdiction_code: str, fields: list[str], level: str | None = None,
+                **overrides: Any) -> dict[str, Any]:
+    body = {"name": f"Dinas Uji {next(_serial)}",
+            "level": level or ("province" if len(jurisdiction_code) == 2 else "regency"),
             "jurisdiction_code": jurisdiction_code, "spm_fields": fields}
     body.update(overrides)
     return body
@@ -45,4 +47,5 @@ async def create_agency(client: httpx.AsyncClient, jurisdiction_code: str, field
     response = await client.post("/api/v1/agencies", json=agency_body(jurisdiction_code, fields, **overrides),
                                  headers=tokens.admin())
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    created: dict[str, Any] = response.json()
+    return created

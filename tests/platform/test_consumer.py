@@ -1,0 +1,128 @@
+"""The consumer runner: applies a redelivered event once, dead-letters poison records and keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from conftest import Stack, service_settings
+from services.registry.settings import RegistrySettings
+from shared.consumer import ConsumerRunner
+from shared.db import create_engine, create_sessionmaker
+from shared.events.envelope import CloudEvent
+from shared.events.topics import dead_letter_topic
+from shared.observability import CONSUMER_RECORDS
+from tests.support.kafka import read_topic
+
+EVENT_TYPE = "posyandu.probe.happened.v1"
+
+
+@dataclass
+class Probe:
+    settings: RegistrySettings
+    engine: AsyncEngine
+    dsn: str
+    topic: str
+    group: str
+
+    def runner(self) -> ConsumerRunner:
+        async def apply(session: AsyncSession, event: CloudEvent) -> None:
+            if event.data.get("explode"):
+                raise ValueError("the handler cannot process this one")
+            await session.execute(sa.text("INSERT INTO probe (event_id, n) VALUES (:id, :n)"),
+                                  {"id": event.id, "n": event.data["n"]})
+
+        return ConsumerRunner(self.settings, service="probe", group_id=self.group, topics=[self.topic],
+                              handlers={EVENT_TYPE: apply}, sessionmaker=create_sessionmaker(self.engine))
+
+    async def applied(self) -> list[int]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return [r["n"] for r in await conn.fetch("SELECT n FROM probe ORDER BY n")]
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def probe(stack: Stack) -> AsyncIterator[Probe]:
+    name = f"consumer_{uuid.uuid4().hex[:8]}"
+    dsn = await stack.migrated_database("registry", name)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE probe (event_id uuid PRIMARY KEY, n int NOT NULL)")
+    await conn.close()
+    settings = RegistrySettings(**{**service_settings(stack, dsn), "consumer_max_attempts": 2})
+    engine = create_engine(settings)
+    yield Probe(settings, engine, dsn, topic=f"test.consumer.{name}", group=f"probe-{name}")
+    await engine.dispose()
+
+
+def event(n: int, **extra: object) -> CloudEvent:
+    return CloudEvent(source="/posyandu/registry", type=EVENT_TYPE, subject=f"probe-{n}", data={"n": n, **extra})
+
+
+async def until_applied(probe: Probe, expected: list[int], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := await probe.applied()) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"applied {got}, expected {expected}")
+        await asyncio.sleep(0.1)
+
+
+def duplicates(group: str) -> float:
+    return CONSUMER_RECORDS.labels("probe", group, "duplicate")._value.get()
+
+
+async def test_redelivered_event_applies_once_and_poison_records_are_dead_lettered(probe: Probe,
+                                                                                  stack: Stack) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    runner = probe.runner()
+    task = asyncio.create_task(runner.run())
+    try:
+        first = event(1)
+        for record in (first, first, event(2)):  # the first one delivered twice
+            await producer.send_and_wait(probe.topic, record.to_bytes(), key=b"k")
+        await until_applied(probe, [1, 2])
+        assert duplicates(probe.group) == 1
+
+        await producer.send_and_wait(probe.topic, b"{this is not an event", key=b"k")
+        await producer.send_and_wait(probe.topic, event(3, explode=True).to_bytes(), key=b"k")
+        await producer.send_and_wait(probe.topic, event(4).to_bytes(), key=b"k")
+        await until_applied(probe, [1, 2, 4])  # it kept going past both poison records
+
+        dead = await read_topic(stack.broker.bootstrap_servers, dead_letter_topic(probe.group),
+                                until=lambda rs: len(rs) >= 2)
+        assert dead[0].record.value == b"{this is not an event"
+        assert dead[0].headers["dlq_error"].startswith(b"malformed event")
+        assert dead[0].headers["dlq_topic"] == probe.topic.encode()
+        assert dead[1].event is not None and dead[1].event.data["n"] == 3
+        assert dead[1].headers["dlq_error"].startswith(b"ValueError: the handler cannot process")
+    finally:
+        runner.stop()
+        await task
+
+    # A new runner of the same group starts after the committed offsets: nothing is read twice.
+    runner = probe.runner()
+    task = asyncio.create_task(runner.run())
+    try:
+        await producer.send_and_wait(probe.topic, event(5).to_bytes(), key=b"k")
+        await until_applied(probe, [1, 2, 4, 5])
+        assert duplicates(probe.group) == 1
+    finally:
+        runner.stop()
+        await task
+        await producer.stop()
+    conn = await asyncpg.connect(probe.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer_group = $1", probe.group) == 4
+    finally:
+        await conn.close()
