@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +45,11 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("stack")
+def stack() -> Iterator[Stack]:
+    # Not under pytest's tmp_path: pytest resets its base directory to 0700 whenever another session
+    # starts, which would lock out the unprivileged user the server runs as.
+    base = Path(tempfile.mkdtemp(prefix="posyandu-test-"))
+    base.chmod(0o755)
     pg = EmbeddedPostgres(base / "pg")
     broker = EmbeddedBroker(free_port(), logfile=base / "broker.log")
     pg.start()
@@ -54,6 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         broker.stop()
         pg.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def service_settings(stack: Stack, database_url: str) -> dict[str, Any]:

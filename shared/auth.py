@@ -78,7 +78,8 @@ class TokenVerifier:
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
         self._jwks = (jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True,
-                                      lifespan=settings.auth_jwks_refresh_seconds)
+                                      lifespan=settings.auth_jwks_refresh_seconds,
+                                      cooldown_duration=settings.auth_jwks_refetch_cooldown_seconds)
                       if settings.auth_jwks_url else None)
 
     async def verify(self, token: str) -> Principal:

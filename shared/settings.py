@@ -41,6 +41,8 @@ class ServiceSettings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = None
     auth_jwks_refresh_seconds: int = Field(default=300, ge=10)
+    # A token with an unknown `kid` forces a JWKS refetch at most this often (rotation vs. hammering the IdP).
+    auth_jwks_refetch_cooldown_seconds: float = Field(default=30.0, ge=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)

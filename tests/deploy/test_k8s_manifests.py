@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +25,32 @@ from shared.events.topics import (
     referral_topic,
 )
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("dev", "production")
 NAMESPACE = "posyandu"
 IMAGE = "ghcr.io/posyandu-spm/posyandu-spm"
+#: The services that exist in code: only these are deployed (the base lists their components).
+CODE_SERVICES = sorted(p.name for p in (REPO / "services").iterdir() if (p / "__init__.py").exists())
+#: Every service component ready in base/services, whether its code has landed or not.
+COMPONENTS = sorted(p.name for p in (K8S / "base" / "services").iterdir() if (p / "kustomization.yaml").exists())
+#: The manifests as shipped, and a copy whose base lists every component: so that a component
+#: not deployed yet is still built and checked like the others, ready for its code to land.
+SHIPPED, ALL_COMPONENTS = "shipped", "all-components"
+VARIANTS = {SHIPPED: CODE_SERVICES, ALL_COMPONENTS: COMPONENTS}
+#: What a service component adds to a build, by kind, with the name it gives the object.
+COMPONENT_OBJECTS = {
+    "ServiceAccount": "{}",
+    "ConfigMap": "{}-config",
+    "Deployment": "{}",
+    "Service": "{}",
+    "HorizontalPodAutoscaler": "{}",
+    "PodDisruptionBudget": "{}",
+    "Job": "{}-migrate",
+    "NetworkPolicy": "{}",
+    "KafkaUser": "{}",
+    "Database": "{}",
+}
 SERVICE_PORTS = {"registry": 8001, "household": 8002, "referral": 8003, "reporting": 8004}
 #: The services that consume, each with the consumer group named after itself.
 CONSUMER_GROUPS = ("household", "referral", "reporting")
@@ -63,10 +86,10 @@ Obj = dict[str, Any]
 
 
 @functools.cache
-def build(overlay: str) -> tuple[Obj, ...]:
-    """The objects `kubectl kustomize` renders for an overlay."""
+def build(root: Path, overlay: str) -> tuple[Obj, ...]:
+    """The objects `kubectl kustomize` renders for an overlay of the manifests at root."""
     result = subprocess.run(
-        [str(kubectl_path()), "kustomize", str(K8S / "overlays" / overlay)],
+        [str(kubectl_path()), "kustomize", str(root / "overlays" / overlay)],
         capture_output=True,
         text=True,
         check=False,
@@ -76,19 +99,35 @@ def build(overlay: str) -> tuple[Obj, ...]:
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
-@pytest.fixture(params=OVERLAYS)
-def objects(request: pytest.FixtureRequest) -> tuple[Obj, ...]:
-    return build(request.param)
+@pytest.fixture(scope="session")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The manifests to build, by variant: as shipped, and a throwaway copy listing every component."""
+    copy = tmp_path_factory.mktemp(ALL_COMPONENTS) / "k8s"
+    shutil.copytree(K8S, copy)
+    base = copy / "base" / "kustomization.yaml"
+    kustomization = yaml.safe_load(base.read_text())
+    kustomization["components"] = [f"services/{name}" for name in COMPONENTS]
+    base.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return {SHIPPED: K8S, ALL_COMPONENTS: copy}
 
 
-@pytest.fixture
-def production() -> tuple[Obj, ...]:
-    return build("production")
+BUILDS = [(variant, overlay) for variant in VARIANTS for overlay in OVERLAYS]
 
 
-@pytest.fixture
-def dev() -> tuple[Obj, ...]:
-    return build("dev")
+@pytest.fixture(params=BUILDS, ids=[f"{overlay}-{variant}" for variant, overlay in BUILDS])
+def objects(request: pytest.FixtureRequest, trees: dict[str, Path]) -> tuple[Obj, ...]:
+    variant, overlay = request.param
+    return build(trees[variant], overlay)
+
+
+@pytest.fixture(params=tuple(VARIANTS))
+def production(request: pytest.FixtureRequest, trees: dict[str, Path]) -> tuple[Obj, ...]:
+    return build(trees[request.param], "production")
+
+
+@pytest.fixture(params=tuple(VARIANTS))
+def dev(request: pytest.FixtureRequest, trees: dict[str, Path]) -> tuple[Obj, ...]:
+    return build(trees[request.param], "dev")
 
 
 def group_of(obj: Obj) -> str:
@@ -104,6 +143,11 @@ def one(objs: tuple[Obj, ...], kind: str, name: str) -> Obj:
     found = [o for o in of_kind(objs, kind) if o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected exactly one {kind}/{name}, found {len(found)}"
     return found[0]
+
+
+def services_in(objs: tuple[Obj, ...]) -> list[str]:
+    """The services a build deploys (test_each_build_has_exactly_the_objects_of_its_services pins them)."""
+    return sorted(d["metadata"]["name"] for d in of_kind(objs, "Deployment"))
 
 
 def pod_templates(objs: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
@@ -139,6 +183,50 @@ def writes(*topics: str) -> set[tuple[str, str, str, str]]:
 
 def consumes_as(group: str) -> set[tuple[str, str, str, str]]:
     return {("group", group, "literal", "Read")}
+
+
+def intended_acls() -> dict[str, set[tuple[str, str, str, str]]]:
+    """Each service's Kafka ACLs, for every service component, deployed or not (the design's intent)."""
+    referral_topics = tuple(REFERRAL_TOPICS.values())
+    return {
+        "registry": writes(REGISTRY_TOPIC),
+        "household": reads(REGISTRY_TOPIC, *referral_topics)
+        | writes(HOUSEHOLD_TOPIC, dead_letter_topic("household"))
+        | consumes_as("household"),
+        "referral": reads(REGISTRY_TOPIC, HOUSEHOLD_TOPIC)
+        | writes(*referral_topics, dead_letter_topic("referral"))
+        | consumes_as("referral"),
+        "reporting": reads(*ALL_TOPICS) | writes(dead_letter_topic("reporting")) | consumes_as("reporting"),
+    }
+
+
+# ---------------------------------------------------------------- which services are deployed
+
+
+def test_every_service_in_code_has_a_component() -> None:
+    assert CODE_SERVICES, "no service found under services/"
+    assert set(CODE_SERVICES) <= set(COMPONENTS), sorted(set(CODE_SERVICES) - set(COMPONENTS))
+    # Every component, deployed or not, has its port and its intended ACLs stated in these tests.
+    assert set(COMPONENTS) == set(SERVICE_PORTS) == set(intended_acls())
+
+
+def test_the_base_lists_the_components_of_the_services_in_code_only() -> None:
+    """A component whose code has not landed would start pods that crash-loop."""
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["components"]) == [f"services/{name}" for name in CODE_SERVICES]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_build_has_exactly_the_objects_of_its_services(trees: dict[str, Path], variant: str, overlay: str) -> None:
+    """As shipped: a Deployment, migration Job, KafkaUser, Database, ... for each service in code."""
+    objs = build(trees[variant], overlay)
+    services = VARIANTS[variant]
+    found = {
+        (o["kind"], o["metadata"]["name"]) for o in objs if "app.kubernetes.io/name" in o["metadata"].get("labels", {})
+    }
+    assert found == {(kind, name.format(service)) for kind, name in COMPONENT_OBJECTS.items() for service in services}
+    assert services_in(objs) == services
 
 
 # ---------------------------------------------------------------- schema validation
@@ -215,7 +303,7 @@ def test_crd_schema_check_rejects_a_misspelt_field(production: tuple[Obj, ...]) 
 
 def test_deployments_have_readiness_liveness_and_graceful_shutdown(objects: tuple[Obj, ...]) -> None:
     deployments = of_kind(objects, "Deployment")
-    assert {d["metadata"]["name"] for d in deployments} == set(SERVICE_PORTS)
+    assert deployments
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -227,7 +315,7 @@ def test_deployments_have_readiness_liveness_and_graceful_shutdown(objects: tupl
 
 def test_every_container_is_non_root_read_only_and_bounded(objects: tuple[Obj, ...]) -> None:
     templates = list(pod_templates(objects))
-    assert len(templates) == 2 * len(SERVICE_PORTS)  # a Deployment and a migration Job each
+    assert len(templates) == 2 * len(services_in(objects))  # a Deployment and a migration Job each
     for where, template in templates:
         pod = template["spec"]
         pod_security = pod.get("securityContext", {})
@@ -258,7 +346,7 @@ def test_containers_run_the_project_image_with_a_pinned_tag(objects: tuple[Obj, 
 
 
 def test_each_service_has_a_migration_job_running_its_migrate_command(objects: tuple[Obj, ...]) -> None:
-    for service in SERVICE_PORTS:
+    for service in services_in(objects):
         job = one(objects, "Job", f"{service}-migrate")
         (container,) = job["spec"]["template"]["spec"]["containers"]
         assert container["command"] + container["args"] == ["python", "-m", f"services.{service}", "migrate"]
@@ -297,7 +385,8 @@ def test_services_read_only_documented_settings(objects: tuple[Obj, ...]) -> Non
 
 
 def test_services_take_secrets_from_the_operator_made_secrets(objects: tuple[Obj, ...]) -> None:
-    for service, port in SERVICE_PORTS.items():
+    for service in services_in(objects):
+        port = SERVICE_PORTS[service]
         deployment = one(objects, "Deployment", service)
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -354,21 +443,16 @@ def test_the_kafka_cluster_requires_tls_scram_and_acls(objects: tuple[Obj, ...])
 
 
 def test_each_service_user_has_exactly_the_acls_it_needs(objects: tuple[Obj, ...]) -> None:
-    referral_topics = tuple(REFERRAL_TOPICS.values())
-    expected = {
-        "registry": writes(REGISTRY_TOPIC),
-        "household": reads(REGISTRY_TOPIC, *referral_topics)
-        | writes(HOUSEHOLD_TOPIC, dead_letter_topic("household"))
-        | consumes_as("household"),
-        "referral": reads(REGISTRY_TOPIC, HOUSEHOLD_TOPIC)
-        | writes(*referral_topics, dead_letter_topic("referral"))
-        | consumes_as("referral"),
-        "reporting": reads(*ALL_TOPICS) | writes(dead_letter_topic("reporting")) | consumes_as("reporting"),
+    expected = intended_acls()
+    services = set(services_in(objects))
+    service_users = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")} - {
+        u["metadata"]["name"] for u in agency_users(objects)
     }
-    for service, acls in expected.items():
+    assert service_users == services, "a KafkaUser for each deployed service, and no other"
+    for service in services:
         user = one(objects, "KafkaUser", service)
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
-        assert acl_set(user) == acls, service
+        assert acl_set(user) == expected[service], service
     # And so, for example: only the referral service may write a referral topic.
     writers = {
         t: {
@@ -378,9 +462,9 @@ def test_each_service_user_has_exactly_the_acls_it_needs(objects: tuple[Obj, ...
         }
         for t in ALL_TOPICS
     }
-    assert writers[REGISTRY_TOPIC] == {"registry"}
-    assert writers[HOUSEHOLD_TOPIC] == {"household"}
-    assert all(writers[t] == {"referral"} for t in referral_topics)
+    assert writers[REGISTRY_TOPIC] == {"registry"} & services
+    assert writers[HOUSEHOLD_TOPIC] == {"household"} & services
+    assert all(writers[t] == {"referral"} & services for t in REFERRAL_TOPICS.values())
 
 
 def agency_users(objects: tuple[Obj, ...]) -> list[Obj]:
@@ -408,7 +492,7 @@ def test_each_agency_user_reads_exactly_its_field_topic_with_its_own_group(objec
 def test_every_kafka_user_is_a_service_or_an_agency(objects: tuple[Obj, ...]) -> None:
     """A user outside both kinds would escape the ACL checks above."""
     names = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
-    assert names == set(SERVICE_PORTS) | {u["metadata"]["name"] for u in agency_users(objects)}
+    assert names == set(services_in(objects)) | {u["metadata"]["name"] for u in agency_users(objects)}
 
 
 def test_dev_has_an_example_agency_integration_per_field(dev: tuple[Obj, ...]) -> None:
@@ -428,8 +512,8 @@ def test_every_kafka_user_belongs_to_the_cluster(objects: tuple[Obj, ...]) -> No
 def test_each_service_has_its_own_role_and_database(objects: tuple[Obj, ...]) -> None:
     cluster = one(objects, "Cluster", "posyandu-pg")
     roles = {role["name"]: role for role in cluster["spec"]["managed"]["roles"]}
-    assert set(roles) == set(SERVICE_PORTS)
-    for service in SERVICE_PORTS:
+    assert set(roles) == set(services_in(objects))
+    for service in services_in(objects):
         assert roles[service]["login"] is True
         assert roles[service]["passwordSecret"] == {"name": f"{service}-db-credentials"}
         database = one(objects, "Database", service)["spec"]
@@ -453,7 +537,8 @@ def test_the_namespace_denies_all_traffic_by_default(objects: tuple[Obj, ...]) -
 
 
 def test_each_service_talks_only_to_postgres_kafka_dns_and_its_callers(objects: tuple[Obj, ...]) -> None:
-    for service, port in SERVICE_PORTS.items():
+    for service in services_in(objects):
+        port = SERVICE_PORTS[service]
         policy = one(objects, "NetworkPolicy", service)["spec"]
         assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == service
         egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
@@ -472,7 +557,8 @@ def test_each_service_talks_only_to_postgres_kafka_dns_and_its_callers(objects: 
 
 
 def test_production_is_highly_available(production: tuple[Obj, ...]) -> None:
-    for service in SERVICE_PORTS:
+    assert services_in(production)
+    for service in services_in(production):
         deployment = one(production, "Deployment", service)
         assert deployment["spec"].get("replicas", 2) >= 2
         hpa = one(production, "HorizontalPodAutoscaler", service)["spec"]
