@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
-SERVICES := registry
+SERVICES := registry household
 
 .PHONY: run test lint typecheck arch fmt asyncapi clean
 

@@ -16,6 +16,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from services.household.app import create_app as create_household_app
+from services.household.settings import HouseholdSettings
 from services.registry.app import create_app as create_registry_app
 from services.registry.settings import RegistrySettings
 from shared.migrate import upgrade
@@ -92,6 +94,46 @@ async def registry(registry_settings: RegistrySettings) -> AsyncIterator[httpx.A
 async def registry_db(registry_settings: RegistrySettings) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to the registry's database, to check what was (not) written."""
     conn = await asyncpg.connect(registry_settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def household_settings(stack: Stack) -> HouseholdSettings:
+    dsn = await stack.migrated_database("household", "household")
+    return HouseholdSettings(**service_settings(stack, dsn))
+
+
+@pytest.fixture(scope="session")
+async def household(household_settings: HouseholdSettings,
+                    registry: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the household app in-process; it learns regions and posyandu from the registry's events."""
+    app = create_household_app(household_settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        await _until_regions_known(household_settings.database_url)
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://household") as client:
+            yield client
+
+
+async def _until_regions_known(database_url: str, timeout: float = 90) -> None:
+    """Wait until the household service has consumed the demo regions the registry fixture imported."""
+    expected = sum(1 for _ in (ROOT / "services/registry/demo/regions.csv").open()) - 1
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await conn.fetchval("SELECT count(*) FROM known_regions") < expected:
+            assert asyncio.get_running_loop().time() < deadline, "the household service did not learn the regions"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def household_db(household_settings: HouseholdSettings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(household_settings.database_url)
     try:
         yield conn
     finally:

@@ -39,7 +39,7 @@ class ServiceProcess:
 
 
 #: The services that exist today, in start order.
-SERVICES = [ServiceProcess("registry", 8001)]
+SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002)]
 
 
 def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBroker) -> dict[str, str]:

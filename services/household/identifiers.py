@@ -169,7 +169,8 @@ def check_nik_against_member(nik_info: NikInfo, *, birth_date: date | None, sex:
     problems: list[str] = []
     if birth_date is not None:
         encoded = nik_info.birth_date
-        if (encoded.day, encoded.month, encoded.year % 100) != (birth_date.day, birth_date.month, birth_date.year % 100):
+        if (encoded.day, encoded.month, encoded.year % 100) != (birth_date.day, birth_date.month,
+                                                                birth_date.year % 100):
             problems.append(
                 f"the NIK encodes the birth date {encoded:%d-%m-%y}, the member's birth date is {birth_date:%d-%m-%Y}"
             )

@@ -1,18 +1,14 @@
-"""Command line of the registry: serve, migrate, import-regions, load-demo."""
+"""Command line of the registry: serve, migrate, asyncapi, import-regions."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 
-import uvicorn
-
+from services.registry.app import asyncapi
 from services.registry.settings import RegistrySettings
-from shared.migrate import upgrade
-
-SERVICE_DIR = Path(__file__).parent
+from shared.cli import run_cli
 
 
 async def _import_regions(settings: RegistrySettings, text: str, list_version: str, full: bool) -> None:
@@ -38,30 +34,18 @@ async def _import_regions(settings: RegistrySettings, text: str, list_version: s
     console.print(report.model_dump_json(indent=2))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.registry")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the HTTP service")
-    commands.add_parser("migrate", help="apply the database migrations")
-    importing = commands.add_parser("import-regions", help="import an official region list (CSV kode,nama)")
-    importing.add_argument("path", type=Path)
-    importing.add_argument("--list-version", default="kepmendagri-300.2.2-2138-2025")
-    importing.add_argument("--full", action="store_true", help="retire regions the list no longer holds")
-    commands.add_parser("asyncapi", help="print the AsyncAPI document of the registry's events")
-    args = parser.parse_args()
-    settings = RegistrySettings()
-    if args.command == "serve":
-        uvicorn.run("services.registry.app:create_app", factory=True, host="0.0.0.0", port=settings.port or 8001,
-                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
-    elif args.command == "migrate":
-        upgrade(SERVICE_DIR, settings.database_url)
-    elif args.command == "asyncapi":
-        from services.registry.app import asyncapi
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--list-version", default="kepmendagri-300.2.2-2138-2025")
+    parser.add_argument("--full", action="store_true", help="retire regions the list no longer holds")
 
-        print(json.dumps(asyncapi(), indent=2, sort_keys=True))
-    elif args.command == "import-regions":
-        asyncio.run(_import_regions(settings, args.path.read_text(encoding="utf-8-sig"), args.list_version, args.full))
+
+def _import(args: argparse.Namespace, settings: RegistrySettings) -> None:
+    text = args.path.read_text(encoding="utf-8-sig")
+    asyncio.run(_import_regions(settings, text, args.list_version, args.full))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(service="registry", service_dir=Path(__file__).parent, settings_factory=RegistrySettings,
+            asyncapi=asyncapi, extra={"import-regions": ("import an official region list (CSV kode,nama)",
+                                                         _import_arguments, _import)})

@@ -53,7 +53,7 @@ def _load(table: Table, sex: Sex) -> dict[int, LMS]:
     rows = _MODULES[table].DATA[sex.value]
     scale = 1 if table in LENGTH_RANGE_CM else 0
     return {
-        int(round(float(key) * 10**scale)): LMS(float(v["l"]), float(v["m"]), float(v["s"])) for key, v in rows.items()
+        round(float(key) * 10**scale): LMS(float(v["l"]), float(v["m"]), float(v["s"])) for key, v in rows.items()
     }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.household.growth.classify import classify_haz, classify_muac, classify_waz, classify_whz, is_bgm
-from services.household.growth.tables import MAX_AGE_DAYS, LMS, Sex, Table, lms_for_age, lms_for_length
+from services.household.growth.tables import LMS, MAX_AGE_DAYS, Sex, Table, lms_for_age, lms_for_length
 
 # WHO: length is measured lying under 24 months (731 days), height standing from then on.
 HEIGHT_FROM_AGE_DAYS = 731

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +17,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from conftest import Stack, service_settings
+from deploy.local.embedded import EmbeddedBroker, free_port
 from services.registry.app import create_app
 from services.registry.demo import demo_regions
 from services.registry.settings import RegistrySettings
@@ -28,9 +29,19 @@ pytestmark = pytest.mark.skipif(not WILAYAH.exists(), reason=f"the official list
 
 
 @pytest.fixture(scope="module")
-async def national(stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+def national_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of its own: 91,599 region events would otherwise flood the other tests' consumers."""
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+async def national(stack: Stack, national_broker: EmbeddedBroker) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     dsn = await stack.migrated_database("registry", "registry_national")
-    app = create_app(RegistrySettings(**service_settings(stack, dsn)))
+    settings = {**service_settings(stack, dsn), "kafka_bootstrap_servers": national_broker.bootstrap_servers}
+    app = create_app(RegistrySettings(**settings))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://registry",
                                      timeout=300) as client:
@@ -76,7 +87,7 @@ async def test_national_list_imports_and_reimports_idempotently(national: tuple[
 
 
 async def test_a_newer_list_renames_and_retires(national: tuple[httpx.AsyncClient, str],
-                                                stack: Stack) -> None:
+                                                national_broker: EmbeddedBroker) -> None:
     client, _ = national
     text = WILAYAH.read_text(encoding="utf-8")
     renamed = text.replace("31.71.01.1001,Gambir\n", "31.71.01.1001,Gambir Baru\n")
@@ -89,7 +100,7 @@ async def test_a_newer_list_renames_and_retires(national: tuple[httpx.AsyncClien
     retired = (await client.get("/api/v1/regions/7602011002", headers=tokens.admin())).json()
     assert retired["retired"] is True
 
-    received = await read_topic(stack.broker.bootstrap_servers, "posyandu.registry.v1",
+    received = await read_topic(national_broker.bootstrap_servers, "posyandu.registry.v1",
                                 until=lambda rs: any(r.event and r.event.type == "posyandu.region.retired.v1"
                                                      and r.event.subject == "7602011002" for r in rs), timeout=90)
     renames = [r.event for r in received if r.event and r.event.type == "posyandu.region.renamed.v1"

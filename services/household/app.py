@@ -1,0 +1,40 @@
+"""The household service (port 8002): households, members, per-field profiles and detected needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.household.consumers import referrals as referral_events
+from services.household.consumers import registry as registry_events
+from services.household.duplicates.endpoints import router as duplicates_router
+from services.household.households.endpoints import router as households_router
+from services.household.measurements.endpoints import router as measurements_router
+from services.household.profiles.endpoints import router as profiles_router
+from services.household.settings import HouseholdSettings
+from shared.audit import audit_router
+from shared.events.asyncapi import asyncapi_document
+from shared.events.topics import REFERRAL_TOPICS, REGISTRY_TOPIC
+from shared.service import ServiceSpec, Subscription, create_service_app
+
+SPEC = ServiceSpec(
+    name="household",
+    title="Posyandu households",
+    description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
+                "rules detect. Every change is an event on posyandu.household.v1.",
+    routers=[households_router, profiles_router, measurements_router, duplicates_router,
+             audit_router()],
+    # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
+    subscriptions=[Subscription(group_id="household", topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values()],
+                                handlers={**registry_events.HANDLERS, **referral_events.HANDLERS})],
+)
+
+
+def create_app(settings: HouseholdSettings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or HouseholdSettings())
+
+
+def asyncapi() -> dict[str, Any]:
+    """The AsyncAPI document of the household's events (checked in as services/household/asyncapi.json)."""
+    return asyncapi_document(SPEC.name, consumes=SPEC.consumed_topics)

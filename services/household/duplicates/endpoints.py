@@ -1,0 +1,62 @@
+"""HTTP routes for likely duplicate members: review, merge, dismiss."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+
+from services.household.duplicates import service
+from services.household.needs.service import refresh_needs
+from shared.audit import record_read
+from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.db import SessionDep
+
+router = APIRouter(prefix="/api/v1/duplicates", tags=["duplicates"])
+
+Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
+
+
+class DuplicateFlagPublic(BaseModel):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    candidate_id: uuid.UUID
+    status: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    survivor_id: uuid.UUID
+
+
+@router.get("", response_model=list[DuplicateFlagPublic], summary="Likely duplicate members to review")
+async def list_flags(session: SessionDep, principal: PrincipalDep,
+                     status: Literal["open", "merged", "dismissed"] = "open") -> Any:
+    flags = await service.visible_flags(session, principal, status)
+    for flag in flags:
+        await record_read(session, principal, resource_type="duplicate-flag", resource_id=str(flag.id),
+                          purpose="review of likely duplicate members")
+    return [DuplicateFlagPublic.model_validate(f, from_attributes=True) for f in flags]
+
+
+@router.post("/{flag_id}/merge", response_model=DuplicateFlagPublic,
+             summary="Merge the two records into the survivor (it keeps both histories)")
+async def merge(flag_id: uuid.UUID, payload: MergeRequest, session: SessionDep, principal: Writer) -> Any:
+    flag, _, households = await service.merge(session=session, principal=principal, flag_id=flag_id,
+                                              survivor_id=payload.survivor_id)
+    for household in households:
+        await refresh_needs(session, household)
+    return DuplicateFlagPublic.model_validate(flag, from_attributes=True)
+
+
+@router.post("/{flag_id}/dismiss", response_model=DuplicateFlagPublic, summary="Not the same person: close the flag")
+async def dismiss(flag_id: uuid.UUID, session: SessionDep, principal: Writer) -> Any:
+    flag = await service.dismiss(session=session, principal=principal, flag_id=flag_id)
+    return DuplicateFlagPublic.model_validate(flag, from_attributes=True)

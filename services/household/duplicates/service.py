@@ -1,0 +1,103 @@
+"""Likely duplicate members: flagged on registration, then merged (the survivor keeps both histories) or dismissed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.household.access import may_write
+from services.household.tables import DuplicateFlag, Household, Measurement, Member
+from shared.auth import Principal, Role
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.events import household as ev
+from shared.outbox import publish
+
+
+class FlagNotFound(NotFound):
+    pass
+
+
+async def flag_likely_duplicates(session: AsyncSession, household: Household, member: Member) -> int:
+    """Flags live members with the same name and birth date in the same village, where a NIK is missing."""
+    query = (select(Member.id).join(Household, col(Household.id) == col(Member.household_id))
+             .where(col(Member.id) != member.id, Member.status == "active", Member.birth_date == member.birth_date,
+                    sa.func.lower(Member.name) == member.name.lower(),
+                    Household.village_code == household.village_code))
+    if member.nik is not None:
+        query = query.where(col(Member.nik).is_(None))
+    candidates = list((await session.execute(query)).scalars().all())
+    for candidate in candidates:
+        session.add(DuplicateFlag(member_id=member.id, candidate_id=candidate))
+    return len(candidates)
+
+
+async def visible_flags(session: AsyncSession, principal: Principal, status: str) -> list[DuplicateFlag]:
+    query = select(DuplicateFlag).where(DuplicateFlag.status == status).order_by(col(DuplicateFlag.created_at))
+    if principal.role is Role.KADER:
+        theirs = select(Member.id).join(Household, col(Household.id) == col(Member.household_id)).where(
+            col(Household.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)]))
+        query = query.where(sa.or_(col(DuplicateFlag.member_id).in_(theirs),
+                                   col(DuplicateFlag.candidate_id).in_(theirs)))
+    elif principal.role is not Role.ADMIN:
+        query = query.where(sa.false())
+    return list((await session.execute(query.limit(500))).scalars().all())
+
+
+async def _decidable(session: AsyncSession, principal: Principal,
+                     flag_id: uuid.UUID) -> tuple[DuplicateFlag, dict[uuid.UUID, tuple[Member, Household]]]:
+    flag = await session.get(DuplicateFlag, flag_id, with_for_update=True)
+    if flag is None:
+        raise FlagNotFound(f"No duplicate flag {flag_id}.")
+    records: dict[uuid.UUID, tuple[Member, Household]] = {}
+    for member_id in (flag.member_id, flag.candidate_id):
+        member = await session.get(Member, member_id, with_for_update=True)
+        household = await session.get(Household, member.household_id, with_for_update=True) if member else None
+        assert member is not None and household is not None
+        records[member_id] = (member, household)
+    if not all(may_write(principal, household) for _, household in records.values()):
+        raise FlagNotFound(f"No duplicate flag {flag_id} that you may decide.")
+    if flag.status != "open":
+        raise Conflict(f"The flag was already decided: {flag.status}.")
+    return flag, records
+
+
+async def dismiss(*, session: AsyncSession, principal: Principal, flag_id: uuid.UUID) -> DuplicateFlag:
+    """Two different people after all: the flag is closed and nothing else changes."""
+    flag, _ = await _decidable(session, principal, flag_id)
+    flag.status, flag.decided_by, flag.decided_at = "dismissed", principal.sub, datetime.now(UTC)
+    await session.flush()
+    return flag
+
+
+async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UUID,
+                survivor_id: uuid.UUID) -> tuple[DuplicateFlag, Member, list[Household]]:
+    """Merges the other record into the survivor: measurements move over, a NIK is kept, an event tells everyone."""
+    flag, records = await _decidable(session, principal, flag_id)
+    if survivor_id not in records:
+        raise ValidationFailed("The survivor must be one of the two flagged members.",
+                               errors=[{"field": "survivor_id", "message": "not part of this flag"}])
+    (merged_id,) = set(records) - {survivor_id}
+    survivor, survivor_household = records[survivor_id]
+    merged, merged_household = records[merged_id]
+    now = datetime.now(UTC)
+    merged.status, merged.merged_into = "merged", survivor.id
+    merged.version, merged.updated_at = merged.version + 1, now
+    if survivor.nik is None and merged.nik is not None:
+        nik, merged.nik = merged.nik, None
+        await session.flush()  # free the NIK's unique slot before the survivor takes it
+        survivor.nik = nik
+    survivor.version, survivor.updated_at = survivor.version + 1, now
+    await session.execute(sa.update(Measurement).where(col(Measurement.member_id) == merged.id)
+                          .values(member_id=survivor.id, household_id=survivor_household.id))
+    flag.status, flag.decided_by, flag.decided_at = "merged", principal.sub, now
+    await session.flush()
+    await publish(session, ev.MEMBER_MERGED, ev.MemberMergedData(
+        survivor_id=survivor.id, merged_id=merged.id, survivor_household_id=survivor_household.id,
+        merged_household_id=merged_household.id), subject=str(survivor_household.id),
+        regioncode=survivor_household.village_code)
+    households = [survivor_household] + ([merged_household] if merged_household.id != survivor_household.id else [])
+    return flag, survivor, households

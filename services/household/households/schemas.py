@@ -1,0 +1,115 @@
+"""Household and member payloads: Create/Update validate input, Public is what the API returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.household.profiles.schemas import Disability, Relationship, Sex
+from shared.region_codes import VILLAGE_CODE_PATTERN
+
+Digits16 = Annotated[str, Field(pattern=r"^\d{16}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+RtRw = Annotated[str, Field(pattern=r"^\d{1,3}$")]
+
+
+class LifeCycleGroup(StrEnum):
+    INFANT = "infant"
+    TODDLER = "toddler"
+    SCHOOL_AGE = "school-age"
+    ADULT = "adult"
+    ELDERLY = "elderly"
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MemberCreate(_Input):
+    nik: Digits16 | None = None
+    name: Name
+    sex: Sex
+    birth_date: date
+    relationship: Relationship
+    pregnant: bool = False
+    expected_delivery_date: date | None = None
+    disability: Disability = Disability.NONE
+
+
+class MemberUpdate(_Input):
+    nik: Digits16 | None = None
+    name: Name | None = None
+    sex: Sex | None = None
+    birth_date: date | None = None
+    relationship: Relationship | None = None
+    pregnant: bool | None = None
+    expected_delivery_date: date | None = None
+    disability: Disability | None = None
+
+
+class HouseholdCreate(_Input):
+    kk_number: Digits16
+    village_code: str = Field(pattern=VILLAGE_CODE_PATTERN)
+    posyandu_id: uuid.UUID
+    address: str | None = Field(default=None, max_length=500)
+    rt: RtRw | None = None
+    rw: RtRw | None = None
+    latitude: float | None = Field(default=None, ge=-11.5, le=6.5)
+    longitude: float | None = Field(default=None, ge=94.5, le=141.5)
+    members: list[MemberCreate] = Field(default_factory=list, max_length=30)
+
+
+class HouseholdUpdate(_Input):
+    kk_number: Digits16 | None = None
+    address: str | None = Field(default=None, max_length=500)
+    rt: RtRw | None = None
+    rw: RtRw | None = None
+    latitude: float | None = Field(default=None, ge=-11.5, le=6.5)
+    longitude: float | None = Field(default=None, ge=94.5, le=141.5)
+
+
+class HouseholdMove(_Input):
+    posyandu_id: uuid.UUID
+    village_code: str | None = Field(default=None, pattern=VILLAGE_CODE_PATTERN)
+
+
+class MemberPublic(BaseModel):
+    id: uuid.UUID
+    household_id: uuid.UUID
+    #: Full only for the household's kader and an agency holding a referral for it; masked for others.
+    nik: str | None
+    nik_masked: bool
+    name: str
+    sex: Sex
+    birth_date: date
+    age_years: int
+    life_cycle_group: LifeCycleGroup
+    relationship: Relationship
+    pregnant: bool
+    expected_delivery_date: date | None
+    disability: Disability
+    nik_region_mismatch: bool
+    status: str
+    version: int
+
+
+class HouseholdPublic(BaseModel):
+    id: uuid.UUID
+    kk_number: str
+    village_code: str
+    posyandu_id: uuid.UUID
+    address: str | None
+    rt: str | None
+    rw: str | None
+    latitude: float | None
+    longitude: float | None
+    status: str
+    needs_reassignment: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    members: list[MemberPublic]

@@ -1,0 +1,285 @@
+"""Households and members: registration with KK/NIK validation, updates with history, moves, search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.household.access import may_register_at, writable_household
+from services.household.duplicates.service import flag_likely_duplicates
+from services.household.households.schemas import (
+    HouseholdCreate,
+    HouseholdMove,
+    HouseholdUpdate,
+    LifeCycleGroup,
+    MemberCreate,
+    MemberUpdate,
+)
+from services.household.identifiers import (
+    IdentifierError,
+    check_nik_against_member,
+    mask_kk,
+    mask_nik,
+    nik_region_mismatch,
+    parse_kk,
+    parse_nik,
+)
+from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Member
+from shared.auth import Principal
+from shared.concurrency import check_if_match
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.events import household as ev
+from shared.outbox import publish
+
+
+class MemberNotFound(NotFound):
+    pass
+
+
+def age_in_years(birth_date: date, on: date) -> int:
+    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+
+
+def life_cycle_group(birth_date: date, on: date) -> LifeCycleGroup:
+    """DOMAIN.md §8: infant 0-11 months, toddler 12-59 months, school-age 5-18, adult 19-59, elderly 60+."""
+    months = (on.year - birth_date.year) * 12 + on.month - birth_date.month - (on.day < birth_date.day)
+    years = age_in_years(birth_date, on)
+    if months < 12:
+        return LifeCycleGroup.INFANT
+    if months < 60:
+        return LifeCycleGroup.TODDLER
+    if years <= 18:
+        return LifeCycleGroup.SCHOOL_AGE
+    return LifeCycleGroup.ADULT if years < 60 else LifeCycleGroup.ELDERLY
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": field, "message": message}])
+
+
+async def _require_village(session: AsyncSession, code: str, field: str = "village_code") -> None:
+    region = await session.get(KnownRegion, code)
+    if region is None or region.level != "village" or region.retired:
+        raise _invalid(field, f"{code} is not an active village known to the registry.")
+
+
+async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> KnownPosyandu:
+    posyandu = await session.get(KnownPosyandu, posyandu_id)
+    if posyandu is None or posyandu.status != "active":
+        raise _invalid("posyandu_id", f"{posyandu_id} is not an active posyandu known to the registry.")
+    return posyandu
+
+
+def _check_kk(kk_number: str) -> None:
+    try:
+        parse_kk(kk_number)
+    except IdentifierError as exc:
+        raise _invalid("kk_number", str(exc)) from exc
+
+
+async def _check_kk_free(session: AsyncSession, kk_number: str, household_id: uuid.UUID | None) -> None:
+    query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
+    if household_id is not None:
+        query = query.where(Household.id != household_id)
+    existing = (await session.execute(query)).scalars().first()
+    if existing is not None:
+        raise Conflict(f"A live household already has this KK number: {existing}.", existing_household_id=str(existing))
+
+
+async def _validated_nik(session: AsyncSession, nik: str, *, birth_date: date, sex: str, village_code: str,
+                         member_id: uuid.UUID | None, field: str = "nik") -> bool:
+    """Checks a NIK against the member; returns the region-mismatch flag. 422 or 409 on problems."""
+    try:
+        info = parse_nik(nik)
+    except IdentifierError as exc:
+        raise _invalid(field, str(exc)) from exc
+    if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
+        raise ValidationFailed("The NIK disagrees with the member: " + "; ".join(problems) + ".",
+                               errors=[{"field": field, "message": p} for p in problems])
+    query = select(Member.id, Member.household_id).where(Member.nik == nik, Member.status == "active")
+    if member_id is not None:
+        query = query.where(Member.id != member_id)
+    existing = (await session.execute(query)).first()
+    if existing is not None:
+        raise Conflict(f"This NIK belongs to member {existing.id} of household {existing.household_id}.",
+                       existing_member_id=str(existing.id), existing_household_id=str(existing.household_id))
+    return nik_region_mismatch(info, village_code)
+
+
+def household_data(h: Household) -> ev.HouseholdData:
+    return ev.HouseholdData(household_id=h.id, kk_number_masked=mask_kk(h.kk_number), village_code=h.village_code,
+                            posyandu_id=h.posyandu_id, status=h.status, needs_reassignment=h.needs_reassignment,
+                            version=h.version)
+
+
+def member_data(m: Member) -> ev.MemberData:
+    return ev.MemberData(member_id=m.id, household_id=m.household_id, nik_masked=mask_nik(m.nik) if m.nik else None,
+                         sex=m.sex, birth_date=m.birth_date, relationship=m.relationship, pregnant=m.pregnant,
+                         disability=m.disability, status=m.status, version=m.version)
+
+
+async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Household) -> None:
+    await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
+
+
+async def _insert_member(session: AsyncSession, household: Household, payload: MemberCreate, field: str) -> Member:
+    _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
+    mismatch = False
+    if payload.nik is not None:
+        mismatch = await _validated_nik(session, payload.nik, birth_date=payload.birth_date, sex=payload.sex,
+                                        village_code=household.village_code, member_id=None, field=f"{field}.nik")
+    member = Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch)
+    session.add(member)
+    await session.flush()
+    await flag_likely_duplicates(session, household, member)
+    await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
+    return member
+
+
+def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
+    if pregnant and sex != "female":
+        raise _invalid(f"{field}.pregnant", "Only a female member can be recorded as pregnant.")
+    if expected is not None and not pregnant:
+        raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
+
+
+async def register(*, session: AsyncSession, principal: Principal, payload: HouseholdCreate) -> Household:
+    """Registers a household (KK) with its members at a posyandu the caller serves."""
+    if not may_register_at(principal, payload.posyandu_id):
+        raise Forbidden("You may register households only at your own posyandu.")
+    _check_kk(payload.kk_number)
+    await _require_posyandu(session, payload.posyandu_id)
+    await _require_village(session, payload.village_code)
+    niks = [m.nik for m in payload.members if m.nik]
+    if len(niks) != len(set(niks)):
+        raise _invalid("members", "The same NIK appears twice in this household.")
+    await _check_kk_free(session, payload.kk_number, None)
+    household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
+    session.add(household)
+    session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
+                                recorded_by=principal.sub))
+    await session.flush()
+    await _emit(session, ev.HOUSEHOLD_REGISTERED, household_data(household), household)
+    for i, member in enumerate(payload.members):
+        await _insert_member(session, household, member, f"members.{i}")
+    return household
+
+
+async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_inactive: bool = False) -> list[Member]:
+    query = select(Member).where(Member.household_id == household_id).order_by(col(Member.birth_date),
+                                                                                 col(Member.id))
+    if not include_inactive:
+        query = query.where(Member.status == "active")
+    return list((await session.execute(query)).scalars().all())
+
+
+async def update(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdUpdate,
+                 if_match: str | None) -> Household:
+    """Updates a household; a new KK number keeps the household (and its history), never a new one."""
+    household = await writable_household(session, principal, household_id)
+    check_if_match(if_match, household.version)
+    changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if getattr(household, k) != v}
+    if not changes:
+        return household
+    now = datetime.now(UTC)
+    if "kk_number" in changes:
+        _check_kk(changes["kk_number"])
+        await _check_kk_free(session, changes["kk_number"], household.id)
+        await session.execute(sa.update(KkNumberHistory).where(
+            col(KkNumberHistory.household_id) == household.id, col(KkNumberHistory.valid_to).is_(None)
+        ).values(valid_to=now))
+        session.add(KkNumberHistory(household_id=household.id, kk_number=changes["kk_number"],
+                                    recorded_by=principal.sub))
+    for key, value in changes.items():
+        setattr(household, key, value)
+    household.version += 1
+    household.updated_at = now
+    await session.flush()
+    await _emit(session, ev.HOUSEHOLD_UPDATED, household_data(household), household)
+    return household
+
+
+async def move(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdMove,
+               if_match: str | None) -> Household:
+    """Moves a household to another posyandu (and village); its profile, needs and referrals stay with it."""
+    household = await writable_household(session, principal, household_id)
+    check_if_match(if_match, household.version)
+    await _require_posyandu(session, payload.posyandu_id)
+    if payload.village_code is not None:
+        await _require_village(session, payload.village_code)
+        household.village_code = payload.village_code
+        household.needs_reassignment = False
+    previous = household.posyandu_id
+    household.posyandu_id = payload.posyandu_id
+    household.version += 1
+    household.updated_at = datetime.now(UTC)
+    await session.flush()
+    await _emit(session, ev.HOUSEHOLD_MOVED, ev.HouseholdMovedData(
+        household_id=household.id, from_posyandu_id=previous, to_posyandu_id=household.posyandu_id,
+        village_code=household.village_code, version=household.version), household)
+    return household
+
+
+async def add_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                     payload: MemberCreate) -> tuple[Household, Member]:
+    """Adds a member to a household."""
+    household = await writable_household(session, principal, household_id)
+    member = await _insert_member(session, household, payload, "body")
+    return household, member
+
+
+async def update_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                        member_id: uuid.UUID, payload: MemberUpdate, if_match: str | None) -> tuple[Household, Member]:
+    """Updates a member; a NIK is checked against the (possibly updated) birth date and sex."""
+    household = await writable_household(session, principal, household_id)
+    member = await session.get(Member, member_id, with_for_update=True)
+    if member is None or member.household_id != household.id or member.status != "active":
+        raise MemberNotFound(f"No member {member_id} in household {household_id}.")
+    check_if_match(if_match, member.version)
+    changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if getattr(member, k) != v}
+    if not changes:
+        return household, member
+    merged = {**member.model_dump(), **changes}
+    _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
+    if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
+        changes["nik_region_mismatch"] = await _validated_nik(
+            session, merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"],
+            village_code=household.village_code, member_id=member.id, field="body.nik")
+    for key, value in changes.items():
+        setattr(member, key, value)
+    member.version += 1
+    member.updated_at = datetime.now(UTC)
+    await session.flush()
+    await _emit(session, ev.MEMBER_UPDATED, member_data(member), household)
+    return household, member
+
+
+async def search(*, session: AsyncSession, scope: Any, kk: str | None, nik: str | None, name: str | None,
+                 village: str | None, posyandu: uuid.UUID | None, after: uuid.UUID | None,
+                 limit: int) -> list[Household]:
+    """Households the caller may see, by KK, NIK, member name, village prefix or posyandu, in id order."""
+    query = select(Household).where(Household.status == "active")
+    if scope is not None:
+        query = query.where(scope)
+    if kk is not None:
+        query = query.where(Household.kk_number == kk)
+    if village is not None:
+        query = query.where(col(Household.village_code).startswith(village))
+    if posyandu is not None:
+        query = query.where(Household.posyandu_id == posyandu)
+    if nik is not None or name is not None:
+        members = select(Member.household_id).where(Member.status == "active")
+        if nik is not None:
+            members = members.where(Member.nik == nik)
+        if name is not None:
+            members = members.where(sa.func.lower(Member.name).contains(name.lower(), autoescape=True))
+        query = query.where(col(Household.id).in_(members))
+    if after is not None:
+        query = query.where(Household.id > after)
+    query = query.order_by(col(Household.id)).limit(limit + 1)
+    return list((await session.execute(query)).scalars().all())

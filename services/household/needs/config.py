@@ -1,0 +1,182 @@
+"""Thresholds of the need-detection rules (DOMAIN.md §6) and the table of referral categories.
+
+Every threshold is a field of :class:`NeedRulesConfig` with DOMAIN.md's default; age ranges are inclusive and
+in whole years (or whole months for the child rules) on the day of detection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import NamedTuple
+
+from shared.events.topics import SpmField
+
+__all__ = ["CATEGORIES", "DEFAULT_CONFIG", "MANUAL_ONLY_CATEGORIES", "CategoryInfo", "NeedRulesConfig", "Urgency"]
+
+
+class Urgency(StrEnum):
+    EMERGENCY = "emergency"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class CategoryInfo(NamedTuple):
+    spm_field: SpmField
+    label: str
+    #: The table's urgency; for the two-level categories the lower one (the rule raises it: underweight at BGM,
+    #: sanitation at open defecation).
+    default_urgency: Urgency
+
+
+_P, _K, _PU, _PR, _T, _S = (SpmField.PENDIDIKAN, SpmField.KESEHATAN, SpmField.PEKERJAAN_UMUM,
+                            SpmField.PERUMAHAN_RAKYAT, SpmField.TRANTIBUMLINMAS, SpmField.SOSIAL)
+_E, _H, _N, _L = Urgency.EMERGENCY, Urgency.HIGH, Urgency.NORMAL, Urgency.LOW
+
+#: Every referral category of DOMAIN.md §6: code -> (field, Indonesian label, default urgency).
+CATEGORIES: Mapping[str, CategoryInfo] = MappingProxyType({
+    "pendidikan.ats": CategoryInfo(_P, "Anak tidak sekolah", _N),
+    "pendidikan.paud": CategoryInfo(_P, "Belum ikut PAUD", _L),
+    "pendidikan.dropout-risk": CategoryInfo(_P, "Rawan putus sekolah", _N),
+    "pendidikan.kesetaraan": CategoryInfo(_P, "Pendidikan kesetaraan", _L),
+    "pendidikan.special-needs": CategoryInfo(_P, "Layanan pendidikan khusus", _H),
+    "kesehatan.severe-malnutrition": CategoryInfo(_K, "Gizi buruk", _E),
+    "kesehatan.wasting": CategoryInfo(_K, "Gizi kurang", _H),
+    "kesehatan.stunting": CategoryInfo(_K, "Stunting", _H),
+    "kesehatan.underweight": CategoryInfo(_K, "Berat badan kurang", _N),
+    "kesehatan.immunization": CategoryInfo(_K, "Imunisasi belum lengkap", _N),
+    "kesehatan.high-risk-pregnancy": CategoryInfo(_K, "Ibu hamil risiko tinggi", _H),
+    "kesehatan.hypertension": CategoryInfo(_K, "Hipertensi", _N),
+    "kesehatan.tb-suspect": CategoryInfo(_K, "Terduga TBC", _H),
+    "kesehatan.mental-health": CategoryInfo(_K, "ODGJ berat", _H),
+    "pekerjaan-umum.drinking-water": CategoryInfo(_PU, "Akses air minum tidak layak", _N),
+    "pekerjaan-umum.sanitation": CategoryInfo(_PU, "Tidak ada jamban sehat", _N),
+    "pekerjaan-umum.wastewater": CategoryInfo(_PU, "Air limbah tidak terkelola", _L),
+    "perumahan-rakyat.rtlh": CategoryInfo(_PR, "Rumah tidak layak huni", _N),
+    "perumahan-rakyat.disaster-damage": CategoryInfo(_PR, "Rumah rusak akibat bencana", _H),
+    "perumahan-rakyat.relocation": CategoryInfo(_PR, "Terdampak relokasi", _N),
+    "trantibumlinmas.preparedness": CategoryInfo(_T, "Edukasi kesiapsiagaan bencana", _L),
+    "trantibumlinmas.displaced": CategoryInfo(_T, "Pengungsi / korban bencana", _E),
+    "trantibumlinmas.fire-hazard": CategoryInfo(_T, "Rawan kebakaran", _N),
+    "trantibumlinmas.public-order": CategoryInfo(_T, "Gangguan ketenteraman", _N),
+    "sosial.neglected-child": CategoryInfo(_S, "Anak terlantar", _H),
+    "sosial.neglected-elderly": CategoryInfo(_S, "Lansia terlantar", _H),
+    "sosial.neglected-disabled": CategoryInfo(_S, "Penyandang disabilitas terlantar", _H),
+    "sosial.homeless": CategoryInfo(_S, "Gelandangan dan pengemis", _N),
+    "sosial.aid-exclusion": CategoryInfo(_S, "Belum menerima bansos", _N),
+    "sosial.aid-overlap": CategoryInfo(_S, "Verifikasi tumpang tindih bantuan", _L),
+    "sosial.health-insurance": CategoryInfo(_S, "Belum punya JKN", _N),
+    "sosial.disaster-victim": CategoryInfo(_S, "Perlindungan sosial korban bencana", _H),
+})
+
+#: Categories no rule detects: referrals are made by hand.
+MANUAL_ONLY_CATEGORIES: frozenset[str] = frozenset({"trantibumlinmas.public-order"})
+
+
+def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(mapping))
+
+
+def _frozen_int(mapping: Mapping[int, int]) -> Mapping[int, int]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeedRulesConfig:
+    """The thresholds of DOMAIN.md §6 (policy: regions may change them). Age ranges are inclusive."""
+
+    # pendidikan ------------------------------------------------------------------------------------------------
+    ats_min_age: int = 7
+    ats_max_age: int = 18
+    paud_min_age: int = 4
+    paud_max_age: int = 6
+    kesetaraan_min_age: int = 15
+    kesetaraan_max_age: int = 44
+    #: `highest_completed` strictly below this level qualifies for equivalency education.
+    kesetaraan_required_level: str = "smp"
+    #: From this age an unrecorded `enrolled` counts as "not enrolled" for kesetaraan (§3 records enrolment for
+    #: members aged 3-18 only; adults have just their highest level). Younger members need `enrolled` false.
+    kesetaraan_unrecorded_enrolment_min_age: int = 19
+    special_needs_min_age: int = 5
+    special_needs_max_age: int = 18
+
+    # kesehatan: child growth (latest measurement) ----------------------------------------------------------------
+    #: Growth rules apply while the child is at most this many whole months old (WHO standards cover 0-60 months).
+    growth_max_age_months: int = 60
+    severe_wasting_whz: float = -3.0
+    wasting_whz: float = -2.0
+    severe_muac_cm: float = 11.5
+    #: MUAC thresholds are defined for children aged 6-59 months (at the measurement).
+    muac_min_age_months: int = 6
+    muac_max_age_months: int = 59
+    stunting_haz: float = -2.0
+    underweight_waz: float = -2.0
+    #: Below the red line of the KMS card (BGM): underweight becomes high urgency.
+    bgm_waz: float = -3.0
+
+    # kesehatan: other --------------------------------------------------------------------------------------------
+    #: "Child under 2": age in whole months strictly below this.
+    immunization_under_age_months: int = 24
+    pregnancy_min_safe_age: int = 20
+    pregnancy_max_safe_age: int = 35
+    pregnancy_min_muac_cm: float = 23.5
+    #: Conception is taken as expected delivery date - this many days; gestational age = today - conception.
+    pregnancy_length_days: int = 280
+    #: Pregnancy month = gestational days // this + 1 (month 1 .. 10; 10 = from day 270, at term or beyond).
+    pregnancy_month_days: int = 30
+    #: Antenatal visits that must have taken place by the start of each pregnancy month: the Indonesian minimum
+    #: of 6 visits (Permenkes 21/2021: 1 in the first trimester, 2 in the second, 3 in the third), counted as due
+    #: once the part of the trimester they belong to is over. Months not listed take the nearest lower month.
+    anc_due_visits_by_month: Mapping[int, int] = field(default_factory=lambda: _frozen_int({
+        1: 0, 2: 0, 3: 0,  # first trimester (months 1-3): its visit is due by its end
+        4: 1, 5: 1, 6: 2,  # second trimester: 1 + the first of its two visits by mid-trimester
+        7: 3, 8: 4, 9: 5,  # third trimester: one more visit each month
+        10: 6,             # at term (day 270+): all six
+    }))
+    hypertension_systolic: int = 140
+    hypertension_diastolic: int = 90
+    #: The adult thresholds apply from this age (§3 records blood pressure for adults).
+    hypertension_min_age: int = 18
+
+    # pekerjaan-umum ----------------------------------------------------------------------------------------------
+    unsafe_water_sources: frozenset[str] = frozenset({"unprotected-well", "unprotected-spring", "surface-water",
+                                                      "other"})
+    #: toilet -> urgency of the sanitation need.
+    sanitation_urgency: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({
+        "none": Urgency.HIGH, "private-no-septic": Urgency.NORMAL}))
+    unmanaged_wastewater: frozenset[str] = frozenset({"open-drain", "none"})
+
+    # perumahan-rakyat --------------------------------------------------------------------------------------------
+    rtlh_min_area_per_occupant_m2: float = 7.2
+    rtlh_floors: frozenset[str] = frozenset({"earth"})
+    #: Non-durable construction: a wall of one of these AND a roof of one of these.
+    rtlh_non_durable_walls: frozenset[str] = frozenset({"bamboo-or-other"})
+    rtlh_non_durable_roofs: frozenset[str] = frozenset({"thatch-or-other"})
+    disaster_damage_levels: frozenset[str] = frozenset({"moderate", "heavy"})
+
+    # sosial ------------------------------------------------------------------------------------------------------
+    elderly_min_age: int = 60
+    neglected_elderly_max_decile: int = 4
+    aid_exclusion_max_decile: int = 4
+    aid_overlap_min_decile: int = 6
+    #: The highest DTSEN decile each programme targets (PKH deciles 1-4, BPNT/Sembako reaches decile 5, PBI-JK
+    #: 1-5). Reported as the programmes a household is eligible for in the aid-exclusion evidence; programmes
+    #: without a national limit (blt-desa, baznas, other) are not listed.
+    programme_max_decile: Mapping[str, int] = field(default_factory=lambda: _frozen({
+        "pkh": 4, "bpnt": 5, "pbi-jk": 5}))
+    #: Programmes that may legitimately be recorded twice (two different "other" programmes) for aid-overlap.
+    aid_duplicates_allowed: frozenset[str] = frozenset({"other"})
+    health_insurance_max_decile: int = 4
+    #: `disaster_damage` values that make the household a disaster victim (with `displaced`).
+    disaster_victim_damage_levels: frozenset[str] = frozenset({"heavy"})
+
+    def anc_due_visits(self, pregnancy_month: int) -> int:
+        """Antenatal visits due by the start of a pregnancy month (nearest listed month at or below it)."""
+        months = [month for month in self.anc_due_visits_by_month if month <= pregnancy_month]
+        return self.anc_due_visits_by_month[max(months)] if months else 0
+
+
+DEFAULT_CONFIG = NeedRulesConfig()

@@ -1,0 +1,76 @@
+"""Need detection after every change: run the rules on the household, store and announce what changed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.household.identifiers import mask_nik
+from services.household.measurements.service import growth_snapshots
+from services.household.needs.rules import DetectedNeed, HouseholdSnapshot, MemberSnapshot, NeedKey, detect, diff
+from services.household.profiles.service import current_profiles
+from services.household.tables import Household, Member, Need
+from shared.events import household as ev
+from shared.events.topics import SpmField
+from shared.outbox import publish
+
+
+async def snapshot_of(session: AsyncSession, household: Household) -> tuple[HouseholdSnapshot, dict[object, Member]]:
+    members = list((await session.execute(select(Member).where(
+        Member.household_id == household.id, Member.status == "active"))).scalars().all())
+    growth = await growth_snapshots(session, household.id)
+    snapshot = HouseholdSnapshot(
+        household_id=household.id,
+        members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
+                                pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
+                                disability=m.disability, growth=growth.get(m.id)) for m in members],
+        profiles=await current_profiles(session, household.id))  # type: ignore[arg-type]
+    return snapshot, {m.id: m for m in members}
+
+
+def _event_data(need: Need, household: Household, member: Member | None) -> ev.NeedData:
+    return ev.NeedData(need_id=need.id, household_id=household.id, member_id=need.member_id,
+                       member_nik_masked=mask_nik(member.nik) if member is not None and member.nik else None,
+                       posyandu_id=household.posyandu_id, village_code=household.village_code,
+                       spm_field=SpmField(need.spm_field), category=need.category, urgency=need.urgency,
+                       evidence=need.evidence)
+
+
+async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None) -> None:
+    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing."""
+    snapshot, members = await snapshot_of(session, household)
+    current = detect(snapshot, today=today or date.today())
+    open_rows = {(n.member_id, n.category): n for n in (await session.execute(select(Need).where(
+        Need.household_id == household.id, Need.status == "open").with_for_update())).scalars().all()}
+    previous: dict[NeedKey, DetectedNeed] = {
+        key: DetectedNeed(spm_field=SpmField(n.spm_field), category=n.category, member_id=n.member_id,
+                          urgency=n.urgency, evidence=n.evidence)  # type: ignore[arg-type]
+        for key, n in open_rows.items()}
+    changes = diff(previous, current)
+    emitted: list[tuple[object, Need]] = []
+    for found in changes.detected:
+        need = Need(household_id=household.id, member_id=found.member_id, spm_field=found.spm_field.value,
+                    category=found.category, urgency=str(found.urgency), evidence=dict(found.evidence))
+        session.add(need)
+        emitted.append((ev.NEED_DETECTED, need))
+    now = datetime.now(UTC)
+    for key in changes.resolved:
+        need = open_rows[key]
+        need.status, need.resolved_at = "resolved", now
+        emitted.append((ev.NEED_RESOLVED, need))
+    for found in changes.changed:
+        # Same need, new urgency or evidence (e.g. underweight turning BGM): kept current, not a new need.
+        need = open_rows[(found.member_id, found.category)]
+        need.urgency, need.evidence = str(found.urgency), dict(found.evidence)
+    await session.flush()
+    for event_type, need in emitted:
+        member = members.get(need.member_id) if need.member_id else None
+        await publish(session, event_type, _event_data(need, household, member),  # type: ignore[arg-type]
+                      subject=str(household.id), regioncode=household.village_code)
+
+
+async def open_needs(session: AsyncSession, household_id: object) -> list[Need]:
+    return list((await session.execute(select(Need).where(Need.household_id == household_id, Need.status == "open")
+                                        .order_by(col(Need.detected_at), col(Need.category)))).scalars().all())

@@ -1,0 +1,1 @@
+"""Typed per-field household profile sections (DOMAIN.md §3)."""

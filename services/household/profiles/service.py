@@ -1,0 +1,66 @@
+"""Per-field profiles: each update is a new version; the highest is current, all are readable."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.household.access import writable_household
+from services.household.profiles.schemas import PROFILE_MODELS
+from services.household.tables import Household, Member, ProfileVersion
+from shared.auth import Principal
+from shared.errors import ValidationFailed
+from shared.events import household as ev
+from shared.events.topics import SpmField
+from shared.outbox import publish
+
+
+async def record(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, field: SpmField,
+                 profile: BaseModel, observed_on: date) -> tuple[Household, ProfileVersion]:
+    """Records a new version of one field's profile; member sections must name the household's members."""
+    household = await writable_household(session, principal, household_id)
+    member_ids: dict[Any, Any] = getattr(profile, "members", {}) or {}
+    if member_ids:
+        known = set((await session.execute(select(Member.id).where(
+            Member.household_id == household.id, Member.status == "active"))).scalars().all())
+        if strangers := [str(m) for m in member_ids if m not in known]:
+            raise ValidationFailed("The profile names members who are not in this household.",
+                                   errors=[{"field": f"members.{m}", "message": "not a member of the household"}
+                                           for m in strangers])
+    latest = await session.scalar(sa.select(sa.func.max(ProfileVersion.version)).where(
+        col(ProfileVersion.household_id) == household.id, col(ProfileVersion.spm_field) == field.value))
+    version = ProfileVersion(household_id=household.id, spm_field=field.value, version=(latest or 0) + 1,
+                             data=profile.model_dump(mode="json", exclude_none=True), observed_on=observed_on,
+                             recorded_by=principal.sub)
+    session.add(version)
+    await session.flush()
+    await publish(session, ev.PROFILE_UPDATED, ev.ProfileUpdatedData(
+        household_id=household.id, spm_field=field, version=version.version, observed_on=observed_on,
+        profile=version.data), subject=str(household.id), regioncode=household.village_code)
+    return household, version
+
+
+async def versions(session: AsyncSession, household_id: uuid.UUID, field: SpmField,
+                   *, latest_only: bool = False) -> list[ProfileVersion]:
+    query = select(ProfileVersion).where(ProfileVersion.household_id == household_id,
+                                         ProfileVersion.spm_field == field.value
+                                         ).order_by(col(ProfileVersion.version).desc())
+    if latest_only:
+        query = query.limit(1)
+    return list((await session.execute(query)).scalars().all())
+
+
+async def current_profiles(session: AsyncSession, household_id: uuid.UUID) -> dict[SpmField, BaseModel]:
+    """The current profile of every field that has one, as typed models."""
+    rows = await session.execute(
+        select(ProfileVersion).distinct(col(ProfileVersion.spm_field))
+        .where(ProfileVersion.household_id == household_id)
+        .order_by(col(ProfileVersion.spm_field), col(ProfileVersion.version).desc()))
+    return {SpmField(v.spm_field): PROFILE_MODELS[SpmField(v.spm_field)].model_validate(v.data)
+            for v in rows.scalars().all()}

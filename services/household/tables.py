@@ -1,0 +1,213 @@
+"""The household service's tables: what it knows of the registry, households, members, profiles, needs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from shared.db import new_metadata
+
+metadata = new_metadata()
+
+
+class Table(SQLModel, registry=registry(metadata=metadata)):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tz(*, nullable: bool = False) -> Any:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _json(*, nullable: bool = False) -> Any:
+    return sa.Column(JSONB, nullable=nullable)
+
+
+class KnownRegion(Table, table=True):
+    """Regions as the registry announced them (a read model fed by posyandu.registry.v1)."""
+
+    __tablename__ = "known_regions"
+
+    code: str = Field(primary_key=True, max_length=10)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    retired: bool = False
+
+
+class KnownPosyandu(Table, table=True):
+    """Posyandu as the registry announced them."""
+
+    __tablename__ = "known_posyandu"
+
+    id: uuid.UUID = Field(primary_key=True)
+    village_code: str = Field(max_length=10)
+    name: str = Field(max_length=200)
+    status: str = Field(max_length=10)
+    version: int
+
+
+class Household(Table, table=True):
+    __tablename__ = "households"
+    __table_args__ = (
+        # Two live households may not share a KK number (a KK number is an attribute, not the key).
+        sa.Index("uq_households_live_kk", "kk_number", unique=True, postgresql_where=sa.text("status = 'active'")),
+        sa.Index("ix_households_posyandu", "posyandu_id", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kk_number: str = Field(max_length=16)
+    village_code: str = Field(max_length=10, index=True)
+    posyandu_id: uuid.UUID
+    address: str | None = Field(default=None, max_length=500)
+    rt: str | None = Field(default=None, max_length=3)
+    rw: str | None = Field(default=None, max_length=3)
+    latitude: float | None = None
+    longitude: float | None = None
+    status: str = Field(default="active", max_length=10)
+    #: Set when the registry retired the household's village: someone must re-assign it.
+    needs_reassignment: bool = False
+    version: int = 1
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz())
+
+
+class KkNumberHistory(Table, table=True):
+    """Every KK number a household has had (a new card is issued when a family splits, merges or moves)."""
+
+    __tablename__ = "kk_number_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    kk_number: str = Field(max_length=16, index=True)
+    valid_from: datetime = Field(default_factory=_now, sa_column=_tz())
+    valid_to: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    recorded_by: str = Field(max_length=200)
+
+
+class Member(Table, table=True):
+    __tablename__ = "members"
+    __table_args__ = (
+        sa.Index("uq_members_live_nik", "nik", unique=True,
+                 postgresql_where=sa.text("nik IS NOT NULL AND status = 'active'")),
+        sa.Index("ix_members_name", sa.text("lower(name)")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    nik: str | None = Field(default=None, max_length=16)
+    name: str = Field(max_length=200)
+    sex: str = Field(max_length=6)
+    birth_date: date
+    relationship: str = Field(max_length=12)
+    pregnant: bool = False
+    expected_delivery_date: date | None = None
+    disability: str = Field(default="none", max_length=12)
+    status: str = Field(default="active", max_length=10)
+    #: The NIK was registered in another district than the household's village (people move): a flag only.
+    nik_region_mismatch: bool = False
+    #: Set when this record was merged into another (status `merged`).
+    merged_into: uuid.UUID | None = None
+    version: int = 1
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_tz())
+
+
+class ProfileVersion(Table, table=True):
+    """Each recorded version of a household's profile for one SPM field; the highest version is current."""
+
+    __tablename__ = "profile_versions"
+
+    household_id: uuid.UUID = Field(foreign_key="households.id", primary_key=True)
+    spm_field: str = Field(primary_key=True, max_length=20)
+    version: int = Field(primary_key=True)
+    data: dict[str, Any] = Field(sa_column=_json())
+    observed_on: date | None = None
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=_now, sa_column=_tz())
+
+
+class Need(Table, table=True):
+    """A detected need: open while its rule's condition holds, resolved when it clears."""
+
+    __tablename__ = "needs"
+    __table_args__ = (
+        sa.Index("uq_needs_open", "household_id",
+                 sa.text("coalesce(member_id, '00000000-0000-0000-0000-000000000000'::uuid)"), "category",
+                 unique=True, postgresql_where=sa.text("status = 'open'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    member_id: uuid.UUID | None = None
+    spm_field: str = Field(max_length=20)
+    category: str = Field(max_length=60)
+    urgency: str = Field(max_length=10)
+    evidence: dict[str, Any] = Field(sa_column=_json())
+    status: str = Field(default="open", max_length=10)
+    detected_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    resolved_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+
+
+class AgencyAccess(Table, table=True):
+    """Which agency holds an open referral for which household (fed by the referral topics)."""
+
+    __tablename__ = "agency_access"
+
+    referral_id: uuid.UUID = Field(primary_key=True)
+    agency_id: uuid.UUID = Field(index=True)
+    household_id: uuid.UUID = Field(index=True)
+    open: bool = True
+
+
+class Measurement(Table, table=True):
+    """A child's measurement with its WHO z-scores, classes and KMS signal, computed when recorded."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (sa.Index("ix_measurements_member_date", "member_id", "measured_on"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    member_id: uuid.UUID = Field(foreign_key="members.id")
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    measured_on: date
+    weight_kg: float | None = None
+    length_height_cm: float | None = None
+    measured_lying: bool | None = None
+    head_circumference_cm: float | None = None
+    muac_cm: float | None = None
+    oedema: bool = False
+    age_days: int
+    waz: float | None = None
+    haz: float | None = None
+    whz: float | None = None
+    baz: float | None = None
+    waz_class: str | None = Field(default=None, max_length=30)
+    haz_class: str | None = Field(default=None, max_length=30)
+    whz_class: str | None = Field(default=None, max_length=30)
+    muac_class: str | None = Field(default=None, max_length=30)
+    kms_signal: str | None = Field(default=None, max_length=3)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=_now, sa_column=_tz())
+
+
+class DuplicateFlag(Table, table=True):
+    """A likely duplicate (same name, birth date and village, a NIK missing) waiting for a person to decide."""
+
+    __tablename__ = "duplicate_flags"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    member_id: uuid.UUID = Field(foreign_key="members.id", index=True)
+    candidate_id: uuid.UUID = Field(foreign_key="members.id", index=True)
+    status: str = Field(default="open", max_length=10)
+    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))

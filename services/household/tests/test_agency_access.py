@@ -1,0 +1,75 @@
+"""An agency reads a household only while it holds an open referral for it, and then sees the full NIK."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from conftest import Stack
+from services.household.tests.factories import known_posyandu, register
+from shared.events import referral as ref
+from shared.events.catalogue import EventType
+from shared.events.envelope import CloudEvent
+from shared.events.topics import SpmField
+from tests.support import tokens
+
+
+def referral_event(event_type: EventType, household: dict[str, Any], agency_id: uuid.UUID, referral_id: uuid.UUID,
+                   status: str, version: int) -> CloudEvent:
+    data = ref.ReferralData(referral_id=referral_id, need_id=None, household_id=household["id"], member_id=None,
+                            member_nik_masked=None, posyandu_id=household["posyandu_id"],
+                            village_code=household["village_code"], spm_field=SpmField.KESEHATAN,
+                            category="kesehatan.tb-suspect", urgency="high", status=status, agency_id=agency_id,
+                            respond_by=None, complete_by=None, version=version)
+    return event_type.new(data, subject=str(referral_id), spmfield=SpmField.KESEHATAN)
+
+
+async def until_status(client: httpx.AsyncClient, url: str, headers: dict[str, str], status: int) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while (response := await client.get(url, headers=headers)).status_code != status:
+        assert time.monotonic() < deadline, f"still {response.status_code}"
+        await asyncio.sleep(0.2)
+    return response
+
+
+async def test_agency_access_follows_the_referral(registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                                                  household_db: asyncpg.Connection, stack: Stack) -> None:
+    posyandu = await known_posyandu(registry, household_db)
+    created = await register(household, posyandu)
+    agency, other_agency = uuid.uuid4(), uuid.uuid4()
+    referral_id = uuid.uuid4()
+    url = f"/api/v1/households/{created['id']}"
+    as_agency = tokens.opd(agency, ["kesehatan"])
+    assert (await household.get(url, headers=as_agency)).status_code == 404
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        async def send(event: CloudEvent) -> None:
+            await producer.send_and_wait("posyandu.referral.kesehatan.v1", event.to_bytes(),
+                                         key=str(referral_id).encode())
+
+        await send(referral_event(ref.REFERRAL_CREATED, created, agency, referral_id, "requested", 1))
+        seen = (await until_status(household, url, as_agency, 200)).json()
+        assert seen["members"][0]["nik"] == created["members"][0]["nik"]  # the referral's agency has a need
+        assert (await household.get(url, headers=tokens.opd(other_agency, ["kesehatan"]))).status_code == 404
+        listed = (await household.get("/api/v1/households", headers=as_agency)).json()
+        assert [h["id"] for h in listed["items"]] == [created["id"]]
+
+        await send(referral_event(ref.REFERRAL_REASSIGNED, created, other_agency, referral_id, "requested", 2))
+        await until_status(household, url, tokens.opd(other_agency, ["kesehatan"]), 200)
+        assert (await household.get(url, headers=as_agency)).status_code == 404
+
+        await send(referral_event(ref.REFERRAL_STATUS_CHANGED, created, other_agency, referral_id, "completed", 3))
+        await until_status(household, url, tokens.opd(other_agency, ["kesehatan"]), 404)
+    finally:
+        await producer.stop()
+    audit = await household_db.fetch("SELECT actor_role, purpose FROM audit_log WHERE subject_ref = $1 "
+                                      "AND actor_role = 'opd'", created["id"])
+    assert audit and all("open referral" in a["purpose"] for a in audit)

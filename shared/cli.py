@@ -1,0 +1,39 @@
+"""The command line every service has: `python -m services.<name> serve | migrate | asyncapi | ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from shared.migrate import upgrade
+from shared.settings import ServiceSettings
+
+#: Extra commands of a service: name -> (help, add its arguments, run it with the parsed args and settings).
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Any], None]]
+
+
+def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], ServiceSettings],
+            asyncapi: Callable[[], dict[str, Any]], extra: dict[str, Command] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP service (and its outbox relay and consumers)")
+    commands.add_parser("migrate", help="apply the database migrations, then exit")
+    commands.add_parser("asyncapi", help="print the AsyncAPI document of the service's events")
+    for name, (help_text, add_arguments, _) in (extra or {}).items():
+        add_arguments(commands.add_parser(name, help=help_text))
+    args = parser.parse_args()
+    settings = settings_factory()
+    if args.command == "serve":
+        uvicorn.run(f"services.{service}.app:create_app", factory=True, host="0.0.0.0", port=settings.port or 8000,
+                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
+    elif args.command == "migrate":
+        upgrade(service_dir, settings.database_url)
+    elif args.command == "asyncapi":
+        print(json.dumps(asyncapi(), indent=2, sort_keys=True))
+    else:
+        (extra or {})[args.command][2](args, settings)

@@ -1,0 +1,122 @@
+"""Events of the household service on `posyandu.household.v1`: households, members, profiles, needs.
+
+They carry references and masked NIKs, never a full NIK; the subject and key are the household id,
+so all events of one household stay in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.events.catalogue import EventType, register
+from shared.events.topics import HOUSEHOLD_TOPIC, SpmField
+
+
+class HouseholdData(BaseModel):
+    household_id: uuid.UUID
+    kk_number_masked: str
+    village_code: str
+    posyandu_id: uuid.UUID
+    status: str
+    needs_reassignment: bool
+    version: int
+
+
+class HouseholdMovedData(BaseModel):
+    household_id: uuid.UUID
+    from_posyandu_id: uuid.UUID
+    to_posyandu_id: uuid.UUID
+    village_code: str
+    version: int
+
+
+class MemberData(BaseModel):
+    member_id: uuid.UUID
+    household_id: uuid.UUID
+    nik_masked: str | None
+    sex: str
+    birth_date: date
+    relationship: str
+    pregnant: bool
+    disability: str
+    status: str
+    version: int
+
+
+class ProfileUpdatedData(BaseModel):
+    household_id: uuid.UUID
+    spm_field: SpmField
+    version: int
+    observed_on: date | None
+    #: The section as recorded (no NIK or name; member sections are keyed by member id).
+    profile: dict[str, Any]
+
+
+class NeedData(BaseModel):
+    need_id: uuid.UUID
+    household_id: uuid.UUID
+    member_id: uuid.UUID | None
+    member_nik_masked: str | None
+    posyandu_id: uuid.UUID
+    village_code: str
+    spm_field: SpmField
+    category: str
+    urgency: str
+    evidence: dict[str, Any]
+
+
+def _household(name: str, model: type[BaseModel], summary: str) -> EventType:
+    return register(name, model, publisher="household", topic=HOUSEHOLD_TOPIC, summary=summary)
+
+
+HOUSEHOLD_REGISTERED = _household("posyandu.household.registered.v1", HouseholdData,
+                                  "A household (kartu keluarga) was registered at a posyandu.")
+HOUSEHOLD_UPDATED = _household("posyandu.household.updated.v1", HouseholdData,
+                               "A household's address, KK number or status changed.")
+HOUSEHOLD_MOVED = _household("posyandu.household.moved.v1", HouseholdMovedData,
+                             "A household moved to another posyandu.")
+MEMBER_ADDED = _household("posyandu.member.added.v1", MemberData, "A member was added to a household.")
+MEMBER_UPDATED = _household("posyandu.member.updated.v1", MemberData, "A member's details changed.")
+PROFILE_UPDATED = _household("posyandu.profile.updated.v1", ProfileUpdatedData,
+                             "A new version of a household's profile for one SPM field.")
+NEED_DETECTED = _household("posyandu.household.need-detected.v1", NeedData,
+                           "A need rule's condition became true for a household or member.")
+NEED_RESOLVED = _household("posyandu.household.need-resolved.v1", NeedData,
+                           "A need's condition is no longer true.")
+
+
+class MeasurementData(BaseModel):
+    measurement_id: uuid.UUID
+    household_id: uuid.UUID
+    member_id: uuid.UUID
+    measured_on: date
+    age_days: int
+    waz: float | None
+    haz: float | None
+    whz: float | None
+    waz_class: str | None
+    haz_class: str | None
+    whz_class: str | None
+    muac_class: str | None
+    kms_signal: str | None
+
+
+MEASUREMENT_RECORDED = _household("posyandu.measurement.recorded.v1", MeasurementData,
+                                  "A child was measured; WHO z-scores and classes computed.")
+
+
+class MemberMergedData(BaseModel):
+    """Two records of one person became one: consumers re-point what they hold for `merged_id` to `survivor_id`."""
+
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    survivor_household_id: uuid.UUID
+    merged_household_id: uuid.UUID
+
+
+MEMBER_MERGED = _household("posyandu.member.merged.v1", MemberMergedData,
+                           "A duplicate member record was merged into the survivor, which keeps both histories.")
