@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
-SERVICES := registry household
+SERVICES := registry household referral
 
 .PHONY: run test lint typecheck arch fmt asyncapi clean
 

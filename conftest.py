@@ -18,6 +18,8 @@ from asgi_lifespan import LifespanManager
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from services.household.app import create_app as create_household_app
 from services.household.settings import HouseholdSettings
+from services.referral.app import create_app as create_referral_app
+from services.referral.settings import ReferralSettings
 from services.registry.app import create_app as create_registry_app
 from services.registry.settings import RegistrySettings
 from shared.migrate import upgrade
@@ -107,15 +109,20 @@ async def household_settings(stack: Stack) -> HouseholdSettings:
 
 
 @pytest.fixture(scope="session")
-async def household(household_settings: HouseholdSettings,
-                    registry: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the household app in-process; it learns regions and posyandu from the registry's events."""
+async def household_app(household_settings: HouseholdSettings, registry: httpx.AsyncClient) -> AsyncIterator[Any]:
+    """The household app running in-process with its lifespan; it learns regions and posyandu from the registry."""
     app = create_household_app(household_settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         await _until_regions_known(household_settings.database_url)
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://household") as client:
-            yield client
+        yield manager.app
+
+
+@pytest.fixture(scope="session")
+async def household(household_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the household app."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=household_app),
+                                 base_url="http://household") as client:
+        yield client
 
 
 async def _until_regions_known(database_url: str, timeout: float = 90) -> None:
@@ -134,6 +141,34 @@ async def _until_regions_known(database_url: str, timeout: float = 90) -> None:
 @pytest.fixture
 async def household_db(household_settings: HouseholdSettings) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(household_settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def referral_settings(stack: Stack) -> ReferralSettings:
+    dsn = await stack.migrated_database("referral", "referral")
+    # The sweep runs only when a test calls it (with the time it chooses), not from the background loop.
+    return ReferralSettings(**service_settings(stack, dsn), sla_sweep_interval_seconds=3600)
+
+
+@pytest.fixture(scope="session")
+async def referral(referral_settings: ReferralSettings, household_app: Any,
+                   household: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the referral app in-process, started after the registry and household it consumes; its calls
+    to the household API go to the in-process household app."""
+    app = create_referral_app(referral_settings, household_transport=httpx.ASGITransport(app=household_app))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
+            yield client
+
+
+@pytest.fixture
+async def referral_db(referral_settings: ReferralSettings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(referral_settings.database_url)
     try:
         yield conn
     finally:

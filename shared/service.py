@@ -126,14 +126,17 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                                     handlers=sub.handlers, sessionmaker=sessionmaker)
             tasks.append(asyncio.create_task(runner.run(), name=f"{spec.name}-consumer-{sub.group_id}"))
             stoppers.append(runner.stop)
-        for job in spec.background:
-            tasks.append(asyncio.create_task(job(settings, sessionmaker)))
+        # Background jobs hold no state worth draining (what they do is in the database): cancelled on shutdown.
+        jobs = [asyncio.create_task(job(settings, sessionmaker)) for job in spec.background]
         log.info("service started", extra={"port": settings.port})
         try:
             yield {"settings": settings, "engine": engine, "sessionmaker": sessionmaker,
                    "token_verifier": TokenVerifier(settings), "relay": relay}
         finally:
             # Drain: let the relay finish its batch and consumers commit, then stop what is left.
+            for job_task in jobs:
+                job_task.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             for stop in stoppers:
                 stop()
             _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -39,7 +40,7 @@ class ServiceProcess:
 
 
 #: The services that exist today, in start order.
-SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002)]
+SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002), ServiceProcess("referral", 8003)]
 
 
 def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBroker) -> dict[str, str]:
@@ -56,7 +57,8 @@ def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBrok
     }
 
 
-async def create_databases(pg: EmbeddedPostgres, names: list[str]) -> None:
+async def create_databases(pg: EmbeddedPostgres, names: list[str]) -> set[str]:
+    """Create the missing databases; returns the names that existed already (kept from an earlier run)."""
     conn = await asyncpg.connect(pg.dsn())
     try:
         existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
@@ -65,6 +67,15 @@ async def create_databases(pg: EmbeddedPostgres, names: list[str]) -> None:
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+    return existing & set(names)
+
+
+async def republish_registry(registry_url: str) -> None:
+    """The broker is memory-only: after a restart, re-announce the kept registry so consumers catch up."""
+    admin = mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="stack")
+    async with httpx.AsyncClient(base_url=registry_url, timeout=120) as client:
+        response = await client.post("/api/v1/registry/republish", headers={"Authorization": f"Bearer {admin}"})
+        response.raise_for_status()
 
 
 async def create_topics(bootstrap_servers: str, topics: list[str], partitions: int = TOPIC_PARTITIONS) -> None:
@@ -104,13 +115,45 @@ def dev_tokens(demo_posyandu: list[str], demo_agency: str | None, expires_in: in
     }
 
 
-async def load_demo(registry_url: str) -> dict[str, str]:
-    from services.registry import demo
+def demo_reference_date(path: Path | None = None) -> date:
+    """The date the household demo's dates are relative to: today on the first run, then kept in .data/.
+
+    A later `make run` must build the same request bodies, or the demo's Idempotency-Keys would not replay.
+    """
+    path = path or DATA / "household-demo-reference-date"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return date.fromisoformat(path.read_text().strip())
+    today = date.today()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(today.isoformat())
+    return today
+
+
+async def load_demo(registry_url: str, household_url: str) -> dict[str, str]:
+    from services.household import demo as household_demo
+    from services.registry import demo as registry_demo
 
     admin = mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="demo-loader")
-    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
-        ids = await demo.load(client, admin)
-    posyandu = [pid for code, pid in ids.posyandu.items() if code.startswith("P3171")]
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as registry:
+        ids = await registry_demo.load(registry, admin)
+        # The household service learns the posyandu from the registry's events: the loader waits for them.
+        async with httpx.AsyncClient(base_url=household_url, timeout=60) as household:
+            try:
+                summary = await household_demo.load(household, registry, admin_token=admin,
+                                                     reference_date=demo_reference_date(), wait_seconds=90)
+            except household_demo.DemoLoadError as exc:
+                # The stack stays up without the household demo. A likely cause: the registry's data (.data/pg)
+                # predates the household service, and the memory-only broker lost the events announcing it.
+                hint = ("\n  (if .data/pg predates the household service, stop the stack and remove .data/pg to start "
+                        "afresh)") if "did not learn" in str(exc) else ""
+                print(f"WARNING: household demo not loaded: {exc}{hint}", file=sys.stderr, flush=True)
+                summary = None
+    with_households = summary.posyandu_households if summary is not None else {}
+    if summary is not None:
+        print(household_demo.describe(summary), flush=True)
+    # The kader token serves Gambir's first demo posyandu, preferring one that has demo households.
+    gambir = [pid for code, pid in sorted(ids.posyandu.items()) if code.startswith("P3171")]
+    posyandu = [pid for pid in gambir if with_households.get(pid)] or gambir
     agency = ids.agencies.get("Dinas Kesehatan Kota Administrasi Jakarta Pusat")
     return dev_tokens(posyandu[:1], agency)
 
@@ -130,7 +173,7 @@ def main() -> None:
         print("starting PostgreSQL (.data/pg) and the broker ...", flush=True)
         pg.start()
         broker.start()
-        asyncio.run(create_databases(pg, [s.name for s in SERVICES]))
+        kept = asyncio.run(create_databases(pg, [s.name for s in SERVICES]))
         asyncio.run(create_topics(broker.bootstrap_servers, list(ALL_TOPICS)))
         for svc in SERVICES:
             env = service_env(svc.name, svc.port, pg, broker)
@@ -141,8 +184,11 @@ def main() -> None:
         urls = {s.name: f"http://127.0.0.1:{s.port}" for s in SERVICES}
         for url in urls.values():
             asyncio.run(wait_ready(url))
+        if "registry" in kept:
+            print("re-announcing the kept registry data to the fresh broker ...", flush=True)
+            asyncio.run(republish_registry(urls["registry"]))
         print("loading the demo data ...", flush=True)
-        tokens = asyncio.run(load_demo(urls["registry"]))
+        tokens = asyncio.run(load_demo(urls["registry"], urls["household"]))
         (DATA / "dev-tokens.json").write_text(json.dumps(tokens, indent=2))
         (DATA / "stack.json").write_text(json.dumps(
             {"kafka_bootstrap_servers": broker.bootstrap_servers, "services": urls,
@@ -162,6 +208,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in processes:
             p.terminate()
         for p in processes:

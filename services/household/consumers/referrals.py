@@ -24,4 +24,5 @@ async def on_referral(session: AsyncSession, event: CloudEvent) -> None:
 
 
 HANDLERS: dict[str, Handler] = {event_type.name: on_referral for event_type in (
-    ref.REFERRAL_CREATED, ref.REFERRAL_STATUS_CHANGED, ref.REFERRAL_REASSIGNED, ref.REFERRAL_SNAPSHOT)}
+    ref.REFERRAL_CREATED, ref.REFERRAL_STATUS_CHANGED, ref.REFERRAL_REASSIGNED, ref.REFERRAL_SNAPSHOT,
+    ref.REFERRAL_ROUTED)}

@@ -29,14 +29,14 @@ class NoResponsibleAgency(NotFound):
     slug = "no-responsible-agency"
 
 
-def _data(a: Agency) -> ev.AgencyData:
+def agency_data(a: Agency) -> ev.AgencyData:
     return ev.AgencyData(agency_id=a.id, name=a.name, level=ev.AgencyLevel(a.level),
                          jurisdiction_code=a.jurisdiction_code, spm_fields=[SpmField(f) for f in a.spm_fields],
                          status=ev.Status(a.status), version=a.version)
 
 
 async def _emit(session: AsyncSession, event_type: EventType, agency: Agency) -> None:
-    await publish(session, event_type, _data(agency), subject=str(agency.id))
+    await publish(session, event_type, agency_data(agency), subject=str(agency.id))
 
 
 async def register(*, session: AsyncSession, payload: AgencyCreate) -> Agency:

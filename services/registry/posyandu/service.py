@@ -31,13 +31,13 @@ class CadreNotFound(NotFound):
     pass
 
 
-def _data(p: Posyandu) -> ev.PosyanduData:
+def posyandu_data(p: Posyandu) -> ev.PosyanduData:
     return ev.PosyanduData(posyandu_id=p.id, code=p.code, name=p.name, village_code=p.village_code,
                            status=ev.Status(p.status), service_days=p.service_days, latitude=p.latitude,
                            longitude=p.longitude, version=p.version)
 
 
-def _cadre_data(c: Cadre) -> ev.CadreData:
+def cadre_data(c: Cadre) -> ev.CadreData:
     return ev.CadreData(cadre_id=c.id, posyandu_id=c.posyandu_id, duties=[SpmField(d) for d in c.duties],
                         status=ev.Status(c.status), since=c.since)
 
@@ -48,7 +48,7 @@ def _require_oversight(principal: Principal, village_code: str) -> None:
 
 
 async def _emit(session: AsyncSession, event_type: EventType, p: Posyandu) -> None:
-    await publish(session, event_type, _data(p), subject=str(p.id), regioncode=p.village_code)
+    await publish(session, event_type, posyandu_data(p), subject=str(p.id), regioncode=p.village_code)
 
 
 async def register(*, session: AsyncSession, principal: Principal, payload: PosyanduCreate) -> Posyandu:
@@ -158,7 +158,7 @@ async def assign_cadre(*, session: AsyncSession, principal: Principal, posyandu_
                   duties=sorted({d.value for d in payload.duties}), since=payload.since)
     session.add(cadre)
     await session.flush()
-    await publish(session, ev.CADRE_ASSIGNED, _cadre_data(cadre), subject=str(posyandu.id),
+    await publish(session, ev.CADRE_ASSIGNED, cadre_data(cadre), subject=str(posyandu.id),
                   regioncode=posyandu.village_code)
     return cadre
 
@@ -193,7 +193,7 @@ async def update_cadre(*, session: AsyncSession, principal: Principal, posyandu_
     cadre.version += 1
     cadre.updated_at = datetime.now(UTC)
     await session.flush()
-    await publish(session, ev.CADRE_UPDATED, _cadre_data(cadre), subject=str(posyandu.id),
+    await publish(session, ev.CADRE_UPDATED, cadre_data(cadre), subject=str(posyandu.id),
                   regioncode=posyandu.village_code)
     return cadre
 
@@ -210,6 +210,6 @@ async def unassign_cadre(*, session: AsyncSession, principal: Principal, posyand
     cadre.version += 1
     cadre.updated_at = datetime.now(UTC)
     await session.flush()
-    await publish(session, ev.CADRE_UNASSIGNED, _cadre_data(cadre), subject=str(posyandu.id),
+    await publish(session, ev.CADRE_UNASSIGNED, cadre_data(cadre), subject=str(posyandu.id),
                   regioncode=posyandu.village_code)
     return cadre

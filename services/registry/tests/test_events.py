@@ -85,3 +85,19 @@ def test_checked_in_asyncapi_document_matches_the_catalogue() -> None:
 async def test_the_service_serves_its_asyncapi_document(registry: httpx.AsyncClient) -> None:
     served = (await registry.get("/asyncapi.json")).json()
     assert served == json.loads(json.dumps(asyncapi()))
+
+
+async def test_republish_announces_the_current_state_again(registry: httpx.AsyncClient, stack: Stack,
+                                                           registry_db: asyncpg.Connection) -> None:
+    posyandu = await create_posyandu(registry)
+    await registry.post(f"/api/v1/posyandu/{posyandu['id']}/deactivate", headers=tokens.admin())
+    assert (await registry.post("/api/v1/registry/republish", headers=tokens.pembina("31"))).status_code == 403
+    report = (await registry.post("/api/v1/registry/republish", headers=tokens.admin())).json()
+    assert report["regions"] == await registry_db.fetchval("SELECT count(*) FROM regions")
+    assert report["posyandu"] == await registry_db.fetchval("SELECT count(*) FROM posyandu")
+    received = await read_topic(stack.broker.bootstrap_servers, TOPIC, timeout=60,
+                                until=lambda rs: len(events_about(rs, posyandu["id"])) >= 3)
+    # Registered, deactivated, then the republished current state: deactivated, at the same version.
+    assert [(e.type, e.data["version"]) for e in events_about(received, posyandu["id"])] == [
+        ("posyandu.posyandu.registered.v1", 1), ("posyandu.posyandu.deactivated.v1", 2),
+        ("posyandu.posyandu.deactivated.v1", 2)]

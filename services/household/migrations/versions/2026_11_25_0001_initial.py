@@ -9,7 +9,7 @@ Create Date: 2026-11-25 12:17:51.770052
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel.sql.sqltypes  # noqa: F401  (autogenerate may name SQLModel's types)
+import sqlmodel.sql.sqltypes
 from alembic import op
 from sqlalchemy.dialects import postgresql
 

@@ -1,0 +1,54 @@
+"""Notes and outcome feedback on a referral, in both directions (posyandu <-> agency), and the system's own."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.referral.referrals.access import readable_referral, side_of
+from services.referral.tables import Referral, ReferralNote
+from shared.auth import Principal
+from shared.errors import Forbidden
+from shared.events import referral as ev
+from shared.events.topics import SpmField
+from shared.outbox import publish
+
+SYSTEM_SIDE = "system"
+
+
+async def write_note(session: AsyncSession, referral: Referral, *, author: str, author_role: str, side: str,
+                     text: str, now: datetime) -> ReferralNote:
+    """Store a note and announce it (the event says a note exists; its text is read through the API)."""
+    note = ReferralNote(referral_id=referral.id, author=author, author_role=author_role, author_side=side, text=text,
+                        created_at=now)
+    session.add(note)
+    await session.flush()
+    await publish(session, ev.REFERRAL_NOTE_ADDED,
+                  ev.ReferralNoteData(note_id=note.id, referral_id=referral.id, spm_field=SpmField(referral.spm_field),
+                                      agency_id=referral.agency_id, posyandu_id=referral.posyandu_id,
+                                      author_side=side, created_at=now),
+                  subject=str(referral.id), regioncode=referral.village_code, spmfield=SpmField(referral.spm_field))
+    return note
+
+
+async def add(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID, text: str,
+              now: datetime) -> ReferralNote:
+    """Adds a note from the posyandu side or the assigned agency (also after closing: outcome feedback)."""
+    referral = await readable_referral(session, principal, referral_id, for_update=True)
+    side = side_of(principal, referral)
+    if side is None:
+        raise Forbidden("Only the referral's posyandu and its assigned agency write notes.")
+    return await write_note(session, referral, author=principal.sub, author_role=principal.role.value,
+                            side=side.value, text=text, now=now)
+
+
+async def list_notes(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> list[ReferralNote]:
+    """Gets a referral's notes, oldest first."""
+    await readable_referral(session, principal, referral_id)
+    rows = await session.execute(select(ReferralNote).where(ReferralNote.referral_id == referral_id)
+                                 .order_by(col(ReferralNote.created_at), col(ReferralNote.id)))
+    return list(rows.scalars().all())
+

@@ -1,0 +1,165 @@
+"""HTTP routes for referrals: create, list, read (audited), lifecycle actions, history, the agency inbox, republish."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from services.referral.clock import NowDep
+from services.referral.household_api import HouseholdApi
+from services.referral.referrals import service
+from services.referral.referrals.access import is_assigned_agency, list_scope, readable_referral, side_of
+from services.referral.referrals.lifecycle import Action, Status
+from services.referral.referrals.schemas import (
+    ActionBody,
+    ReferralCreate,
+    ReferralDetail,
+    ReferralPublic,
+    RepublishResult,
+    TransitionPublic,
+)
+from services.referral.tables import Referral
+from shared.audit import record_read
+from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.concurrency import etag
+from shared.db import SessionDep
+from shared.errors import NotFound
+from shared.events.topics import SpmField
+from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
+from shared.region_codes import REGION_PREFIX_PATTERN
+from shared.responses import json_response
+
+router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
+inbox_router = APIRouter(prefix="/api/v1/agencies", tags=["referrals"])
+
+Creator = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+
+
+def referral_public(r: Referral, principal: Principal, model: type[ReferralPublic] = ReferralPublic,
+                    **extra: Any) -> ReferralPublic:
+    # The reason and the need's evidence may hold personal details: for the two sides of the referral only.
+    involved = side_of(principal, r) is not None
+    return model(
+        id=r.id, need_id=r.need_id, household_id=r.household_id, member_id=r.member_id,
+        member_nik_masked=r.member_nik_masked, posyandu_id=r.posyandu_id, village_code=r.village_code,
+        spm_field=SpmField(r.spm_field), category=r.category, urgency=r.urgency, origin=r.origin,
+        status=Status(r.status), agency_id=r.agency_id, unrouted=r.agency_id is None,
+        reason=r.reason if involved else None, outcome=r.outcome, evidence=r.evidence if involved else None,
+        respond_by=r.respond_by, complete_by=r.complete_by, responded_at=r.responded_at, closed_at=r.closed_at,
+        overdue=r.overdue_at is not None and r.closed_at is None, overdue_at=r.overdue_at,
+        escalated_at=r.escalated_at, escalated_to_agency_id=r.escalated_to_agency_id,
+        need_resolved_at=r.need_resolved_at, version=r.version, created_by=r.created_by, created_at=r.created_at,
+        updated_at=r.updated_at, **extra)
+
+
+def _response(r: Referral, principal: Principal, status_code: int = 200) -> Response:
+    return json_response(referral_public(r, principal), status_code,
+                         headers={"ETag": etag(r.version), "Location": f"/api/v1/referrals/{r.id}"})
+
+
+@router.post("", status_code=201, response_model=ReferralPublic,
+             summary="Create a referral for a household or member of your posyandu")
+async def create_referral(payload: ReferralCreate, session: SessionDep, principal: Creator, now: NowDep,
+                          idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    async def create() -> Response:
+        referral = await service.create(session=session, principal=principal, payload=payload, now=now)
+        return _response(referral, principal, 201)
+
+    return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /referrals",
+                            payload=payload, create=create)
+
+
+async def _page(session: SessionDep, principal: Principal, limit: int, cursor: str | None,
+                **filters: Any) -> Page[ReferralPublic]:
+    after = decode_cursor(cursor, str, uuid.UUID)
+    rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
+                                after=(datetime.fromisoformat(after[0]), after[1]) if after else None, **filters)
+    items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
+    return Page(items=[referral_public(r, principal) for r in items], next_cursor=next_cursor)
+
+
+@router.get("", response_model=Page[ReferralPublic],
+            summary="Referrals you may see, by field, status, agency, posyandu, region, overdue, period")
+async def list_referrals(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+    field: SpmField | None = None,
+    status: Status | None = None,
+    agency: uuid.UUID | None = None,
+    posyandu: uuid.UUID | None = None,
+    region: Annotated[str | None, Query(pattern=REGION_PREFIX_PATTERN)] = None,
+    overdue: bool | None = None,
+    unrouted: bool | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> Any:
+    return await _page(session, principal, limit, cursor, spm_field=field, status=status, agency_id=agency,
+                       posyandu_id=posyandu, region=region, overdue=overdue, unrouted=unrouted,
+                       created_from=created_from, created_to=created_to)
+
+
+@inbox_router.get("/{agency_id}/referrals", response_model=Page[ReferralPublic],
+                  summary="An agency's inbox: the referrals routed to it (the agency itself, or admin)")
+async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, limit: LimitParam = 50,
+                       cursor: CursorParam = None, status: Status | None = None, field: SpmField | None = None,
+                       overdue: bool | None = None) -> Any:
+    if principal.role is not Role.ADMIN and principal.agency_id != agency_id:
+        raise NotFound(f"No inbox of agency {agency_id} that you may read.")
+    return await _page(session, principal, limit, cursor, agency_id=agency_id, status=status, spm_field=field,
+                       overdue=overdue)
+
+
+@router.post("/republish", response_model=RepublishResult,
+             summary="Re-publish every open referral of a field as snapshot events (admin; for late-joining agencies)")
+async def republish(session: SessionDep, _: Admin, field: SpmField, since: datetime | None = None) -> Any:
+    return RepublishResult(spm_field=field, count=await service.republish(session=session, spm_field=field,
+                                                                          since=since))
+
+
+@router.get("/{referral_id}", response_model=ReferralDetail,
+            summary="A referral; for its agency with the member's NIK and name from the household service (audited)")
+async def get_referral(referral_id: uuid.UUID, request: Request, session: SessionDep,
+                       principal: PrincipalDep) -> Response:
+    referral = await readable_referral(session, principal, referral_id)
+    extra: dict[str, Any] = {}
+    fields = ["reason", "evidence"] if side_of(principal, referral) is not None else []
+    if is_assigned_agency(principal, referral):
+        if referral.member_id is None:
+            extra["member_details_unavailable"] = "the referral is about the household, not one member"
+        else:
+            api: HouseholdApi = request.app.state.household_api
+            lookup = await api.member(household_id=referral.household_id, member_id=referral.member_id,
+                                      authorization=request.headers["authorization"])
+            extra = {"member_details": lookup.details, "member_details_unavailable": lookup.unavailable}
+            fields += ["member_details"] if lookup.details is not None else []
+    await record_read(session, principal, resource_type="referral", resource_id=str(referral.id),
+                      subject_ref=str(referral.household_id), fields=fields,
+                      purpose="assigned agency acting on the referral" if is_assigned_agency(principal, referral)
+                      else f"referral read by {principal.role.value}")
+    return json_response(referral_public(referral, principal, ReferralDetail, **extra),
+                         headers={"ETag": etag(referral.version)})
+
+
+@router.get("/{referral_id}/history", response_model=list[TransitionPublic],
+            summary="Every transition of a referral: who, when, why")
+async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
+    rows = await service.history(session=session, principal=principal, referral_id=referral_id)
+    return [TransitionPublic.model_validate(t, from_attributes=True) for t in rows]
+
+
+@router.post("/{referral_id}/{action}", response_model=ReferralPublic,
+             summary="A lifecycle action (honours If-Match; 409 names the current state when it is not allowed)",
+             responses={409: {"description": "Illegal transition"}, 412: {"description": "If-Match mismatch"}})
+async def act_on_referral(referral_id: uuid.UUID, action: Action, session: SessionDep, principal: PrincipalDep,
+                          now: NowDep, body: ActionBody | None = None, if_match: IfMatch = None) -> Response:
+    referral = await service.transition(session=session, principal=principal, referral_id=referral_id, action=action,
+                                        body=body or ActionBody(), if_match=if_match, now=now)
+    return _response(referral, principal)

@@ -1,0 +1,32 @@
+"""A referral as event data, and its events on the field's topic (keyed by referral id, `spmfield`, `regioncode`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referral.tables import Referral
+from shared.events import referral as ev
+from shared.events.catalogue import EventType
+from shared.events.topics import SpmField
+from shared.outbox import publish
+
+
+def referral_data(r: Referral, *, action: str | None = None,
+                  previous_agency_id: uuid.UUID | None = None) -> ev.ReferralData:
+    """What an agency needs to act on: references, category, urgency, deadlines, masked NIK; no evidence or text."""
+    return ev.ReferralData(
+        referral_id=r.id, need_id=r.need_id, household_id=r.household_id, member_id=r.member_id,
+        member_nik_masked=r.member_nik_masked, posyandu_id=r.posyandu_id, village_code=r.village_code,
+        spm_field=SpmField(r.spm_field), category=r.category, urgency=r.urgency, status=r.status,
+        agency_id=r.agency_id, respond_by=r.respond_by, complete_by=r.complete_by, version=r.version,
+        action=action, created_at=r.created_at, responded_at=r.responded_at, overdue_at=r.overdue_at,
+        escalated_at=r.escalated_at, escalated_to_agency_id=r.escalated_to_agency_id,
+        previous_agency_id=previous_agency_id, need_resolved_at=r.need_resolved_at)
+
+
+async def emit(session: AsyncSession, event_type: EventType, referral: Referral, *, action: str | None = None,
+               previous_agency_id: uuid.UUID | None = None) -> None:
+    await publish(session, event_type, referral_data(referral, action=action, previous_agency_id=previous_agency_id),
+                  subject=str(referral.id), regioncode=referral.village_code, spmfield=SpmField(referral.spm_field))

@@ -1,0 +1,255 @@
+"""Referrals: creation (by hand or from a detected need), routing, the lifecycle, queries and re-publishing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.referral.notes.service import SYSTEM_SIDE, write_note
+from services.referral.referrals.access import readable_referral, side_of
+from services.referral.referrals.categories import CATEGORIES, Urgency
+from services.referral.referrals.events import emit
+from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
+from services.referral.referrals.schemas import ActionBody, ReferralCreate
+from services.referral.routing.service import responsible_agency
+from services.referral.sla.service import start_clocks
+from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
+from shared.auth import Principal, Role
+from shared.concurrency import check_if_match
+from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.events import household as household_events
+from shared.events import referral as ev
+from shared.events.topics import SpmField
+
+#: The actor of what the service does by itself (automatic referrals, routing, need resolution).
+SYSTEM = Principal(sub="system", role=Role.SERVICE)
+
+
+class IllegalTransition(Conflict):
+    title, slug = "Illegal transition", "illegal-transition"
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": field, "message": message}])
+
+
+def _record(session: AsyncSession, referral: Referral, action: str, *, actor: Principal, at: datetime,
+            from_status: str | None = None, from_agency_id: uuid.UUID | None = None, reason: str | None = None,
+            outcome: str | None = None) -> None:
+    session.add(ReferralTransition(referral_id=referral.id, action=action, from_status=from_status,
+                                   to_status=referral.status, from_agency_id=from_agency_id,
+                                   to_agency_id=referral.agency_id, actor=actor.sub, actor_role=actor.role.value,
+                                   reason=reason, outcome=outcome, at=at))
+
+
+async def _route(session: AsyncSession, referral: Referral, now: datetime) -> bool:
+    """Assign the responsible agency and start the clocks; False when there is none (the referral waits unrouted)."""
+    agency = await responsible_agency(session, spm_field=referral.spm_field, village_code=referral.village_code)
+    if agency is None:
+        return False
+    referral.agency_id = agency.id
+    await start_clocks(session, referral, now)
+    return True
+
+
+async def create(*, session: AsyncSession, principal: Principal, payload: ReferralCreate, now: datetime) -> Referral:
+    """Creates a referral by hand for a household (or member) of the caller's posyandu."""
+    household = await session.get(KnownHousehold, payload.household_id)
+    if household is None or household.status != "active" or not (
+            principal.role is Role.ADMIN or household.posyandu_id in principal.posyandu_ids):
+        raise _invalid("household_id", "Not an active household of your posyandu known to this service.")
+    category = CATEGORIES.get(payload.category)
+    if category is None or category.spm_field is not payload.spm_field:
+        raise _invalid("category", f"{payload.category} is not a referral category of {payload.spm_field.value}.")
+    member = await session.get(KnownMember, payload.member_id) if payload.member_id else None
+    if payload.member_id is not None and (member is None or member.household_id != household.id
+                                          or member.status != "active"):
+        raise _invalid("member_id", "Not an active member of this household.")
+    referral = Referral(
+        household_id=household.id, member_id=payload.member_id,
+        member_nik_masked=member.nik_masked if member is not None else None, posyandu_id=household.posyandu_id,
+        village_code=household.village_code, spm_field=payload.spm_field.value, category=payload.category,
+        urgency=(payload.urgency or category.default_urgency).value, reason=payload.reason, origin="manual",
+        status=(Status.DRAFT if payload.draft else Status.REQUESTED).value, created_by=principal.sub,
+        created_at=now, updated_at=now)
+    if not payload.draft:
+        await _route(session, referral, now)
+    session.add(referral)
+    await session.flush()
+    _record(session, referral, "create", actor=principal, at=now, reason=payload.reason)
+    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+    return referral
+
+
+async def create_from_need(*, session: AsyncSession, need: household_events.NeedData, draft_categories: frozenset[str],
+                           now: datetime) -> Referral | None:
+    """One referral per detected need (None when it exists already); `draft` for the configured categories."""
+    existing = await session.execute(select(Referral.id).where(Referral.need_id == need.need_id))
+    if existing.first() is not None:
+        return None
+    category = CATEGORIES.get(need.category)
+    urgency = need.urgency if need.urgency in {u.value for u in Urgency} else (
+        category.default_urgency.value if category else Urgency.NORMAL.value)
+    draft = need.category in draft_categories
+    referral = Referral(
+        need_id=need.need_id, household_id=need.household_id, member_id=need.member_id,
+        member_nik_masked=need.member_nik_masked, posyandu_id=need.posyandu_id, village_code=need.village_code,
+        spm_field=need.spm_field.value, category=need.category, urgency=urgency,
+        reason=f"Detected automatically: {category.label}" if category else "Detected automatically",
+        evidence=need.evidence, origin="need", status=(Status.DRAFT if draft else Status.REQUESTED).value,
+        created_by=SYSTEM.sub, created_at=now, updated_at=now)
+    if not draft:
+        await _route(session, referral, now)
+    session.add(referral)
+    await session.flush()
+    _record(session, referral, "create", actor=SYSTEM, at=now, reason=referral.reason)
+    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+    return referral
+
+
+async def need_resolved(*, session: AsyncSession, need_id: uuid.UUID, now: datetime) -> Referral | None:
+    """The need no longer holds: an open referral gets a system note and an event; closing it stays a person's call."""
+    referral = (await session.execute(select(Referral).where(Referral.need_id == need_id)
+                                      .with_for_update())).scalars().first()
+    if referral is None or referral.status in CLOSED or referral.need_resolved_at is not None:
+        return None
+    referral.need_resolved_at = now
+    referral.version += 1
+    referral.updated_at = now
+    await session.flush()
+    await write_note(session, referral, author=SYSTEM.sub, author_role=SYSTEM.role.value, side=SYSTEM_SIDE, now=now,
+                     text="The household data no longer shows this need (resolved by a later observation). "
+                          "The agency or the posyandu may close the referral.")
+    await emit(session, ev.REFERRAL_NEED_RESOLVED, referral, action="need-resolved")
+    return referral
+
+
+async def transition(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID, action: Action,
+                     body: ActionBody, if_match: str | None, now: datetime) -> Referral:
+    """Moves a referral through its lifecycle; the row is locked, so two concurrent moves cannot both succeed."""
+    referral = await readable_referral(session, principal, referral_id, for_update=True)
+    rule = RULES[action]
+    if side_of(principal, referral) is not rule.side:
+        who = "the assigned agency" if rule.side is Side.AGENCY else "the referral's posyandu"
+        raise Forbidden(f"Only {who} may {action.value} this referral.")
+    check_if_match(if_match, referral.version)
+    if referral.status not in rule.sources:
+        raise IllegalTransition(f"A referral that is {referral.status} cannot be {action.value}ed.",
+                                current_status=referral.status, action=action.value,
+                                allowed_from=sorted(s.value for s in rule.sources))
+    if missing := [name for name in rule.needs if getattr(body, name) is None]:
+        raise ValidationFailed(f"{action.value} needs {' and '.join(missing)}.",
+                               errors=[{"field": name, "message": "required for this action"} for name in missing])
+    from_status, from_agency_id = referral.status, referral.agency_id
+    referral.status = rule.target.value
+    if action is Action.SUBMIT:
+        await _route(session, referral, now)
+    elif action is Action.REASSIGN:
+        assert body.agency_id is not None
+        await _reassign(session, referral, body.agency_id, now)
+    if action in RESPONSES and referral.responded_at is None:
+        referral.responded_at = now
+    if rule.target in CLOSED:
+        referral.closed_at = now
+    if action is Action.COMPLETE:
+        referral.outcome = body.outcome
+    referral.version += 1
+    referral.updated_at = now
+    await session.flush()
+    _record(session, referral, action.value, actor=principal, at=now, from_status=from_status,
+            from_agency_id=from_agency_id, reason=body.reason, outcome=body.outcome)
+    if action is Action.REASSIGN:
+        await emit(session, ev.REFERRAL_REASSIGNED, referral, action=action.value, previous_agency_id=from_agency_id)
+    else:
+        await emit(session, ev.REFERRAL_STATUS_CHANGED, referral, action=action.value)
+    return referral
+
+
+async def _reassign(session: AsyncSession, referral: Referral, agency_id: uuid.UUID, now: datetime) -> None:
+    target = await session.get(KnownAgency, agency_id)
+    if target is None or target.status != "active" or referral.spm_field not in target.spm_fields:
+        raise _invalid("agency_id", f"Not an active agency for {referral.spm_field} known to this service.")
+    if target.id == referral.agency_id:
+        raise _invalid("agency_id", "The referral is already assigned to this agency.")
+    referral.agency_id = target.id
+    await start_clocks(session, referral, now)
+
+
+async def route_waiting(*, session: AsyncSession, agency: KnownAgency, now: datetime) -> list[Referral]:
+    """Routes the unrouted referrals this agency could now be responsible for (it appeared or changed)."""
+    if agency.status != "active":
+        return []
+    waiting = (await session.execute(
+        select(Referral).where(col(Referral.agency_id).is_(None), Referral.status == Status.REQUESTED.value,
+                               col(Referral.spm_field).in_(agency.spm_fields),
+                               col(Referral.village_code).startswith(agency.jurisdiction_code))
+        .order_by(col(Referral.created_at)).with_for_update())).scalars().all()
+    routed = []
+    for referral in waiting:
+        if await _route(session, referral, now):
+            referral.version += 1
+            referral.updated_at = now
+            await session.flush()
+            _record(session, referral, "route", actor=SYSTEM, at=now, from_status=referral.status)
+            await emit(session, ev.REFERRAL_ROUTED, referral, action="route")
+            routed.append(referral)
+    return routed
+
+
+async def history(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> list[ReferralTransition]:
+    """Gets every transition of a referral, oldest first."""
+    await readable_referral(session, principal, referral_id)
+    rows = await session.execute(select(ReferralTransition).where(ReferralTransition.referral_id == referral_id)
+                                 .order_by(col(ReferralTransition.id)))
+    return list(rows.scalars().all())
+
+
+async def search(*, session: AsyncSession, scope: Any, spm_field: SpmField | None = None, status: Status | None = None,
+                 agency_id: uuid.UUID | None = None, posyandu_id: uuid.UUID | None = None, region: str | None = None,
+                 overdue: bool | None = None, unrouted: bool | None = None, created_from: datetime | None = None,
+                 created_to: datetime | None = None, after: tuple[datetime, uuid.UUID] | None = None,
+                 limit: int) -> list[Referral]:
+    """Referrals the caller may see, newest first, by field, status, agency, posyandu, region, overdue, period."""
+    query = select(Referral)
+    conditions: list[Any] = [] if scope is None else [scope]
+    if spm_field is not None:
+        conditions.append(col(Referral.spm_field) == spm_field.value)
+    if status is not None:
+        conditions.append(col(Referral.status) == status.value)
+    if agency_id is not None:
+        conditions.append(col(Referral.agency_id) == agency_id)
+    if posyandu_id is not None:
+        conditions.append(col(Referral.posyandu_id) == posyandu_id)
+    if region is not None:
+        conditions.append(col(Referral.village_code).startswith(region))
+    if overdue is not None:
+        is_overdue = sa.and_(col(Referral.overdue_at).is_not(None), col(Referral.status).in_([s.value for s in OPEN]))
+        conditions.append(is_overdue if overdue else sa.not_(is_overdue))
+    if unrouted is not None:
+        conditions.append(col(Referral.agency_id).is_(None) if unrouted else col(Referral.agency_id).is_not(None))
+    if created_from is not None:
+        conditions.append(col(Referral.created_at) >= created_from)
+    if created_to is not None:
+        conditions.append(col(Referral.created_at) < created_to)
+    if after is not None:
+        conditions.append(sa.tuple_(col(Referral.created_at), col(Referral.id)) < sa.tuple_(*after))
+    query = query.where(*conditions).order_by(col(Referral.created_at).desc(), col(Referral.id).desc())
+    return list((await session.execute(query.limit(limit + 1))).scalars().all())
+
+
+async def republish(*, session: AsyncSession, spm_field: SpmField, since: datetime | None) -> int:
+    """Re-sends the current state of every open, submitted referral of a field as snapshots (late-joining agencies)."""
+    query = select(Referral).where(Referral.spm_field == spm_field.value,
+                                   col(Referral.status).in_([s.value for s in OPEN - {Status.DRAFT}]))
+    if since is not None:
+        query = query.where(col(Referral.created_at) >= since)
+    count = 0
+    for referral in (await session.execute(query.order_by(col(Referral.created_at), col(Referral.id)))).scalars():
+        await emit(session, ev.REFERRAL_SNAPSHOT, referral, action="snapshot")
+        count += 1
+    return count

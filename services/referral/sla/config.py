@@ -1,0 +1,35 @@
+"""Default deadlines (DOMAIN.md §6, a policy): response and completion per urgency, and the escalation delay.
+
+Regions set their own per category and per agency, as durations that may be hours, in the `sla_overrides`
+table; these are the values when no override applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from types import MappingProxyType
+from typing import NamedTuple
+
+from services.referral.referrals.categories import Urgency
+
+
+class Sla(NamedTuple):
+    respond_within: timedelta
+    complete_within: timedelta
+
+
+DEFAULT_SLA: Mapping[Urgency, Sla] = MappingProxyType({
+    Urgency.EMERGENCY: Sla(timedelta(days=1), timedelta(days=3)),
+    Urgency.HIGH: Sla(timedelta(days=3), timedelta(days=14)),
+    Urgency.NORMAL: Sla(timedelta(days=7), timedelta(days=30)),
+    Urgency.LOW: Sla(timedelta(days=14), timedelta(days=90)),
+})
+
+#: How long after the completion deadline a still-open referral escalates to the field's province agency.
+ESCALATION_DELAY: Mapping[Urgency, timedelta] = MappingProxyType({
+    Urgency.EMERGENCY: timedelta(days=1),
+    Urgency.HIGH: timedelta(days=7),
+    Urgency.NORMAL: timedelta(days=7),
+    Urgency.LOW: timedelta(days=7),
+})

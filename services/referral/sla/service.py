@@ -1,0 +1,123 @@
+"""SLA clocks: deadlines when a referral reaches an agency, and the sweep that marks overdue and escalates.
+
+Deadlines are stored on the referral, so they survive restarts. The sweep claims each referral with
+`UPDATE ... WHERE overdue_at IS NULL RETURNING` (and likewise `escalated_at`), so an event is sent once
+whatever runs it and however often; the background loop also takes a transaction-scoped advisory lock so two
+replicas do not both do the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from services.referral.referrals.categories import Urgency
+from services.referral.referrals.events import emit
+from services.referral.referrals.lifecycle import OPEN, Status
+from services.referral.routing.service import province_agency
+from services.referral.settings import ReferralSettings
+from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla
+from services.referral.tables import Referral, SlaOverride
+from shared.events import referral as ev
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+_SWEEP_LOCK = zlib.crc32(b"referral-sla-sweep")
+#: States whose clocks run: routed, submitted and not closed.
+_CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
+
+
+async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
+    """The deadlines that apply: the most specific override (agency+category, agency, category), else the default."""
+    query = (select(SlaOverride)
+             .where(SlaOverride.urgency == referral.urgency,
+                    sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == referral.agency_id),
+                    sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category))
+             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None)).limit(1))
+    override = (await session.execute(query)).scalars().first()
+    if override is not None:
+        return Sla(override.respond_within, override.complete_within)
+    return DEFAULT_SLA[Urgency(referral.urgency)]
+
+
+async def start_clocks(session: AsyncSession, referral: Referral, now: datetime) -> None:
+    """Set the deadlines from now (the referral just reached its agency); earlier overdue marks no longer apply."""
+    sla = await sla_for(session, referral)
+    referral.respond_by = now + sla.respond_within
+    referral.complete_by = now + sla.complete_within
+    referral.escalate_at = referral.complete_by + ESCALATION_DELAY[Urgency(referral.urgency)]
+    referral.responded_at = None
+    referral.overdue_at = referral.escalated_at = referral.escalated_to_agency_id = None
+
+
+@dataclass
+class SweepResult:
+    overdue: list[Referral] = field(default_factory=list)
+    escalated: list[Referral] = field(default_factory=list)
+
+
+async def run_sla_sweep(session: AsyncSession, now: datetime) -> SweepResult:
+    """Mark referrals past a deadline overdue, and escalate those open past the escalation time; each once."""
+    result = SweepResult()
+    past_deadline = sa.or_(sa.and_(col(Referral.responded_at).is_(None), col(Referral.respond_by) < now),
+                           col(Referral.complete_by) < now)
+    overdue_ids = (await session.execute(
+        sa.update(Referral).where(col(Referral.status).in_(_CLOCKED), col(Referral.agency_id).is_not(None),
+                                  col(Referral.overdue_at).is_(None), past_deadline)
+        .values(overdue_at=now, version=Referral.version + 1, updated_at=now)
+        .returning(col(Referral.id)))).scalars().all()
+    for referral_id in sorted(overdue_ids):
+        referral = await _fresh(session, referral_id)
+        await emit(session, ev.REFERRAL_OVERDUE, referral, action="sweep")
+        result.overdue.append(referral)
+    escalated_ids = (await session.execute(
+        sa.update(Referral).where(col(Referral.status).in_(_CLOCKED), col(Referral.agency_id).is_not(None),
+                                  col(Referral.escalated_at).is_(None), col(Referral.escalate_at) < now)
+        .values(escalated_at=now, version=Referral.version + 1, updated_at=now)
+        .returning(col(Referral.id)))).scalars().all()
+    for referral_id in sorted(escalated_ids):
+        referral = await _fresh(session, referral_id)
+        province = await province_agency(session, spm_field=referral.spm_field, village_code=referral.village_code)
+        referral.escalated_to_agency_id = province.id if province is not None else None
+        if referral.overdue_at is None:
+            referral.overdue_at = now
+        await session.flush()
+        await emit(session, ev.REFERRAL_ESCALATED, referral, action="sweep")
+        result.escalated.append(referral)
+    return result
+
+
+async def _fresh(session: AsyncSession, referral_id: object) -> Referral:
+    # The bulk UPDATE bypassed the identity map: reload what it changed.
+    referral = await session.get(Referral, referral_id, populate_existing=True)
+    assert referral is not None
+    return referral
+
+
+async def sla_loop(settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The background job: sweep every interval; one replica at a time (advisory lock), errors logged and retried."""
+    assert isinstance(settings, ReferralSettings)
+    while True:
+        try:
+            async with sessionmaker() as session, session.begin():
+                locked = await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_SWEEP_LOCK)))
+                if locked:
+                    result = await run_sla_sweep(session, settings.clock())
+                    if result.overdue or result.escalated:
+                        log.info("sla sweep", extra={"overdue": len(result.overdue),
+                                                     "escalated": len(result.escalated)})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("sla sweep failed; retrying", extra={"error": repr(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.sleep(settings.sla_sweep_interval_seconds)

@@ -1,0 +1,70 @@
+"""Re-announce the registry's current state, so that consumers can (re)build their read models.
+
+The embedded broker keeps nothing across restarts, and a service that starts consuming late has missed
+the history: this publishes every region, posyandu, cadre and agency again as the event of its current
+state. Consumers treat those events as upserts (they are versioned where versions exist), so a
+republish is harmless to those that already know.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.registry.agencies.service import agency_data
+from services.registry.posyandu.service import cadre_data, posyandu_data
+from services.registry.tables import Agency, Cadre, Posyandu, Region
+from shared.auth import Role, require_roles
+from shared.db import SessionDep
+from shared.events import registry as ev
+from shared.events.catalogue import EventType
+from shared.events.envelope import CloudEvent
+from shared.outbox import enqueue
+
+router = APIRouter(prefix="/api/v1/registry", tags=["operations"])
+
+
+class RepublishReport(BaseModel):
+    regions: int
+    posyandu: int
+    cadres: int
+    agencies: int
+
+
+async def republish(session: AsyncSession) -> RepublishReport:
+    events: list[tuple[CloudEvent, str, str]] = []
+
+    def add(event_type: EventType, data: BaseModel, subject: str, regioncode: str | None = None) -> None:
+        events.append((event_type.new(data, subject=subject, regioncode=regioncode), event_type.topic_for(), subject))
+
+    regions = (await session.execute(select(Region).order_by(col(Region.code)))).scalars().all()
+    for r in regions:
+        data = ev.RegionData(code=r.code, name=r.name, level=ev.RegionLevel(r.level), parent_code=r.parent_code,
+                             kind=r.kind, list_version=r.list_version)
+        add(ev.REGION_RETIRED if r.retired_at else ev.REGION_REGISTERED, data, r.code,
+            r.code if len(r.code) == 10 else None)
+    posyandu = (await session.execute(select(Posyandu).order_by(col(Posyandu.created_at)))).scalars().all()
+    for p in posyandu:
+        add(ev.POSYANDU_REGISTERED if p.status == "active" else ev.POSYANDU_DEACTIVATED, posyandu_data(p), str(p.id),
+            p.village_code)
+    cadres = (await session.execute(select(Cadre).order_by(col(Cadre.created_at)))).scalars().all()
+    villages = {p.id: p.village_code for p in posyandu}
+    for c in cadres:
+        add(ev.CADRE_ASSIGNED if c.status == "active" else ev.CADRE_UNASSIGNED, cadre_data(c), str(c.posyandu_id),
+            villages.get(c.posyandu_id))
+    agencies = (await session.execute(select(Agency).order_by(col(Agency.created_at)))).scalars().all()
+    for a in agencies:
+        add(ev.AGENCY_REGISTERED if a.status == "active" else ev.AGENCY_DEACTIVATED, agency_data(a), str(a.id))
+    await enqueue(session, "registry", events)
+    return RepublishReport(regions=len(regions), posyandu=len(posyandu), cadres=len(cadres), agencies=len(agencies))
+
+
+@router.post("/republish", response_model=RepublishReport,
+             summary="Publish the current state of every region, posyandu, cadre and agency again (admin)")
+async def republish_registry(session: SessionDep,
+                             _: Any = Depends(require_roles(Role.ADMIN))) -> Any:
+    return await republish(session)
