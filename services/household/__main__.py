@@ -1,11 +1,12 @@
-"""Command line of the household service: serve, migrate, asyncapi."""
+"""Command line of the household service: serve, migrate, asyncapi, import-households."""
 
 from pathlib import Path
 
 from services.household.app import asyncapi
+from services.household.imports import cli as import_cli
 from services.household.settings import HouseholdSettings
 from shared.cli import run_cli
 
 if __name__ == "__main__":
     run_cli(service="household", service_dir=Path(__file__).parent, settings_factory=HouseholdSettings,
-            asyncapi=asyncapi)
+            asyncapi=asyncapi, extra={"import-households": import_cli.COMMAND})

@@ -10,6 +10,8 @@ from services.household.consumers import referrals as referral_events
 from services.household.consumers import registry as registry_events
 from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
+from services.household.imports.endpoints import IMPORT_PATH
+from services.household.imports.endpoints import router as import_router
 from services.household.measurements.endpoints import router as measurements_router
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.settings import HouseholdSettings
@@ -23,8 +25,10 @@ SPEC = ServiceSpec(
     title="Posyandu households",
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
-    routers=[households_router, profiles_router, measurements_router, duplicates_router,
+    routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router()],
+    # The bulk import streams its body (one KK at a time in memory), so it may be far larger than a request.
+    body_limits={IMPORT_PATH: 512 * 1024 * 1024},
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
     subscriptions=[Subscription(group_id="household", topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values()],
                                 handlers={**registry_events.HANDLERS, **referral_events.HANDLERS})],
