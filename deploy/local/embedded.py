@@ -8,12 +8,15 @@ restart starts empty and topics are created again on first use.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
 import pwd
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,6 +134,12 @@ class EmbeddedPostgres:
         return True
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to stop the child when its parent dies, even by SIGKILL (a killed test run leaves no broker)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 class EmbeddedBroker:
     """A Tansu Kafka-API broker on loopback, memory-only."""
 
@@ -154,6 +163,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         _wait_for_port("127.0.0.1", self.port, timeout=20)
 
