@@ -1,4 +1,4 @@
-"""Thresholds of the need-detection rules (DOMAIN.md §6) and the table of referral categories.
+"""Thresholds of the need-detection rules (DOMAIN.md §6); the category table itself is in shared.categories.
 
 Every threshold is a field of :class:`NeedRulesConfig` with DOMAIN.md's default; age ranges are inclusive and
 in whole years (or whole months for the child rules) on the day of detection.
@@ -8,72 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
-from typing import NamedTuple
 
-from shared.events.topics import SpmField
+from shared.categories import CATEGORIES, MANUAL_ONLY_CATEGORIES, Category, Urgency
 
 __all__ = ["CATEGORIES", "DEFAULT_CONFIG", "MANUAL_ONLY_CATEGORIES", "CategoryInfo", "NeedRulesConfig", "Urgency"]
 
 
-class Urgency(StrEnum):
-    EMERGENCY = "emergency"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-
-class CategoryInfo(NamedTuple):
-    spm_field: SpmField
-    label: str
-    #: The table's urgency; for the two-level categories the lower one (the rule raises it: underweight at BGM,
-    #: sanitation at open defecation).
-    default_urgency: Urgency
-
-
-_P, _K, _PU, _PR, _T, _S = (SpmField.PENDIDIKAN, SpmField.KESEHATAN, SpmField.PEKERJAAN_UMUM,
-                            SpmField.PERUMAHAN_RAKYAT, SpmField.TRANTIBUMLINMAS, SpmField.SOSIAL)
-_E, _H, _N, _L = Urgency.EMERGENCY, Urgency.HIGH, Urgency.NORMAL, Urgency.LOW
-
-#: Every referral category of DOMAIN.md §6: code -> (field, Indonesian label, default urgency).
-CATEGORIES: Mapping[str, CategoryInfo] = MappingProxyType({
-    "pendidikan.ats": CategoryInfo(_P, "Anak tidak sekolah", _N),
-    "pendidikan.paud": CategoryInfo(_P, "Belum ikut PAUD", _L),
-    "pendidikan.dropout-risk": CategoryInfo(_P, "Rawan putus sekolah", _N),
-    "pendidikan.kesetaraan": CategoryInfo(_P, "Pendidikan kesetaraan", _L),
-    "pendidikan.special-needs": CategoryInfo(_P, "Layanan pendidikan khusus", _H),
-    "kesehatan.severe-malnutrition": CategoryInfo(_K, "Gizi buruk", _E),
-    "kesehatan.wasting": CategoryInfo(_K, "Gizi kurang", _H),
-    "kesehatan.stunting": CategoryInfo(_K, "Stunting", _H),
-    "kesehatan.underweight": CategoryInfo(_K, "Berat badan kurang", _N),
-    "kesehatan.immunization": CategoryInfo(_K, "Imunisasi belum lengkap", _N),
-    "kesehatan.high-risk-pregnancy": CategoryInfo(_K, "Ibu hamil risiko tinggi", _H),
-    "kesehatan.hypertension": CategoryInfo(_K, "Hipertensi", _N),
-    "kesehatan.tb-suspect": CategoryInfo(_K, "Terduga TBC", _H),
-    "kesehatan.mental-health": CategoryInfo(_K, "ODGJ berat", _H),
-    "pekerjaan-umum.drinking-water": CategoryInfo(_PU, "Akses air minum tidak layak", _N),
-    "pekerjaan-umum.sanitation": CategoryInfo(_PU, "Tidak ada jamban sehat", _N),
-    "pekerjaan-umum.wastewater": CategoryInfo(_PU, "Air limbah tidak terkelola", _L),
-    "perumahan-rakyat.rtlh": CategoryInfo(_PR, "Rumah tidak layak huni", _N),
-    "perumahan-rakyat.disaster-damage": CategoryInfo(_PR, "Rumah rusak akibat bencana", _H),
-    "perumahan-rakyat.relocation": CategoryInfo(_PR, "Terdampak relokasi", _N),
-    "trantibumlinmas.preparedness": CategoryInfo(_T, "Edukasi kesiapsiagaan bencana", _L),
-    "trantibumlinmas.displaced": CategoryInfo(_T, "Pengungsi / korban bencana", _E),
-    "trantibumlinmas.fire-hazard": CategoryInfo(_T, "Rawan kebakaran", _N),
-    "trantibumlinmas.public-order": CategoryInfo(_T, "Gangguan ketenteraman", _N),
-    "sosial.neglected-child": CategoryInfo(_S, "Anak terlantar", _H),
-    "sosial.neglected-elderly": CategoryInfo(_S, "Lansia terlantar", _H),
-    "sosial.neglected-disabled": CategoryInfo(_S, "Penyandang disabilitas terlantar", _H),
-    "sosial.homeless": CategoryInfo(_S, "Gelandangan dan pengemis", _N),
-    "sosial.aid-exclusion": CategoryInfo(_S, "Belum menerima bansos", _N),
-    "sosial.aid-overlap": CategoryInfo(_S, "Verifikasi tumpang tindih bantuan", _L),
-    "sosial.health-insurance": CategoryInfo(_S, "Belum punya JKN", _N),
-    "sosial.disaster-victim": CategoryInfo(_S, "Perlindungan sosial korban bencana", _H),
-})
-
-#: Categories no rule detects: referrals are made by hand.
-MANUAL_ONLY_CATEGORIES: frozenset[str] = frozenset({"trantibumlinmas.public-order"})
+#: The category table is shared with the referral service (DOMAIN.md §6).
+CategoryInfo = Category
 
 
 def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:

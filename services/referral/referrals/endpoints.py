@@ -81,6 +81,11 @@ async def _page(session: SessionDep, principal: Principal, limit: int, cursor: s
     rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
                                 after=(datetime.fromisoformat(after[0]), after[1]) if after else None, **filters)
     items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
+    # A list shows household and member references and, to the two sides, the reason and evidence: audited.
+    for r in items:
+        await record_read(session, principal, resource_type="referral", resource_id=str(r.id),
+                          subject_ref=str(r.household_id), purpose=f"referral list read by {principal.role.value}",
+                          fields=["reason", "evidence"] if side_of(principal, r) is not None else [])
     return Page(items=[referral_public(r, principal) for r in items], next_cursor=next_cursor)
 
 
@@ -152,6 +157,10 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
             summary="Every transition of a referral: who, when, why")
 async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
     rows = await service.history(session=session, principal=principal, referral_id=referral_id)
+    referral = await readable_referral(session, principal, referral_id)
+    await record_read(session, principal, resource_type="referral.history", resource_id=str(referral_id),
+                      subject_ref=str(referral.household_id), fields=["reason", "outcome"],
+                      purpose=f"referral history read by {principal.role.value}")
     return [TransitionPublic.model_validate(t, from_attributes=True) for t in rows]
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referral.referrals.categories import Urgency
 from services.referral.referrals.lifecycle import Status
+from shared.categories import Urgency
 from shared.events.topics import SpmField
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]

@@ -12,7 +12,6 @@ from sqlmodel import col, select
 
 from services.referral.notes.service import SYSTEM_SIDE, write_note
 from services.referral.referrals.access import readable_referral, side_of
-from services.referral.referrals.categories import CATEGORIES, Urgency
 from services.referral.referrals.events import emit
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
@@ -20,6 +19,7 @@ from services.referral.routing.service import responsible_agency
 from services.referral.sla.service import start_clocks
 from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
 from shared.auth import Principal, Role
+from shared.categories import CATEGORIES, Urgency
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import household as household_events

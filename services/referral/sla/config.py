@@ -11,7 +11,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import NamedTuple
 
-from services.referral.referrals.categories import Urgency
+from shared.categories import Urgency
 
 
 class Sla(NamedTuple):

@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services.referral.referrals.categories import Urgency
 from services.referral.referrals.events import emit
 from services.referral.referrals.lifecycle import OPEN, Status
 from services.referral.routing.service import province_agency
 from services.referral.settings import ReferralSettings
 from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla
 from services.referral.tables import Referral, SlaOverride
+from shared.categories import Urgency
 from shared.events import referral as ev
 from shared.settings import ServiceSettings
 

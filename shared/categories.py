@@ -1,4 +1,8 @@
-"""The referral categories of DOMAIN.md §6 (code -> field and default urgency), and the urgency levels."""
+"""The referral categories of DOMAIN.md §6 (code -> SPM field, Indonesian label, default urgency).
+
+Part of the public contract: the household service detects needs in these categories, the referral service
+routes and times them, and reporting counts them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from shared.events.topics import SpmField
+
+__all__ = ["CATEGORIES", "MANUAL_ONLY_CATEGORIES", "Category", "Urgency"]
 
 
 class Urgency(StrEnum):
@@ -20,6 +26,8 @@ class Urgency(StrEnum):
 class Category(NamedTuple):
     spm_field: SpmField
     label: str
+    #: The table's urgency; for the two-level categories the lower one (the rule raises it: underweight at BGM,
+    #: sanitation at open defecation).
     default_urgency: Urgency
 
 
@@ -27,6 +35,7 @@ _P, _K, _PU, _PR, _T, _S = (SpmField.PENDIDIKAN, SpmField.KESEHATAN, SpmField.PE
                             SpmField.PERUMAHAN_RAKYAT, SpmField.TRANTIBUMLINMAS, SpmField.SOSIAL)
 _E, _H, _N, _L = Urgency.EMERGENCY, Urgency.HIGH, Urgency.NORMAL, Urgency.LOW
 
+#: Every referral category of DOMAIN.md §6: code -> (field, Indonesian label, default urgency).
 CATEGORIES: Mapping[str, Category] = MappingProxyType({
     "pendidikan.ats": Category(_P, "Anak tidak sekolah", _N),
     "pendidikan.paud": Category(_P, "Belum ikut PAUD", _L),
@@ -61,3 +70,6 @@ CATEGORIES: Mapping[str, Category] = MappingProxyType({
     "sosial.health-insurance": Category(_S, "Belum punya JKN", _N),
     "sosial.disaster-victim": Category(_S, "Perlindungan sosial korban bencana", _H),
 })
+
+#: Categories no rule detects: referrals are made by hand.
+MANUAL_ONLY_CATEGORIES: frozenset[str] = frozenset({"trantibumlinmas.public-order"})
