@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
-SERVICES := registry household referral
+SERVICES := registry household referral reporting
 
 .PHONY: run test lint typecheck arch fmt asyncapi clean
 

@@ -40,7 +40,8 @@ class ServiceProcess:
 
 
 #: The services that exist today, in start order.
-SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002), ServiceProcess("referral", 8003)]
+SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002), ServiceProcess("referral", 8003),
+            ServiceProcess("reporting", 8004)]
 
 
 def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBroker) -> dict[str, str]:
@@ -196,6 +197,8 @@ def main() -> None:
         print("\nThe posyandu stack is running:")
         for name, url in urls.items():
             print(f"  {name:<10} {url}/docs   (events: {url}/asyncapi.json)")
+        if "reporting" in urls:
+            print(f"  dashboard  {urls['reporting']}/dashboard?token=<a token below>")
         print(f"  kafka      {broker.bootstrap_servers}")
         print(f"  postgres   {pg.dsn('<service>')}")
         print("\nBearer tokens (also in .data/dev-tokens.json):")

@@ -1,0 +1,71 @@
+"""A report table as JSON, CSV or Excel (.xlsx), chosen by `?format=` or the Accept header.
+
+Suppressed cells are written as `<5` (the threshold in force) in CSV and Excel, and as null in JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any, Literal
+
+from openpyxl import Workbook
+from starlette.responses import Response
+
+from services.reporting.indicators.schemas import ReportTable
+from shared.responses import json_response
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ExportFormat = Literal["json", "csv", "xlsx"]
+
+
+def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportFormat:
+    """`?format=` wins; otherwise the Accept header picks CSV or Excel; JSON by default."""
+    if requested:
+        return requested
+    accept = (accept or "").lower()
+    if XLSX in accept:
+        return "xlsx"
+    if CSV in accept:
+        return "csv"
+    return "json"
+
+
+def _cells(table: ReportTable) -> list[list[Any]]:
+    marker = f"<{table.suppression_threshold}" if table.suppression_threshold else None
+    out = []
+    for row in table.rows:
+        hidden = set(row.get("suppressed") or ())
+        out.append([marker if c.key in hidden else row.get(c.key) for c in table.columns])
+    return out
+
+
+def _filename(table: ReportTable, extension: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{table.title} {table.region or 'national'} {table.period['label']}".lower())
+    return f"{slug.strip('-')}.{extension}"
+
+
+def render(table: ReportTable, output: ExportFormat) -> Response:
+    if output == "json":
+        return json_response(table)
+    header = [c.label for c in table.columns]
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in _cells(table))
+        body = buffer.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheet programs read UTF-8 names
+        media_type = f"{CSV}; charset=utf-8"
+    else:
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet(table.title[:31])
+        sheet.append(header)
+        for row in _cells(table):
+            sheet.append(row)
+        buffer_bytes = io.BytesIO()
+        workbook.save(buffer_bytes)
+        body, media_type = buffer_bytes.getvalue(), XLSX
+    disposition = f'attachment; filename="{_filename(table, output)}"'
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})

@@ -1,0 +1,158 @@
+"""The indicators of DOMAIN.md §8: key, kind, how a rate is formed, and the English and Indonesian labels.
+
+Kinds: `count` (suppressed below the threshold), `rate` (numerator / denominator, suppressed with either),
+`hours` (a median or 90th percentile, suppressed with the count it is taken over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.events.topics import SpmField
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    kind: str
+    label_en: str
+    label_id: str
+    #: For a rate, the count keys it divides; for hours, the count it is taken over.
+    numerator: str | None = None
+    denominator: str | None = None
+
+    def label(self, lang: str) -> str:
+        return self.label_id if lang == "id" else self.label_en
+
+
+def _count(key: str, en: str, id_: str) -> Indicator:
+    return Indicator(key, "count", en, id_)
+
+
+def _rate(key: str, en: str, id_: str, numerator: str, denominator: str) -> Indicator:
+    return Indicator(key, "rate", en, id_, numerator, denominator)
+
+
+def _hours(key: str, en: str, id_: str, basis: str) -> Indicator:
+    return Indicator(key, "hours", en, id_, basis)
+
+
+COVERAGE = [
+    _count("coverage.households", "Households registered", "Rumah tangga terdaftar"),
+    _count("coverage.members", "Members", "Anggota keluarga"),
+    _count("coverage.infant", "Infants (0-11 months)", "Bayi (0-11 bulan)"),
+    _count("coverage.toddler", "Toddlers (12-59 months)", "Balita (12-59 bulan)"),
+    _count("coverage.school_age", "School-age (5-18 years)", "Usia sekolah (5-18 tahun)"),
+    _count("coverage.adult", "Adults (19-59 years)", "Dewasa (19-59 tahun)"),
+    _count("coverage.elderly", "Elderly (60+ years)", "Lansia (60+ tahun)"),
+    _count("coverage.pregnant", "Pregnant women", "Ibu hamil"),
+]
+
+FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
+    SpmField.KESEHATAN: [
+        _count("kesehatan.children_under_five", "Children under five registered (S)", "Balita terdaftar (S)"),
+        _count("kesehatan.children_measured", "Children measured (D)", "Balita ditimbang (D)"),
+        _rate("kesehatan.measured_rate", "Children measured / registered (D/S)", "Cakupan penimbangan (D/S)",
+              "kesehatan.children_measured", "kesehatan.children_under_five"),
+        _count("kesehatan.measured_height", "Children with height-for-age", "Balita diukur TB/U"),
+        _count("kesehatan.stunted", "Stunted children", "Balita stunting"),
+        _rate("kesehatan.stunting_rate", "Stunting prevalence", "Prevalensi stunting",
+              "kesehatan.stunted", "kesehatan.measured_height"),
+        _count("kesehatan.measured_weight_height", "Children with weight-for-height", "Balita diukur BB/TB"),
+        _count("kesehatan.wasted", "Wasted children", "Balita gizi kurang/buruk (wasting)"),
+        _rate("kesehatan.wasting_rate", "Wasting prevalence", "Prevalensi wasting",
+              "kesehatan.wasted", "kesehatan.measured_weight_height"),
+        _count("kesehatan.measured_weight", "Children with weight-for-age", "Balita diukur BB/U"),
+        _count("kesehatan.underweight", "Underweight children", "Balita berat badan kurang"),
+        _rate("kesehatan.underweight_rate", "Underweight prevalence", "Prevalensi berat badan kurang",
+              "kesehatan.underweight", "kesehatan.measured_weight"),
+        _count("kesehatan.children_under_two", "Children under two", "Baduta"),
+        _count("kesehatan.immunization_complete", "Under-twos immunised for age", "Baduta imunisasi lengkap"),
+        _rate("kesehatan.immunization_rate", "Immunisation complete for age", "Cakupan imunisasi lengkap",
+              "kesehatan.immunization_complete", "kesehatan.children_under_two"),
+    ],
+    SpmField.PENDIDIKAN: [
+        _count("pendidikan.aged_7_18", "Members aged 7-18", "Anggota usia 7-18 tahun"),
+        _count("pendidikan.out_of_school", "Out-of-school children", "Anak tidak sekolah"),
+        _rate("pendidikan.out_of_school_rate", "Out-of-school rate", "Persentase anak tidak sekolah",
+              "pendidikan.out_of_school", "pendidikan.aged_7_18"),
+        _count("pendidikan.aged_4_6", "Members aged 4-6", "Anggota usia 4-6 tahun"),
+        _count("pendidikan.paud_enrolled", "Aged 4-6 enrolled (PAUD or school)", "Usia 4-6 ikut PAUD/sekolah"),
+        _rate("pendidikan.paud_rate", "PAUD participation", "Partisipasi PAUD",
+              "pendidikan.paud_enrolled", "pendidikan.aged_4_6"),
+    ],
+    SpmField.PEKERJAAN_UMUM: [
+        _count("pekerjaan-umum.households_profiled", "Households profiled", "Rumah tangga terdata"),
+        _count("pekerjaan-umum.safe_water", "Households with safe drinking water", "Rumah tangga air minum layak"),
+        _rate("pekerjaan-umum.safe_water_rate", "Safe drinking water", "Akses air minum layak",
+              "pekerjaan-umum.safe_water", "pekerjaan-umum.households_profiled"),
+        _count("pekerjaan-umum.safe_sanitation", "Households with safe sanitation", "Rumah tangga sanitasi layak"),
+        _rate("pekerjaan-umum.safe_sanitation_rate", "Safe sanitation", "Akses sanitasi layak",
+              "pekerjaan-umum.safe_sanitation", "pekerjaan-umum.households_profiled"),
+        _count("pekerjaan-umum.open_defecation", "Open defecation households", "Rumah tangga BABS"),
+    ],
+    SpmField.PERUMAHAN_RAKYAT: [
+        _count("perumahan-rakyat.households_profiled", "Households profiled", "Rumah tangga terdata"),
+        _count("perumahan-rakyat.rtlh", "Uninhabitable houses (RTLH)", "Rumah tidak layak huni (RTLH)"),
+        _rate("perumahan-rakyat.rtlh_rate", "RTLH share", "Persentase RTLH",
+              "perumahan-rakyat.rtlh", "perumahan-rakyat.households_profiled"),
+        _count("perumahan-rakyat.disaster_damaged", "Disaster-damaged houses", "Rumah rusak akibat bencana"),
+    ],
+    SpmField.TRANTIBUMLINMAS: [
+        _count("trantibumlinmas.households_profiled", "Households profiled", "Rumah tangga terdata"),
+        _count("trantibumlinmas.at_risk", "Households at disaster risk", "Rumah tangga rawan bencana"),
+        _count("trantibumlinmas.informed", "At-risk households informed", "Rumah tangga rawan teredukasi"),
+        _rate("trantibumlinmas.informed_rate", "Preparedness information", "Cakupan edukasi kesiapsiagaan",
+              "trantibumlinmas.informed", "trantibumlinmas.at_risk"),
+        _count("trantibumlinmas.displaced", "Displaced households", "Rumah tangga mengungsi"),
+    ],
+    SpmField.SOSIAL: [
+        _count("sosial.decile_1_4", "Households in deciles 1-4", "Rumah tangga desil 1-4"),
+        _count("sosial.decile_1_4_with_aid", "Deciles 1-4 with at least one aid", "Desil 1-4 menerima bansos"),
+        _rate("sosial.aid_coverage_rate", "Aid coverage of deciles 1-4", "Cakupan bansos desil 1-4",
+              "sosial.decile_1_4_with_aid", "sosial.decile_1_4"),
+        _count("sosial.neglected_child", "Neglected children", "Anak terlantar"),
+        _count("sosial.neglected_elderly", "Neglected elderly", "Lansia terlantar"),
+        _count("sosial.neglected_disabled", "Neglected persons with disabilities", "Penyandang disabilitas terlantar"),
+        _count("sosial.homeless", "Homeless", "Gelandangan"),
+        _count("sosial.beggar", "Beggars", "Pengemis"),
+    ],
+}
+
+NEEDS = [
+    _count("needs.detected", "Needs detected", "Kebutuhan terdeteksi"),
+    _count("needs.resolved", "Needs resolved", "Kebutuhan terselesaikan"),
+    _count("needs.open", "Needs open at period end", "Kebutuhan terbuka akhir periode"),
+]
+
+REFERRALS = [
+    _count("referrals.created", "Referrals created", "Rujukan dibuat"),
+    _count("referrals.accepted", "Accepted", "Diterima"),
+    _count("referrals.rejected", "Rejected", "Ditolak"),
+    _count("referrals.completed", "Completed", "Selesai"),
+    _count("referrals.failed", "Failed", "Gagal"),
+    _count("referrals.cancelled", "Cancelled", "Dibatalkan"),
+    _count("referrals.open", "Open", "Masih terbuka"),
+    _count("referrals.overdue", "Overdue", "Melewati tenggat"),
+    _count("referrals.unrouted", "Unrouted", "Belum ada OPD tujuan"),
+    _count("referrals.responded", "Responded", "Sudah direspons"),
+    _hours("referrals.response_hours_median", "Median hours to response", "Median jam hingga respons",
+           "referrals.responded"),
+    _hours("referrals.response_hours_p90", "90th percentile hours to response", "Persentil 90 jam hingga respons",
+           "referrals.responded"),
+    _hours("referrals.completion_hours_median", "Median hours to completion", "Median jam hingga selesai",
+           "referrals.completed"),
+    _hours("referrals.completion_hours_p90", "90th percentile hours to completion",
+           "Persentil 90 jam hingga selesai", "referrals.completed"),
+    _count("referrals.completed_within_sla", "Completed within SLA", "Selesai sesuai SLA"),
+    _rate("referrals.sla_compliance_rate", "SLA compliance", "Kepatuhan SLA",
+          "referrals.completed_within_sla", "referrals.completed"),
+]
+
+ALL: dict[str, Indicator] = {i.key: i for i in
+                             [*COVERAGE, *(i for f in FIELD_INDICATORS.values() for i in f), *NEEDS, *REFERRALS]}
+
+
+def indicators_for(fields: list[SpmField]) -> list[Indicator]:
+    """The columns of the indicator table for the given fields (coverage always; needs and referrals of them)."""
+    return [*COVERAGE, *(i for f in SpmField if f in fields for i in FIELD_INDICATORS[f]), *NEEDS, *REFERRALS]

@@ -1,0 +1,100 @@
+"""Rebuild: empty the projections and replay every topic from the beginning through the same handlers.
+
+The handlers are order-tolerant upserts and the replay records each event in the inbox of the service's own
+consumer group, so the running consumer (if any) skips what the replay applied and applies what came after; the
+result equals a projection built event by event. The committed offsets of the group are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlalchemy as sa
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.reporting.consumers import GROUP, all_handlers
+from services.reporting.tables import PROJECTIONS
+from shared.consumer import Handler
+from shared.db import create_engine, create_sessionmaker
+from shared.events.envelope import CloudEvent
+from shared.events.topics import ALL_TOPICS
+from shared.kafka import new_consumer
+from shared.settings import ServiceSettings
+from shared.tables import inbox
+
+log = logging.getLogger(__name__)
+
+
+async def reset(*, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Empties every projection and forgets which events the group has applied, in one transaction."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(sa.text(f"TRUNCATE {', '.join(PROJECTIONS)}"))
+        await session.execute(sa.delete(inbox).where(inbox.c.consumer_group == GROUP))
+
+
+async def apply_event(*, sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler],
+                      event: CloudEvent) -> bool:
+    """Applies one event once, as the consumer does: inbox row and projection change in one transaction."""
+    handler = handlers.get(event.type)
+    if handler is None:
+        return False
+    async with sessionmaker() as session, session.begin():
+        claimed = await session.execute(
+            insert(inbox).values(consumer_group=GROUP, event_id=event.id, event_type=event.type)
+            .on_conflict_do_nothing().returning(inbox.c.event_id))
+        if claimed.first() is None:
+            return False
+        await handler(session, event)
+    return True
+
+
+async def replay(*, settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession],
+                 timeout_seconds: float = 600) -> int:
+    """Applies every event on the topics up to their current end; returns how many were applied."""
+    handlers = all_handlers()
+    consumer = new_consumer(settings, group_id=None, client_id="reporting-rebuild")  # type: ignore[arg-type]
+    await consumer.start()
+    applied = 0
+    try:
+        existing = await consumer.topics()
+        partitions = [TopicPartition(topic, p) for topic in ALL_TOPICS if topic in existing
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return 0
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_seconds
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the replay did not reach the end of the topics in time")
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        event = CloudEvent.from_bytes(record.value)
+                    except (ValueError, ValidationError):
+                        continue  # the live consumer dead-lettered it; nothing to project
+                    applied += await apply_event(sessionmaker=sessionmaker, handlers=handlers, event=event)
+    finally:
+        await consumer.stop()
+    return applied
+
+
+async def rebuild(settings: ServiceSettings) -> int:
+    """Drops the projections and replays the topics from the beginning; returns the events applied."""
+    engine = create_engine(settings)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        await reset(sessionmaker=sessionmaker)
+        applied = await replay(settings=settings, sessionmaker=sessionmaker)
+    finally:
+        await engine.dispose()
+    log.info("projections rebuilt", extra={"events": applied})
+    return applied

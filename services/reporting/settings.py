@@ -1,0 +1,13 @@
+"""The reporting service's settings: the shared ones, its port, and the small-cell suppression threshold."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    port: int | None = 8004
+    #: Counts below this are withheld from everyone but an admin (and rates and percentiles built on them).
+    suppression_threshold: int = Field(default=5, ge=1, le=1000)

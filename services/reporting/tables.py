@@ -1,0 +1,189 @@
+"""The reporting service's projections: per-entity latest state built from the events, no personal data.
+
+Each table is keyed by the aggregate's id and written with upserts guarded by the aggregate's `version` (or by
+event time where the events carry no version), so a redelivered or late event never overwrites newer state and
+any delivery order converges to the same rows. Indicators are computed from these tables with SQL GROUP BY on
+region-code prefixes: incremental on write, exact on read. Names, NIKs, addresses and free text never land here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from shared.db import new_metadata
+
+metadata = new_metadata()
+
+
+class Table(SQLModel, registry=registry(metadata=metadata)):
+    pass
+
+
+def _tz(*, nullable: bool = False) -> Any:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+class RegionRow(Table, table=True):
+    """Regions as the registry announced them: names for the tables and the dashboard."""
+
+    __tablename__ = "regions"
+
+    code: str = Field(primary_key=True, max_length=10)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    parent_code: str | None = Field(default=None, max_length=10)
+    retired: bool = False
+    #: The time of the newest event applied (region events carry no version).
+    event_time: datetime = Field(sa_column=_tz())
+
+
+class PosyanduRow(Table, table=True):
+    """Posyandu and their villages: a kader's token names posyandu, reports are by village."""
+
+    __tablename__ = "posyandu"
+
+    id: uuid.UUID = Field(primary_key=True)
+    village_code: str = Field(max_length=10, index=True)
+    status: str = Field(max_length=10)
+    version: int
+
+
+class AgencyRow(Table, table=True):
+    """Agencies (OPD) with their fields and jurisdiction: the rows of the cross-agency matrix."""
+
+    __tablename__ = "agencies"
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    jurisdiction_code: str = Field(max_length=4)
+    spm_fields: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
+    status: str = Field(max_length=10)
+    version: int
+
+
+class HouseholdRow(Table, table=True):
+    __tablename__ = "households"
+    __table_args__ = (sa.Index("ix_households_village_code", "village_code", "status"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    village_code: str = Field(max_length=10)
+    posyandu_id: uuid.UUID
+    status: str = Field(max_length=10)
+    version: int
+    #: The earliest event time seen for the household (its registration, whatever order events arrive in).
+    first_seen_at: datetime = Field(sa_column=_tz())
+
+
+class MemberRow(Table, table=True):
+    """A member's age, sex and flags; the masked NIK, name and relationship details are not kept."""
+
+    __tablename__ = "members"
+
+    id: uuid.UUID = Field(primary_key=True)
+    household_id: uuid.UUID = Field(index=True)
+    sex: str = Field(max_length=10)
+    birth_date: date
+    pregnant: bool = False
+    disability: str = Field(max_length=15)
+    status: str = Field(max_length=10)
+    version: int
+    first_seen_at: datetime = Field(sa_column=_tz())
+
+
+class MemberMergeRow(Table, table=True):
+    """A duplicate member merged into a survivor: not counted, whether its merge or its own events come first."""
+
+    __tablename__ = "member_merges"
+
+    merged_id: uuid.UUID = Field(primary_key=True)
+    survivor_id: uuid.UUID
+
+
+class ProfileVersionRow(Table, table=True):
+    """Every version of a household's field profile, so a period's indicator reads the version in force then."""
+
+    __tablename__ = "profile_versions"
+
+    household_id: uuid.UUID = Field(primary_key=True)
+    spm_field: str = Field(primary_key=True, max_length=20)
+    version: int = Field(primary_key=True)
+    observed_on: date | None = None
+    event_time: datetime = Field(sa_column=_tz())
+    #: The section as published: coded values keyed by member id; never a name or NIK.
+    data: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+
+
+class MeasurementRow(Table, table=True):
+    """A child measurement's classes (the z-scores' meaning), immutable once recorded."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (sa.Index("ix_measurements_member_measured_on", "member_id", "measured_on"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    household_id: uuid.UUID = Field(index=True)
+    member_id: uuid.UUID
+    measured_on: date = Field(index=True)
+    age_days: int
+    haz_class: str | None = Field(default=None, max_length=30)
+    waz_class: str | None = Field(default=None, max_length=30)
+    whz_class: str | None = Field(default=None, max_length=30)
+    muac_class: str | None = Field(default=None, max_length=30)
+    kms_signal: str | None = Field(default=None, max_length=5)
+
+
+class NeedRow(Table, table=True):
+    """A detected need: each detection has its own id, detected once and resolved at most once."""
+
+    __tablename__ = "needs"
+    __table_args__ = (sa.Index("ix_needs_village_code", "village_code", "spm_field"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    household_id: uuid.UUID
+    village_code: str = Field(max_length=10)
+    spm_field: str = Field(max_length=20)
+    category: str = Field(max_length=60)
+    urgency: str = Field(max_length=10)
+    detected_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+
+
+class ReferralRow(Table, table=True):
+    """A referral's latest state (the highest version seen) with the times its indicators measure."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        sa.Index("ix_referrals_village_code", "village_code", "spm_field"),
+        sa.Index("ix_referrals_agency_id", "agency_id", "spm_field"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    village_code: str = Field(max_length=10)
+    posyandu_id: uuid.UUID
+    spm_field: str = Field(max_length=20)
+    category: str = Field(max_length=60)
+    urgency: str = Field(max_length=10)
+    status: str = Field(max_length=12)
+    agency_id: uuid.UUID | None = None
+    version: int
+    created_at: datetime = Field(sa_column=_tz())
+    respond_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    complete_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    responded_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    #: When it reached a closed status: the time of the event that first reported it closed.
+    closed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    overdue_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    escalated_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+
+
+#: The projection tables, in the order a rebuild empties them.
+PROJECTIONS: tuple[str, ...] = ("regions", "posyandu", "agencies", "households", "members", "member_merges",
+                                "profile_versions",
+                                "measurements", "needs", "referrals")
