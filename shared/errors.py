@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://posyandu.example.id/problems/"
+#: PostgreSQL's character_not_in_repertoire and untranslatable_character: text it cannot store (NUL).
+TEXT_NOT_STORABLE = frozenset({"22021", "22P05"})
 
 
 class Problem(Exception):
@@ -117,6 +120,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, title, detail, headers=getattr(exc, "headers", None),
                                 instance=request.url.path)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
+        if sqlstate in TEXT_NOT_STORABLE:
+            # Text PostgreSQL cannot hold (a NUL character), in a body or query: bad input, not a server error.
+            return problem_response(422, "Validation failed", "The request holds text with a NUL character.",
+                                    slug="validation-failed", instance=request.url.path,
+                                    errors=[{"field": "body", "message": "NUL characters are not allowed",
+                                             "type": "string_nul"}])
+        raise exc
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "Internal server error", "The server could not complete the request.",
@@ -125,4 +140,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

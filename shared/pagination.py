@@ -35,7 +35,8 @@ def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
         if not isinstance(raw, list) or len(raw) != len(types):
             raise ValueError("wrong shape")
         return tuple(kind(value) for kind, value in zip(types, raw, strict=True))
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+    # AttributeError: uuid.UUID() of a list or a number, for a cursor that decodes to the wrong types.
+    except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         raise BadRequest("The cursor is not valid; use the next_cursor of a previous page.") from exc
 
 

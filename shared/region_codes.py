@@ -9,12 +9,13 @@ from shared.events.registry import RegionLevel
 LEVEL_BY_LENGTH = {2: RegionLevel.PROVINCE, 4: RegionLevel.REGENCY, 6: RegionLevel.DISTRICT,
                    10: RegionLevel.VILLAGE}
 PARENT_LENGTH = {4: 2, 6: 4, 10: 6}
-_DOTTED = re.compile(r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
-_PLAIN = re.compile(r"^\d{2}(\d{2}(\d{2}(\d{4})?)?)?$")
+# ASCII digits only: `\d` alone also matches other scripts' digits (Arabic-Indic, fullwidth), no region code.
+_DOTTED = re.compile(r"^[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$")
+_PLAIN = re.compile(r"^[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{4})?)?)?$")
 PLAIN_CODE_PATTERN = _PLAIN.pattern
-VILLAGE_CODE_PATTERN = r"^\d{10}$"
+VILLAGE_CODE_PATTERN = r"^[0-9]{10}$"
 #: Any region prefix: province, regency/city, district or village.
-REGION_PREFIX_PATTERN = r"^(\d{2}|\d{4}|\d{6}|\d{10})$"
+REGION_PREFIX_PATTERN = r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10})$"
 
 
 def undot(code: str) -> str:
@@ -46,4 +47,4 @@ def kind_of(code: str) -> str | None:
 
 
 def is_valid_village_code(code: str) -> bool:
-    return len(code) == 10 and code.isdigit() and code[6] in "123"
+    return len(code) == 10 and code.isascii() and code.isdigit() and code[6] in "123"

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import TokenVerifier
 from shared.consumer import ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import install_problem_handlers, problem_response
+from shared.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_response
 from shared.events.asyncapi import asyncapi_document
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, configure_logging, request_id_var
 from shared.outbox import OutboxRelay
@@ -147,6 +147,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
+    _document_problems(app)
     for router in spec.routers:
         app.include_router(router)
 
@@ -197,6 +198,83 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         return asyncapi_document(spec.name, consumes=spec.consumed_topics)
 
     return app
+
+
+#: The RFC 9457 body of every error (shared/errors.py), as documented in the OpenAPI components.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "description": "The offending fields (validation errors)",
+                   "items": {"type": "object", "properties": {
+                       "field": {"type": "string"}, "message": {"type": "string"},
+                       "type": {"type": ["string", "null"]}}}},
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "Bad request (for example a cursor that is not ours)",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role may not do this",
+    404: "Not found, or not visible to the caller",
+    409: "Conflict (duplicate, illegal transition, or Idempotency-Key reused with another body)",
+    412: "If-Match names an older version",
+    413: "The request body is too large",
+    415: "Unsupported media type",
+    422: "Validation failed: the offending fields are listed in `errors`",
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Document the problem+json errors every API operation can answer (DESIGN.md §3), derived from the operation:
+    400/401/403/413/422 always, 404 with a path parameter, 409 with an Idempotency-Key, 412 with If-Match, 415
+    with a non-JSON body, plus what the route declares itself. FastAPI's default 422 (`HTTPValidationError`,
+    application/json) is not what the handlers send, so it is replaced."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        for path, item in document.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in item.values():
+                params = operation.get("parameters", [])
+                names = {p["name"].lower() for p in params}
+                media = set(operation.get("requestBody", {}).get("content", {}))
+                statuses = {400, 401, 403, 413, 422}
+                if any(p["in"] == "path" for p in params):
+                    statuses.add(404)
+                if "idempotency-key" in names:
+                    statuses.add(409)
+                if "if-match" in names:
+                    statuses.add(412)
+                if media - {"application/json"}:
+                    statuses.add(415)
+                responses = operation.setdefault("responses", {})
+                statuses |= {int(code) for code in responses if code.isdigit() and 400 <= int(code) < 500}
+                for status in sorted(statuses):
+                    described = responses.get(str(status), {}).get("description")
+                    if described in (None, "Validation Error"):  # FastAPI's default 422 text
+                        described = _PROBLEM_DESCRIPTIONS.get(status, "Error")
+                    responses[str(status)] = {
+                        "description": described,
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _database_ok(engine: Any) -> bool:

@@ -32,6 +32,7 @@ async def _agency_holds_referral(session: AsyncSession, principal: Principal, ho
         return False
     found = await session.execute(sa.select(col(AgencyAccess.referral_id)).where(
         col(AgencyAccess.agency_id) == principal.agency_id, col(AgencyAccess.household_id) == household_id,
+        col(AgencyAccess.spm_field).in_([f.value for f in principal.fields]),
         col(AgencyAccess.open).is_(True)).limit(1))
     return found.first() is not None
 
@@ -64,7 +65,8 @@ def list_scope(principal: Principal) -> Any:
         return col(Household.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
     if principal.role is Role.OPD:
         return col(Household.id).in_(sa.select(col(AgencyAccess.household_id)).where(
-            col(AgencyAccess.agency_id) == principal.agency_id, col(AgencyAccess.open).is_(True)))
+            col(AgencyAccess.agency_id) == principal.agency_id, col(AgencyAccess.open).is_(True),
+            col(AgencyAccess.spm_field).in_([f.value for f in principal.fields])))
     if principal.role is Role.PEMBINA:
         return col(Household.village_code).startswith(principal.region_prefix or "-")
     if principal.role is Role.ADMIN:

@@ -166,6 +166,8 @@ class AgencyAccess(Table, table=True):
     referral_id: uuid.UUID = Field(primary_key=True)
     agency_id: uuid.UUID = Field(index=True)
     household_id: uuid.UUID = Field(index=True)
+    #: The referral's field: the agency's token must carry it (an agency of several fields acts per field).
+    spm_field: str = Field(max_length=20)
     open: bool = True
 
 

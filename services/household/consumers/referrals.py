@@ -16,7 +16,7 @@ async def on_referral(session: AsyncSession, event: CloudEvent) -> None:
     table = metadata.tables[AgencyAccess.__tablename__]
     if data.agency_id is None:
         return
-    values = {"agency_id": data.agency_id, "household_id": data.household_id,
+    values = {"agency_id": data.agency_id, "household_id": data.household_id, "spm_field": data.spm_field.value,
               "open": data.status not in ref.ReferralStatus.CLOSED}
     # One row per referral: a reassignment moves the access to the new agency; closing ends it.
     await session.execute(insert(table).values(referral_id=data.referral_id, **values)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.household.profiles.schemas import Disability, Relationship, Sex
 from shared.region_codes import VILLAGE_CODE_PATTERN
 
-Digits16 = Annotated[str, Field(pattern=r"^\d{16}$")]
+Digits16 = Annotated[str, Field(pattern=r"^[0-9]{16}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-RtRw = Annotated[str, Field(pattern=r"^\d{1,3}$")]
+RtRw = Annotated[str, Field(pattern=r"^[0-9]{1,3}$")]
 
 
 class LifeCycleGroup(StrEnum):
@@ -41,14 +42,22 @@ class MemberCreate(_Input):
 
 
 class MemberUpdate(_Input):
+    # Omit a field to keep it; null only clears the optional ones (a null name or list would be a 500).
     nik: Digits16 | None = None
-    name: Name | None = None
-    sex: Sex | None = None
-    birth_date: date | None = None
-    relationship: Relationship | None = None
-    pregnant: bool | None = None
+    name: Name | SkipJsonSchema[None] = None
+    sex: Sex | SkipJsonSchema[None] = None
+    birth_date: date | SkipJsonSchema[None] = None
+    relationship: Relationship | SkipJsonSchema[None] = None
+    pregnant: bool | SkipJsonSchema[None] = None
     expected_delivery_date: date | None = None
-    disability: Disability | None = None
+    disability: Disability | SkipJsonSchema[None] = None
+
+    @field_validator("name", "sex", "birth_date", "relationship", "pregnant", "disability", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit the field to keep it; it cannot be null")
+        return value
 
 
 class HouseholdCreate(_Input):
@@ -64,12 +73,20 @@ class HouseholdCreate(_Input):
 
 
 class HouseholdUpdate(_Input):
-    kk_number: Digits16 | None = None
+    # Omit a field to keep it; null only clears the optional ones (a null name or list would be a 500).
+    kk_number: Digits16 | SkipJsonSchema[None] = None
     address: str | None = Field(default=None, max_length=500)
     rt: RtRw | None = None
     rw: RtRw | None = None
     latitude: float | None = Field(default=None, ge=-11.5, le=6.5)
     longitude: float | None = Field(default=None, ge=94.5, le=141.5)
+
+    @field_validator("kk_number", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit the field to keep it; it cannot be null")
+        return value
 
 
 class HouseholdMove(_Input):

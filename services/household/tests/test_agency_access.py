@@ -59,6 +59,8 @@ async def test_agency_access_follows_the_referral(registry: httpx.AsyncClient, h
         seen = (await until_status(household, url, as_agency, 200)).json()
         assert seen["members"][0]["nik"] == created["members"][0]["nik"]  # the referral's agency has a need
         assert (await household.get(url, headers=tokens.opd(other_agency, ["kesehatan"]))).status_code == 404
+        # The same agency acting for another of its fields has no need to read this household.
+        assert (await household.get(url, headers=tokens.opd(agency, ["sosial"]))).status_code == 404
         listed = (await household.get("/api/v1/households", headers=as_agency)).json()
         assert [h["id"] for h in listed["items"]] == [created["id"]]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.registry.posyandu.schemas import Address, Email, Name, Phone
 from shared.events.registry import AgencyLevel, Status
@@ -17,7 +19,7 @@ class AgencyCreate(BaseModel):
 
     name: Name
     level: AgencyLevel
-    jurisdiction_code: str = Field(pattern=r"^\d{2}(\d{2})?$",
+    jurisdiction_code: str = Field(pattern=r"^[0-9]{2}([0-9]{2})?$",
                                    description="Province (2 digits) or regency/city (4 digits) it serves")
     spm_fields: list[SpmField] = Field(min_length=1, max_length=6)
     email: Email | None = None
@@ -28,11 +30,19 @@ class AgencyCreate(BaseModel):
 class AgencyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Name | None = None
-    spm_fields: list[SpmField] | None = Field(default=None, min_length=1, max_length=6)
+    # Omit a field to keep it; null only clears the optional ones (a null name or list would be a 500).
+    name: Name | SkipJsonSchema[None] = None
+    spm_fields: list[SpmField] | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=6)
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
+
+    @field_validator("name", "spm_fields", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit the field to keep it; it cannot be null")
+        return value
 
 
 class AgencyPublic(BaseModel):

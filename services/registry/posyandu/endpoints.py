@@ -22,6 +22,7 @@ from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.concurrency import etag
 from shared.db import SessionDep
+from shared.errors import Forbidden
 from shared.events.registry import Status
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -128,7 +129,11 @@ async def assign_cadre(posyandu_id: uuid.UUID, payload: CadreCreate, session: Se
             summary="The cadres of a posyandu (personal data: the read is audited)")
 async def list_cadres(posyandu_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
                       include_inactive: bool = False) -> Any:
-    await service.get(session=session, posyandu_id=posyandu_id)
+    posyandu = await service.get(session=session, posyandu_id=posyandu_id)
+    # Names and phone numbers: for the posyandu's own kader, the pembina overseeing it, and admins only.
+    if not (principal.oversees_region(posyandu.village_code)
+            or (principal.role is Role.KADER and posyandu.id in principal.posyandu_ids)):
+        raise Forbidden("Only the posyandu's kader, its pembina and admins may list its cadres.")
     cadres = await service.list_cadres(session=session, posyandu_id=posyandu_id, include_inactive=include_inactive)
     await record_read(session, principal, resource_type="posyandu.cadres", resource_id=str(posyandu_id),
                       purpose="list the cadres of a posyandu", fields=["name", "phone", "email"])

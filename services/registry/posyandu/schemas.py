@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.events.registry import Status
 from shared.events.topics import SpmField
@@ -48,12 +49,20 @@ class PosyanduCreate(_Input):
 
 
 class PosyanduUpdate(_Input):
-    name: Name | None = None
-    village_code: str | None = Field(default=None, pattern=VILLAGE_CODE_PATTERN)
+    # Omit a field to keep it; null only clears the optional ones (a null name or list would be a 500).
+    name: Name | SkipJsonSchema[None] = None
+    village_code: str | SkipJsonSchema[None] = Field(default=None, pattern=VILLAGE_CODE_PATTERN)
     address: Address | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    service_days: list[Weekday] | None = Field(default=None, max_length=7)
+    service_days: list[Weekday] | SkipJsonSchema[None] = Field(default=None, max_length=7)
+
+    @field_validator("name", "village_code", "service_days", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit the field to keep it; it cannot be null")
+        return value
 
 
 class PosyanduPublic(BaseModel):
@@ -80,10 +89,18 @@ class CadreCreate(_Input):
 
 
 class CadreUpdate(_Input):
-    name: Name | None = None
+    # Omit a field to keep it; null only clears the optional ones (a null name or list would be a 500).
+    name: Name | SkipJsonSchema[None] = None
     phone: Phone | None = None
     email: Email | None = None
-    duties: list[SpmField] | None = Field(default=None, min_length=1, max_length=6)
+    duties: list[SpmField] | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=6)
+
+    @field_validator("name", "duties", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("omit the field to keep it; it cannot be null")
+        return value
 
 
 class CadrePublic(BaseModel):

@@ -29,7 +29,15 @@ MAX_NAME = 200
 
 def parse_csv(text: str) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     """Rows (code, name) and row errors; the header must name `kode` and `nama`."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_csv(text)
+    except csv.Error as exc:  # a field over the csv module's limit, a stray quote or carriage return...
+        raise ValidationFailed(f"The CSV cannot be read: {exc}; nothing was imported.",
+                               errors=[{"field": "body", "message": str(exc)}]) from exc
+
+
+def _parse_csv(text: str) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in next(reader, [])]
     if "kode" not in header or "nama" not in header:
         raise ValidationFailed("The CSV needs a header row with the columns kode and nama.",

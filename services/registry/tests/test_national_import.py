@@ -22,7 +22,7 @@ from services.registry.app import create_app
 from services.registry.demo import demo_regions
 from services.registry.settings import RegistrySettings
 from tests.support import tokens
-from tests.support.kafka import read_topic
+from tests.support.kafka import Received, read_topic
 
 WILAYAH = Path(os.environ.get("WILAYAH_CSV", Path(__file__).resolve().parents[4] / "shared/data/wilayah.csv"))
 pytestmark = pytest.mark.skipif(not WILAYAH.exists(), reason=f"the official list is not at {WILAYAH}")
@@ -100,9 +100,13 @@ async def test_a_newer_list_renames_and_retires(national: tuple[httpx.AsyncClien
     retired = (await client.get("/api/v1/regions/7602011002", headers=tokens.admin())).json()
     assert retired["retired"] is True
 
-    received = await read_topic(national_broker.bootstrap_servers, "posyandu.registry.v1",
-                                until=lambda rs: any(r.event and r.event.type == "posyandu.region.retired.v1"
-                                                     and r.event.subject == "7602011002" for r in rs), timeout=90)
+    def seen(rs: list[Received], event_type: str, subject: str) -> bool:
+        return any(r.event and r.event.type == event_type and r.event.subject == subject for r in rs)
+
+    # The two events travel on different partitions: wait for both.
+    received = await read_topic(national_broker.bootstrap_servers, "posyandu.registry.v1", timeout=90,
+                                until=lambda rs: seen(rs, "posyandu.region.retired.v1", "7602011002")
+                                and seen(rs, "posyandu.region.renamed.v1", "3171011001"))
     renames = [r.event for r in received if r.event and r.event.type == "posyandu.region.renamed.v1"
                and r.event.subject == "3171011001"]
     assert renames and renames[-1].data["name"] == "Gambir Baru" and renames[-1].regioncode == "3171011001"

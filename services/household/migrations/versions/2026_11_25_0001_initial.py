@@ -1,9 +1,9 @@
 """Initial schema: registry read model, households, members, profiles, measurements, needs, duplicate flags,
 agency access, and the platform tables.
 
-Revision ID: ce7daf70b55a
+Revision ID: f0e8ece5180c
 Revises:
-Create Date: 2026-11-25 12:17:51.770052
+Create Date: 2026-11-25 13:12:13.430585
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'ce7daf70b55a'
+revision: str = 'f0e8ece5180c'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('referral_id', sa.Uuid(), nullable=False),
     sa.Column('agency_id', sa.Uuid(), nullable=False),
     sa.Column('household_id', sa.Uuid(), nullable=False),
+    sa.Column('spm_field', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('open', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('referral_id', name=op.f('pk_agency_access'))
     )

@@ -1,0 +1,68 @@
+"""Two sites in Jakarta Utara (3172), a regency no other test uses: A (kesehatan) and B (sosial), each with its
+posyandu, cadre, agency, household and a referral routed to its agency; and a duplicate flag in A's household."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+
+from services.household.settings import HouseholdSettings
+from services.referral.settings import ReferralSettings
+from tests.support import tokens
+from tests.support.world import Site, build_site
+
+
+@dataclass(frozen=True)
+class SecurityWorld:
+    a: Site
+    b: Site
+    #: An open duplicate flag between two members of A's household.
+    flag_id: str
+    #: The member of A's household the flag was raised for.
+    twin_id: str
+
+
+@pytest.fixture(scope="session")
+async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
+                         household_settings: HouseholdSettings,
+                         referral_settings: ReferralSettings) -> SecurityWorld:
+    household_db = await asyncpg.connect(household_settings.database_url)
+    referral_db = await asyncpg.connect(referral_settings.database_url)
+    try:
+        common = {"registry": registry, "household": household, "referral": referral, "household_db": household_db,
+                  "referral_db": referral_db}
+        a = await build_site(**common, village_code="3172011001", spm_field="kesehatan",  # Penjaringan
+                             category="kesehatan.immunization")
+        b = await build_site(**common, village_code="3172011002", spm_field="sosial",  # Kamal Muara
+                             category="sosial.neglected-elderly")
+        # A member without a NIK with the head's name and birth date: a likely duplicate, flagged for review.
+        twin = await household.post(f"/api/v1/households/{a.household_id}/members", headers=a.kader(), json={
+            "name": "Budi Santoso", "sex": "male", "birth_date": "1984-02-11", "relationship": "other"})
+        assert twin.status_code == 201, twin.text
+        twin_id = twin.json()["id"]
+        flag_id = await household_db.fetchval("SELECT id FROM duplicate_flags WHERE member_id = $1",
+                                              uuid.UUID(twin_id))
+        assert flag_id is not None
+        profile = await household.put(f"/api/v1/households/{a.household_id}/profiles/kesehatan", json={},
+                                      headers=a.kader())
+        assert profile.status_code == 201, profile.text
+    finally:
+        await household_db.close()
+        await referral_db.close()
+    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id)
+
+
+def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:
+    """Callers with no business with site A's objects."""
+    a, b = world.a, world.b
+    return {
+        "kader of another posyandu": b.kader(),
+        "opd of another agency": b.opd(),
+        "opd of A's agency, another field": tokens.opd(a.agency_id, ["sosial"]),
+        "pembina of another region": tokens.pembina("1472"),
+        "pembina of another regency": tokens.pembina("3171"),
+    }

@@ -1,0 +1,90 @@
+"""Every read of personal data in the household and referral services leaves an audit_log row.
+
+The GET routes are taken from the apps' route tables: each is either in PERSONAL_READS (called by a reader with a
+need, and a new audit row naming the caller must appear) or in NOT_PERSONAL with the reason, so a new GET route
+fails `test_every_get_route_is_classified` until someone decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from services.household.app import create_app as create_household_app
+from services.household.settings import HouseholdSettings
+from services.referral.app import create_app as create_referral_app
+from services.referral.settings import ReferralSettings
+from tests.security.conftest import SecurityWorld
+from tests.security.test_object_access import _api_routes
+
+W = SecurityWorld
+HH = "/api/v1/households/{household_id}"
+
+#: route -> (concrete path, reader with a need)
+PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]]]] = {
+    "household /api/v1/households": (lambda w: f"/api/v1/households?posyandu={w.a.posyandu_id}",
+                                     lambda w: w.a.kader()),
+    f"household {HH}": (lambda w: f"/api/v1/households/{w.a.household_id}", lambda w: w.a.opd()),
+    f"household {HH}/profiles/{{field}}": (lambda w: f"/api/v1/households/{w.a.household_id}/profiles/kesehatan",
+                                           lambda w: w.a.kader()),
+    f"household {HH}/profiles/{{field}}/history": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/profiles/kesehatan/history", lambda w: w.a.kader()),
+    f"household {HH}/needs": (lambda w: f"/api/v1/households/{w.a.household_id}/needs", lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/measurements": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/measurements",
+        lambda w: w.a.kader()),
+    "household /api/v1/duplicates": (lambda w: "/api/v1/duplicates", lambda w: w.a.kader()),
+    "referral /api/v1/referrals": (lambda w: "/api/v1/referrals", lambda w: w.a.kader()),
+    "referral /api/v1/referrals/{referral_id}": (lambda w: f"/api/v1/referrals/{w.a.referral_id}",
+                                                 lambda w: w.a.opd()),
+    "referral /api/v1/referrals/{referral_id}/history": (
+        lambda w: f"/api/v1/referrals/{w.a.referral_id}/history", lambda w: w.a.opd()),
+    "referral /api/v1/referrals/{referral_id}/notes": (lambda w: f"/api/v1/referrals/{w.a.referral_id}/notes",
+                                                       lambda w: w.a.kader()),
+    "referral /api/v1/agencies/{agency_id}/referrals": (lambda w: f"/api/v1/agencies/{w.a.agency_id}/referrals",
+                                                        lambda w: w.a.opd()),
+}
+NOT_PERSONAL = {
+    "household /api/v1/audit-log": "the audit trail itself (admin only); a row per read of it would feed on itself",
+    "referral /api/v1/audit-log": "the audit trail itself (admin only)",
+    f"household {HH}/access-log": "the family's own view of the audit trail (officials' reads), not its data",
+}
+APPS = {"household": create_household_app(), "referral": create_referral_app()}
+
+
+def _get_routes() -> set[str]:
+    return {f"{service} {route.path}" for service, app in APPS.items() for route in _api_routes(app.routes)
+            if "GET" in (route.methods or ()) and route.path.startswith("/api/")}
+
+
+def test_every_get_route_is_classified() -> None:
+    assert _get_routes() == set(PERSONAL_READS) | set(NOT_PERSONAL)
+    assert not set(PERSONAL_READS) & set(NOT_PERSONAL)
+
+
+@pytest.mark.parametrize("route", sorted(PERSONAL_READS))
+async def test_a_read_of_personal_data_is_audited(route: str, security_world: W, household: httpx.AsyncClient,
+                                                  referral: httpx.AsyncClient, household_settings: HouseholdSettings,
+                                                  referral_settings: ReferralSettings) -> None:
+    service = route.split(" ", 1)[0]
+    path, reader = PERSONAL_READS[route]
+    headers = reader(security_world)
+    client, dsn = ((household, household_settings.database_url) if service == "household"
+                   else (referral, referral_settings.database_url))
+    conn = await asyncpg.connect(dsn)
+    try:
+        last = await conn.fetchval("SELECT coalesce(max(id), 0) FROM audit_log")
+        response = await client.get(path(security_world), headers=headers)
+        assert response.status_code == 200, response.text
+        rows = await conn.fetch("SELECT actor, action, subject_ref, purpose FROM audit_log WHERE id > $1", last)
+    finally:
+        await conn.close()
+    reader_sub = jwt.decode(headers["Authorization"].split()[1], options={"verify_signature": False})["sub"]
+    assert rows, f"no audit row for {route}"
+    assert any(r["actor"] == reader_sub for r in rows)
+    assert all(r["action"] == "read" and r["purpose"] for r in rows)
+    assert any(r["subject_ref"] in (security_world.a.household_id, None) for r in rows)
