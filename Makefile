@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 SERVICES := registry household referral reporting
 
-.PHONY: run test lint typecheck arch fmt asyncapi clean
+.PHONY: run test lint typecheck arch fmt asyncapi clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/python -m deploy.local.stack
+
+# Benchmarks on a private stack (temporary data dir, free ports); BENCH_SCALE=full for the issue's sizes.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -1,0 +1,506 @@
+"""The benchmarks. Each measures the system and, in the same run on the same machine, a raw baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.gen import HouseholdRow, Identifiers, households, households_for_members
+from bench.measure import (
+    Result,
+    Results,
+    TopicWatcher,
+    latency_results,
+    proc_status_kb,
+    reset_peak_rss,
+)
+from bench.stack import ROUNDTRIP_TOPIC, BenchStack, http_ok, progress, wait_for, wait_quiet
+from shared.categories import CATEGORIES
+from shared.events import household as hev
+from shared.events.topics import HOUSEHOLD_TOPIC, referral_topic
+
+FIELD = "pekerjaan-umum"
+CATEGORY = "pekerjaan-umum.drinking-water"
+
+
+@dataclass
+class Context:
+    stack: BenchStack
+    ids: Identifiers
+    village: str
+    posyandu_id: str
+    kader: dict[str, str]
+    admin: dict[str, str]
+    results: Results
+
+
+# ---------------------------------------------------------------- 1. registration
+
+
+async def _raw_insert_household(conn: asyncpg.Connection, h: HouseholdRow, payloads: list[tuple[Any, ...]]) -> None:
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO households (id, kk_number, village_code, posyandu_id, address, rt, rw, latitude, longitude,"
+            " status, needs_reassignment, version, created_by, created_at, updated_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,NULL,NULL,'active',false,1,'bench',$8,$8)",
+            h.id, h.kk_number, h.village_code, uuid.UUID(h.posyandu_id), "Jl. Bench No. 1", "001", "002", now)
+        await conn.execute("INSERT INTO kk_number_history (household_id, kk_number, valid_from, recorded_by)"
+                           " VALUES ($1,$2,$3,'bench')", h.id, h.kk_number, now)
+        await conn.executemany(
+            "INSERT INTO members (id, household_id, nik, name, sex, birth_date, relationship, pregnant,"
+            " expected_delivery_date, disability, status, nik_region_mismatch, merged_into, version, created_at,"
+            " updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,false,NULL,'none','active',false,NULL,1,$8,$8)",
+            [(m.id, h.id, m.nik, m.name, m.sex, m.birth_date, m.relationship, now) for m in h.members])
+        # The same outbox rows the service writes; marked published so the relay leaves them alone.
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, event_type, topic, key, payload, created_at, published_at, attempts)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$6,0)", [(*p, now) for p in payloads])
+
+
+def _payloads(h: HouseholdRow) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    reg = hev.HOUSEHOLD_REGISTERED.new(hev.HouseholdData(
+        household_id=h.id, kk_number_masked=h.kk_number[:6] + "******" + h.kk_number[-4:],
+        village_code=h.village_code, posyandu_id=uuid.UUID(h.posyandu_id), status="active",
+        needs_reassignment=False, version=1), subject=str(h.id), regioncode=h.village_code)
+    out.append((reg.id, reg.type, HOUSEHOLD_TOPIC, str(h.id), reg.to_bytes()))
+    for m in h.members:
+        ev = hev.MEMBER_ADDED.new(hev.MemberData(
+            member_id=m.id, household_id=h.id, nik_masked=m.nik[:6] + "******" + m.nik[-4:], sex=m.sex,
+            birth_date=m.birth_date, relationship=m.relationship, pregnant=False, disability="none",
+            status="active", version=1), subject=str(h.id), regioncode=h.village_code)
+        out.append((ev.id, ev.type, HOUSEHOLD_TOPIC, str(h.id), ev.to_bytes()))
+    return out
+
+
+async def registration(ctx: Context, count: int, concurrency: int) -> list[str]:
+    """POST /api/v1/households from `concurrency` clients vs. raw asyncpg transactions of the same rows."""
+    name = "1. household registration"
+    progress(f"{name}: {count} households through the API, {concurrency} concurrent clients ...")
+    api_rows = households(ctx.ids, ctx.village, ctx.posyandu_id, count, seed=1)
+    raw_rows = households(ctx.ids, ctx.village, ctx.posyandu_id, count, seed=1)
+    queue = list(api_rows)
+    latencies: list[float] = []
+    created: list[str] = []
+
+    async with httpx.AsyncClient(base_url=ctx.stack.url("household"), timeout=60) as client:
+        async def worker() -> None:
+            while queue:
+                h = queue.pop()
+                t0 = time.perf_counter()
+                response = await client.post("/api/v1/households", json=h.body(), headers=ctx.kader)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if response.status_code != 201:
+                    raise RuntimeError(f"registration: {response.status_code} {response.text[:300]}")
+                created.append(response.json()["id"])
+
+        # Warm up (connections, statement caches) outside the measurement.
+        warm = households(ctx.ids, ctx.village, ctx.posyandu_id, concurrency, seed=99)
+        await asyncio.gather(*(client.post("/api/v1/households", json=h.body(), headers=ctx.kader) for h in warm))
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        api_seconds = time.perf_counter() - started
+
+    progress(f"{name}: the same rows as raw asyncpg transactions (household, KK history, members, outbox) ...")
+    pool = await asyncpg.create_pool(ctx.stack.dsn("household"), min_size=concurrency, max_size=concurrency)
+    try:
+        payloads = {h.id: _payloads(h) for h in raw_rows}
+        raw_queue = list(raw_rows)
+        raw_latencies: list[float] = []
+
+        async def raw_worker() -> None:
+            async with pool.acquire() as conn:
+                while raw_queue:
+                    h = raw_queue.pop()
+                    t0 = time.perf_counter()
+                    await _raw_insert_household(conn, h, payloads[h.id])
+                    raw_latencies.append((time.perf_counter() - t0) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(raw_worker() for _ in range(concurrency)))
+        raw_seconds = time.perf_counter() - started
+    finally:
+        await pool.close()
+    members = sum(len(h.members) for h in api_rows)
+    base = "raw asyncpg: one transaction per household (household, KK history, members, outbox rows)"
+    ctx.results.add(Result(name, "throughput", count / api_seconds, count / raw_seconds, "households/s", "higher",
+                           base, count, f"{members} members, {concurrency} concurrent clients"))
+    ctx.results.add(Result(name, "member throughput", members / api_seconds, members / raw_seconds, "members/s",
+                           "higher", base, members))
+    for r in latency_results(name, latencies, raw_latencies, base):
+        ctx.results.add(r)
+    return created
+
+
+# ---------------------------------------------------------------- 2. bulk import
+
+
+async def bulk_import(ctx: Context, members: int) -> None:
+    name = "2. bulk import"
+    progress(f"{name}: {members} members through POST /api/v1/households/import ...")
+    rows = households_for_members(ctx.ids, ctx.village, ctx.posyandu_id, members, seed=2)
+    body = b"".join(orjson.dumps(r) + b"\n" for h in rows for r in h.import_rows())
+    pid = ctx.stack.pid("household")
+    rss_before = proc_status_kb(pid, "VmRSS")
+    reset = reset_peak_rss(pid)
+    async with httpx.AsyncClient(base_url=ctx.stack.url("household"), timeout=max(600.0, members * 0.05)) as client:
+        started = time.perf_counter()
+        response = await http_ok(client, "POST", "/api/v1/households/import", content=body,
+                                 headers={**ctx.admin, "Content-Type": "application/x-ndjson"})
+        seconds = time.perf_counter() - started
+    report = response.json()
+    if report["members_imported"] != members:
+        raise RuntimeError(f"import: {report['members_imported']} of {members} imported: {report['errors'][:3]}")
+    peak = proc_status_kb(pid, "VmHWM")
+
+    progress(f"{name}: raw COPY of the same number of rows (households, KK history, members) ...")
+    raw = households_for_members(ctx.ids, ctx.village, ctx.posyandu_id, members, seed=2)
+    conn = await ctx.stack.connect("household")
+    try:
+        now = datetime.now(UTC)
+        pos = uuid.UUID(ctx.posyandu_id)
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("households", records=[
+                (h.id, h.kk_number, h.village_code, pos, "Jl. Bench No. 1", "001", "002", "active", False, 1,
+                 "bench", now, now) for h in raw],
+                columns=["id", "kk_number", "village_code", "posyandu_id", "address", "rt", "rw", "status",
+                         "needs_reassignment", "version", "created_by", "created_at", "updated_at"])
+            await conn.copy_records_to_table("kk_number_history", records=[
+                (h.id, h.kk_number, now, "bench") for h in raw],
+                columns=["household_id", "kk_number", "valid_from", "recorded_by"])
+            await conn.copy_records_to_table("members", records=[
+                (m.id, h.id, m.nik, m.name, m.sex, m.birth_date, m.relationship, False, "none", "active", False, 1,
+                 now, now) for h in raw for m in h.members],
+                columns=["id", "household_id", "nik", "name", "sex", "birth_date", "relationship", "pregnant",
+                         "disability", "status", "nik_region_mismatch", "version", "created_at", "updated_at"])
+        raw_seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    base = "raw COPY into households, kk_number_history, members (one transaction, no events, no validation)"
+    ctx.results.add(Result(name, "throughput", members / seconds, members / raw_seconds, "members/s", "higher", base,
+                           members, f"{len(rows)} households; {seconds:.1f} s vs {raw_seconds:.2f} s"))
+    ctx.results.add(Result(name, "service peak RSS during import", peak / 1024, rss_before / 1024, "MiB", "lower",
+                           "the service's RSS just before the import (VmRSS)", None,
+                           "VmHWM of the household process" + ("" if reset else " since start (reset not allowed)")))
+
+
+# ---------------------------------------------------------------- 3/4. referral latency
+
+
+def _referral_keys(value: bytes) -> list[str]:
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return []
+    if body.get("type") != "posyandu.referral.created.v1":
+        return []
+    return [str(body.get("subject")), "household:" + str(body.get("data", {}).get("household_id"))]
+
+
+async def raw_roundtrip(ctx: Context, count: int) -> list[float]:
+    """Produce one record and wait until a plain consumer (fetch_max_wait_ms 10) has it, `count` times."""
+    watcher = TopicWatcher(ctx.stack.broker.bootstrap_servers, ROUNDTRIP_TOPIC, lambda v: [v.decode()])
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.broker.bootstrap_servers, acks="all",
+                                enable_idempotence=False)
+    await watcher.start()
+    await producer.start()
+    samples: list[float] = []
+    try:
+        for _ in range(count):
+            key = uuid.uuid4().hex
+            t0 = time.perf_counter()
+            await producer.send_and_wait(ROUNDTRIP_TOPIC, key.encode(), key=key.encode())
+            samples.append((await watcher.arrival(key, 30) - t0) * 1000)
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    return samples
+
+
+async def _known_to_referral(ctx: Context, household_ids: list[str]) -> None:
+    conn = await ctx.stack.connect("referral")
+    try:
+        await wait_for(conn, "SELECT count(*) FROM known_households WHERE id = ANY($1::uuid[])", household_ids,
+                       expected=len(household_ids), within=300, what="referral service learning the households")
+    finally:
+        await conn.close()
+
+
+async def referral_end_to_end(ctx: Context, household_ids: list[str], raw: list[float]) -> None:
+    name = "3. referral end to end"
+    progress(f"{name}: {len(household_ids)} manual referrals, POST until a plain consumer of the field topic "
+             "has the event ...")
+    await _known_to_referral(ctx, household_ids)
+    watcher = TopicWatcher(ctx.stack.broker.bootstrap_servers, referral_topic(FIELD), _referral_keys)
+    await watcher.start()
+    samples: list[float] = []
+    missed = 0
+    try:
+        async with httpx.AsyncClient(base_url=ctx.stack.url("referral"), timeout=30) as client:
+            for hid in household_ids:
+                t0 = time.perf_counter()
+                response = await http_ok(client, "POST", "/api/v1/referrals", headers=ctx.kader, json={
+                    "household_id": hid, "spm_field": FIELD, "category": CATEGORY, "reason": "bench"})
+                try:
+                    samples.append((await watcher.arrival(response.json()["id"], 30) - t0) * 1000)
+                except TimeoutError:
+                    missed += 1
+    finally:
+        await watcher.stop()
+    base = "raw aiokafka produce (acks=all) to a plain consumer, fetch_max_wait_ms 10"
+    for r in latency_results(name, samples, raw, base, f"{missed} not received within 30 s" if missed else ""):
+        ctx.results.add(r)
+
+
+async def need_to_referral(ctx: Context, household_ids: list[str], raw: list[float]) -> None:
+    name = "4. need detected to agency"
+    progress(f"{name}: {len(household_ids)} profile PUTs that detect a need, until the agency consumer has the "
+             "referral ...")
+    await _known_to_referral(ctx, household_ids)
+    watcher = TopicWatcher(ctx.stack.broker.bootstrap_servers, referral_topic(FIELD), _referral_keys)
+    await watcher.start()
+    samples: list[float] = []
+    missed = 0
+    try:
+        async with httpx.AsyncClient(base_url=ctx.stack.url("household"), timeout=30) as client:
+            for hid in household_ids:
+                t0 = time.perf_counter()
+                await http_ok(client, "PUT", f"/api/v1/households/{hid}/profiles/{FIELD}", headers=ctx.kader,
+                              json={"household": {"drinking_water_source": "surface-water"}})
+                try:
+                    samples.append((await watcher.arrival(f"household:{hid}", 30) - t0) * 1000)
+                except TimeoutError:
+                    missed += 1
+    finally:
+        await watcher.stop()
+    two_hops = [a + b for a, b in zip(raw, reversed(raw), strict=True)]
+    base = ("two raw aiokafka produce-to-consume round trips (household topic, then field topic), "
+            "fetch_max_wait_ms 10")
+    for r in latency_results(name, samples, two_hops, base, f"{missed} not received within 30 s" if missed else ""):
+        ctx.results.add(r)
+
+
+# ---------------------------------------------------------------- 5. reporting
+
+
+async def consumed_event_rate(ctx: Context, events: int) -> None:
+    """Produce `events` member-added events and time until the reporting projection holds every member."""
+    name = "5. reporting projections"
+    conn = await ctx.stack.connect("reporting")
+    try:
+        progress(f"{name}: waiting until the reporting service has caught up with earlier events ...")
+        await wait_quiet(conn, "SELECT count(*) FROM inbox", settle=4, within=900, what="reporting inbox")
+        household_id = uuid.uuid4()
+        produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        member_ids: list[uuid.UUID] = []
+        for i in range(events):
+            mid = uuid.uuid4()
+            member_ids.append(mid)
+            ev = hev.MEMBER_ADDED.new(hev.MemberData(
+                member_id=mid, household_id=household_id, nik_masked=None, sex="male" if i % 2 else "female",
+                birth_date=date(1990, 1, 1) + timedelta(days=i % 9000), relationship="child", pregnant=False,
+                disability="none", status="active", version=1), subject=str(household_id), regioncode=ctx.village)
+            produced.append((str(uuid.uuid4()).encode(), ev.to_bytes(), ev.kafka_headers()))
+        progress(f"{name}: producing {events} member-added events, timing until the projection has them ...")
+        producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.broker.bootstrap_servers, acks="all",
+                                    enable_idempotence=False, linger_ms=5)
+        await producer.start()
+        try:
+            started = time.perf_counter()
+            for key, value, headers in produced:
+                await producer.send(HOUSEHOLD_TOPIC, value, key=key, headers=headers)
+            await producer.flush()
+            await wait_for(conn, "SELECT count(*) FROM members WHERE id = ANY($1::uuid[])", member_ids,
+                                    expected=events, within=900, what="reporting projection of the events")
+            seconds = time.perf_counter() - started
+            progress(f"{name}: raw baseline: the same events read by a plain consumer and upserted with "
+                     "executemany into a scratch table ...")
+            raw_seconds = await _raw_consume_upsert(ctx, conn, produced)
+        finally:
+            await producer.stop()
+    finally:
+        await conn.close()
+    ctx.results.add(Result(name, "events consumed into projections", events / seconds, events / raw_seconds,
+                           "events/s", "higher",
+                           "raw aiokafka consumer + asyncpg executemany upsert into a scratch table (batched, no "
+                           "inbox, no per-event transaction)", events,
+                           "member-added events on the household topic (3 partitions)"))
+
+
+async def _raw_consume_upsert(ctx: Context, conn: asyncpg.Connection,
+                              produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS bench_members (LIKE members INCLUDING ALL)")
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.broker.bootstrap_servers, acks="all",
+                                enable_idempotence=False, linger_ms=5)
+    topic = "bench.events.v1"
+    await producer.start()
+    try:
+        for key, value, headers in produced:
+            await producer.send(topic, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=ctx.stack.broker.bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = time.perf_counter() + 300
+        started = time.perf_counter()
+        while seen < len(produced):
+            if time.perf_counter() > deadline:
+                raise TimeoutError("raw consumer did not read every event")
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            rows = []
+            for records in batches.values():
+                for record in records:
+                    body = orjson.loads(record.value or b"{}")
+                    d = body["data"]
+                    rows.append((uuid.UUID(d["member_id"]), uuid.UUID(d["household_id"]), d["sex"],
+                                 date.fromisoformat(d["birth_date"]), d["pregnant"], d["disability"], d["status"],
+                                 d["version"], datetime.fromisoformat(body["time"].replace("Z", "+00:00"))))
+            if rows:
+                await conn.executemany(
+                    "INSERT INTO bench_members (id, household_id, sex, birth_date, pregnant, disability, status,"
+                    " version, first_seen_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE SET"
+                    " version = EXCLUDED.version WHERE bench_members.version < EXCLUDED.version", rows)
+                seen += len(rows)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def load_projections(ctx: Context, members: int, referrals: int, seed: int) -> None:
+    """COPY synthetic rows into the reporting projections: households, members, needs and referrals."""
+    rnd = random.Random(seed)
+    conn = await ctx.stack.connect("reporting")
+    try:
+        villages = [r["code"] for r in await conn.fetch("SELECT code FROM regions WHERE level = 'village'")]
+        posyandu = [r["id"] for r in await conn.fetch("SELECT id FROM posyandu")]
+        agencies = await conn.fetch("SELECT id, jurisdiction_code, spm_fields FROM agencies WHERE status='active'")
+        route: dict[tuple[str, str], uuid.UUID] = {}
+        for a in sorted(agencies, key=lambda a: -len(a["jurisdiction_code"])):
+            for f in a["spm_fields"]:
+                route.setdefault((a["jurisdiction_code"], f), a["id"])
+        by_field: dict[str, list[str]] = {}
+        for code, cat in CATEGORIES.items():
+            by_field.setdefault(str(cat.spm_field), []).append(code)
+        now = datetime.now(UTC)
+        year_start = datetime(now.year, 1, 1, tzinfo=UTC)
+        span = (now - year_start).total_seconds()
+        hh: list[tuple[Any, ...]] = []
+        mm: list[tuple[Any, ...]] = []
+        while len(mm) < members:
+            hid, village = uuid.uuid4(), rnd.choice(villages)
+            first = year_start - timedelta(days=rnd.randrange(1, 700))
+            hh.append((hid, village, rnd.choice(posyandu), "active", 1, first))
+            for _ in range(min(rnd.randrange(2, 6), members - len(mm))):
+                mm.append((uuid.uuid4(), hid, rnd.choice(("male", "female")),
+                           date(1950, 1, 1) + timedelta(days=rnd.randrange(27_000)), False, "none", "active", 1,
+                           first))
+        needs: list[tuple[Any, ...]] = []
+        refs: list[tuple[Any, ...]] = []
+        statuses = ("requested", "received", "accepted", "in-progress", "completed", "rejected", "cancelled")
+        for _ in range(referrals):
+            h = rnd.choice(hh)
+            field = rnd.choice(sorted(by_field))
+            category = rnd.choice(by_field[field])
+            urgency = str(CATEGORIES[category].default_urgency)
+            created = year_start + timedelta(seconds=rnd.random() * span)
+            resolved = created + timedelta(days=rnd.randrange(1, 60)) if rnd.random() < 0.3 else None
+            needs.append((uuid.uuid4(), h[0], h[1], field, category, urgency, created,
+                          resolved if resolved and resolved < now else None))
+            status = rnd.choice(statuses)
+            agency = route.get((h[1][:4], field)) or route.get((h[1][:2], field))
+            responded = created + timedelta(hours=rnd.randrange(1, 200)) if status != "requested" else None
+            closed = (created + timedelta(hours=rnd.randrange(24, 900))
+                      if status in ("completed", "rejected", "cancelled") else None)
+            refs.append((uuid.uuid4(), h[1], h[2], field, category, urgency, status, agency, 2, created,
+                         created + timedelta(days=3), created + timedelta(days=30), responded, closed))
+        progress(f"loading {len(hh)} households, {len(mm)} members, {len(needs)} needs, {len(refs)} referrals "
+                 "into the reporting projections with COPY ...")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("households", records=hh, columns=[
+                "id", "village_code", "posyandu_id", "status", "version", "first_seen_at"])
+            await conn.copy_records_to_table("members", records=mm, columns=[
+                "id", "household_id", "sex", "birth_date", "pregnant", "disability", "status", "version",
+                "first_seen_at"])
+            await conn.copy_records_to_table("needs", records=needs, columns=[
+                "id", "household_id", "village_code", "spm_field", "category", "urgency", "detected_at",
+                "resolved_at"])
+            await conn.copy_records_to_table("referrals", records=refs, columns=[
+                "id", "village_code", "posyandu_id", "spm_field", "category", "urgency", "status", "agency_id",
+                "version", "created_at", "respond_by", "complete_by", "responded_at", "closed_at"])
+        await conn.execute("ANALYZE")
+        progress(f"loaded in {time.perf_counter() - started:.1f} s")
+    finally:
+        await conn.close()
+
+
+RAW_QUERIES = (
+    # coverage: active households and members per regency
+    "SELECT left(h.village_code, $1) AS r, count(DISTINCT h.id), count(m.id) FROM households h"
+    " JOIN members m ON m.household_id = h.id AND m.status = 'active' WHERE h.status = 'active'"
+    " AND h.village_code LIKE $2 GROUP BY r",
+    # needs detected / resolved / open per regency and field
+    "SELECT left(village_code, $1) AS r, spm_field, count(*) FILTER (WHERE detected_at >= $3),"
+    " count(*) FILTER (WHERE resolved_at >= $3), count(*) FILTER (WHERE resolved_at IS NULL)"
+    " FROM needs WHERE village_code LIKE $2 GROUP BY r, spm_field",
+    # referrals created in the period per regency, field and status
+    "SELECT left(village_code, $1) AS r, spm_field, status, count(*) FROM referrals"
+    " WHERE village_code LIKE $2 AND created_at >= $3 GROUP BY r, spm_field, status",
+)
+
+
+async def reporting_queries(ctx: Context, label: str, repeats: int, members: int, referrals: int) -> None:
+    name = f"5. reporting queries ({label})"
+    year = str(datetime.now(UTC).year)
+    queries = {
+        "indicators national": {"period": year},
+        "indicators region=31 by=regency": {"region": "31", "period": year, "by": "regency"},
+        "matrix region=31": {"region": "31", "period": year},
+    }
+    conn = await ctx.stack.connect("reporting")
+    try:
+        year_start = datetime(int(year), 1, 1, tzinfo=UTC)
+
+        async def raw(prefix: str) -> float:
+            t0 = time.perf_counter()
+            for q in RAW_QUERIES:
+                await conn.fetch(q, 4, prefix + "%", *([year_start] if "$3" in q else []))
+            return (time.perf_counter() - t0) * 1000
+
+        async with httpx.AsyncClient(base_url=ctx.stack.url("reporting"), timeout=120) as client:
+            for title, params in queries.items():
+                path = "/api/v1/matrix" if title.startswith("matrix") else "/api/v1/indicators"
+                prefix = str(params.get("region", ""))
+                await http_ok(client, "GET", path, params=params, headers=ctx.admin)  # warm up
+                await raw(prefix)
+                samples: list[float] = []
+                raw_samples: list[float] = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    await http_ok(client, "GET", path, params=params, headers=ctx.admin)
+                    samples.append((time.perf_counter() - t0) * 1000)
+                    raw_samples.append(await raw(prefix))
+                base = ("raw SQL: three GROUP BY queries (coverage join, needs, referrals) on the same tables, "
+                        "same region prefix")
+                for r in latency_results(f"{name}: {title}", samples, raw_samples, base,
+                                         f"{members} members, {referrals} referrals loaded"):
+                    ctx.results.add(r)
+                ctx.stack.check_alive()
+    finally:
+        await conn.close()
