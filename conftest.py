@@ -113,6 +113,10 @@ async def household_app(household_settings: HouseholdSettings, registry: httpx.A
     """The household app running in-process with its lifespan; it learns regions and posyandu from the registry."""
     app = create_household_app(household_settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        # The broker is memory-only and an earlier test may have restarted it: have the registry announce its
+        # state again, as `make run` does, so this late consumer learns every region whatever the test order.
+        republished = await registry.post("/api/v1/registry/republish", headers=tokens.admin())
+        assert republished.status_code == 200, republished.text
         await _until_regions_known(household_settings.database_url)
         yield manager.app
 

@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 
+#: How long an offset commit may take before the runner gives up on this consumer and rejoins.
+COMMIT_TIMEOUT_SECONDS = 15.0
+
+
+class ConsumerStuck(Exception):
+    """The consumer cannot make progress (e.g. its partitions vanished with a restarted broker): rejoin."""
+
+
 class PermanentError(Exception):
     """A handler's verdict that retrying cannot help: the record goes straight to the dead-letter topic."""
 
@@ -48,7 +56,11 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.runner.commit_processed()
+        try:
+            await self.runner.commit_processed()
+        except ConsumerStuck as exc:
+            # Inside a rebalance we cannot restart the consumer; the next commit outside it will.
+            log.warning("offset commit on revoke gave up", extra={"error": repr(exc)})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None
@@ -121,13 +133,17 @@ class ConsumerRunner:
         if self._consumer is None or not self._processed:
             return
         offsets = dict(self._processed)
+        self._processed.clear()
         try:
-            await self._consumer.commit(offsets)
+            # aiokafka retries a commit for as long as the error is "retriable"; a partition that vanished with
+            # a restarted broker is, forever. Bound it, and rejoin with a fresh consumer instead.
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise ConsumerStuck(f"offset commit did not complete in {COMMIT_TIMEOUT_SECONDS}s") from exc
         except Exception as exc:
             # A rebalance moved the partitions: the new owner re-reads from the last commit, and the inbox
             # makes that harmless.
             log.warning("offset commit failed", extra={"group": self.group_id, "error": repr(exc)})
-        self._processed.clear()
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Process one record: apply once, retry while it may help, else dead-letter it."""
