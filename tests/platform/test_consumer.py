@@ -12,9 +12,11 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from conftest import Stack, service_settings
+from deploy.local.embedded import EmbeddedBroker, free_port
 from services.registry.settings import RegistrySettings
 from shared.consumer import ConsumerRunner
 from shared.db import create_engine, create_sessionmaker
@@ -126,3 +128,37 @@ async def test_redelivered_event_applies_once_and_poison_records_are_dead_letter
         assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer_group = $1", probe.group) == 4
     finally:
         await conn.close()
+
+
+async def test_the_consumer_carries_on_after_the_broker_restarts_with_fewer_partitions(probe: Probe) -> None:
+    """A memory-only broker restarts empty and the topic comes back with one partition instead of three: the
+    runner rejoins and applies what is published next. (The bounded commit in ConsumerRunner guards the case,
+    seen once in a full run, where aiokafka retried a commit for a vanished partition forever.)"""
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    probe.settings = probe.settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+    runner = probe.runner()
+    task = asyncio.create_task(runner.run())
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        await admin.start()
+        await admin.create_topics([NewTopic(probe.topic, 3, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await producer.start()
+        for n in range(1, 7):  # keys spread over the three partitions
+            await producer.send_and_wait(probe.topic, event(n).to_bytes(), key=f"k{n}".encode())
+        await producer.stop()
+        await until_applied(probe, [1, 2, 3, 4, 5, 6], timeout=60)
+
+        broker.stop()
+        broker.start()  # empty again: the topic comes back with a single partition
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await producer.start()
+        await producer.send_and_wait(probe.topic, event(7).to_bytes(), key=b"k7")
+        await producer.stop()
+        await until_applied(probe, [1, 2, 3, 4, 5, 6, 7], timeout=120)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 60)
+        broker.stop()
