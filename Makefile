@@ -26,7 +26,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services deploy tests
+	$(BIN)/mypy shared services deploy tests bench
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
