@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -25,6 +27,15 @@ NAMING_CONVENTION = {
 def new_metadata() -> MetaData:
     """A service's own MetaData, so that two services' tables never share one registry in a process."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamptz(*, nullable: bool = False, server_default: Any = None) -> Any:
+    """A `timestamp with time zone` column for SQLModel's `sa_column=` (SQLModel maps datetime without zone)."""
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, server_default=server_default)
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamptz, utc_now
 
 metadata = new_metadata()
 
@@ -20,12 +20,6 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
     pass
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _tz(*, nullable: bool = False) -> Any:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _json(*, nullable: bool = False) -> Any:
@@ -77,8 +71,8 @@ class Household(Table, table=True):
     needs_reassignment: bool = False
     version: int = 1
     created_by: str = Field(max_length=200)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class KkNumberHistory(Table, table=True):
@@ -89,8 +83,8 @@ class KkNumberHistory(Table, table=True):
     id: int | None = Field(default=None, primary_key=True)
     household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
     kk_number: str = Field(max_length=16, index=True)
-    valid_from: datetime = Field(default_factory=_now, sa_column=_tz())
-    valid_to: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    valid_from: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    valid_to: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
     recorded_by: str = Field(max_length=200)
 
 
@@ -118,8 +112,8 @@ class Member(Table, table=True):
     #: Set when this record was merged into another (status `merged`).
     merged_into: uuid.UUID | None = None
     version: int = 1
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class ProfileVersion(Table, table=True):
@@ -133,7 +127,7 @@ class ProfileVersion(Table, table=True):
     data: dict[str, Any] = Field(sa_column=_json())
     observed_on: date | None = None
     recorded_by: str = Field(max_length=200)
-    recorded_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class Need(Table, table=True):
@@ -154,8 +148,8 @@ class Need(Table, table=True):
     urgency: str = Field(max_length=10)
     evidence: dict[str, Any] = Field(sa_column=_json())
     status: str = Field(default="open", max_length=10)
-    detected_at: datetime = Field(default_factory=_now, sa_column=_tz())
-    resolved_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    detected_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    resolved_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
 
 
 class AgencyAccess(Table, table=True):
@@ -198,7 +192,7 @@ class Measurement(Table, table=True):
     muac_class: str | None = Field(default=None, max_length=30)
     kms_signal: str | None = Field(default=None, max_length=3)
     recorded_by: str = Field(max_length=200)
-    recorded_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class DuplicateFlag(Table, table=True):
@@ -210,6 +204,6 @@ class DuplicateFlag(Table, table=True):
     member_id: uuid.UUID = Field(foreign_key="members.id", index=True)
     candidate_id: uuid.UUID = Field(foreign_key="members.id", index=True)
     status: str = Field(default="open", max_length=10)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
     decided_by: str | None = Field(default=None, max_length=200)
-    decided_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    decided_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamptz, utc_now
 
 metadata = new_metadata()
 
@@ -20,12 +20,6 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
     pass
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _tz(*, nullable: bool = False) -> Any:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
 
 class KnownAgency(Table, table=True):
@@ -42,7 +36,7 @@ class KnownAgency(Table, table=True):
     status: str = Field(max_length=10)
     version: int
     #: The time of its `registered` event: "among equals the earliest registered" orders by this.
-    registered_at: datetime = Field(sa_column=_tz())
+    registered_at: datetime = Field(sa_column=timestamptz())
 
 
 class KnownHousehold(Table, table=True):
@@ -99,19 +93,19 @@ class Referral(Table, table=True):
     status: str = Field(max_length=12)
     agency_id: uuid.UUID | None = None
     outcome: str | None = Field(default=None, max_length=2000)
-    respond_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    complete_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    escalate_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    responded_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    closed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    overdue_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    escalated_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    respond_by: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    complete_by: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    escalate_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    responded_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    overdue_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    escalated_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
     escalated_to_agency_id: uuid.UUID | None = None
-    need_resolved_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    need_resolved_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
     version: int = 1
     created_by: str = Field(max_length=200)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class ReferralTransition(Table, table=True):
@@ -130,7 +124,7 @@ class ReferralTransition(Table, table=True):
     actor_role: str = Field(max_length=10)
     reason: str | None = Field(default=None, max_length=2000)
     outcome: str | None = Field(default=None, max_length=2000)
-    at: datetime = Field(default_factory=_now, sa_column=_tz())
+    at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class ReferralNote(Table, table=True):
@@ -144,7 +138,7 @@ class ReferralNote(Table, table=True):
     author_role: str = Field(max_length=10)
     author_side: str = Field(max_length=10)
     text: str = Field(max_length=4000)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 
 
 class SlaOverride(Table, table=True):

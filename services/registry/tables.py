@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamptz, utc_now
 
 metadata = new_metadata()
 
@@ -20,13 +19,6 @@ class Table(SQLModel, registry=registry(metadata=metadata)):
     pass
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _tz(*, nullable: bool, server_default: Any = None
-        ) -> sa.Column[datetime]:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, server_default=server_default)
 
 
 class Region(Table, table=True):
@@ -41,8 +33,8 @@ class Region(Table, table=True):
     parent_code: str | None = Field(default=None, max_length=6, index=True)
     kind: str | None = Field(default=None, max_length=20)
     list_version: str = Field(max_length=100)
-    retired_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False, server_default=sa.func.now()))
+    retired_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(server_default=sa.func.now()))
 
 
 class Posyandu(Table, table=True):
@@ -59,8 +51,8 @@ class Posyandu(Table, table=True):
     status: str = Field(default="active", max_length=10, index=True)
     version: int = Field(default=1)
     created_by: str = Field(max_length=200)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
 
 
 class Cadre(Table, table=True):
@@ -75,8 +67,8 @@ class Cadre(Table, table=True):
     status: str = Field(default="active", max_length=10)
     since: date | None = None
     version: int = Field(default=1)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
 
 
 class Agency(Table, table=True):
@@ -93,5 +85,5 @@ class Agency(Table, table=True):
     address: str | None = Field(default=None, max_length=500)
     status: str = Field(default="active", max_length=10)
     version: int = Field(default=1)
-    created_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
-    updated_at: datetime = Field(default_factory=_now, sa_column=_tz(nullable=False))
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamptz
 
 metadata = new_metadata()
 
@@ -25,9 +25,6 @@ metadata = new_metadata()
 class Table(SQLModel, registry=registry(metadata=metadata)):
     pass
 
-
-def _tz(*, nullable: bool = False) -> Any:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
 
 class RegionRow(Table, table=True):
@@ -41,7 +38,7 @@ class RegionRow(Table, table=True):
     parent_code: str | None = Field(default=None, max_length=10)
     retired: bool = False
     #: The time of the newest event applied (region events carry no version).
-    event_time: datetime = Field(sa_column=_tz())
+    event_time: datetime = Field(sa_column=timestamptz())
 
 
 class PosyanduRow(Table, table=True):
@@ -79,7 +76,7 @@ class HouseholdRow(Table, table=True):
     status: str = Field(max_length=10)
     version: int
     #: The earliest event time seen for the household (its registration, whatever order events arrive in).
-    first_seen_at: datetime = Field(sa_column=_tz())
+    first_seen_at: datetime = Field(sa_column=timestamptz())
 
 
 class MemberRow(Table, table=True):
@@ -95,7 +92,7 @@ class MemberRow(Table, table=True):
     disability: str = Field(max_length=15)
     status: str = Field(max_length=10)
     version: int
-    first_seen_at: datetime = Field(sa_column=_tz())
+    first_seen_at: datetime = Field(sa_column=timestamptz())
 
 
 class MemberMergeRow(Table, table=True):
@@ -116,7 +113,7 @@ class ProfileVersionRow(Table, table=True):
     spm_field: str = Field(primary_key=True, max_length=20)
     version: int = Field(primary_key=True)
     observed_on: date | None = None
-    event_time: datetime = Field(sa_column=_tz())
+    event_time: datetime = Field(sa_column=timestamptz())
     #: The section as published: coded values keyed by member id; never a name or NIK.
     data: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
 
@@ -151,8 +148,8 @@ class NeedRow(Table, table=True):
     spm_field: str = Field(max_length=20)
     category: str = Field(max_length=60)
     urgency: str = Field(max_length=10)
-    detected_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    resolved_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    detected_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
 
 
 class ReferralRow(Table, table=True):
@@ -173,14 +170,14 @@ class ReferralRow(Table, table=True):
     status: str = Field(max_length=12)
     agency_id: uuid.UUID | None = None
     version: int
-    created_at: datetime = Field(sa_column=_tz())
-    respond_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    complete_by: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    responded_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    created_at: datetime = Field(sa_column=timestamptz())
+    respond_by: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    complete_by: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    responded_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
     #: When it reached a closed status: the time of the event that first reported it closed.
-    closed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    overdue_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
-    escalated_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    overdue_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    escalated_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
 
 
 #: The projection tables, in the order a rebuild empties them.
