@@ -53,7 +53,11 @@ async def enqueue(session: AsyncSession, service: str, events: Iterable[tuple[Cl
     if not rows:
         return 0
     await session.execute(sa.insert(outbox), rows)
-    await session.execute(sa.select(sa.func.pg_notify(_channel(service), "")))
+    # One NOTIFY per transaction (or savepoint, whose rollback would take the NOTIFY with it) wakes the relay.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if session.info.get("outbox_notified") is not transaction:
+        await session.execute(sa.select(sa.func.pg_notify(_channel(service), "")))
+        session.info["outbox_notified"] = transaction
     return len(rows)
 
 
@@ -121,8 +125,10 @@ class OutboxRelay:
                 rows = await conn.fetch(
                     "SELECT id, topic, key, payload, event_id, event_type FROM outbox WHERE published_at IS NULL "
                     "ORDER BY id LIMIT $1", self.settings.outbox_batch_size)
+                # A short batch is the whole backlog; count only when there is more than one batch.
                 OUTBOX_BACKLOG.labels(self.service).set(
-                    await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+                    len(rows) if len(rows) < self.settings.outbox_batch_size
+                    else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
                 if not rows:
                     if loop.time() >= purge_due:
                         await conn.execute("DELETE FROM outbox WHERE published_at < now() - $1::interval",
@@ -172,8 +178,15 @@ class OutboxRelay:
         await asyncio.gather(*futures)
 
 
+def outbox_entry(event_type: EventType, data: BaseModel, *, subject: str, key: str | None = None,
+                 regioncode: str | None = None, spmfield: SpmField | None = None) -> tuple[CloudEvent, str, str]:
+    """One event of the catalogue as an outbox entry (event, topic, key) for `enqueue`."""
+    event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
+    return event, event_type.topic_for(spmfield), key or subject
+
+
 async def publish(session: AsyncSession, event_type: EventType, data: BaseModel, *, subject: str,
                   key: str | None = None, regioncode: str | None = None, spmfield: SpmField | None = None) -> None:
     """Record one event of the catalogue in the outbox, in the caller's transaction."""
-    event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
-    await enqueue(session, event_type.publisher, [(event, event_type.topic_for(spmfield), key or subject)])
+    await enqueue(session, event_type.publisher, [outbox_entry(event_type, data, subject=subject, key=key,
+                                                                regioncode=regioncode, spmfield=spmfield)])

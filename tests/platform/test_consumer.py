@@ -59,7 +59,9 @@ async def probe(stack: Stack) -> AsyncIterator[Probe]:
     name = f"consumer_{uuid.uuid4().hex[:8]}"
     dsn = await stack.migrated_database("registry", name)
     conn = await asyncpg.connect(dsn)
-    await conn.execute("CREATE TABLE probe (event_id uuid PRIMARY KEY, n int NOT NULL)")
+    # tx: the transaction that applied the event, to see which events were applied together.
+    await conn.execute("CREATE TABLE probe (event_id uuid PRIMARY KEY, n int NOT NULL, "
+                       "tx bigint NOT NULL DEFAULT txid_current())")
     await conn.close()
     settings = RegistrySettings(**{**service_settings(stack, dsn), "consumer_max_attempts": 2})
     engine = create_engine(settings)
@@ -81,6 +83,51 @@ async def until_applied(probe: Probe, expected: list[int], timeout: float = 20) 
 
 def duplicates(group: str) -> float:
     return CONSUMER_RECORDS.labels("probe", group, "duplicate")._value.get()
+
+
+async def transactions(probe: Probe, numbers: list[int]) -> int:
+    conn = await asyncpg.connect(probe.dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(DISTINCT tx) FROM probe WHERE n = ANY($1)", numbers))
+    finally:
+        await conn.close()
+
+
+async def test_a_fetched_batch_is_applied_in_one_transaction_and_a_bad_record_spoils_nothing(
+        probe: Probe, stack: Stack) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        # Published before the runner starts, so that one fetch hands over all of them.
+        first = [event(n) for n in range(1, 6)]
+        for record in (*first, first[2]):  # the third one twice within the batch
+            await producer.send_and_wait(probe.topic, record.to_bytes(), key=b"k")
+        runner = probe.runner()
+        task = asyncio.create_task(runner.run())
+        try:
+            await until_applied(probe, [1, 2, 3, 4, 5])
+            assert await transactions(probe, [1, 2, 3, 4, 5]) == 1
+            assert duplicates(probe.group) == 1
+        finally:
+            runner.stop()
+            await task
+
+        for record in (event(6), event(7, explode=True), event(8)):
+            await producer.send_and_wait(probe.topic, record.to_bytes(), key=b"k")
+        runner = probe.runner()
+        task = asyncio.create_task(runner.run())
+        try:
+            # The batch failed as a whole; one record at a time, the good ones go in and the bad one is parked.
+            await until_applied(probe, [1, 2, 3, 4, 5, 6, 8])
+            assert await transactions(probe, [6, 8]) == 2
+            dead = await read_topic(stack.broker.bootstrap_servers, dead_letter_topic(probe.group),
+                                    until=lambda rs: len(rs) >= 1)
+            assert [d.event.data["n"] for d in dead if d.event is not None] == [7]
+        finally:
+            runner.stop()
+            await task
+    finally:
+        await producer.stop()
 
 
 async def test_redelivered_event_applies_once_and_poison_records_are_dead_lettered(probe: Probe,

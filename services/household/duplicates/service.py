@@ -21,18 +21,34 @@ class FlagNotFound(NotFound):
     pass
 
 
-async def flag_likely_duplicates(session: AsyncSession, household: Household, member: Member) -> int:
-    """Flags live members with the same name and birth date in the same village, where a NIK is missing."""
-    query = (select(Member.id).join(Household, col(Household.id) == col(Member.household_id))
-             .where(col(Member.id) != member.id, Member.status == "active", Member.birth_date == member.birth_date,
-                    sa.func.lower(Member.name) == member.name.lower(),
-                    Household.village_code == household.village_code))
-    if member.nik is not None:
-        query = query.where(col(Member.nik).is_(None))
-    candidates = list((await session.execute(query)).scalars().all())
-    for candidate in candidates:
-        session.add(DuplicateFlag(member_id=member.id, candidate_id=candidate))
-    return len(candidates)
+def _likely_same(new: Member, other_nik: str | None) -> bool:
+    # Two different NIKs are two people; a NIK on one side only (or on neither) leaves the doubt.
+    return new.nik is None or other_nik is None
+
+
+async def flag_likely_duplicates(session: AsyncSession, household: Household, new_members: list[Member]) -> int:
+    """Flags, for each new member, live members with the same name and birth date in the same village (registered
+    before it, including earlier ones of `new_members`) where a NIK is missing; one query for all of them."""
+    if not new_members:
+        return 0
+    new_ids = [m.id for m in new_members]
+    keys = {(m.name.lower(), m.birth_date) for m in new_members}
+    query = (sa.select(col(Member.id), col(Member.nik), sa.func.lower(Member.name), col(Member.birth_date))
+             .join(Household, col(Household.id) == col(Member.household_id))
+             .where(col(Member.id).not_in(new_ids), col(Member.status) == "active",
+                    col(Member.birth_date).in_({birth for _, birth in keys}),
+                    sa.func.lower(Member.name).in_({name for name, _ in keys}),
+                    col(Household.village_code) == household.village_code))
+    existing = [row for row in (await session.execute(query)).all() if (row[2], row[3]) in keys]
+    flags = []
+    for i, member in enumerate(new_members):
+        key = (member.name.lower(), member.birth_date)
+        earlier = [(m.id, m.nik) for m in new_members[:i] if (m.name.lower(), m.birth_date) == key]
+        flags += [DuplicateFlag(member_id=member.id, candidate_id=other_id)
+                  for other_id, other_nik in [*((r[0], r[1]) for r in existing if (r[2], r[3]) == key), *earlier]
+                  if _likely_same(member, other_nik)]
+    session.add_all(flags)
+    return len(flags)
 
 
 async def visible_flags(session: AsyncSession, principal: Principal, status: str) -> list[DuplicateFlag]:

@@ -77,8 +77,8 @@ async def _detail(session: SessionDep, principal: Principal, household_id: uuid.
 async def register_household(payload: HouseholdCreate, session: SessionDep, principal: Writer,
                              idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        household = await service.register(session=session, principal=principal, payload=payload)
-        await refresh_needs(session, household)
+        household, members = await service.register(session=session, principal=principal, payload=payload)
+        await refresh_needs(session, household, registered=members)
         return await _detail(session, principal, household.id, purpose="registration by the kader", status_code=201)
 
     return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /households",

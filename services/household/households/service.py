@@ -34,7 +34,8 @@ from shared.auth import Principal
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
-from shared.outbox import publish
+from shared.events.envelope import CloudEvent
+from shared.outbox import enqueue, outbox_entry, publish
 
 
 class MemberNotFound(NotFound):
@@ -91,9 +92,8 @@ async def _check_kk_free(session: AsyncSession, kk_number: str, household_id: uu
         raise Conflict(f"A live household already has this KK number: {existing}.", existing_household_id=str(existing))
 
 
-async def _validated_nik(session: AsyncSession, nik: str, *, birth_date: date, sex: str, village_code: str,
-                         member_id: uuid.UUID | None, field: str = "nik") -> bool:
-    """Checks a NIK against the member; returns the region-mismatch flag. 422 or 409 on problems."""
+def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
+    """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
     try:
         info = parse_nik(nik)
     except IdentifierError as exc:
@@ -101,14 +101,20 @@ async def _validated_nik(session: AsyncSession, nik: str, *, birth_date: date, s
     if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
         raise ValidationFailed("The NIK disagrees with the member: " + "; ".join(problems) + ".",
                                errors=[{"field": field, "message": p} for p in problems])
-    query = select(Member.id, Member.household_id).where(Member.nik == nik, Member.status == "active")
+    return nik_region_mismatch(info, village_code)
+
+
+async def _check_niks_free(session: AsyncSession, niks: list[str], member_id: uuid.UUID | None = None) -> None:
+    """409 if a live member (other than `member_id`) already holds one of the NIKs; one query for them all."""
+    if not niks:
+        return
+    query = select(Member.id, Member.household_id).where(col(Member.nik).in_(niks), Member.status == "active")
     if member_id is not None:
         query = query.where(Member.id != member_id)
-    existing = (await session.execute(query)).first()
+    existing = (await session.execute(query.limit(1))).first()
     if existing is not None:
         raise Conflict(f"This NIK belongs to member {existing.id} of household {existing.household_id}.",
                        existing_member_id=str(existing.id), existing_household_id=str(existing.household_id))
-    return nik_region_mismatch(info, village_code)
 
 
 def household_data(h: Household) -> ev.HouseholdData:
@@ -123,22 +129,29 @@ def member_data(m: Member) -> ev.MemberData:
                          disability=m.disability, status=m.status, version=m.version)
 
 
+def _entry(event_type: Any, data: Any, household: Household) -> tuple[CloudEvent, str, str]:
+    return outbox_entry(event_type, data, subject=str(household.id), regioncode=household.village_code)
+
+
 async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Household) -> None:
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
 
 
-async def _insert_member(session: AsyncSession, household: Household, payload: MemberCreate, field: str) -> Member:
-    _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
-    mismatch = False
-    if payload.nik is not None:
-        mismatch = await _validated_nik(session, payload.nik, birth_date=payload.birth_date, sex=payload.sex,
-                                        village_code=household.village_code, member_id=None, field=f"{field}.nik")
-    member = Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch)
-    session.add(member)
+async def _insert_members(session: AsyncSession, household: Household,
+                          payloads: list[tuple[str, MemberCreate]]) -> list[Member]:
+    """Validates and inserts members (field path, payload) with a constant number of statements, however many."""
+    members = []
+    for field, payload in payloads:
+        _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
+        mismatch = payload.nik is not None and _nik_mismatch(
+            payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=household.village_code,
+            field=f"{field}.nik")
+        members.append(Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch))
+    await _check_niks_free(session, [m.nik for m in members if m.nik])
+    session.add_all(members)
     await session.flush()
-    await flag_likely_duplicates(session, household, member)
-    await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
-    return member
+    await flag_likely_duplicates(session, household, members)
+    return members
 
 
 def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
@@ -148,7 +161,8 @@ def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str
         raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
 
 
-async def register(*, session: AsyncSession, principal: Principal, payload: HouseholdCreate) -> Household:
+async def register(*, session: AsyncSession, principal: Principal,
+                   payload: HouseholdCreate) -> tuple[Household, list[Member]]:
     """Registers a household (KK) with its members at a posyandu the caller serves."""
     if not may_register_at(principal, payload.posyandu_id):
         raise Forbidden("You may register households only at your own posyandu.")
@@ -163,11 +177,11 @@ async def register(*, session: AsyncSession, principal: Principal, payload: Hous
     session.add(household)
     session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
                                 recorded_by=principal.sub))
-    await session.flush()
-    await _emit(session, ev.HOUSEHOLD_REGISTERED, household_data(household), household)
-    for i, member in enumerate(payload.members):
-        await _insert_member(session, household, member, f"members.{i}")
-    return household
+    members = await _insert_members(session, household, [(f"members.{i}", m) for i, m in enumerate(payload.members)])
+    await enqueue(session, ev.HOUSEHOLD_REGISTERED.publisher, [
+        _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
+        *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
+    return household, members
 
 
 async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_inactive: bool = False) -> list[Member]:
@@ -229,7 +243,8 @@ async def add_member(*, session: AsyncSession, principal: Principal, household_i
                      payload: MemberCreate) -> tuple[Household, Member]:
     """Adds a member to a household."""
     household = await writable_household(session, principal, household_id)
-    member = await _insert_member(session, household, payload, "body")
+    [member] = await _insert_members(session, household, [("body", payload)])
+    await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
     return household, member
 
 
@@ -247,9 +262,10 @@ async def update_member(*, session: AsyncSession, principal: Principal, househol
     merged = {**member.model_dump(), **changes}
     _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
     if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
-        changes["nik_region_mismatch"] = await _validated_nik(
-            session, merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"],
-            village_code=household.village_code, member_id=member.id, field="body.nik")
+        changes["nik_region_mismatch"] = _nik_mismatch(
+            merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"], village_code=household.village_code,
+            field="body.nik")
+        await _check_niks_free(session, [merged["nik"]], member.id)
     for key, value in changes.items():
         setattr(member, key, value)
     member.version += 1

@@ -114,8 +114,8 @@ async def _import_group(session: AsyncSession, principal: Principal, group: Grou
         return
     try:
         async with session.begin_nested():
-            household = await register(session=session, principal=principal, payload=payload)
-            await refresh_needs(session, household)
+            household, members = await register(session=session, principal=principal, payload=payload)
+            await refresh_needs(session, household, registered=members)
     except Problem as exc:
         report.rejected_group(group, await _problem_errors(session, group, exc))
     except IntegrityError:

@@ -14,19 +14,26 @@ from services.household.profiles.service import current_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
 from shared.events.topics import SpmField
-from shared.outbox import publish
+from shared.outbox import enqueue, outbox_entry
 
 
-async def snapshot_of(session: AsyncSession, household: Household) -> tuple[HouseholdSnapshot, dict[object, Member]]:
-    members = list((await session.execute(select(Member).where(
-        Member.household_id == household.id, Member.status == "active"))).scalars().all())
-    growth = await growth_snapshots(session, household.id)
+async def snapshot_of(session: AsyncSession, household: Household,
+                      registered: list[Member] | None = None) -> tuple[HouseholdSnapshot, dict[object, Member]]:
+    """What the rules look at. `registered`: the members of a household created in this transaction, which has
+    no measurements or profiles yet, so nothing needs reading."""
+    if registered is None:
+        members = list((await session.execute(select(Member).where(
+            Member.household_id == household.id, Member.status == "active"))).scalars().all())
+        growth = await growth_snapshots(session, household.id)
+        profiles = await current_profiles(session, household.id)
+    else:
+        members, growth, profiles = registered, {}, {}
     snapshot = HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
                                 pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
                                 disability=m.disability, growth=growth.get(m.id)) for m in members],
-        profiles=await current_profiles(session, household.id))  # type: ignore[arg-type]
+        profiles=profiles)  # type: ignore[arg-type]
     return snapshot, {m.id: m for m in members}
 
 
@@ -38,12 +45,16 @@ def _event_data(need: Need, household: Household, member: Member | None) -> ev.N
                        evidence=need.evidence)
 
 
-async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None) -> None:
-    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing."""
-    snapshot, members = await snapshot_of(session, household)
+async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
+                        registered: list[Member] | None = None) -> None:
+    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing.
+
+    `registered`: the household was created in this transaction with these members (it has no needs yet)."""
+    snapshot, members = await snapshot_of(session, household, registered)
     current = detect(snapshot, today=today or date.today())
-    open_rows = {(n.member_id, n.category): n for n in (await session.execute(select(Need).where(
-        Need.household_id == household.id, Need.status == "open").with_for_update())).scalars().all()}
+    open_rows = {} if registered is not None else {(n.member_id, n.category): n for n in (await session.execute(
+        select(Need).where(Need.household_id == household.id, Need.status == "open").with_for_update())
+    ).scalars().all()}
     previous: dict[NeedKey, DetectedNeed] = {
         key: DetectedNeed(spm_field=SpmField(n.spm_field), category=n.category, member_id=n.member_id,
                           urgency=n.urgency, evidence=n.evidence)  # type: ignore[arg-type]
@@ -65,10 +76,12 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
         need = open_rows[(found.member_id, found.category)]
         need.urgency, need.evidence = str(found.urgency), dict(found.evidence)
     await session.flush()
+    entries = []
     for event_type, need in emitted:
         member = members.get(need.member_id) if need.member_id else None
-        await publish(session, event_type, _event_data(need, household, member),  # type: ignore[arg-type]
-                      subject=str(household.id), regioncode=household.village_code)
+        entries.append(outbox_entry(event_type, _event_data(need, household, member),  # type: ignore[arg-type]
+                                    subject=str(household.id), regioncode=household.village_code))
+    await enqueue(session, ev.NEED_DETECTED.publisher, entries)
 
 
 async def open_needs(session: AsyncSession, household_id: object) -> list[Need]:
