@@ -57,7 +57,14 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
-        connect_args={"statement_cache_size": settings.database_statement_cache_size},
+        connect_args={
+            "statement_cache_size": settings.database_statement_cache_size,
+            # asyncpg prepares every statement. After five runs PostgreSQL may switch to a generic plan that
+            # cannot use partial indexes (`status = $1` does not prove `WHERE status = 'active'`) and that was
+            # costed when the tables were small: the NIK and KK checks became sequential scans that grew with
+            # the data. Planning each execution with its values costs far less than that.
+            "server_settings": {"plan_cache_mode": "force_custom_plan"},
+        },
     )
 
 

@@ -93,7 +93,7 @@ class Member(Table, table=True):
     __table_args__ = (
         sa.Index("uq_members_live_nik", "nik", unique=True,
                  postgresql_where=sa.text("nik IS NOT NULL AND status = 'active'")),
-        sa.Index("ix_members_name", sa.text("lower(name)")),
+        sa.Index("ix_members_name_birth", sa.text("lower(name)"), "birth_date"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

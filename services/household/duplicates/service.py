@@ -33,13 +33,17 @@ async def flag_likely_duplicates(session: AsyncSession, household: Household, ne
         return 0
     new_ids = [m.id for m in new_members]
     keys = {(m.name.lower(), m.birth_date) for m in new_members}
-    query = (sa.select(col(Member.id), col(Member.nik), sa.func.lower(Member.name), col(Member.birth_date))
-             .join(Household, col(Household.id) == col(Member.household_id))
-             .where(col(Member.id).not_in(new_ids), col(Member.status) == "active",
-                    col(Member.birth_date).in_({birth for _, birth in keys}),
-                    sa.func.lower(Member.name).in_({name for name, _ in keys}),
-                    col(Household.village_code) == household.village_code))
-    existing = [row for row in (await session.execute(query)).all() if (row[2], row[3]) in keys]
+    # Members by name and birth date first (ix_members_name_birth), their village second: the other way round
+    # walks every household of the village, and a long import's stale statistics invited the planner to do so.
+    same_person = (sa.select(col(Member.id), col(Member.nik), col(Member.household_id),
+                             sa.func.lower(Member.name).label("name"), col(Member.birth_date))
+                   .where(sa.tuple_(sa.func.lower(Member.name), col(Member.birth_date)).in_(sorted(keys)),
+                          col(Member.status) == "active", col(Member.id).not_in(new_ids))
+                   .cte("same_person").prefix_with("MATERIALIZED"))
+    query = (sa.select(same_person.c.id, same_person.c.nik, same_person.c.name, same_person.c.birth_date)
+             .join(Household, col(Household.id) == same_person.c.household_id)
+             .where(col(Household.village_code) == household.village_code))
+    existing = (await session.execute(query)).all()
     flags = []
     for i, member in enumerate(new_members):
         key = (member.name.lower(), member.birth_date)
