@@ -56,6 +56,33 @@ def _database_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: str, handlers: Mapping[str, Handler],
+                     events: list[CloudEvent]) -> int:
+    """Applies the events (each of a type in `handlers`) in one transaction, each at most once for the group:
+    one inbox insert claims their ids, and only the claimed ones reach their handlers. Returns how many were
+    applied; on any error the transaction rolls back and nothing is."""
+    if not events:
+        return 0
+    applied = 0
+    outer_event_id = event_id_var.get()
+    try:
+        async with sessionmaker() as session, session.begin():
+            result = await session.execute(
+                insert(inbox).values([{"consumer_group": group_id, "event_id": event.id, "event_type": event.type}
+                                      for event in events]).on_conflict_do_nothing().returning(inbox.c.event_id))
+            claimed = set(result.scalars())
+            for event in events:
+                if event.id not in claimed:
+                    continue
+                claimed.discard(event.id)  # an id twice in one batch is applied once
+                event_id_var.set(str(event.id))
+                await handlers[event.type](session, event)
+                applied += 1
+    finally:
+        event_id_var.set(outer_event_id)
+    return applied
+
+
 class _CommitOnRevoke(ConsumerRebalanceListener):
     def __init__(self, runner: ConsumerRunner) -> None:
         self.runner = runner
@@ -159,39 +186,19 @@ class ConsumerRunner:
         """Applies the records in one transaction; False (nothing applied) if any is malformed or fails."""
         if len(records) < 2:
             return False
-        events: list[CloudEvent] = []
         try:
-            for record in records:
-                events.append(CloudEvent.from_bytes(record.value))
+            events = [CloudEvent.from_bytes(record.value) for record in records]
         except (ValueError, ValidationError):
             return False
         known = [event for event in events if event.type in self.handlers]
         try:
-            async with self.sessionmaker() as session, session.begin():
-                claimed: set[object] = set()
-                applied = 0
-                if known:
-                    # One inbox statement for the batch; an id twice in one batch is applied once.
-                    result = await session.execute(
-                        insert(inbox).values([{"consumer_group": self.group_id, "event_id": event.id,
-                                               "event_type": event.type} for event in known])
-                        .on_conflict_do_nothing().returning(inbox.c.event_id))
-                    claimed = set(result.scalars())
-                for event in known:
-                    if event.id not in claimed:
-                        continue
-                    claimed.discard(event.id)
-                    event_id_var.set(str(event.id))
-                    await self.handlers[event.type](session, event)
-                    applied += 1
+            applied = await apply_once(self.sessionmaker, self.group_id, self.handlers, known)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.info("batch failed; applying its records one by one", extra={"group": self.group_id,
                                                                               "error": repr(exc)})
             return False
-        finally:
-            event_id_var.set(None)
         CONSUMER_RECORDS.labels(self.service, self.group_id, "applied").inc(applied)
         CONSUMER_RECORDS.labels(self.service, self.group_id, "duplicate").inc(len(known) - applied)
         CONSUMER_RECORDS.labels(self.service, self.group_id, "ignored").inc(len(events) - len(known))
@@ -204,8 +211,7 @@ class ConsumerRunner:
         except (ValueError, ValidationError) as exc:
             await self._dead_letter(record, f"malformed event: {exc}")
             return
-        handler = self.handlers.get(event.type)
-        if handler is None:
+        if event.type not in self.handlers:
             CONSUMER_RECORDS.labels(self.service, self.group_id, "ignored").inc()
             return
         event_id_var.set(str(event.id))
@@ -213,7 +219,7 @@ class ConsumerRunner:
             attempt = 0
             while True:
                 try:
-                    applied = await self._apply(handler, event)
+                    applied = await apply_once(self.sessionmaker, self.group_id, self.handlers, [event])
                     CONSUMER_RECORDS.labels(self.service, self.group_id, "applied" if applied else "duplicate").inc()
                     return
                 except (PermanentError, ValidationError) as exc:
@@ -235,16 +241,6 @@ class ConsumerRunner:
                     await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
         finally:
             event_id_var.set(None)
-
-    async def _apply(self, handler: Handler, event: CloudEvent) -> bool:
-        async with self.sessionmaker() as session, session.begin():
-            claimed = await session.execute(
-                insert(inbox).values(consumer_group=self.group_id, event_id=event.id, event_type=event.type)
-                .on_conflict_do_nothing().returning(inbox.c.event_id))
-            if claimed.first() is None:
-                return False
-            await handler(session, event)
-        return True
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
         assert self._producer is not None

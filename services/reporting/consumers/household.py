@@ -30,15 +30,20 @@ measurements = MeasurementRow.__table__  # type: ignore[attr-defined]
 needs = NeedRow.__table__  # type: ignore[attr-defined]
 
 
+def _newest_wins(table: sa.Table, values: dict[str, object]) -> dict[str, object]:
+    """ON CONFLICT assignments: the columns take the incoming values only if its version is newer, and
+    first_seen_at keeps the earliest event time seen, whichever arrives first (one statement per event)."""
+    newer = table.c.version < sa.literal_column("excluded.version")
+    assignments: dict[str, object] = {
+        name: sa.case((newer, sa.literal_column(f"excluded.{name}")), else_=table.c[name]) for name in values}
+    assignments["first_seen_at"] = sa.func.least(table.c.first_seen_at, sa.literal_column("excluded.first_seen_at"))
+    return assignments
+
+
 async def _upsert_household(session: AsyncSession, event: CloudEvent, household_id: object,
-                            values: dict[str, object], version: int) -> None:
+                            values: dict[str, object]) -> None:
     await session.execute(insert(households).values(id=household_id, first_seen_at=event.time, **values)
-                          .on_conflict_do_update(index_elements=["id"], set_=values,
-                                                 where=households.c.version < version))
-    # Registered at the earliest event seen, whichever arrives first.
-    await session.execute(sa.update(households).where(households.c.id == household_id,
-                                                      households.c.first_seen_at > event.time)
-                          .values(first_seen_at=event.time))
+                          .on_conflict_do_update(index_elements=["id"], set_=_newest_wins(households, values)))
 
 
 async def on_household(session: AsyncSession, event: CloudEvent) -> None:
@@ -46,7 +51,7 @@ async def on_household(session: AsyncSession, event: CloudEvent) -> None:
     data = ev.HouseholdData.model_validate(event.data)
     await _upsert_household(session, event, data.household_id,
                             {"village_code": data.village_code, "posyandu_id": data.posyandu_id,
-                             "status": data.status, "version": data.version}, data.version)
+                             "status": data.status, "version": data.version})
 
 
 async def on_household_moved(session: AsyncSession, event: CloudEvent) -> None:
@@ -67,11 +72,7 @@ async def on_member(session: AsyncSession, event: CloudEvent) -> None:
               "pregnant": data.pregnant, "disability": data.disability, "status": data.status,
               "version": data.version}
     await session.execute(insert(members).values(id=data.member_id, first_seen_at=event.time, **values)
-                          .on_conflict_do_update(index_elements=["id"], set_=values,
-                                                 where=members.c.version < data.version))
-    await session.execute(sa.update(members).where(members.c.id == data.member_id,
-                                                   members.c.first_seen_at > event.time)
-                          .values(first_seen_at=event.time))
+                          .on_conflict_do_update(index_elements=["id"], set_=_newest_wins(members, values)))
 
 
 async def on_member_merged(session: AsyncSession, event: CloudEvent) -> None:

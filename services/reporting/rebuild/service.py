@@ -13,12 +13,11 @@ import time
 import sqlalchemy as sa
 from aiokafka import TopicPartition
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.tables import PROJECTIONS
-from shared.consumer import Handler
+from shared.consumer import BATCH_MAX_RECORDS, Handler, apply_once
 from shared.db import create_engine, create_sessionmaker
 from shared.events.envelope import CloudEvent
 from shared.events.topics import ALL_TOPICS
@@ -39,17 +38,17 @@ async def reset(*, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
 async def apply_event(*, sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler],
                       event: CloudEvent) -> bool:
     """Applies one event once, as the consumer does: inbox row and projection change in one transaction."""
-    handler = handlers.get(event.type)
-    if handler is None:
-        return False
-    async with sessionmaker() as session, session.begin():
-        claimed = await session.execute(
-            insert(inbox).values(consumer_group=GROUP, event_id=event.id, event_type=event.type)
-            .on_conflict_do_nothing().returning(inbox.c.event_id))
-        if claimed.first() is None:
-            return False
-        await handler(session, event)
-    return True
+    return event.type in handlers and await apply_once(sessionmaker, GROUP, handlers, [event]) == 1
+
+
+async def _apply_fetched(sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler],
+                         events: list[CloudEvent]) -> int:
+    """A fetched batch in one transaction, as the consumer does; one by one if the batch fails as a whole."""
+    known = [event for event in events if event.type in handlers]
+    try:
+        return await apply_once(sessionmaker, GROUP, handlers, known)
+    except Exception:
+        return sum([await apply_event(sessionmaker=sessionmaker, handlers=handlers, event=event) for event in known])
 
 
 async def replay(*, settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession],
@@ -72,16 +71,17 @@ async def replay(*, settings: ServiceSettings, sessionmaker: async_sessionmaker[
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the replay did not reach the end of the topics in time")
-            batches = await consumer.getmany(timeout_ms=200)
+            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX_RECORDS)
             for tp, records in batches.items():
+                events = []
                 for record in records:
                     if record.offset >= ends[tp]:
                         continue
                     try:
-                        event = CloudEvent.from_bytes(record.value)
+                        events.append(CloudEvent.from_bytes(record.value))
                     except (ValueError, ValidationError):
                         continue  # the live consumer dead-lettered it; nothing to project
-                    applied += await apply_event(sessionmaker=sessionmaker, handlers=handlers, event=event)
+                applied += await _apply_fetched(sessionmaker, handlers, events)
     finally:
         await consumer.stop()
     return applied
