@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -18,6 +19,11 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://posyandu.example.id/problems/"
 #: PostgreSQL's character_not_in_repertoire and untranslatable_character: text it cannot store (NUL).
 TEXT_NOT_STORABLE = frozenset({"22021", "22P05"})
+#: PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping) and too_many_connections,
+#: besides the whole connection_exception class (08): the database is unavailable, the request is not at fault.
+DATABASE_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: What a 503 asks the client to wait before it retries.
+RETRY_AFTER_SECONDS = 2
 
 
 class Problem(Exception):
@@ -100,6 +106,23 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached right now (down, restarting, connection lost, every
+    pooled connection busy), rather than anything about the request. A raw OSError (refused, reset, timed out) is how
+    connecting to it fails."""
+    if isinstance(exc, DBAPIError):
+        state = _sqlstate(exc)
+        return exc.connection_invalidated or (state is not None and (state.startswith("08")
+                                                                     or state in DATABASE_UNAVAILABLE))
+    return isinstance(exc, OSError | PoolTimeout)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error to problem+json: domain problems, validation, HTTP errors, and the unexpected."""
 
@@ -120,11 +143,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, title, detail, headers=getattr(exc, "headers", None),
                                 instance=request.url.path)
 
+    async def on_unavailable(request: Request, exc: Exception) -> Response:
+        # A 503 the client may retry, answered here rather than by the catch-all below: that one re-raises after
+        # its 500, and the server then closes the client's keep-alive connection.
+        log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)[:500]})
+        return problem_response(503, "Service unavailable", "The database is unavailable at the moment; retry later.",
+                                slug="service-unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                                instance=request.url.path)
+
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DBAPIError)
-        orig = exc.orig
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
-        if sqlstate in TEXT_NOT_STORABLE:
+        if database_unavailable(exc):
+            return await on_unavailable(request, exc)
+        if _sqlstate(exc) in TEXT_NOT_STORABLE:
             # Text PostgreSQL cannot hold (a NUL character), in a body or query: bad input, not a server error.
             return problem_response(422, "Validation failed", "The request holds text with a NUL character.",
                                     slug="validation-failed", instance=request.url.path,
@@ -141,4 +172,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(OSError, on_unavailable)
+    app.add_exception_handler(PoolTimeout, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,92 @@
+"""How shared/errors.py renders database errors: an unreachable database is a 503 the client may retry (answered
+without re-raising, so the server keeps the connection open), any other database error stays a 500."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from shared.errors import PROBLEM_MEDIA_TYPE, database_unavailable, install_problem_handlers
+
+
+class DriverError(Exception):
+    """Stands for asyncpg's error as SQLAlchemy wraps it: it carries the SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+def db_error(sqlstate: str = "XX000", *, invalidated: bool = False) -> DBAPIError:
+    return DBAPIError("SELECT 1", {}, DriverError(sqlstate), connection_invalidated=invalidated)
+
+
+FAILURES: dict[str, Exception] = {
+    "refused": ConnectionRefusedError(111, "Connection refused"),
+    "reset": ConnectionResetError(104, "Connection reset by peer"),
+    "connect-timeout": TimeoutError(),
+    "shutting-down": db_error("57P03"),
+    "terminated": db_error("57P01"),
+    "crash": db_error("57P02"),
+    "connection-exception": db_error("08006"),
+    "too-many-connections": db_error("53300"),
+    "invalidated": db_error(invalidated=True),
+    "pool-exhausted": PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out"),
+    "unique-violation": db_error("23505"),
+    "nul-in-text": db_error("22021"),
+}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/fail/{kind}")
+    async def fail(kind: str) -> None:
+        raise FAILURES[kind]
+
+    # raise_app_exceptions=False: a 500 re-raises after its response (Starlette), which is what the 503 must avoid.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://errors") as client:
+        yield client
+
+
+@pytest.mark.parametrize("kind", ["refused", "reset", "connect-timeout", "shutting-down", "terminated", "crash",
+                                  "connection-exception", "too-many-connections", "invalidated",
+                                  "pool-exhausted"])
+async def test_an_unreachable_database_is_a_503_problem_to_retry(client: httpx.AsyncClient, kind: str) -> None:
+    assert database_unavailable(FAILURES[kind])
+    response = await client.get(f"/fail/{kind}")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert int(response.headers["retry-after"]) > 0
+    body = response.json()
+    assert body["status"] == 503 and body["type"].endswith("/service-unavailable")
+    assert body["instance"] == f"/fail/{kind}"
+
+
+async def test_an_unreachable_database_is_answered_without_re_raising() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/down")
+    async def down() -> None:
+        raise db_error("57P01")
+
+    # With the app's exceptions raised to the caller, a handled 503 must not surface as an exception.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://errors") as strict:
+        assert (await strict.get("/down")).status_code == 503
+
+
+async def test_other_database_errors_are_unchanged(client: httpx.AsyncClient) -> None:
+    assert not database_unavailable(FAILURES["unique-violation"])
+    unexpected = await client.get("/fail/unique-violation")
+    assert unexpected.status_code == 500 and unexpected.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    nul = await client.get("/fail/nul-in-text")
+    assert nul.status_code == 422 and nul.json()["errors"][0]["type"] == "string_nul"
