@@ -15,14 +15,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.errors import database_unavailable
 from shared.events.envelope import CloudEvent
 from shared.events.topics import dead_letter_topic
 from shared.kafka import new_consumer, new_producer
@@ -33,6 +35,17 @@ from shared.tables import inbox
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A handler that takes all the claimed events of its type in a batch at once (e.g. one executemany).
+
+    Only for order-tolerant handlers (upserts where the newest version wins): within a batch, the batched types
+    are applied after the per-event handlers, each type in one call, its events in delivery order.
+    """
+
+    apply: Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 
 
 #: How long an offset commit may take before the runner gives up on this consumer and rejoins.
@@ -50,14 +63,8 @@ class PermanentError(Exception):
     """A handler's verdict that retrying cannot help: the record goes straight to the dead-letter topic."""
 
 
-def _database_unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: str, handlers: Mapping[str, Handler],
-                     events: list[CloudEvent]) -> int:
+async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: str,
+                     handlers: Mapping[str, Handler | Batched], events: list[CloudEvent]) -> int:
     """Applies the events (each of a type in `handlers`) in one transaction, each at most once for the group:
     one inbox insert claims their ids, and only the claimed ones reach their handlers. Returns how many were
     applied; on any error the transaction rolls back and nothing is."""
@@ -71,13 +78,21 @@ async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: s
                 insert(inbox).values([{"consumer_group": group_id, "event_id": event.id, "event_type": event.type}
                                       for event in events]).on_conflict_do_nothing().returning(inbox.c.event_id))
             claimed = set(result.scalars())
+            batched: dict[str, list[CloudEvent]] = {}
             for event in events:
                 if event.id not in claimed:
                     continue
                 claimed.discard(event.id)  # an id twice in one batch is applied once
-                event_id_var.set(str(event.id))
-                await handlers[event.type](session, event)
                 applied += 1
+                handler = handlers[event.type]
+                if isinstance(handler, Batched):
+                    batched.setdefault(event.type, []).append(event)
+                    continue
+                event_id_var.set(str(event.id))
+                await handler(session, event)
+            event_id_var.set(outer_event_id)
+            for event_type, of_type in batched.items():
+                await cast(Batched, handlers[event_type]).apply(session, of_type)
     finally:
         event_id_var.set(outer_event_id)
     return applied
@@ -102,7 +117,7 @@ class ConsumerRunner:
     """Consumes topics for one consumer group and hands each event to the handler of its type."""
 
     def __init__(self, settings: ServiceSettings, *, service: str, group_id: str, topics: list[str],
-                 handlers: Mapping[str, Handler], sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+                 handlers: Mapping[str, Handler | Batched], sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
         self.service = service
         self.group_id = group_id
@@ -226,7 +241,7 @@ class ConsumerRunner:
                     await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                     return
                 except Exception as exc:
-                    if _database_unreachable(exc):
+                    if database_unavailable(exc):
                         # Not the record's fault: wait for the database without spending attempts.
                         log.warning("database unreachable while consuming; waiting", extra={"error": repr(exc)})
                         await asyncio.sleep(1.0)

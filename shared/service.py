@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import TokenVerifier
-from shared.consumer import ConsumerRunner, Handler
+from shared.consumer import Batched, ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_response
 from shared.events.asyncapi import asyncapi_document
@@ -38,7 +38,7 @@ class Subscription:
 
     group_id: str
     topics: list[str]
-    handlers: dict[str, Handler]
+    handlers: dict[str, Handler | Batched]
 
 
 @dataclass
@@ -228,12 +228,13 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The request body is too large",
     415: "Unsupported media type",
     422: "Validation failed: the offending fields are listed in `errors`",
+    503: "The database is unavailable at the moment: retry after `Retry-After` seconds",
 }
 
 
 def _document_problems(app: FastAPI) -> None:
     """Document the problem+json errors every API operation can answer (DESIGN.md §3), derived from the operation:
-    400/401/403/413/422 always, 404 with a path parameter, 409 with an Idempotency-Key, 412 with If-Match, 415
+    400/401/403/413/422/503 always, 404 with a path parameter, 409 with an Idempotency-Key, 412 with If-Match, 415
     with a non-JSON body, plus what the route declares itself. FastAPI's default 422 (`HTTPValidationError`,
     application/json) is not what the handlers send, so it is replaced."""
     build = app.openapi
@@ -253,7 +254,7 @@ def _document_problems(app: FastAPI) -> None:
                 params = operation.get("parameters", [])
                 names = {p["name"].lower() for p in params}
                 media = set(operation.get("requestBody", {}).get("content", {}))
-                statuses = {400, 401, 403, 413, 422}
+                statuses = {400, 401, 403, 413, 422, 503}
                 if any(p["in"] == "path" for p in params):
                     statuses.add(404)
                 if "idempotency-key" in names:
@@ -271,6 +272,9 @@ def _document_problems(app: FastAPI) -> None:
                     responses[str(status)] = {
                         "description": described,
                         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                    if status == 503:
+                        responses["503"]["headers"] = {"Retry-After": {
+                            "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
         app.openapi_schema = document
         return document
 

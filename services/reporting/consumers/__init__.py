@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from services.reporting.consumers import household, referrals, registry
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler
 
 #: The consumer group of the service (its inbox rows and committed offsets).
 GROUP = "reporting"
 
 
-def all_handlers() -> dict[str, Handler]:
+def all_handlers() -> dict[str, Handler | Batched]:
     return {**registry.handlers(), **household.handlers(), **referrals.handlers()}

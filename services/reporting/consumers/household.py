@@ -6,6 +6,8 @@ KK number and the needs' evidence are dropped on arrival.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +20,7 @@ from services.reporting.tables import (
     NeedRow,
     ProfileVersionRow,
 )
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 
@@ -30,28 +32,45 @@ measurements = MeasurementRow.__table__  # type: ignore[attr-defined]
 needs = NeedRow.__table__  # type: ignore[attr-defined]
 
 
-def _newest_wins(table: sa.Table, values: dict[str, object]) -> dict[str, object]:
+def _newest_wins(table: sa.Table, columns: list[str]) -> dict[str, object]:
     """ON CONFLICT assignments: the columns take the incoming values only if its version is newer, and
-    first_seen_at keeps the earliest event time seen, whichever arrives first (one statement per event)."""
+    first_seen_at keeps the earliest event time seen, whichever arrives first."""
     newer = table.c.version < sa.literal_column("excluded.version")
     assignments: dict[str, object] = {
-        name: sa.case((newer, sa.literal_column(f"excluded.{name}")), else_=table.c[name]) for name in values}
+        name: sa.case((newer, sa.literal_column(f"excluded.{name}")), else_=table.c[name]) for name in columns}
     assignments["first_seen_at"] = sa.func.least(table.c.first_seen_at, sa.literal_column("excluded.first_seen_at"))
     return assignments
 
 
-async def _upsert_household(session: AsyncSession, event: CloudEvent, household_id: object,
-                            values: dict[str, object]) -> None:
-    await session.execute(insert(households).values(id=household_id, first_seen_at=event.time, **values)
-                          .on_conflict_do_update(index_elements=["id"], set_=_newest_wins(households, values)))
+def _newest_per_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per id, as the rows applied one by one would leave it: the newest version's values (the later
+    one on a tie) and the earliest first_seen_at. One statement may not touch a row twice."""
+    merged: dict[object, dict[str, Any]] = {}
+    for row in rows:
+        kept = merged.get(row["id"])
+        if kept is None:
+            merged[row["id"]] = row
+            continue
+        first_seen = min(kept["first_seen_at"], row["first_seen_at"])
+        merged[row["id"]] = {**(row if row["version"] >= kept["version"] else kept), "first_seen_at": first_seen}
+    return list(merged.values())
 
 
-async def on_household(session: AsyncSession, event: CloudEvent) -> None:
-    """Upserts a household's village, posyandu and status (newest version wins)."""
-    data = ev.HouseholdData.model_validate(event.data)
-    await _upsert_household(session, event, data.household_id,
-                            {"village_code": data.village_code, "posyandu_id": data.posyandu_id,
-                             "status": data.status, "version": data.version})
+async def _upsert_versioned(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    rows = _newest_per_id(rows)
+    columns = [name for name in rows[0] if name not in ("id", "first_seen_at")]
+    await session.execute(insert(table).on_conflict_do_update(index_elements=["id"],
+                                                              set_=_newest_wins(table, columns)), rows)
+
+
+async def on_households(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """Upserts households' village, posyandu and status (newest version wins)."""
+    rows = []
+    for event in events:
+        data = ev.HouseholdData.model_validate(event.data)
+        rows.append({"id": data.household_id, "village_code": data.village_code, "posyandu_id": data.posyandu_id,
+                     "status": data.status, "version": data.version, "first_seen_at": event.time})
+    await _upsert_versioned(session, households, rows)
 
 
 async def on_household_moved(session: AsyncSession, event: CloudEvent) -> None:
@@ -65,14 +84,15 @@ async def on_household_moved(session: AsyncSession, event: CloudEvent) -> None:
                                                  where=households.c.version < data.version))
 
 
-async def on_member(session: AsyncSession, event: CloudEvent) -> None:
-    """Upserts a member's birth date, sex, pregnancy, disability and status (newest version wins)."""
-    data = ev.MemberData.model_validate(event.data)
-    values = {"household_id": data.household_id, "sex": data.sex, "birth_date": data.birth_date,
-              "pregnant": data.pregnant, "disability": data.disability, "status": data.status,
-              "version": data.version}
-    await session.execute(insert(members).values(id=data.member_id, first_seen_at=event.time, **values)
-                          .on_conflict_do_update(index_elements=["id"], set_=_newest_wins(members, values)))
+async def on_members(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """Upserts members' birth date, sex, pregnancy, disability and status (newest version wins)."""
+    rows = []
+    for event in events:
+        data = ev.MemberData.model_validate(event.data)
+        rows.append({"id": data.member_id, "household_id": data.household_id, "sex": data.sex,
+                     "birth_date": data.birth_date, "pregnant": data.pregnant, "disability": data.disability,
+                     "status": data.status, "version": data.version, "first_seen_at": event.time})
+    await _upsert_versioned(session, members, rows)
 
 
 async def on_member_merged(session: AsyncSession, event: CloudEvent) -> None:
@@ -82,43 +102,53 @@ async def on_member_merged(session: AsyncSession, event: CloudEvent) -> None:
                           .on_conflict_do_nothing())
 
 
-async def on_profile(session: AsyncSession, event: CloudEvent) -> None:
+async def on_profiles(session: AsyncSession, events: list[CloudEvent]) -> None:
     """Keeps every profile version (immutable), so each period reads the version observed by its end."""
-    data = ev.ProfileUpdatedData.model_validate(event.data)
-    await session.execute(insert(profiles).values(
-        household_id=data.household_id, spm_field=data.spm_field.value, version=data.version,
-        observed_on=data.observed_on, event_time=event.time, data=data.profile).on_conflict_do_nothing())
+    rows = []
+    for event in events:
+        data = ev.ProfileUpdatedData.model_validate(event.data)
+        rows.append({"household_id": data.household_id, "spm_field": data.spm_field.value, "version": data.version,
+                     "observed_on": data.observed_on, "event_time": event.time, "data": data.profile})
+    await session.execute(insert(profiles).on_conflict_do_nothing(), rows)
 
 
-async def on_measurement(session: AsyncSession, event: CloudEvent) -> None:
-    """Keeps a measurement's classes (immutable)."""
-    data = ev.MeasurementData.model_validate(event.data)
-    await session.execute(insert(measurements).values(
-        id=data.measurement_id, household_id=data.household_id, member_id=data.member_id,
-        measured_on=data.measured_on, age_days=data.age_days, haz_class=data.haz_class, waz_class=data.waz_class,
-        whz_class=data.whz_class, muac_class=data.muac_class, kms_signal=data.kms_signal).on_conflict_do_nothing())
+async def on_measurements(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """Keeps measurements' classes (immutable)."""
+    rows = []
+    for event in events:
+        data = ev.MeasurementData.model_validate(event.data)
+        rows.append({"id": data.measurement_id, "household_id": data.household_id, "member_id": data.member_id,
+                     "measured_on": data.measured_on, "age_days": data.age_days, "haz_class": data.haz_class,
+                     "waz_class": data.waz_class, "whz_class": data.whz_class, "muac_class": data.muac_class,
+                     "kms_signal": data.kms_signal})
+    await session.execute(insert(measurements).on_conflict_do_nothing(), rows)
 
 
-async def on_need(session: AsyncSession, event: CloudEvent) -> None:
-    """A need's detection or resolution time; each event fills its own column, so either may come first."""
-    data = ev.NeedData.model_validate(event.data)
-    column = "resolved_at" if event.type == ev.NEED_RESOLVED.name else "detected_at"
-    values = {"household_id": data.household_id, "village_code": data.village_code,
-              "spm_field": data.spm_field.value, "category": data.category, "urgency": data.urgency}
-    await session.execute(insert(needs).values(id=data.need_id, **values, **{column: event.time})
-                          .on_conflict_do_update(index_elements=["id"], set_={column: event.time}))
+def _on_needs(column: str) -> Batched:
+    async def apply(session: AsyncSession, events: list[CloudEvent]) -> None:
+        rows: dict[object, dict[str, Any]] = {}  # the later event of a need wins, as one by one
+        for event in events:
+            data = ev.NeedData.model_validate(event.data)
+            rows[data.need_id] = {"id": data.need_id, "household_id": data.household_id,
+                                  "village_code": data.village_code, "spm_field": data.spm_field.value,
+                                  "category": data.category, "urgency": data.urgency, column: event.time}
+        await session.execute(insert(needs).on_conflict_do_update(
+            index_elements=["id"], set_={column: sa.literal_column(f"excluded.{column}")}), list(rows.values()))
+
+    apply.__doc__ = f"A need's {column}; each event type fills its own column, so either may come first."
+    return Batched(apply)
 
 
-def handlers() -> dict[str, Handler]:
+def handlers() -> dict[str, Handler | Batched]:
     return {
-        ev.HOUSEHOLD_REGISTERED.name: on_household,
-        ev.HOUSEHOLD_UPDATED.name: on_household,
+        ev.HOUSEHOLD_REGISTERED.name: Batched(on_households),
+        ev.HOUSEHOLD_UPDATED.name: Batched(on_households),
         ev.HOUSEHOLD_MOVED.name: on_household_moved,
-        ev.MEMBER_ADDED.name: on_member,
-        ev.MEMBER_UPDATED.name: on_member,
+        ev.MEMBER_ADDED.name: Batched(on_members),
+        ev.MEMBER_UPDATED.name: Batched(on_members),
         ev.MEMBER_MERGED.name: on_member_merged,
-        ev.PROFILE_UPDATED.name: on_profile,
-        ev.MEASUREMENT_RECORDED.name: on_measurement,
-        ev.NEED_DETECTED.name: on_need,
-        ev.NEED_RESOLVED.name: on_need,
+        ev.PROFILE_UPDATED.name: Batched(on_profiles),
+        ev.MEASUREMENT_RECORDED.name: Batched(on_measurements),
+        ev.NEED_DETECTED.name: _on_needs("detected_at"),
+        ev.NEED_RESOLVED.name: _on_needs("resolved_at"),
     }

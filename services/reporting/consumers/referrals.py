@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.tables import ReferralRow
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler
 from shared.events import referral as ev
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import CloudEvent
@@ -36,6 +36,6 @@ async def on_referral(session: AsyncSession, event: CloudEvent) -> None:
         index_elements=["id"], set_=update, where=referrals.c.version < data.version))
 
 
-def handlers() -> dict[str, Handler]:
+def handlers() -> dict[str, Handler | Batched]:
     return {name: on_referral for name, event_type in CATALOGUE.items()
             if event_type.publisher == "referral" and event_type.data_model is ev.ReferralData}

@@ -6,7 +6,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.tables import AgencyRow, PosyanduRow, RegionRow
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler
 from shared.events import registry as reg
 from shared.events.envelope import CloudEvent
 
@@ -41,8 +41,8 @@ async def on_agency(session: AsyncSession, event: CloudEvent) -> None:
         index_elements=["id"], set_=values, where=agencies.c.version < data.version))
 
 
-def handlers() -> dict[str, Handler]:
-    table: dict[str, Handler] = {}
+def handlers() -> dict[str, Handler | Batched]:
+    table: dict[str, Handler | Batched] = {}
     for event_type in (reg.REGION_REGISTERED, reg.REGION_RENAMED, reg.REGION_RETIRED):
         table[event_type.name] = on_region
     for event_type in (reg.POSYANDU_REGISTERED, reg.POSYANDU_UPDATED, reg.POSYANDU_DEACTIVATED):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.tables import PROJECTIONS
-from shared.consumer import BATCH_MAX_RECORDS, Handler, apply_once
+from shared.consumer import BATCH_MAX_RECORDS, Batched, Handler, apply_once
 from shared.db import create_engine, create_sessionmaker
 from shared.events.envelope import CloudEvent
 from shared.events.topics import ALL_TOPICS
@@ -35,13 +35,13 @@ async def reset(*, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(sa.delete(inbox).where(inbox.c.consumer_group == GROUP))
 
 
-async def apply_event(*, sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler],
+async def apply_event(*, sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler | Batched],
                       event: CloudEvent) -> bool:
     """Applies one event once, as the consumer does: inbox row and projection change in one transaction."""
     return event.type in handlers and await apply_once(sessionmaker, GROUP, handlers, [event]) == 1
 
 
-async def _apply_fetched(sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler],
+async def _apply_fetched(sessionmaker: async_sessionmaker[AsyncSession], handlers: dict[str, Handler | Batched],
                          events: list[CloudEvent]) -> int:
     """A fetched batch in one transaction, as the consumer does; one by one if the batch fails as a whole."""
     known = [event for event in events if event.type in handlers]
