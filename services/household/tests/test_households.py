@@ -8,6 +8,7 @@ from datetime import date
 
 import asyncpg
 import httpx
+import sqlalchemy as sa
 
 from conftest import Stack
 from services.household.tests.factories import (
@@ -35,6 +36,35 @@ async def test_kader_registers_a_household_and_sees_full_identifiers(
     assert [m["nik"] for m in created["members"]] == [m["nik"] for m in body["members"]]
     assert {m["life_cycle_group"] for m in created["members"]} == {"adult"}
     assert response.headers["etag"] == '"1"'
+
+
+async def test_registration_costs_the_same_statements_for_eight_members_as_for_two(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    """Members, their NIK checks, duplicate candidates and events are written in batches, not one by one."""
+    posyandu = await known_posyandu(registry, household_db)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        # Only the request's own tables: the service's consumers may write their inbox meanwhile.
+        if any(table in statement for table in ("households", "members", "outbox", "duplicate_flags", "needs")):
+            statements.append(statement)
+
+    async def statements_for(members: int) -> int:
+        statements.clear()
+        body = household_body(posyandu, members=[
+            member(f"Anggota {i}", "female", date(1990, 1, 1 + i), "head" if i == 0 else "child")
+            for i in range(members)])
+        response = await household.post("/api/v1/households", json=body, headers=tokens.kader([posyandu]))
+        assert response.status_code == 201, response.text
+        return len(statements)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", count)
+    try:
+        two, eight = await statements_for(2), await statements_for(8)
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", count)
+    assert two > 0
+    assert eight == two, statements
 
 
 async def test_other_roles_see_masked_nik_and_other_posyandu_gets_404(
