@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_
 
 from shared.settings import ServiceSettings
 
@@ -52,12 +56,14 @@ def asyncpg_url(database_url: str) -> str:
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(settings.database_url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        pool_timeout=settings.database_pool_timeout_seconds,
         connect_args={
+            "timeout": settings.database_connect_timeout_seconds,
+            "command_timeout": settings.database_command_timeout_seconds,
             "statement_cache_size": settings.database_statement_cache_size,
             # asyncpg prepares every statement. After five runs PostgreSQL may switch to a generic plan that
             # cannot use partial indexes (`status = $1` does not prove `WHERE status = 'active'`) and that was
@@ -66,6 +72,34 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
             "server_settings": {"plan_cache_mode": "force_custom_plan"},
         },
     )
+    # Instead of pool_pre_ping, whose ping waits out the whole command timeout on a dead connection.
+    event.listen(engine.sync_engine, "checkout", _ping_on_checkout(settings.database_connect_timeout_seconds))
+    event.listen(engine.sync_engine, "handle_error", _discard_timed_out_connection)
+    return engine
+
+
+def _ping_on_checkout(timeout: float) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
+    """A pooled connection must answer within `timeout` (as long as connecting may take), or it is replaced: one
+    that fell into a dead network path would otherwise hold its request until the command timeout."""
+
+    def ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        conn: Any = record.driver_connection
+        try:
+            await_(conn.execute("SELECT 1", timeout=timeout))  # simple protocol: one round trip, no transaction
+        except Exception as exc:
+            conn.terminate()  # dead: do not wait for it to close politely
+            raise DisconnectionError(f"pooled connection failed its ping: {exc!r}") from exc
+
+    return ping
+
+
+def _discard_timed_out_connection(context: ExceptionContext) -> None:
+    """A command timeout reaches the caller as asyncpg's bare TimeoutError (an OSError: a 503, see shared/errors.py).
+    The connection is still busy cancelling the statement (for good if the path is dead): discard it instead of
+    returning it to the pool, and only it, since one slow statement says nothing about the others."""
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -115,7 +115,8 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 def database_unavailable(exc: BaseException) -> bool:
     """Whether an error means the database cannot be reached right now (down, restarting, connection lost, every
     pooled connection busy), rather than anything about the request. A raw OSError (refused, reset, timed out) is how
-    connecting to it fails."""
+    connecting to it fails; a statement that outlives the command timeout raises asyncpg's bare TimeoutError, an
+    OSError too (shared/db.py discards its connection)."""
     if isinstance(exc, DBAPIError):
         state = _sqlstate(exc)
         return exc.connection_invalidated or (state is not None and (state.startswith("08")

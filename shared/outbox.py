@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: How long published rows are kept (for inspection) before the relay purges them.
 PUBLISHED_RETENTION = timedelta(days=7)
+#: The longest the relay backs off before retrying (a lost connection, a failing broker).
+MAX_BACKOFF_SECONDS = 10.0
 
 
 def _channel(service: str) -> str:
@@ -61,6 +63,23 @@ async def enqueue(session: AsyncSession, service: str, events: Iterable[tuple[Cl
     return len(rows)
 
 
+async def relay_connection(settings: ServiceSettings) -> asyncpg.Connection:
+    """The relay's own connection, with the pool's timeouts (shared/db.py).
+
+    Its session holds the leader's advisory lock, released only when the session ends. If the relay loses the
+    connection silently (a partition, a half-open connection after a failover), the server may not notice for hours
+    and no relay could lead; so the session ends by itself once idle for twice the longest the relay idles on purpose
+    (a poll, a standby's lock retry, a backoff, a publish attempt bounded by Kafka's request timeout; a longer pause
+    costs only a reconnect). TCP keepalives and tcp_user_timeout need TCP end to end (not a unix socket, nor a proxy),
+    and client_connection_check_interval acts only while a query runs."""
+    longest_idle = max(settings.outbox_poll_interval_seconds, 1.0, MAX_BACKOFF_SECONDS,
+                       settings.kafka_request_timeout_ms / 1000)
+    return await asyncpg.connect(asyncpg_url(settings.database_url),
+                                 timeout=settings.database_connect_timeout_seconds,
+                                 command_timeout=settings.database_command_timeout_seconds,
+                                 server_settings={"idle_session_timeout": f"{round(2000 * longest_idle)}ms"})
+
+
 class OutboxRelay:
     """Publishes a service's outbox to Kafka; run it as a background task in every replica."""
 
@@ -82,7 +101,7 @@ class OutboxRelay:
             except Exception as exc:
                 log.warning("outbox relay interrupted, retrying", extra={"error": repr(exc), "service": self.service})
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 self._set_leader(False)
 
@@ -99,7 +118,7 @@ class OutboxRelay:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(asyncpg_url(self.settings.database_url), timeout=10)
+        conn = await relay_connection(self.settings)
         try:
             # Stand by until this replica holds the lock; it is released when the connection dies.
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self.service)):
@@ -154,7 +173,7 @@ class OutboxRelay:
                             await asyncio.wait_for(producer.stop(), 5)
                         producer = None
                     await self._sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                     continue
                 await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                                    [r["id"] for r in rows])

@@ -24,6 +24,12 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     # asyncpg's statement cache breaks behind a transaction-mode pooler (PgBouncer): 0 turns it off.
     database_statement_cache_size: int = Field(default=100, ge=0)
+    # Bounds on waiting for the database, so that a server or path that goes silent fails requests (503) instead of
+    # hanging them. The command timeout is per statement: keep it above the slowest legitimate one (the reporting
+    # national queries, the household import's bulk statements).
+    database_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_command_timeout_seconds: float = Field(default=60.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

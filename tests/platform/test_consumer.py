@@ -1,4 +1,5 @@
-"""The consumer runner: applies a redelivered event once, dead-letters poison records and keeps going."""
+"""The consumer runner: applies a redelivered event once, dead-letters poison records and keeps going, and waits for
+an unavailable database without spending a record's attempts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from asyncpg.exceptions import CannotConnectNowError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from conftest import Stack, service_settings
@@ -209,3 +212,34 @@ async def test_the_consumer_carries_on_after_the_broker_restarts_with_fewer_part
         runner.stop()
         await asyncio.wait_for(task, 60)
         broker.stop()
+
+
+async def test_a_database_starting_up_spends_no_attempts(probe: Probe, stack: Stack) -> None:
+    """Connecting while PostgreSQL starts up fails with 57P03 on a fresh connection (nothing is invalidated): the
+    runner must wait for the database as for any unavailable one, not count it against the record and dead-letter
+    a valid event (here after more failures than CONSUMER_MAX_ATTEMPTS allows)."""
+    failures = 3
+    assert failures > probe.settings.consumer_max_attempts
+
+    async def apply(session: AsyncSession, event: CloudEvent) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise DBAPIError("connect", None, CannotConnectNowError("the database system is starting up"))
+        await session.execute(sa.text("INSERT INTO probe (event_id, n) VALUES (:id, :n)"),
+                              {"id": event.id, "n": event.data["n"]})
+
+    runner = ConsumerRunner(probe.settings, service="probe", group_id=probe.group, topics=[probe.topic],
+                            handlers={EVENT_TYPE: apply}, sessionmaker=create_sessionmaker(probe.engine))
+    task = asyncio.create_task(runner.run())
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(probe.topic, event(1).to_bytes(), key=b"k")
+        await until_applied(probe, [1])
+        assert failures == 0
+        assert CONSUMER_RECORDS.labels("probe", probe.group, "dead-lettered")._value.get() == 0
+    finally:
+        await producer.stop()
+        runner.stop()
+        await task

@@ -1,0 +1,129 @@
+"""Bounded waits on the database (shared/db.py, shared/outbox.py): a statement past the command timeout fails as an
+unavailable database and its connection is replaced; a pooled connection whose path went silent is given up within
+the connect timeout; and a relay leader cut off silently loses the lead to a standby, because its session ends on
+the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import Stack, service_settings
+from services.registry.settings import RegistrySettings
+from shared import outbox
+from shared.db import create_engine
+from shared.errors import database_unavailable
+from shared.outbox import OutboxRelay, relay_connection
+from tests.support.netproxy import NetProxy
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.text("SELECT pg_backend_pid()")))
+
+
+@pytest.fixture
+async def database(stack: Stack) -> str:
+    """A migrated registry database of the test's own (the relay's lock is per database)."""
+    return await stack.migrated_database("registry", f"timeouts_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+async def proxy(stack: Stack) -> AsyncIterator[NetProxy]:
+    async with NetProxy(stack.pg.socket_dir / f".s.PGSQL.{stack.pg.port}") as proxy:
+        yield proxy
+
+
+def settings(stack: Stack, database_url: str, **overrides: object) -> RegistrySettings:
+    return RegistrySettings(**{**service_settings(stack, database_url), **overrides})
+
+
+def through(proxy: NetProxy, dsn: str) -> str:
+    """The same database, reached through the proxy."""
+    return f"postgresql://postgres@{proxy.address}{urlsplit(dsn).path}"
+
+
+async def test_a_statement_past_the_command_timeout_is_unavailable_and_its_connection_replaced(
+        stack: Stack, database: str) -> None:
+    engine = create_engine(settings(stack, database, database_command_timeout_seconds=0.5))
+    try:
+        first = await backend_pid(engine)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as raised:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT pg_sleep(10)"))
+        assert time.monotonic() - started < 3
+        assert database_unavailable(raised.value)  # a 503, and the consumer waits instead of spending attempts
+        assert await backend_pid(engine) != first  # the timed-out connection was discarded, not pooled
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pooled_connection_on_a_silent_path_is_given_up_within_the_connect_timeout(
+        stack: Stack, database: str, proxy: NetProxy) -> None:
+    # A command timeout far beyond what the test waits: only the ping on checkout can give up in time.
+    engine = create_engine(settings(stack, through(proxy, database), database_connect_timeout_seconds=1,
+                                    database_command_timeout_seconds=60))
+    try:
+        before = await backend_pid(engine)
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # the ping, then connecting anew, each within the connect timeout
+            await backend_pid(engine)
+        assert time.monotonic() - started < 5
+        proxy.pass_through()
+        assert await backend_pid(engine) != before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_relay_leader_cut_off_silently_loses_the_lead_to_a_standby(
+        stack: Stack, database: str, proxy: NetProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The relay's session ends after twice its longest idle wait: made 1 s here (the poll, the standby's retry, a
+    # backoff and Kafka's request timeout are all at most 1 s), so the session goes after 2 s of silence.
+    monkeypatch.setattr(outbox, "MAX_BACKOFF_SECONDS", 1.0)
+    direct = settings(stack, database, kafka_request_timeout_ms=1000)
+    # The leader's own timeouts are far longer than the test: only the server can end its session in time.
+    cut_off = settings(stack, through(proxy, database), kafka_request_timeout_ms=1000,
+                       database_command_timeout_seconds=60, database_connect_timeout_seconds=60)
+    conn = await relay_connection(direct)
+    try:
+        assert await conn.fetchval("SHOW idle_session_timeout") == "2s"
+    finally:
+        await conn.close()
+
+    leader, standby = OutboxRelay(cut_off, "registry"), OutboxRelay(direct, "registry")
+    tasks = [asyncio.create_task(leader.run())]
+    try:
+        deadline = time.monotonic() + 20
+        while not leader.is_leader:
+            assert time.monotonic() < deadline, "the first relay never led"
+            await asyncio.sleep(0.05)
+        tasks.append(asyncio.create_task(standby.run()))
+        await asyncio.sleep(1.5)
+        assert leader.is_leader and not standby.is_leader
+        proxy.blackhole()
+        started = time.monotonic()
+        while not standby.is_leader:
+            assert time.monotonic() - started < 10, "the silent leader kept the lock"
+            await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:  # the cut-off relay may be stuck connecting into the hole: no graceful stop
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_relay_session_outlives_the_relays_longest_idle_wait(stack: Stack, database: str) -> None:
+    conn: asyncpg.Connection = await relay_connection(settings(stack, database))  # defaults: Kafka's 15 s
+    try:
+        assert await conn.fetchval("SHOW idle_session_timeout") == "30s"
+    finally:
+        await conn.close()
