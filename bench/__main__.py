@@ -31,7 +31,7 @@ SIZES: dict[str, dict[str, int]] = {
                 "query_repeats": 20},
     "full": {"register_households": 1_000, "concurrency": 16, "referrals": 200, "needs": 200, "roundtrips": 200,
              "import_members": 100_000, "events": 20_000, "report_members": 1_000_000,
-             "report_referrals": 200_000, "query_repeats": 20},
+             "report_referrals": 200_000, "query_repeats": 10},
 }
 
 
