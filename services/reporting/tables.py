@@ -21,6 +21,10 @@ from shared.db import new_metadata, timestamptz
 
 metadata = new_metadata()
 
+#: Reports select villages by code prefix (`village_code LIKE '31%'`). An index serves that under any collation
+#: only with the pattern operator class; the default one serves it under the C collation alone.
+_PREFIX_OPS = {"village_code": "varchar_pattern_ops"}
+
 
 class Table(SQLModel, registry=registry(metadata=metadata)):
     pass
@@ -68,7 +72,7 @@ class AgencyRow(Table, table=True):
 
 class HouseholdRow(Table, table=True):
     __tablename__ = "households"
-    __table_args__ = (sa.Index("ix_households_village_code", "village_code", "status"),)
+    __table_args__ = (sa.Index("ix_households_village_code", "village_code", "status", postgresql_ops=_PREFIX_OPS),)
 
     id: uuid.UUID = Field(primary_key=True)
     village_code: str = Field(max_length=10)
@@ -140,7 +144,7 @@ class NeedRow(Table, table=True):
     """A detected need: each detection has its own id, detected once and resolved at most once."""
 
     __tablename__ = "needs"
-    __table_args__ = (sa.Index("ix_needs_village_code", "village_code", "spm_field"),)
+    __table_args__ = (sa.Index("ix_needs_village_code", "village_code", "spm_field", postgresql_ops=_PREFIX_OPS),)
 
     id: uuid.UUID = Field(primary_key=True)
     household_id: uuid.UUID
@@ -157,7 +161,7 @@ class ReferralRow(Table, table=True):
 
     __tablename__ = "referrals"
     __table_args__ = (
-        sa.Index("ix_referrals_village_code", "village_code", "spm_field"),
+        sa.Index("ix_referrals_village_code", "village_code", "spm_field", postgresql_ops=_PREFIX_OPS),
         sa.Index("ix_referrals_agency_id", "agency_id", "spm_field"),
     )
 

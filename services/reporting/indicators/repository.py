@@ -5,6 +5,12 @@ group: the prefix's own length for one row, a longer level for a breakdown), the
 `start_date`, `end_date`), `as_of` (the day ages are taken on) and `fields` (the SPM fields in scope).
 Stocks (households, members, profiles) are as of the period's end; flows (measurements, needs detected,
 referrals created) are those within the period.
+
+A table of indicators takes three statements: one for everything that hangs off the households in scope
+(coverage, growth, profiles, neglect), one for the needs and one for the referrals. The parts of the first are
+grouped aggregates side by side, each joining the tables itself: a CTE shared by several parts would be
+materialized, and joins to it are planned without statistics (with profiles loaded, such joins ran for minutes).
+Every statement is planned for its own prefix and period (`_plan_for_these_values`).
 """
 
 from __future__ import annotations
@@ -38,129 +44,147 @@ class Scope:
                 "as_of": self.period.as_of(), "fields": list(self.fields)}
 
 
+def _aged(low: int, high: int | None = None) -> str:
+    """SQL: member `m` is `low` to `high` whole months old on :as_of (both inclusive; no upper bound without `high`).
+
+    Born on or before :as_of minus `low` months and after :as_of minus `high + 1` months: PostgreSQL's month
+    arithmetic (clamped to the month's end) is the exact inverse of the whole months of age(). The bounds are
+    constants of the plan, so a band costs a date comparison per member, where an age() per member and band
+    made up most of the national table's time.
+    """
+    bounds = [f"m.birth_date <= CAST(:as_of AS date) - interval '{low} months'"] if low else []
+    if high is not None:
+        bounds.append(f"m.birth_date > CAST(:as_of AS date) - interval '{high + 1} months'")
+    return " AND ".join(bounds)
+
+
+# The households in scope with their group (NOT MATERIALIZED: inlined into each part, see above).
 _HOUSEHOLDS = """
-hh AS (
-    SELECT h.id, h.village_code FROM households h
+hh AS NOT MATERIALIZED (
+    SELECT h.id, left(h.village_code, :n) AS region FROM households h
     WHERE h.village_code LIKE :like AND h.status = 'active' AND h.first_seen_at < CAST(:end_ts AS timestamptz))"""
 
-_MEMBERS = """
-mm AS (
-    SELECT m.id, m.household_id, hh.village_code, m.pregnant,
-           (extract(year FROM age(CAST(:as_of AS date), m.birth_date)) * 12
-            + extract(month FROM age(CAST(:as_of AS date), m.birth_date)))::int AS months
-    FROM members m JOIN hh ON hh.id = m.household_id
-    WHERE m.status = 'active' AND m.first_seen_at < CAST(:end_ts AS timestamptz)
-      AND m.birth_date <= CAST(:as_of AS date)
-      AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = m.id))"""
-
-# The version of each household's field profile in force at the period's end.
+# The version of each household's field profile in force at the period's end, its sections taken apart once.
+# Each use filters on the field, which PostgreSQL pushes into the DISTINCT ON: only those fields' versions are
+# joined and sorted.
 _PROFILES = """
-pv AS (
-    SELECT DISTINCT ON (p.household_id, p.spm_field) p.household_id, p.spm_field, p.data, hh.village_code
+pv AS NOT MATERIALIZED (
+    SELECT DISTINCT ON (p.household_id, p.spm_field) p.household_id, p.spm_field, hh.region,
+           coalesce(p.data -> 'household', '{}'::jsonb) AS h, p.data -> 'members' AS members
     FROM profile_versions p JOIN hh ON hh.id = p.household_id
     WHERE coalesce(p.observed_on, (p.event_time AT TIME ZONE 'UTC')::date) < CAST(:end_date AS date)
     ORDER BY p.household_id, p.spm_field, p.version DESC)"""
 
-_COVERAGE = f"""
-WITH {_HOUSEHOLDS}, {_MEMBERS}
-SELECT g.region, g.households, coalesce(c.members, 0) AS members, coalesce(c.infant, 0) AS infant,
-       coalesce(c.toddler, 0) AS toddler, coalesce(c.school_age, 0) AS school_age, coalesce(c.adult, 0) AS adult,
-       coalesce(c.elderly, 0) AS elderly, coalesce(c.pregnant, 0) AS pregnant,
-       coalesce(c.under_five, 0) AS under_five, coalesce(c.under_two, 0) AS under_two,
-       coalesce(c.aged_7_18, 0) AS aged_7_18, coalesce(c.aged_4_6, 0) AS aged_4_6
-FROM (SELECT left(village_code, :n) AS region, count(*) AS households FROM hh GROUP BY 1) g
-LEFT JOIN (
-    SELECT left(village_code, :n) AS region, count(*) AS members,
-           count(*) FILTER (WHERE months < 12) AS infant,
-           count(*) FILTER (WHERE months BETWEEN 12 AND 59) AS toddler,
-           count(*) FILTER (WHERE months BETWEEN 60 AND 227) AS school_age,
-           count(*) FILTER (WHERE months BETWEEN 228 AND 719) AS adult,
-           count(*) FILTER (WHERE months >= 720) AS elderly,
-           count(*) FILTER (WHERE pregnant) AS pregnant,
-           count(*) FILTER (WHERE months < 60) AS under_five,
-           count(*) FILTER (WHERE months < 24) AS under_two,
-           count(*) FILTER (WHERE months BETWEEN 84 AND 227) AS aged_7_18,
-           count(*) FILTER (WHERE months BETWEEN 48 AND 83) AS aged_4_6
-    FROM mm GROUP BY 1) c ON c.region = g.region"""
+# The members in scope: active, registered by the period's end, born by :as_of, not merged into another.
+_MEMBERS = """
+mm AS NOT MATERIALIZED (
+    SELECT m.id, m.household_id, hh.region, m.birth_date, m.pregnant FROM members m JOIN hh ON hh.id = m.household_id
+    WHERE m.status = 'active' AND m.first_seen_at < CAST(:end_ts AS timestamptz)
+      AND m.birth_date <= CAST(:as_of AS date)
+      AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = m.id))"""
 
-# Each child's latest measurement of the period (under five years on the day measured).
-_GROWTH = f"""
-WITH {_HOUSEHOLDS},
-latest AS (
-    SELECT DISTINCT ON (x.member_id) x.member_id, hh.village_code, x.haz_class, x.waz_class, x.whz_class
-    FROM measurements x JOIN hh ON hh.id = x.household_id
-    WHERE x.measured_on >= CAST(:start_date AS date) AND x.measured_on < CAST(:end_date AS date)
-      AND x.age_days < 1827 AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = x.member_id)
-    ORDER BY x.member_id, x.measured_on DESC, x.id)
-SELECT left(village_code, :n) AS region, count(*) AS children_measured,
-       count(*) FILTER (WHERE haz_class IS NOT NULL) AS measured_height,
-       count(*) FILTER (WHERE haz_class IN ('stunted', 'severely-stunted')) AS stunted,
-       count(*) FILTER (WHERE whz_class IS NOT NULL) AS measured_weight_height,
-       count(*) FILTER (WHERE whz_class IN ('wasted', 'severely-wasted')) AS wasted,
-       count(*) FILTER (WHERE waz_class IS NOT NULL) AS measured_weight,
-       count(*) FILTER (WHERE waz_class IN ('underweight', 'severely-underweight')) AS underweight
-FROM latest GROUP BY 1"""
+_MEMBER_COUNTS = f"""
+member_counts AS (
+    SELECT region, count(*) AS members,
+           count(*) FILTER (WHERE {_aged(0, 11)}) AS infant,
+           count(*) FILTER (WHERE {_aged(12, 59)}) AS toddler,
+           count(*) FILTER (WHERE {_aged(60, 227)}) AS school_age,
+           count(*) FILTER (WHERE {_aged(228, 719)}) AS adult,
+           count(*) FILTER (WHERE {_aged(720)}) AS elderly,
+           count(*) FILTER (WHERE m.pregnant) AS pregnant,
+           count(*) FILTER (WHERE {_aged(0, 59)}) AS under_five,
+           count(*) FILTER (WHERE {_aged(0, 23)}) AS under_two,
+           count(*) FILTER (WHERE {_aged(84, 227)}) AS aged_7_18,
+           count(*) FILTER (WHERE {_aged(48, 83)}) AS aged_4_6
+    FROM mm m GROUP BY 1)"""
 
-# Member-level profile items (immunisation, enrolment) joined to the members' ages.
-_MEMBER_PROFILES = f"""
-WITH {_HOUSEHOLDS}, {_MEMBERS}, {_PROFILES}
-SELECT left(mm.village_code, :n) AS region,
-       count(*) FILTER (WHERE mm.months < 24
-                        AND k.data -> 'members' -> (mm.id::text) ->> 'immunization_status' = 'complete-for-age')
-           AS immunization_complete,
-       count(*) FILTER (WHERE mm.months BETWEEN 84 AND 227
-                        AND e.data -> 'members' -> (mm.id::text) ->> 'enrolled' = 'false') AS out_of_school,
-       count(*) FILTER (WHERE mm.months BETWEEN 48 AND 83
-                        AND e.data -> 'members' -> (mm.id::text) ->> 'enrolled' = 'true') AS paud_enrolled
-FROM mm
-LEFT JOIN pv k ON k.household_id = mm.household_id AND k.spm_field = 'kesehatan'
-LEFT JOIN pv e ON e.household_id = mm.household_id AND e.spm_field = 'pendidikan'
-GROUP BY 1"""
+# Member-level profile items (immunisation, enrolment): only the children they concern meet their household's
+# kesehatan and pendidikan profiles. A child may meet both; each item counts only the profile of its own field.
+_MEMBER_ITEMS = f"""
+member_items AS (
+    SELECT m.region,
+           count(*) FILTER (WHERE p.spm_field = 'kesehatan' AND {_aged(0, 23)}
+                            AND p.members -> (m.id::text) ->> 'immunization_status' = 'complete-for-age')
+               AS immunization_complete,
+           count(*) FILTER (WHERE p.spm_field = 'pendidikan' AND {_aged(84, 227)}
+                            AND p.members -> (m.id::text) ->> 'enrolled' = 'false') AS out_of_school,
+           count(*) FILTER (WHERE p.spm_field = 'pendidikan' AND {_aged(48, 83)}
+                            AND p.members -> (m.id::text) ->> 'enrolled' = 'true') AS paud_enrolled
+    FROM mm m JOIN pv p ON p.household_id = m.household_id AND p.spm_field IN ('kesehatan', 'pendidikan')
+    WHERE {_aged(0, 227)}
+    GROUP BY 1)"""
 
 _SAFE_WATER = "('piped', 'protected-well', 'protected-spring', 'rainwater', 'bottled')"
 
-_HOUSEHOLD_PROFILES = f"""
-WITH {_HOUSEHOLDS}, {_PROFILES},
-s AS (SELECT village_code, spm_field, coalesce(data -> 'household', '{{}}'::jsonb) AS h FROM pv)
-SELECT left(village_code, :n) AS region,
-       count(*) FILTER (WHERE spm_field = 'pekerjaan-umum') AS pu_profiled,
-       count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'drinking_water_source' IN {_SAFE_WATER})
-           AS safe_water,
-       count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' IN ('private-with-septic', 'shared'))
-           AS safe_sanitation,
-       count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' = 'none') AS open_defecation,
-       count(*) FILTER (WHERE spm_field = 'perumahan-rakyat') AS pr_profiled,
-       count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND (
-           coalesce((h ->> 'floor_area_m2')::numeric / nullif((h ->> 'occupants')::numeric, 0) < 7.2, false)
-           OR h ->> 'floor' = 'earth' OR h ->> 'roof_condition' = 'damaged' OR h ->> 'wall_condition' = 'damaged'
-           OR (h ->> 'wall' = 'bamboo-or-other' AND h ->> 'roof' = 'thatch-or-other'))) AS rtlh,
-       count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'disaster_damage' IN ('moderate', 'heavy'))
-           AS disaster_damaged,
-       count(*) FILTER (WHERE spm_field = 'trantibumlinmas') AS tr_profiled,
-       count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                        AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0) AS at_risk,
-       count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                        AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0
-                        AND h ->> 'preparedness_informed' = 'true') AS informed,
-       count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
-       count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4) AS decile_1_4,
-       count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4
-                        AND jsonb_array_length(coalesce(h -> 'aid_received', '[]'::jsonb)) > 0)
-           AS decile_1_4_with_aid
-FROM s GROUP BY 1"""
+_PROFILE_COUNTS = f"""
+profile_counts AS (
+    SELECT region,
+           count(*) FILTER (WHERE spm_field = 'pekerjaan-umum') AS pu_profiled,
+           count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'drinking_water_source' IN {_SAFE_WATER})
+               AS safe_water,
+           count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' IN ('private-with-septic', 'shared'))
+               AS safe_sanitation,
+           count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' = 'none') AS open_defecation,
+           count(*) FILTER (WHERE spm_field = 'perumahan-rakyat') AS pr_profiled,
+           count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND (
+               coalesce((h ->> 'floor_area_m2')::numeric / nullif((h ->> 'occupants')::numeric, 0) < 7.2, false)
+               OR h ->> 'floor' = 'earth' OR h ->> 'roof_condition' = 'damaged' OR h ->> 'wall_condition' = 'damaged'
+               OR (h ->> 'wall' = 'bamboo-or-other' AND h ->> 'roof' = 'thatch-or-other'))) AS rtlh,
+           count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'disaster_damage' IN ('moderate', 'heavy'))
+               AS disaster_damaged,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas') AS tr_profiled,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
+                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0) AS at_risk,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
+                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0
+                            AND h ->> 'preparedness_informed' = 'true') AS informed,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
+           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4) AS decile_1_4,
+           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4
+                            AND jsonb_array_length(coalesce(h -> 'aid_received', '[]'::jsonb)) > 0)
+               AS decile_1_4_with_aid
+    FROM pv WHERE spm_field IN ('pekerjaan-umum', 'perumahan-rakyat', 'trantibumlinmas', 'sosial')
+    GROUP BY 1)"""
 
-_NEGLECT = f"""
-WITH {_HOUSEHOLDS}, {_PROFILES}
-SELECT left(pv.village_code, :n) AS region,
-       count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-child"]') AS neglected_child,
-       count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-elderly"]') AS neglected_elderly,
-       count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-disabled"]') AS neglected_disabled,
-       count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["homeless"]') AS homeless,
-       count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["beggar"]') AS beggar
-FROM pv CROSS JOIN LATERAL jsonb_each(coalesce(pv.data -> 'members', '{{}}'::jsonb)) e
-WHERE pv.spm_field = 'sosial'
-  AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id::text = e.key)
-GROUP BY 1"""
+_NEGLECT_COUNTS = """
+neglect_counts AS (
+    SELECT pv.region,
+           count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-child"]') AS neglected_child,
+           count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-elderly"]') AS neglected_elderly,
+           count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-disabled"]') AS neglected_disabled,
+           count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["homeless"]') AS homeless,
+           count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["beggar"]') AS beggar
+    FROM pv CROSS JOIN LATERAL jsonb_each(coalesce(pv.members, '{}'::jsonb)) e
+    WHERE pv.spm_field = 'sosial'
+      AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id::text = e.key)
+    GROUP BY 1)"""
+
+# Each child's latest measurement of the period (under five years on the day measured).
+_GROWTH_COUNTS = """
+latest AS (
+    SELECT DISTINCT ON (x.member_id) x.member_id, hh.region, x.haz_class, x.waz_class, x.whz_class
+    FROM measurements x JOIN hh ON hh.id = x.household_id
+    WHERE x.measured_on >= CAST(:start_date AS date) AND x.measured_on < CAST(:end_date AS date)
+      AND x.age_days < 1827 AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = x.member_id)
+    ORDER BY x.member_id, x.measured_on DESC, x.id),
+growth_counts AS (
+    SELECT region, count(*) AS children_measured,
+           count(*) FILTER (WHERE haz_class IS NOT NULL) AS measured_height,
+           count(*) FILTER (WHERE haz_class IN ('stunted', 'severely-stunted')) AS stunted,
+           count(*) FILTER (WHERE whz_class IS NOT NULL) AS measured_weight_height,
+           count(*) FILTER (WHERE whz_class IN ('wasted', 'severely-wasted')) AS wasted,
+           count(*) FILTER (WHERE waz_class IS NOT NULL) AS measured_weight,
+           count(*) FILTER (WHERE waz_class IN ('underweight', 'severely-underweight')) AS underweight
+    FROM latest GROUP BY 1)"""
+
+# Every household-based indicator in one statement, each part grouped by region. Every part starts from the
+# households in scope, so left joins from their counts lose no region.
+_STOCKS = f"""
+WITH {_HOUSEHOLDS}, {_PROFILES}, {_MEMBERS}, {_MEMBER_COUNTS}, {_MEMBER_ITEMS}, {_PROFILE_COUNTS}, {_NEGLECT_COUNTS},
+     {_GROWTH_COUNTS}
+SELECT * FROM (SELECT region, count(*) AS households FROM hh GROUP BY 1) household_counts
+LEFT JOIN member_counts USING (region) LEFT JOIN member_items USING (region) LEFT JOIN profile_counts USING (region)
+LEFT JOIN neglect_counts USING (region) LEFT JOIN growth_counts USING (region)"""
 
 _NEEDS = """
 SELECT left(village_code, :n) AS region,
@@ -203,37 +227,32 @@ _REFERRALS = f"SELECT left(village_code, :n) AS region, {_REFERRAL_MEASURES} {_R
 _REFERRALS_BY_AGENCY = (f"SELECT agency_id, spm_field, {_REFERRAL_MEASURES} {_REFERRAL_WHERE} "
                         "AND agency_id IS NOT NULL GROUP BY 1, 2")
 
-#: Each query's columns under their indicator keys.
-_KEYS: dict[str, tuple[str, dict[str, str]]] = {
-    "coverage": (_COVERAGE, {
-        "households": "coverage.households", "members": "coverage.members", "infant": "coverage.infant",
-        "toddler": "coverage.toddler", "school_age": "coverage.school_age", "adult": "coverage.adult",
-        "elderly": "coverage.elderly", "pregnant": "coverage.pregnant",
-        "under_five": "kesehatan.children_under_five", "under_two": "kesehatan.children_under_two",
-        "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6"}),
-    "growth": (_GROWTH, {k: f"kesehatan.{k}" for k in (
-        "children_measured", "measured_height", "stunted", "measured_weight_height", "wasted", "measured_weight",
-        "underweight")}),
-    "member_profiles": (_MEMBER_PROFILES, {
-        "immunization_complete": "kesehatan.immunization_complete", "out_of_school": "pendidikan.out_of_school",
-        "paud_enrolled": "pendidikan.paud_enrolled"}),
-    "household_profiles": (_HOUSEHOLD_PROFILES, {
-        "pu_profiled": "pekerjaan-umum.households_profiled", "safe_water": "pekerjaan-umum.safe_water",
-        "safe_sanitation": "pekerjaan-umum.safe_sanitation", "open_defecation": "pekerjaan-umum.open_defecation",
-        "pr_profiled": "perumahan-rakyat.households_profiled", "rtlh": "perumahan-rakyat.rtlh",
-        "disaster_damaged": "perumahan-rakyat.disaster_damaged",
-        "tr_profiled": "trantibumlinmas.households_profiled", "at_risk": "trantibumlinmas.at_risk",
-        "informed": "trantibumlinmas.informed", "displaced": "trantibumlinmas.displaced",
-        "decile_1_4": "sosial.decile_1_4", "decile_1_4_with_aid": "sosial.decile_1_4_with_aid"}),
-    "neglect": (_NEGLECT, {k: f"sosial.{k}" for k in (
-        "neglected_child", "neglected_elderly", "neglected_disabled", "homeless", "beggar")}),
-    "needs": (_NEEDS, {k: f"needs.{k}" for k in ("detected", "resolved", "open")}),
-    "referrals": (_REFERRALS, {}),
+#: Each statement's columns under their indicator keys.
+_STOCK_KEYS: dict[str, str] = {
+    "households": "coverage.households", "members": "coverage.members", "infant": "coverage.infant",
+    "toddler": "coverage.toddler", "school_age": "coverage.school_age", "adult": "coverage.adult",
+    "elderly": "coverage.elderly", "pregnant": "coverage.pregnant",
+    "under_five": "kesehatan.children_under_five", "under_two": "kesehatan.children_under_two",
+    "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6",
+    **{k: f"kesehatan.{k}" for k in ("children_measured", "measured_height", "stunted", "measured_weight_height",
+                                     "wasted", "measured_weight", "underweight")},
+    "immunization_complete": "kesehatan.immunization_complete", "out_of_school": "pendidikan.out_of_school",
+    "paud_enrolled": "pendidikan.paud_enrolled",
+    "pu_profiled": "pekerjaan-umum.households_profiled", "safe_water": "pekerjaan-umum.safe_water",
+    "safe_sanitation": "pekerjaan-umum.safe_sanitation", "open_defecation": "pekerjaan-umum.open_defecation",
+    "pr_profiled": "perumahan-rakyat.households_profiled", "rtlh": "perumahan-rakyat.rtlh",
+    "disaster_damaged": "perumahan-rakyat.disaster_damaged",
+    "tr_profiled": "trantibumlinmas.households_profiled", "at_risk": "trantibumlinmas.at_risk",
+    "informed": "trantibumlinmas.informed", "displaced": "trantibumlinmas.displaced",
+    "decile_1_4": "sosial.decile_1_4", "decile_1_4_with_aid": "sosial.decile_1_4_with_aid",
+    **{k: f"sosial.{k}" for k in ("neglected_child", "neglected_elderly", "neglected_disabled", "homeless",
+                                  "beggar")},
 }
-
-_REFERRAL_COLUMNS = ("created", "accepted", "rejected", "completed", "failed", "cancelled", "open", "overdue",
-                     "unrouted", "responded", "response_hours_median", "response_hours_p90",
-                     "completion_hours_median", "completion_hours_p90", "completed_within_sla")
+_NEEDS_KEYS = {k: f"needs.{k}" for k in ("detected", "resolved", "open")}
+_REFERRAL_KEYS = {c: f"referrals.{c}" for c in (
+    "created", "accepted", "rejected", "completed", "failed", "cancelled", "open", "overdue", "unrouted", "responded",
+    "response_hours_median", "response_hours_p90", "completion_hours_median", "completion_hours_p90",
+    "completed_within_sla")}
 
 
 def _number(value: Any) -> float | int | None:
@@ -242,17 +261,29 @@ def _number(value: Any) -> float | int | None:
     return round(float(value), 2)
 
 
-async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
-    """The counts (and percentiles) of every indicator, per region group; rates are formed later."""
-    params = scope.params()
+async def _grouped(session: AsyncSession, sql: str, scope: Scope, keys: dict[str, str],
+                   into: dict[str, Values]) -> None:
+    """Run one grouped statement and add its non-null columns, under their keys, to each region's values."""
+    for row in (await session.execute(sa.text(sql), scope.params())).mappings():
+        values = into[row["region"]]
+        values.update((key, _number(row[column])) for column, key in keys.items() if row[column] is not None)
+
+
+async def stock_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """The household-based counts (coverage, growth, profiles) per region group: all of them counts."""
     out: dict[str, Values] = defaultdict(dict)
-    for name, (sql, keys) in _KEYS.items():
-        if name == "referrals":
-            keys = {c: f"referrals.{c}" for c in _REFERRAL_COLUMNS}
-        for row in (await session.execute(sa.text(sql), params)).mappings():
-            values = out[row["region"]]
-            for column, key in keys.items():
-                values[key] = _number(row[column])
+    await _grouped(session, _STOCKS, scope, _STOCK_KEYS, out)
+    return dict(out)
+
+
+async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """The counts (and percentiles) of every indicator, per region group; rates are formed later.
+
+    A count missing from a group (no such row, or a null from an outer join) means zero, a percentile none.
+    """
+    out: dict[str, Values] = defaultdict(dict)
+    for sql, keys in ((_STOCKS, _STOCK_KEYS), (_NEEDS, _NEEDS_KEYS), (_REFERRALS, _REFERRAL_KEYS)):
+        await _grouped(session, sql, scope, keys, out)
     return dict(out)
 
 
@@ -261,7 +292,7 @@ async def referral_values_by_agency(*, session: AsyncSession,
     """Referral indicators per (agency, field): the matrix's referral columns."""
     out: dict[tuple[uuid.UUID, str], Values] = {}
     for row in (await session.execute(sa.text(_REFERRALS_BY_AGENCY), scope.params())).mappings():
-        out[(row["agency_id"], row["spm_field"])] = {f"referrals.{c}": _number(row[c]) for c in _REFERRAL_COLUMNS}
+        out[(row["agency_id"], row["spm_field"])] = {key: _number(row[c]) for c, key in _REFERRAL_KEYS.items()}
     return out
 
 

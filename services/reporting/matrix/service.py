@@ -21,19 +21,34 @@ from services.reporting.indicators.suppression import with_rates
 from shared.events.topics import SpmField
 
 
+async def _field_values_by_area(session: AsyncSession, prefix: str, period: Period, fields: tuple[str, ...],
+                                areas: set[str]) -> dict[str, Values]:
+    """The field indicators (all counts) of each area: one statement grouped by the longest area code, summed up.
+
+    Every area lies within the requested region and a group's code begins with at most one area of each length,
+    so the groups under an area sum to its counts: one pass serves the province's row and its regencies' alike.
+    """
+    if not areas:
+        return {}
+    lengths = sorted({len(a) for a in areas})
+    groups = await repository.stock_values(session=session, scope=Scope(prefix, lengths[-1], period, fields))
+    out: dict[str, Values] = {area: {} for area in areas}
+    for code, values in groups.items():
+        for area in {code[:n] for n in lengths} & areas:
+            totals = out[area]
+            for key, value in values.items():
+                totals[key] = (totals.get(key) or 0) + (value or 0)
+    return out
+
+
 async def matrix_table(*, session: AsyncSession, audience: Audience, period: Period, lang: str,
                        threshold: int) -> ReportTable:
     fields = [f.value for f in audience.fields]
     agencies = await repository.agencies_in(session=session, prefix=audience.prefix, fields=fields)
     referrals = await repository.referral_values_by_agency(
         session=session, scope=Scope(audience.prefix, len(audience.prefix), period, tuple(fields)))
-    # The field indicators of each distinct area, one grouped query per area length.
     areas = {max(audience.prefix, a["jurisdiction_code"], key=len) for a in agencies}
-    by_area: dict[str, Values] = {}
-    for length in sorted({len(a) for a in areas}):
-        scope = Scope(audience.prefix, length, period, tuple(fields))
-        by_area.update((code, values) for code, values in
-                       (await repository.raw_values(session=session, scope=scope)).items() if code in areas)
+    by_area = await _field_values_by_area(session, audience.prefix, period, tuple(fields), areas)
     rows: list[dict[str, Any]] = []
     used: list[Indicator] = []
     for agency in agencies:
@@ -42,8 +57,8 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
             used += [i for i in indicators if i not in used]
             area = max(audience.prefix, agency["jurisdiction_code"], key=len)
             # The area's field indicators, and the referrals of this agency only (not the area's).
-            field_values = {k: v for k, v in by_area.get(area, {}).items() if not k.startswith("referrals.")}
-            values = with_rates({**field_values, **referrals.get((agency["id"], field.value), {})}, indicators)
+            values = with_rates({**by_area.get(area, {}), **referrals.get((agency["id"], field.value), {})},
+                                indicators)
             row = {"agency_id": str(agency["id"]), "agency_name": agency["name"], "agency_level": agency["level"],
                    "jurisdiction_code": agency["jurisdiction_code"], "spm_field": field.value,
                    "region_code": area, **values}
