@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from services.referral.clock import NowDep
 from services.referral.notes import service
 from services.referral.notes.schemas import NoteCreate, NotePublic
-from services.referral.referrals.access import readable_referral
+from services.referral.referrals.disclosure import NOTE_PRIVATE, Disclosure
 from shared.audit import record_read
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
@@ -35,10 +35,10 @@ async def add_note(referral_id: uuid.UUID, payload: NoteCreate, session: Session
 
 @router.get("/{referral_id}/notes", response_model=list[NotePublic], summary="A referral's notes, oldest first")
 async def list_notes(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
-    notes = await service.list_notes(session=session, principal=principal, referral_id=referral_id)
+    referral, notes = await service.list_notes(session=session, principal=principal, referral_id=referral_id)
     # Notes are free text between the posyandu and the agency about a family: their reads are audited.
-    referral = await readable_referral(session, principal, referral_id)
+    disclosure = Disclosure.of(principal, referral)
     await record_read(session, principal, resource_type="referral.notes", resource_id=str(referral_id),
                       subject_ref=str(referral.household_id), purpose=f"referral notes read by {principal.role.value}",
-                      fields=["text"])
-    return [NotePublic.model_validate(n, from_attributes=True) for n in notes]
+                      fields=disclosure.shown(NOTE_PRIVATE))
+    return disclosure.notes(notes)

@@ -21,5 +21,6 @@ class NotePublic(BaseModel):
     author_role: str
     #: `posyandu`, `agency` or `system`.
     author_side: str
-    text: str
+    #: For the referral's two sides only (free text about a family); null for a pembina.
+    text: str | None
     created_at: datetime

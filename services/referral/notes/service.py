@@ -45,10 +45,11 @@ async def add(*, session: AsyncSession, principal: Principal, referral_id: uuid.
                             side=side.value, text=text, now=now)
 
 
-async def list_notes(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> list[ReferralNote]:
-    """Gets a referral's notes, oldest first."""
-    await readable_referral(session, principal, referral_id)
+async def list_notes(*, session: AsyncSession, principal: Principal,
+                     referral_id: uuid.UUID) -> tuple[Referral, list[ReferralNote]]:
+    """Gets a referral the caller may see and its notes, oldest first."""
+    referral = await readable_referral(session, principal, referral_id)
     rows = await session.execute(select(ReferralNote).where(ReferralNote.referral_id == referral_id)
                                  .order_by(col(ReferralNote.created_at), col(ReferralNote.id)))
-    return list(rows.scalars().all())
+    return referral, list(rows.scalars().all())
 

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from services.referral.clock import NowDep
 from services.referral.household_api import HouseholdApi
 from services.referral.referrals import service
-from services.referral.referrals.access import is_assigned_agency, list_scope, readable_referral, side_of
+from services.referral.referrals.access import list_scope, readable_referral
+from services.referral.referrals.disclosure import REFERRAL_PRIVATE, TRANSITION_PRIVATE, Disclosure
 from services.referral.referrals.lifecycle import Action, Status
 from services.referral.referrals.schemas import (
     ActionBody,
@@ -41,25 +42,8 @@ Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
-def referral_public(r: Referral, principal: Principal, model: type[ReferralPublic] = ReferralPublic,
-                    **extra: Any) -> ReferralPublic:
-    # The reason and the need's evidence may hold personal details: for the two sides of the referral only.
-    involved = side_of(principal, r) is not None
-    return model(
-        id=r.id, need_id=r.need_id, household_id=r.household_id, member_id=r.member_id,
-        member_nik_masked=r.member_nik_masked, posyandu_id=r.posyandu_id, village_code=r.village_code,
-        spm_field=SpmField(r.spm_field), category=r.category, urgency=r.urgency, origin=r.origin,
-        status=Status(r.status), agency_id=r.agency_id, unrouted=r.agency_id is None,
-        reason=r.reason if involved else None, outcome=r.outcome, evidence=r.evidence if involved else None,
-        respond_by=r.respond_by, complete_by=r.complete_by, responded_at=r.responded_at, closed_at=r.closed_at,
-        overdue=r.overdue_at is not None and r.closed_at is None, overdue_at=r.overdue_at,
-        escalated_at=r.escalated_at, escalated_to_agency_id=r.escalated_to_agency_id,
-        need_resolved_at=r.need_resolved_at, version=r.version, created_by=r.created_by, created_at=r.created_at,
-        updated_at=r.updated_at, **extra)
-
-
 def _response(r: Referral, principal: Principal, status_code: int = 200) -> Response:
-    return json_response(referral_public(r, principal), status_code,
+    return json_response(Disclosure.of(principal, r).referral(r), status_code,
                          headers={"ETag": etag(r.version), "Location": f"/api/v1/referrals/{r.id}"})
 
 
@@ -81,12 +65,15 @@ async def _page(session: SessionDep, principal: Principal, limit: int, cursor: s
     rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
                                 after=(datetime.fromisoformat(after[0]), after[1]) if after else None, **filters)
     items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
-    # A list shows household and member references and, to the two sides, the reason and evidence: audited.
+    # A list shows household and member references and, to the two sides, the free text and evidence: audited.
+    views = []
     for r in items:
+        disclosure = Disclosure.of(principal, r)
         await record_read(session, principal, resource_type="referral", resource_id=str(r.id),
                           subject_ref=str(r.household_id), purpose=f"referral list read by {principal.role.value}",
-                          fields=["reason", "evidence"] if side_of(principal, r) is not None else [])
-    return Page(items=[referral_public(r, principal) for r in items], next_cursor=next_cursor)
+                          fields=disclosure.shown(REFERRAL_PRIVATE))
+        views.append(disclosure.referral(r))
+    return Page(items=views, next_cursor=next_cursor)
 
 
 @router.get("", response_model=Page[ReferralPublic],
@@ -134,9 +121,10 @@ async def republish(session: SessionDep, _: Admin, field: SpmField, since: datet
 async def get_referral(referral_id: uuid.UUID, request: Request, session: SessionDep,
                        principal: PrincipalDep) -> Response:
     referral = await readable_referral(session, principal, referral_id)
+    disclosure = Disclosure.of(principal, referral)
     extra: dict[str, Any] = {}
-    fields = ["reason", "evidence"] if side_of(principal, referral) is not None else []
-    if is_assigned_agency(principal, referral):
+    fields = disclosure.shown(REFERRAL_PRIVATE)
+    if disclosure.member_details:
         if referral.member_id is None:
             extra["member_details_unavailable"] = "the referral is about the household, not one member"
         else:
@@ -147,21 +135,21 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
             fields += ["member_details"] if lookup.details is not None else []
     await record_read(session, principal, resource_type="referral", resource_id=str(referral.id),
                       subject_ref=str(referral.household_id), fields=fields,
-                      purpose="assigned agency acting on the referral" if is_assigned_agency(principal, referral)
+                      purpose="assigned agency acting on the referral" if disclosure.member_details
                       else f"referral read by {principal.role.value}")
-    return json_response(referral_public(referral, principal, ReferralDetail, **extra),
+    return json_response(disclosure.referral(referral, ReferralDetail, **extra),
                          headers={"ETag": etag(referral.version)})
 
 
 @router.get("/{referral_id}/history", response_model=list[TransitionPublic],
             summary="Every transition of a referral: who, when, why")
 async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
-    rows = await service.history(session=session, principal=principal, referral_id=referral_id)
-    referral = await readable_referral(session, principal, referral_id)
+    referral, rows = await service.history(session=session, principal=principal, referral_id=referral_id)
+    disclosure = Disclosure.of(principal, referral)
     await record_read(session, principal, resource_type="referral.history", resource_id=str(referral_id),
-                      subject_ref=str(referral.household_id), fields=["reason", "outcome"],
+                      subject_ref=str(referral.household_id), fields=disclosure.shown(TRANSITION_PRIVATE),
                       purpose=f"referral history read by {principal.role.value}")
-    return [TransitionPublic.model_validate(t, from_attributes=True) for t in rows]
+    return disclosure.transitions(rows)
 
 
 @router.post("/{referral_id}/{action}", response_model=ReferralPublic,

@@ -201,12 +201,13 @@ async def route_waiting(*, session: AsyncSession, agency: KnownAgency, now: date
     return routed
 
 
-async def history(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> list[ReferralTransition]:
-    """Gets every transition of a referral, oldest first."""
-    await readable_referral(session, principal, referral_id)
+async def history(*, session: AsyncSession, principal: Principal,
+                  referral_id: uuid.UUID) -> tuple[Referral, list[ReferralTransition]]:
+    """Gets a referral the caller may see and every transition of it, oldest first."""
+    referral = await readable_referral(session, principal, referral_id)
     rows = await session.execute(select(ReferralTransition).where(ReferralTransition.referral_id == referral_id)
                                  .order_by(col(ReferralTransition.id)))
-    return list(rows.scalars().all())
+    return referral, list(rows.scalars().all())
 
 
 async def search(*, session: AsyncSession, scope: Any, spm_field: SpmField | None = None, status: Status | None = None,
