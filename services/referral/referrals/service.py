@@ -15,7 +15,7 @@ from services.referral.referrals.access import readable_referral, side_of
 from services.referral.referrals.events import emit
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
-from services.referral.routing.service import responsible_agency
+from services.referral.routing.service import responsible_agency, unmet_coverage
 from services.referral.sla.service import start_clocks
 from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
 from shared.auth import Principal, Role
@@ -170,13 +170,24 @@ async def transition(*, session: AsyncSession, principal: Principal, referral_id
     return referral
 
 
+#: Why an agency may not take a referral, by the routing condition it fails.
+_UNMET = {"active": "it is not active",
+          "field": "it does not serve {spm_field}",
+          "jurisdiction": "its jurisdiction does not hold village {village_code}"}
+
+
 async def _reassign(session: AsyncSession, referral: Referral, agency_id: uuid.UUID, now: datetime) -> None:
-    target = await session.get(KnownAgency, agency_id)
-    if target is None or target.status != "active" or referral.spm_field not in target.spm_fields:
-        raise _invalid("agency_id", f"Not an active agency for {referral.spm_field} known to this service.")
-    if target.id == referral.agency_id:
+    # Only to an agency the router could have chosen: any other would read the family's full NIKs.
+    unmet = await unmet_coverage(session, agency_id, spm_field=referral.spm_field, village_code=referral.village_code)
+    if unmet is None:
+        raise _invalid("agency_id", f"There is no agency {agency_id} known to this service.")
+    if unmet:
+        why = " and ".join(_UNMET[name] for name in unmet).format(spm_field=referral.spm_field,
+                                                                 village_code=referral.village_code)
+        raise _invalid("agency_id", f"Agency {agency_id} may not take this referral: {why}.")
+    if agency_id == referral.agency_id:
         raise _invalid("agency_id", "The referral is already assigned to this agency.")
-    referral.agency_id = target.id
+    referral.agency_id = agency_id
     await start_clocks(session, referral, now)
 
 

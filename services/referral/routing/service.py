@@ -1,10 +1,13 @@
 """Routing: the responsible agency for (field, village), from the local read model of the registry's agencies.
 
 The rule is the registry's: the village's regency/city agency for the field first, then its province's; among
-equals the earliest registered. No synchronous call on the hot path: agencies arrive as registry events.
+equals the earliest registered. No synchronous call on the hot path: agencies arrive as registry events. Which
+agencies may hold a referral at all (routing, reassignment, escalation) is one rule, `coverage`.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,15 +16,24 @@ from sqlmodel import col, select
 from services.referral.tables import KnownAgency
 
 
+def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement[bool]]:
+    """The conditions for an agency to hold a referral of the field in the village, by name: active, of the
+    field, and with a jurisdiction (its regency/city, or its province) that holds the village."""
+    return {
+        "active": col(KnownAgency.status) == "active",
+        "field": col(KnownAgency.spm_fields).any_() == spm_field,
+        "jurisdiction": sa.or_(sa.and_(col(KnownAgency.level) == "regency",
+                                       col(KnownAgency.jurisdiction_code) == village_code[:4]),
+                               sa.and_(col(KnownAgency.level) == "province",
+                                       col(KnownAgency.jurisdiction_code) == village_code[:2])),
+    }
+
+
 async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str) -> KnownAgency | None:
     """The active agency responsible for the field in the village, or None (the referral stays unrouted)."""
     query = (
         select(KnownAgency)
-        .where(KnownAgency.status == "active", col(KnownAgency.spm_fields).any_() == spm_field,
-               sa.or_(sa.and_(col(KnownAgency.level) == "regency",
-                              col(KnownAgency.jurisdiction_code) == village_code[:4]),
-                      sa.and_(col(KnownAgency.level) == "province",
-                              col(KnownAgency.jurisdiction_code) == village_code[:2])))
+        .where(*coverage(spm_field=spm_field, village_code=village_code).values())
         .order_by(sa.case((col(KnownAgency.level) == "regency", 0), else_=1), col(KnownAgency.registered_at),
                   col(KnownAgency.id))
         .limit(1)
@@ -32,7 +44,17 @@ async def responsible_agency(session: AsyncSession, *, spm_field: str, village_c
 async def province_agency(session: AsyncSession, *, spm_field: str, village_code: str) -> KnownAgency | None:
     """The field's province-level agency for the village: where an overdue referral escalates."""
     query = (select(KnownAgency)
-             .where(KnownAgency.status == "active", col(KnownAgency.spm_fields).any_() == spm_field,
-                    col(KnownAgency.level) == "province", col(KnownAgency.jurisdiction_code) == village_code[:2])
+             .where(*coverage(spm_field=spm_field, village_code=village_code).values(),
+                    col(KnownAgency.level) == "province")
              .order_by(col(KnownAgency.registered_at), col(KnownAgency.id)).limit(1))
     return (await session.execute(query)).scalars().first()
+
+
+async def unmet_coverage(session: AsyncSession, agency_id: uuid.UUID, *, spm_field: str,
+                         village_code: str) -> list[str] | None:
+    """The conditions of `coverage` that an agency fails for (field, village): [] when it may hold the referral,
+    None when the agency is unknown here."""
+    conditions = coverage(spm_field=spm_field, village_code=village_code)
+    row = (await session.execute(sa.select(*(c.label(name) for name, c in conditions.items()))
+                                 .where(col(KnownAgency.id) == agency_id))).mappings().first()
+    return None if row is None else [name for name in conditions if not row[name]]

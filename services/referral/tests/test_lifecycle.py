@@ -14,6 +14,7 @@ import pytest
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
+    eventually,
     known_agency,
     known_household,
     known_posyandu,
@@ -157,6 +158,55 @@ async def test_reassign_needs_an_agency_of_the_same_field(setting: Setting, regi
         response = await setting.act(created["id"], "reassign", json={"agency_id": target, "reason": "x"})
         assert response.status_code == 422, response.text
     assert (await setting.act(created["id"], "reassign", json={"reason": "x"})).status_code == 422
+
+
+async def test_reassign_only_to_an_active_agency_of_the_field_whose_jurisdiction_holds_the_village(
+        setting: Setting, registry: httpx.AsyncClient, household: httpx.AsyncClient,
+        referral_db: asyncpg.Connection, household_db: asyncpg.Connection) -> None:
+    created = await setting.referral_in("accepted")
+    url = f"/api/v1/referrals/{created['id']}"
+    elsewhere = await known_agency(registry, referral_db, "7602", [FIELD])  # Mamuju, another province
+    next_door = await known_agency(registry, referral_db, "3175", [FIELD])  # Jakarta Timur, another regency
+    retired = await known_agency(registry, referral_db, "3174", [FIELD])
+    assert (await registry.post(f"/api/v1/agencies/{retired}/deactivate", headers=tokens.admin())).status_code == 200
+
+    async def retired_known() -> bool:
+        return await referral_db.fetchval("SELECT status FROM known_agencies WHERE id = $1",
+                                          uuid.UUID(retired)) == "inactive"
+
+    await eventually(retired_known, "the referral service to learn the deactivation")
+    other_field = await known_agency(registry, referral_db, "3174", ["sosial"])
+    before = ((await setting.client.get(url, headers=tokens.admin())).json(),
+              (await setting.client.get(f"{url}/history", headers=tokens.admin())).json(),
+              await outbox_types(referral_db, created["id"]))
+    for target, why in ((elsewhere, "jurisdiction"), (next_door, "jurisdiction"), (retired, "not active"),
+                        (other_field, f"does not serve {FIELD}"), (str(uuid.uuid4()), "no agency")):
+        response = await setting.act(created["id"], "reassign", json={"agency_id": target, "reason": "Pindah"})
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["errors"][0]["field"] == "agency_id" and why in problem["detail"], problem
+    after = ((await setting.client.get(url, headers=tokens.admin())).json(),
+             (await setting.client.get(f"{url}/history", headers=tokens.admin())).json(),
+             await outbox_types(referral_db, created["id"]))
+    assert after == before  # nothing changed, no event
+    outsider = tokens.opd(elsewhere, [FIELD])
+    assert (await setting.client.get(url, headers=outsider)).status_code == 404
+
+    # An agency of the village's regency takes it; once the household service has applied that later event of the
+    # referral, the agency of another province still reads neither the household nor its NIKs.
+    moved = await setting.act(created["id"], "reassign")
+    assert moved.status_code == 200 and moved.json()["agency_id"] == setting.other_agency, moved.text
+
+    async def household_knows_the_new_agency() -> bool:
+        return await household_db.fetchval("SELECT agency_id FROM agency_access WHERE referral_id = $1",
+                                           uuid.UUID(created["id"])) == uuid.UUID(setting.other_agency)
+
+    await eventually(household_knows_the_new_agency, "the household service to learn the reassignment")
+    household_url = f"/api/v1/households/{setting.household['id']}"
+    assert (await household.get(household_url, headers=outsider)).status_code == 404
+    taker = await household.get(household_url, headers=tokens.opd(setting.other_agency, [FIELD]))
+    assert taker.status_code == 200 and taker.json()["members"][0]["nik"] == setting.household["members"][0]["nik"]
 
 
 async def test_actions_need_their_reason_or_outcome(setting: Setting) -> None:
