@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +15,24 @@ from prometheus_client import Counter, Gauge, Histogram
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: What a request id taken from a caller may look like: short, and nothing that could forge a log line or a field.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def adopt_request_id(inbound: str | None) -> str:
+    """The caller's request id if it is safe to log and store (1-64 letters, digits, `.`, `_`, `:`, `-`, starting
+    with a letter or digit), else a new one: a service calling another passes its own, so their audit rows join."""
+    if inbound is not None and _SAFE_REQUEST_ID.fullmatch(inbound):
+        return inbound
+    return uuid.uuid4().hex
+
+
+def request_id_headers() -> dict[str, str]:
+    """The current request's id, as the header of an outbound call to another service."""
+    request_id = request_id_var.get()
+    return {REQUEST_ID_HEADER: request_id} if request_id is not None else {}
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests handled",
                         ["service", "method", "route", "status"])

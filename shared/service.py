@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,14 @@ from shared.consumer import Batched, ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_response
 from shared.events.asyncapi import asyncapi_document
-from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, configure_logging, request_id_var
+from shared.observability import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    REQUEST_ID_HEADER,
+    adopt_request_id,
+    configure_logging,
+    request_id_var,
+)
 from shared.outbox import OutboxRelay
 from shared.responses import json_response
 from shared.settings import ServiceSettings
@@ -153,14 +159,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(request_id[:64])
+        request_id = adopt_request_id(request.headers.get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
         try:
             response = await call_next(request)
             status = response.status_code
-            response.headers["X-Request-ID"] = request_id[:64]
+            response.headers[REQUEST_ID_HEADER] = request_id
             return response
         finally:
             route = request.scope.get("route")

@@ -1,8 +1,9 @@
 """The household service's REST API, for the one read that needs it: the member's full NIK for the assigned agency.
 
 Events never carry a full NIK, so the agency's detail read asks the household service with the agency's own
-token (the household service authorizes it by the open referral, and audits the read too). An unreachable or
-refusing household service degrades the answer (masked data only), never fails it.
+token and the request's id (the household service authorizes it by the open referral, and audits the read too,
+under the same request id). An unreachable or refusing household service degrades the answer (masked data
+only), never fails it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from services.referral.referrals.schemas import MemberDetails
+from shared.observability import request_id_headers
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ class HouseholdApi:
         try:
             async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
                                          transport=self.transport) as client:
+                # The caller's request id goes along, so the household's audit row of this read joins ours.
                 response = await client.get(f"/api/v1/households/{household_id}",
-                                            headers={"Authorization": authorization})
+                                            headers={"Authorization": authorization, **request_id_headers()})
         except httpx.HTTPError as exc:
             log.warning("household service unreachable", extra={"error": repr(exc)})
             return MemberLookup(None, "the household service is unreachable; the NIK is shown masked")

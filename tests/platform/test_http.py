@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
+from shared.observability import adopt_request_id
 from tests.support import tokens
 
 
@@ -56,6 +59,16 @@ async def test_probes_metrics_and_request_id(registry: httpx.AsyncClient) -> Non
     assert "outbox_backlog" in metrics and "outbox_relay_leader" in metrics
     echoed = await registry.get("/healthz", headers={"X-Request-ID": "abc"})
     assert echoed.headers["x-request-id"] == "abc"
+
+
+@pytest.mark.parametrize("inbound, adopted", [
+    ("abc", True), ("0f8e2c1a9b7d4e6f8a1b2c3d4e5f6a7b", True), ("trace-me.1:2_3", True), ("x" * 64, True),
+    ("x" * 65, False), ("", False), ("-leading-dash", False), ("two words", False), ("a\tb", False),
+    ("id\u00e9", False), ("a\"b", False), ("a;b", False), ("{\"role\":\"admin\"}", False), (None, False)])
+def test_a_callers_request_id_is_adopted_only_when_safe(inbound: str | None, adopted: bool) -> None:
+    request_id = adopt_request_id(inbound)
+    assert (request_id == inbound) is adopted
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id) or adopted
 
 
 async def test_openapi_documents_every_route(registry: httpx.AsyncClient) -> None:
