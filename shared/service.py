@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -23,6 +24,7 @@ from shared.consumer import Batched, ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_response
 from shared.events.asyncapi import asyncapi_document
+from shared.json_schema import add_component, model_schema
 from shared.observability import (
     HTTP_LATENCY,
     HTTP_REQUESTS,
@@ -57,6 +59,9 @@ class ServiceSpec:
     subscriptions: Sequence[Subscription] = ()
     #: Larger body limits for chosen path prefixes (bulk imports).
     body_limits: dict[str, int] = field(default_factory=dict)
+    #: Models a route documents only through `openapi_extra` (a body it validates itself, as the profile PUT does
+    #: by field): FastAPI never sees them, so they are put into the OpenAPI components here.
+    extra_schemas: Sequence[type[BaseModel]] = ()
     #: Background jobs started with the service, given the sessionmaker.
     background: Sequence[Callable[[ServiceSettings, async_sessionmaker[AsyncSession]], Coroutine[Any, Any, None]]] = ()
 
@@ -153,7 +158,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
-    _document_problems(app)
+    _document_problems(app, spec.extra_schemas)
     for router in spec.routers:
         app.include_router(router)
 
@@ -238,11 +243,12 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
-def _document_problems(app: FastAPI) -> None:
+def _document_problems(app: FastAPI, extra_schemas: Sequence[type[BaseModel]] = ()) -> None:
     """Document the problem+json errors every API operation can answer (DESIGN.md §3), derived from the operation:
     400/401/403/413/422/503 always, 404 with a path parameter, 409 with an Idempotency-Key, 412 with If-Match, 415
     with a non-JSON body, plus what the route declares itself. FastAPI's default 422 (`HTTPValidationError`,
-    application/json) is not what the handlers send, so it is replaced."""
+    application/json) is not what the handlers send, so it is replaced. The spec's extra schemas join the
+    components."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -253,6 +259,8 @@ def _document_problems(app: FastAPI) -> None:
         schemas["Problem"] = PROBLEM_SCHEMA
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        for model in extra_schemas:
+            add_component(schemas, model.__name__, model_schema(model, schemas, "#/components/schemas/"))
         for path, item in document.get("paths", {}).items():
             if not path.startswith("/api/"):
                 continue

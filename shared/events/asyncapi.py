@@ -1,12 +1,20 @@
-"""The AsyncAPI 3.0 document of a service's events, generated from the catalogue's models."""
+"""The AsyncAPI 3.0 document of a service's events, generated from the catalogue's models.
+
+Each message's payload is the whole CloudEvent of DESIGN.md §2: the required attributes, the type's extensions
+(`spmfield` on referral events, `regioncode` where the aggregate has a village) and `data`, a reference to the data
+model's schema. Every schema a model needs is in `components.schemas`, so every `$ref` resolves in the document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.events.catalogue import EventType, load_all
-from shared.events.envelope import CloudEvent
+from shared.events.envelope import REQUIRED_ATTRIBUTES, CloudEvent
 from shared.events.topics import REFERRAL_TOPICS
+from shared.json_schema import add_component, model_schema
+
+SCHEMAS = "#/components/schemas/"
 
 
 def _topics_of(event_type: EventType) -> list[str]:
@@ -17,29 +25,43 @@ def _message_name(event_type: str) -> str:
     return event_type.removeprefix("posyandu.").replace(".", "_").replace("-", "_")
 
 
+def _payload(event_type: EventType, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The CloudEvent of one type: the envelope's attributes pinned to the type, its extensions, its data."""
+    attributes = envelope["properties"]
+    properties = {name: attributes[name] for name in REQUIRED_ATTRIBUTES if name != "data"}
+    properties["type"] = {"const": event_type.name}
+    properties["source"] = {"const": f"/posyandu/{event_type.publisher}"}
+    extensions = []
+    if event_type.carries_spmfield:
+        properties["spmfield"] = {"$ref": SCHEMAS + "SpmField"}
+        extensions.append("spmfield")
+    if event_type.regioncode != "absent":
+        properties["regioncode"] = {"type": "string", "pattern": r"^\d{10}$",
+                                    "description": "The 10-digit code of the aggregate's village"}
+        if event_type.regioncode == "required":
+            extensions.append("regioncode")
+    properties["data"] = {"$ref": SCHEMAS + event_type.data_model.__name__}
+    return {"title": f"{event_type.name} (CloudEvent)", "type": "object",
+            "required": [*REQUIRED_ATTRIBUTES, *extensions], "properties": properties,
+            # CloudEvents allows further extension attributes: a consumer ignores those it does not know.
+            "additionalProperties": True}
+
+
 def asyncapi_document(service: str, *, consumes: tuple[str, ...] = (), version: str = "1.0.0") -> dict[str, Any]:
     """Channels the service publishes to (send) and consumes (receive), each message a CloudEvent."""
     catalogue = load_all()
-    envelope = CloudEvent.model_json_schema()
-    envelope["properties"].pop("data", None)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     components: dict[str, Any] = {"messages": {}, "schemas": {}}
+    envelope = model_schema(CloudEvent, components["schemas"], SCHEMAS)
 
     def add(event_type: EventType, action: str) -> None:
         name = _message_name(event_type.name)
-        data_schema = event_type.data_model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for sub_name, sub in data_schema.pop("$defs", {}).items():
-            components["schemas"][sub_name] = sub
-        components["schemas"][event_type.data_model.__name__] = data_schema
-        payload = {**envelope, "required": [*envelope.get("required", []), "data"],
-                   "properties": {**envelope["properties"],
-                                  "type": {"const": event_type.name},
-                                  "data": {"$ref": f"#/components/schemas/{event_type.data_model.__name__}"}}}
-        payload.pop("$defs", None)
+        add_component(components["schemas"], event_type.data_model.__name__,
+                      model_schema(event_type.data_model, components["schemas"], SCHEMAS))
         components["messages"][name] = {
             "name": event_type.name, "title": event_type.name, "summary": event_type.summary,
-            "contentType": "application/cloudevents+json", "payload": payload,
+            "contentType": "application/cloudevents+json", "payload": _payload(event_type, envelope),
         }
         for topic in _topics_of(event_type):
             channel_id = topic.replace(".", "_").replace("-", "_")

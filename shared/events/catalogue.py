@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
+
+RegionCodePresence = Literal["required", "optional", "absent"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,14 @@ class EventType:
     summary: str
     #: The topic, fixed, or chosen by the event's SPM field (referral events).
     topic: str | Callable[[SpmField], str]
+    #: Whether its events carry the `regioncode` extension: DESIGN.md §2 wants it wherever the aggregate has a
+    #: village; a region has one only if it is a village, an agency (its jurisdiction a regency or province) never.
+    regioncode: RegionCodePresence = "required"
+
+    @property
+    def carries_spmfield(self) -> bool:
+        """Referral events: the SPM field that chooses the topic travels as the `spmfield` extension too."""
+        return not isinstance(self.topic, str)
 
     def topic_for(self, field: SpmField | None = None) -> str:
         if isinstance(self.topic, str):
@@ -43,10 +54,11 @@ CATALOGUE: dict[str, EventType] = {}
 
 
 def register(name: str, data_model: type[BaseModel], *, publisher: str, topic: str | Callable[[SpmField], str],
-             summary: str) -> EventType:
+             summary: str, regioncode: RegionCodePresence = "required") -> EventType:
     if name in CATALOGUE:
         raise ValueError(f"event type {name} registered twice")
-    event_type = EventType(name=name, data_model=data_model, publisher=publisher, summary=summary, topic=topic)
+    event_type = EventType(name=name, data_model=data_model, publisher=publisher, summary=summary, topic=topic,
+                           regioncode=regioncode)
     CATALOGUE[name] = event_type
     return event_type
 

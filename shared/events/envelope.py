@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.events.topics import SpmField
 
 CONTENT_TYPE = "application/cloudevents+json"
+#: The attributes every event carries (DESIGN.md §2); the extensions `spmfield` and `regioncode` depend on the type.
+REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data")
 
 
 class CloudEvent(BaseModel):

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.events.catalogue import EventType, register
+from shared.events.catalogue import EventType, RegionCodePresence, register
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 
 
@@ -72,17 +72,28 @@ class AgencyData(BaseModel):
     version: int
 
 
-def _registry(name: str, model: type[BaseModel], summary: str) -> EventType:
-    return register(name, model, publisher="registry", topic=REGISTRY_TOPIC, summary=summary)
+def _registry(name: str, model: type[BaseModel], summary: str, *, regioncode: RegionCodePresence = "required"
+              ) -> EventType:
+    """Posyandu and cadre events carry the posyandu's village as `regioncode`."""
+    return register(name, model, publisher="registry", topic=REGISTRY_TOPIC, summary=summary, regioncode=regioncode)
 
 
-REGION_REGISTERED = _registry("posyandu.region.registered.v1", RegionData,
-                              "A region of the official list was imported for the first time.")
-REGION_RENAMED = _registry("posyandu.region.renamed.v1", RegionData,
-                           "A newer official list gave a region another name.")
-REGION_RETIRED = _registry("posyandu.region.retired.v1", RegionData,
-                           "A full import of a newer list no longer holds this region; whoever references it "
-                           "should be flagged for re-assignment.")
+def _region(name: str, summary: str) -> EventType:
+    """A region has a `regioncode` only if it is a village (10 digits): provinces, regencies and districts don't."""
+    return _registry(name, RegionData, summary, regioncode="optional")
+
+
+def _agency(name: str, summary: str) -> EventType:
+    """An agency's jurisdiction is a province or regency, never one village: no `regioncode`."""
+    return _registry(name, AgencyData, summary, regioncode="absent")
+
+
+REGION_REGISTERED = _region("posyandu.region.registered.v1",
+                            "A region of the official list was imported for the first time.")
+REGION_RENAMED = _region("posyandu.region.renamed.v1", "A newer official list gave a region another name.")
+REGION_RETIRED = _region("posyandu.region.retired.v1",
+                         "A full import of a newer list no longer holds this region; whoever references it "
+                         "should be flagged for re-assignment.")
 POSYANDU_REGISTERED = _registry("posyandu.posyandu.registered.v1", PosyanduData, "A posyandu was registered.")
 POSYANDU_UPDATED = _registry("posyandu.posyandu.updated.v1", PosyanduData, "A posyandu's details changed.")
 POSYANDU_DEACTIVATED = _registry("posyandu.posyandu.deactivated.v1", PosyanduData,
@@ -90,9 +101,7 @@ POSYANDU_DEACTIVATED = _registry("posyandu.posyandu.deactivated.v1", PosyanduDat
 CADRE_ASSIGNED = _registry("posyandu.cadre.assigned.v1", CadreData, "A cadre (kader) joined a posyandu.")
 CADRE_UPDATED = _registry("posyandu.cadre.updated.v1", CadreData, "A cadre's duties changed.")
 CADRE_UNASSIGNED = _registry("posyandu.cadre.unassigned.v1", CadreData, "A cadre left a posyandu.")
-AGENCY_REGISTERED = _registry("posyandu.agency.registered.v1", AgencyData,
-                              "An agency (OPD) was registered with its fields and jurisdiction.")
-AGENCY_UPDATED = _registry("posyandu.agency.updated.v1", AgencyData,
-                           "An agency's fields, jurisdiction or details changed.")
-AGENCY_DEACTIVATED = _registry("posyandu.agency.deactivated.v1", AgencyData,
-                               "An agency no longer takes referrals.")
+AGENCY_REGISTERED = _agency("posyandu.agency.registered.v1",
+                            "An agency (OPD) was registered with its fields and jurisdiction.")
+AGENCY_UPDATED = _agency("posyandu.agency.updated.v1", "An agency's fields, jurisdiction or details changed.")
+AGENCY_DEACTIVATED = _agency("posyandu.agency.deactivated.v1", "An agency no longer takes referrals.")

@@ -53,10 +53,18 @@ def _public(v: Any) -> ProfileVersionPublic:
                                 profile=v.data)
 
 
+#: The body's schema depends on the path's field, which OpenAPI cannot say in a schema: the body is any of the six
+#: (an empty profile fits several, hence anyOf), the description says which goes with which field. The schemas
+#: themselves are put into the components by the app (ServiceSpec.extra_schemas).
+PROFILE_BODY = {"requestBody": {"required": True, "description": "The profile of the path's field: " + ", ".join(
+    f"`{field.value}`: {model.__name__}" for field, model in PROFILE_MODELS.items()) + ".", "content": {
+    "application/json": {"schema": {"title": "Profile",
+                                     "anyOf": [{"$ref": f"#/components/schemas/{m.__name__}"}
+                                               for m in PROFILE_MODELS.values()]}}}}}
+
+
 @router.put("/profiles/{field}", response_model=ProfileVersionPublic, status_code=201,
-            summary="Record a new version of the household's profile for one SPM field",
-            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in PROFILE_MODELS.values()]}}}}})
+            summary="Record a new version of the household's profile for one SPM field", openapi_extra=PROFILE_BODY)
 async def put_profile(household_id: uuid.UUID, field: SpmField, session: SessionDep, principal: Writer,
                       body: Annotated[dict[str, Any], Body()],
                       observed_on: Annotated[date | None, Query(description="When observed (default today)")] = None,

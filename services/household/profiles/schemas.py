@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -259,6 +259,10 @@ def _unique(items: list[_T] | None) -> list[_T] | None:
     return items
 
 
+#: What `_unique` enforces, as the OpenAPI document states it.
+_UNIQUE: dict[str, Any] = {"uniqueItems": True}
+
+
 _CONFIG = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 OptBool = bool | None
@@ -322,8 +326,8 @@ class PerumahanHousehold(BaseModel):
 class TrantibumlinmasHousehold(BaseModel):
     model_config = _CONFIG
 
-    disaster_risk: Annotated[list[DisasterRisk], Field(max_length=len(DisasterRisk)), AfterValidator(_unique)] | None \
-        = None
+    disaster_risk: Annotated[list[DisasterRisk], Field(max_length=len(DisasterRisk), json_schema_extra=_UNIQUE),
+                             AfterValidator(_unique)] | None = None
     preparedness_informed: OptBool = None
     displaced: OptBool = None
     fire_hazard: OptBool = None
@@ -344,8 +348,8 @@ class SosialHousehold(BaseModel):
 class SosialMember(BaseModel):
     model_config = _CONFIG
 
-    neglect_flags: Annotated[list[NeglectFlag], Field(max_length=len(NeglectFlag)), AfterValidator(_unique)] | None \
-        = None
+    neglect_flags: Annotated[list[NeglectFlag], Field(max_length=len(NeglectFlag), json_schema_extra=_UNIQUE),
+                             AfterValidator(_unique)] | None = None
     lives_alone: OptBool = None
 
 
