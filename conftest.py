@@ -114,7 +114,7 @@ async def household_app(household_settings: HouseholdSettings, registry: httpx.A
     app = create_household_app(household_settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         # The broker is memory-only and an earlier test may have restarted it: have the registry announce its
-        # state again, as `make run` does, so this late consumer learns every region whatever the test order.
+        # state again, so this late consumer learns every region whatever the test order.
         republished = await registry.post("/api/v1/registry/republish", headers=tokens.admin())
         assert republished.status_code == 200, republished.text
         await _until_regions_known(household_settings.database_url)

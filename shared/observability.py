@@ -41,6 +41,8 @@ HTTP_LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency"
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka", ["service"])
+OUTBOX_RESENT = Counter("outbox_resent_total", "Sent outbox rows sent again to a broker that had lost them",
+                        ["service"])
 OUTBOX_LEADER = Gauge("outbox_relay_leader", "1 while this process is the service's active relay", ["service"])
 CONSUMER_LAG = Gauge("consumer_lag", "Records behind the partition's high watermark",
                      ["service", "group", "topic", "partition"])

@@ -5,7 +5,8 @@ PostgreSQL advisory lock held on its own connection; other replicas stand by) wa
 poll, publishes unpublished rows in id order in batches, and marks them published only after the broker
 acknowledged them. While the broker is down nothing is marked, so nothing is lost; the batch is retried
 with backoff. Rows of one aggregate are written under that aggregate's row lock, so their ids follow
-their commit order and they are published in order.
+their commit order and they are published in order. Sent rows are kept as long as their topic keeps its
+records, so that a broker that lost what it had acknowledged gets that history back (see OutboxRelay).
 """
 
 from __future__ import annotations
@@ -15,27 +16,28 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Iterable
-from datetime import timedelta
 
 import asyncpg
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import asyncpg_url
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
-from shared.events.topics import SpmField
-from shared.kafka import new_producer
-from shared.observability import OUTBOX_BACKLOG, OUTBOX_LEADER, OUTBOX_PUBLISHED, event_id_var
+from shared.events.topics import RETENTION_DAYS, SpmField
+from shared.kafka import client_options, new_producer
+from shared.observability import OUTBOX_BACKLOG, OUTBOX_LEADER, OUTBOX_PUBLISHED, OUTBOX_RESENT, event_id_var
 from shared.settings import ServiceSettings
 from shared.tables import outbox
 
 log = logging.getLogger(__name__)
 
-#: How long published rows are kept (for inspection) before the relay purges them.
-PUBLISHED_RETENTION = timedelta(days=7)
+#: How long a check that the broker still holds what it acknowledged stays good (see OutboxRelay).
+BROKER_CHECK_SECONDS = 5.0
 #: The longest the relay backs off before retrying (a lost connection, a failing broker).
 MAX_BACKOFF_SECONDS = 10.0
 
@@ -80,8 +82,53 @@ async def relay_connection(settings: ServiceSettings) -> asyncpg.Connection:
                                  server_settings={"idle_session_timeout": f"{round(2000 * longest_idle)}ms"})
 
 
+class _BrokerClients:
+    """The leader's clients: the producer, and the two that read what the broker holds (its end offsets)."""
+
+    def __init__(self, settings: ServiceSettings, service: str) -> None:
+        self.producer = new_producer(settings, client_id=f"{service}-outbox")
+        self._admin = AIOKafkaAdminClient(client_id=f"{service}-outbox-check", **client_options(settings))
+        self._offsets = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
+                                         client_id=f"{service}-outbox-check", **client_options(settings))
+
+    async def start(self) -> None:
+        try:
+            await self.producer.start()
+            await self._admin.start()
+            await self._offsets.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for close in (self.producer.stop, self._admin.close, self._offsets.stop):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), 5)
+
+    async def end_offsets(self, topics: set[str]) -> dict[TopicPartition, int]:
+        """The end offset of every partition the broker has of these topics (a missing one is not in the result)."""
+        # Every topic's metadata: naming topics would have a broker that creates topics on use create them.
+        described = await self._admin.describe_topics()
+        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described
+                      if t["topic"] in topics and t["error_code"] == 0 for p in t["partitions"]]
+        return dict(await self._offsets.end_offsets(partitions)) if partitions else {}
+
+
 class OutboxRelay:
-    """Publishes a service's outbox to Kafka; run it as a background task in every replica."""
+    """Publishes a service's outbox to Kafka; run it as a background task in every replica.
+
+    Sent rows stay for their topic's retention (`purge_sent`), and the leader keeps in `outbox_offsets` the end
+    offset the broker acknowledged per topic partition. When it starts leading, whenever it connects afresh (after
+    any failure) and then every BROKER_CHECK_SECONDS, before it publishes or while idle, it compares those with the
+    broker's end offsets (one metadata and one ListOffsets request): a partition that is missing or ends lower means
+    the broker lost records it had acknowledged (a memory-only broker restarted, a topic deleted and created again),
+    and the relay sends that topic's kept rows again, in outbox order and with their event ids, keys and send times,
+    before anything new. A broker that lost nothing ends at or beyond every recorded offset (retention moves a
+    partition's start, never its end), so nothing is sent again. A loss between two checks that the producer rode
+    over by reconnecting shows in the next acknowledgements (a record placed before a recorded end): the history
+    is sent again at once, after that batch. This assumes, as the contract does, that each topic has one
+    publishing service: another producer's records would hide a loss.
+    """
 
     def __init__(self, settings: ServiceSettings, service: str) -> None:
         self.settings = settings
@@ -89,6 +136,8 @@ class OutboxRelay:
         self.is_leader = False
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        #: The leader's copy of outbox_offsets, loaded when it starts leading.
+        self._acknowledged: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         backoff = 0.2
@@ -128,15 +177,17 @@ class OutboxRelay:
                     return
             self._set_leader(True)
             await conn.add_listener(_channel(self.service), lambda *_: self._wake.set())
+            self._acknowledged = {TopicPartition(r["topic"], r["kafka_partition"]): r["end_offset"]
+                                  for r in await conn.fetch("SELECT * FROM outbox_offsets")}
             await self._publish_until_stopped(conn)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 5)
 
     async def _publish_until_stopped(self, conn: asyncpg.Connection) -> None:
-        producer = None
+        broker: _BrokerClients | None = None
         backoff = 0.2
-        purge_due = 0.0
+        purge_due = check_due = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
@@ -148,42 +199,57 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.labels(self.service).set(
                     len(rows) if len(rows) < self.settings.outbox_batch_size
                     else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-                if not rows:
-                    if loop.time() >= purge_due:
-                        await conn.execute("DELETE FROM outbox WHERE published_at < now() - $1::interval",
-                                           PUBLISHED_RETENTION)
-                        purge_due = loop.time() + 600
+                if not rows and loop.time() >= purge_due:
+                    await purge_sent(conn, self.settings)
+                    purge_due = loop.time() + 600
+                # Check with fresh clients (leading anew, or after a failure), and when the last check is old.
+                check = bool(self._acknowledged) and (broker is None or loop.time() >= check_due)
+                if not rows and not check:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval_seconds)
                     continue
                 try:
-                    if producer is None:
-                        producer = new_producer(self.settings, client_id=f"{self.service}-outbox")
-                        await producer.start()
-                    await self._publish(producer, rows)
+                    if broker is None:
+                        broker = _BrokerClients(self.settings, self.service)
+                        await broker.start()
+                    if check:
+                        if lost := await self._lost_topics(broker):
+                            # Fresh clients: a producer that knew the lost topics' partitions would write to them
+                            # without asking the broker for the topics (a memory-only broker then hides the records).
+                            await broker.stop()
+                            broker = _BrokerClients(self.settings, self.service)
+                            await broker.start()
+                            await self._resend(conn, broker.producer, lost)
+                        check_due = loop.time() + BROKER_CHECK_SECONDS
+                    sent = await self._publish(broker.producer, rows)
                     backoff = 0.2
                 except Exception as exc:
-                    # Broker unreachable or refusing: keep the rows, back off, start a fresh producer.
-                    log.warning("outbox publish failed; rows kept for retry",
+                    # Broker unreachable or refusing: keep the rows, back off, start fresh clients.
+                    log.warning("outbox publish (or broker check) failed; rows kept for retry",
                                 extra={"error": repr(exc), "rows": len(rows), "service": self.service})
                     await conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
                                        [r["id"] for r in rows])
-                    if producer is not None:
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(producer.stop(), 5)
-                        producer = None
+                    if broker is not None:
+                        await broker.stop()
+                        broker = None
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                     continue
-                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                                   [r["id"] for r in rows])
+                if not rows:
+                    continue
+                async with conn.transaction():
+                    await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                                       [r["id"] for r in rows])
+                    if self._landed_below_acknowledged(sent):
+                        check_due = 0.0  # the broker lost data since the check: give the history back next round
+                    await self._record(conn, _acknowledged_ends(sent), replace=False)
                 OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         finally:
-            if producer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), 5)
+            if broker is not None:
+                await broker.stop()
 
-    async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record], *,
+                       again: bool = False) -> list[RecordMetadata]:
         # Sends are queued in id order; the producer keeps per-partition order, and we wait for all acks.
         futures = []
         for row in rows:
@@ -191,10 +257,83 @@ class OutboxRelay:
             headers = [("content-type", b"application/cloudevents+json"),
                        ("ce_id", str(row["event_id"]).encode()), ("ce_type", row["event_type"].encode()),
                        ("ce_source", f"/posyandu/{self.service}".encode())]
-            futures.append(await producer.send(row["topic"], value=bytes(row["payload"]),
-                                               key=row["key"].encode(), headers=headers))
+            # A record sent again keeps the time it was first sent: Kafka's time retention counts from it.
+            timestamp_ms = round(row["published_at"].timestamp() * 1000) if again else None
+            futures.append(await producer.send(row["topic"], value=bytes(row["payload"]), key=row["key"].encode(),
+                                               headers=headers, timestamp_ms=timestamp_ms))
         event_id_var.set(None)
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
+
+    async def _lost_topics(self, broker: _BrokerClients) -> list[str]:
+        """The topics of which the broker lacks a partition, or ends one before an offset it acknowledged."""
+        now_ends = await broker.end_offsets({tp.topic for tp in self._acknowledged})
+        return sorted({tp.topic for tp, end in self._acknowledged.items() if now_ends.get(tp, -1) < end})
+
+    async def _resend(self, conn: asyncpg.Connection, producer: AIOKafkaProducer, lost: list[str]) -> None:
+        """Send the kept rows of these topics again, in outbox order, then record where they are now."""
+        log.warning("the broker lost events it had acknowledged; sending the kept ones again",
+                    extra={"topics": lost, "service": self.service})
+        await purge_sent(conn, self.settings)
+        ends: dict[TopicPartition, int] = {}
+        after = resent = 0
+        while rows := await conn.fetch(
+                "SELECT id, topic, key, payload, event_id, event_type, published_at FROM outbox "
+                "WHERE published_at IS NOT NULL AND topic = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3",
+                lost, after, self.settings.outbox_batch_size):
+            for tp, end in _acknowledged_ends(await self._publish(producer, rows, again=True)).items():
+                ends[tp] = max(ends.get(tp, 0), end)
+            after, resent = rows[-1]["id"], resent + len(rows)
+            OUTBOX_RESENT.labels(self.service).inc(len(rows))
+        # Only now, with the whole history back, do the lower offsets replace the recorded ones: an interrupted
+        # resend is detected again and started over (the copies it leaves share their event ids).
+        async with conn.transaction():
+            await conn.execute("DELETE FROM outbox_offsets WHERE topic = ANY($1::text[])", lost)
+            self._acknowledged = {tp: end for tp, end in self._acknowledged.items() if tp.topic not in lost}
+            await self._record(conn, ends, replace=True)
+        log.warning("the kept events are on the broker again",
+                    extra={"topics": lost, "records": resent, "service": self.service})
+
+    def _landed_below_acknowledged(self, sent: list[RecordMetadata]) -> bool:
+        return any(md.offset < self._acknowledged.get(md.topic_partition, 0) for md in sent)
+
+    async def _record(self, conn: asyncpg.Connection, ends: dict[TopicPartition, int], *, replace: bool) -> None:
+        """Record end offsets the broker acknowledged. Outside a resend an offset never goes down, so a loss that a
+        batch revealed is still detected at the next check."""
+        if not ends:
+            return
+        await conn.execute(
+            "INSERT INTO outbox_offsets AS o (topic, kafka_partition, end_offset) "
+            "SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) "
+            "ON CONFLICT (topic, kafka_partition) DO UPDATE SET end_offset = "
+            + ("excluded.end_offset" if replace else "greatest(o.end_offset, excluded.end_offset)"),
+            [tp.topic for tp in ends], [tp.partition for tp in ends], list(ends.values()))
+        for tp, end in ends.items():
+            self._acknowledged[tp] = end if replace else max(self._acknowledged.get(tp, 0), end)
+
+
+def _acknowledged_ends(sent: list[RecordMetadata]) -> dict[TopicPartition, int]:
+    """Per partition, an end offset a broker that keeps these acknowledged records reports at least: the offset of
+    the first record this batch put there, plus one. (Not its last record's: Tansu reports the first offset of a
+    partition's last record batch, plus one, as its end.)"""
+    ends: dict[TopicPartition, int] = {}
+    for md in sent:
+        ends[md.topic_partition] = min(ends.get(md.topic_partition, md.offset + 1), md.offset + 1)
+    return ends
+
+
+async def purge_sent(conn: asyncpg.Connection, settings: ServiceSettings) -> int:
+    """Delete sent rows older than their topic keeps records (OUTBOX_RETENTION_DAYS for every topic when set);
+    returns how many. Rows of a topic kept forever, or unknown to the catalogue, stay."""
+    if settings.outbox_retention_days is not None:
+        done = await conn.execute("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                                  settings.outbox_retention_days * 86400)
+    else:
+        kept = {topic: days for topic, days in RETENTION_DAYS.items() if days is not None}
+        done = await conn.execute(
+            "DELETE FROM outbox o USING unnest($1::text[], $2::float8[]) AS r(topic, days) "
+            "WHERE o.topic = r.topic AND o.published_at < now() - make_interval(secs => r.days * 86400)",
+            list(kept), [float(d) for d in kept.values()])
+    return int(done.split()[-1])
 
 
 def outbox_entry(event_type: EventType, data: BaseModel, *, subject: str, key: str | None = None,

@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Sent rows are kept this many days for every topic; unset, as long as each topic keeps its records in Kafka
+    # (shared/events/topics.py RETENTION_DAYS). A broker that lost its data gets the kept rows again.
+    outbox_retention_days: float | None = Field(default=None, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
 
     @property

@@ -27,6 +27,19 @@ outbox = sa.Table(
 )
 # The relay reads only unpublished rows: a partial index keeps that cheap however long the history.
 sa.Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+# Sent rows are kept for their topic's retention; the purge finds the expired ones of a topic by this index.
+sa.Index("ix_outbox_sent", outbox.c.topic, outbox.c.published_at, postgresql_where=outbox.c.published_at.isnot(None))
+
+#: Per topic partition, the end offset the broker acknowledged to the relay (the offset of its last record + 1). A
+#: broker that now reports less, or lacks the partition, lost records it had acknowledged: the relay sends the
+#: retained rows of that topic again (shared/outbox.py).
+outbox_offsets = sa.Table(
+    "outbox_offsets",
+    platform_metadata,
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("kafka_partition", sa.Integer, primary_key=True),
+    sa.Column("end_offset", sa.BigInteger, nullable=False),
+)
 
 inbox = sa.Table(
     "inbox",

