@@ -109,8 +109,9 @@ def _claims_to_principal(claims: dict[str, Any]) -> Principal:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = str(first["loc"][0]) if first["loc"] else "claims"
+        message = first["msg"].removeprefix("Value error, ")
         # The message names the claim, never its value (a token's content does not belong in a response).
-        raise Unauthorized(f"The token's claims are invalid: {where}: {first['msg'].removeprefix('Value error, ')}.") from None
+        raise Unauthorized(f"The token's claims are invalid: {where}: {message}.") from None
     return Principal(sub=checked.sub, role=checked.role, posyandu_ids=frozenset(checked.posyandu_ids),
                      agency_id=checked.agency_id, fields=frozenset(checked.fields),
                      region_prefix=checked.region_prefix)

@@ -18,7 +18,10 @@ class ServiceSettings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: str = "INFO"
-    port: int | None = None
+    # Loopback by default: the local stack's tokens are signed with a published secret, so a service must not be
+    # reachable from the network unless asked. A container sets HOST=0.0.0.0 (its own network namespace).
+    host: str = Field(default="127.0.0.1", pattern=r"^[0-9A-Za-z.:-]+$", max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     database_url: str = "postgresql://postgres@localhost:5432/postgres"
     database_pool_size: int = Field(default=10, ge=1, le=200)

@@ -74,6 +74,7 @@ DOCUMENTED_SETTINGS = frozenset(
         "AUTH_AUDIENCE",
         "AUTH_JWT_SECRET",
         "LOG_LEVEL",
+        "HOST",
         "PORT",
         "MAX_BODY_BYTES",
         "SUPPRESSION_THRESHOLD",
@@ -402,6 +403,8 @@ def test_services_take_secrets_from_the_operator_made_secrets(objects: tuple[Obj
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         env = environment(objects, container)
+        # The services listen on loopback unless HOST says otherwise: probes and the Service need the pod address.
+        assert env["HOST"] == "0.0.0.0", service
         assert env["PORT"] == str(port)
         assert container["ports"][0]["containerPort"] == port
         assert env["DATABASE_URL"]["secretKeyRef"]["name"] == f"{service}-database-url"
