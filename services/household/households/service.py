@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import may_register_at, writable_household
+from services.household.dates import latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
 from services.household.households.schemas import (
     HouseholdCreate,
@@ -29,7 +30,7 @@ from services.household.identifiers import (
     parse_kk,
     parse_nik,
 )
-from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Member
+from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Measurement, Member
 from shared.auth import Principal
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -78,7 +79,7 @@ async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> Kn
 
 def _check_kk(kk_number: str) -> None:
     try:
-        parse_kk(kk_number)
+        parse_kk(kk_number, today=latest_allowed())
     except IdentifierError as exc:
         raise _invalid("kk_number", str(exc)) from exc
 
@@ -95,7 +96,7 @@ async def _check_kk_free(session: AsyncSession, kk_number: str, household_id: uu
 def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
     """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
     try:
-        info = parse_nik(nik)
+        info = parse_nik(nik, today=latest_allowed())
     except IdentifierError as exc:
         raise _invalid(field, str(exc)) from exc
     if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
@@ -152,6 +153,15 @@ async def _insert_members(session: AsyncSession, household: Household,
     await session.flush()
     await flag_likely_duplicates(session, household, members)
     return members
+
+
+async def _check_measured_after_birth(session: AsyncSession, member_id: uuid.UUID, birth_date: date) -> None:
+    """422 when a new birth date would put the member's recorded measurements before the birth."""
+    first = await session.scalar(sa.select(sa.func.min(Measurement.measured_on)).where(
+        col(Measurement.member_id) == member_id))
+    if first is not None and first < birth_date:
+        raise _invalid("body.birth_date", f"The member has a measurement dated {first.isoformat()}, before this "
+                                          "birth date.")
 
 
 def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
@@ -261,6 +271,8 @@ async def update_member(*, session: AsyncSession, principal: Principal, househol
         return household, member
     merged = {**member.model_dump(), **changes}
     _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
+    if "birth_date" in changes:
+        await _check_measured_after_birth(session, member.id, changes["birth_date"])
     if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
         changes["nik_region_mismatch"] = _nik_mismatch(
             merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"], village_code=household.village_code,
