@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import may_register_at, writable_household
+from services.household.access import may_register_at, read_basis, writable_household
 from services.household.dates import latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
 from services.household.households.schemas import (
@@ -77,6 +77,14 @@ async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> Kn
     return posyandu
 
 
+def _check_served_by(posyandu: KnownPosyandu, village_code: str, field: str = "village_code") -> None:
+    """A household lives in the district (kecamatan, 6 digits) of its posyandu's village (README: Decisions)."""
+    district = posyandu.village_code[:6]
+    if village_code[:6] != district:
+        raise _invalid(field, f"Village {village_code} is outside district {district}, which posyandu "
+                              f"{posyandu.id} serves: a household registers at a posyandu of its own district.")
+
+
 def _check_kk(kk_number: str) -> None:
     try:
         parse_kk(kk_number, today=latest_allowed())
@@ -84,13 +92,27 @@ def _check_kk(kk_number: str) -> None:
         raise _invalid("kk_number", str(exc)) from exc
 
 
-async def _check_kk_free(session: AsyncSession, kk_number: str, household_id: uuid.UUID | None) -> None:
+async def _may_read(session: AsyncSession, principal: Principal, household_id: uuid.UUID) -> bool:
+    holder = await session.get(Household, household_id)
+    return holder is not None and await read_basis(session, principal, holder) is not None
+
+
+async def _check_kk_free(session: AsyncSession, principal: Principal, kk_number: str,
+                         household_id: uuid.UUID | None) -> None:
+    """409 if another live household has the KK number, naming it only to a caller who may read it."""
     query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
     if household_id is not None:
         query = query.where(Household.id != household_id)
     existing = (await session.execute(query)).scalars().first()
-    if existing is not None:
-        raise Conflict(f"A live household already has this KK number: {existing}.", existing_household_id=str(existing))
+    if existing is None:
+        return
+    if await _may_read(session, principal, existing):
+        raise Conflict(f"A live household already has this KK number: {existing}.",
+                       errors=[{"field": "kk_number", "message": f"already registered to household {existing}"}],
+                       existing_household_id=str(existing))
+    # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
+    raise Conflict("This KK number is already registered.",
+                   errors=[{"field": "kk_number", "message": "already registered"}])
 
 
 def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
@@ -105,17 +127,28 @@ def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, fi
     return nik_region_mismatch(info, village_code)
 
 
-async def _check_niks_free(session: AsyncSession, niks: list[str], member_id: uuid.UUID | None = None) -> None:
-    """409 if a live member (other than `member_id`) already holds one of the NIKs; one query for them all."""
+async def _check_niks_free(session: AsyncSession, principal: Principal, niks: dict[str, str],
+                           member_id: uuid.UUID | None = None) -> None:
+    """409 if a live member (other than `member_id`) already holds one of the NIKs (by field path); one query.
+
+    The holder is named only to a caller who may read the holder's household.
+    """
     if not niks:
         return
-    query = select(Member.id, Member.household_id).where(col(Member.nik).in_(niks), Member.status == "active")
+    query = select(Member.id, Member.household_id, Member.nik).where(col(Member.nik).in_(list(niks.values())),
+                                                                     Member.status == "active")
     if member_id is not None:
         query = query.where(Member.id != member_id)
     existing = (await session.execute(query.limit(1))).first()
-    if existing is not None:
-        raise Conflict(f"This NIK belongs to member {existing.id} of household {existing.household_id}.",
+    if existing is None:
+        return
+    field = next(f for f, nik in niks.items() if nik == existing.nik)
+    if await _may_read(session, principal, existing.household_id):
+        holder = f"member {existing.id} of household {existing.household_id}"
+        raise Conflict(f"This NIK belongs to {holder}.",
+                       errors=[{"field": field, "message": f"already registered to {holder}"}],
                        existing_member_id=str(existing.id), existing_household_id=str(existing.household_id))
+    raise Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
 
 
 def household_data(h: Household) -> ev.HouseholdData:
@@ -138,17 +171,19 @@ async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Ho
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
 
 
-async def _insert_members(session: AsyncSession, household: Household,
+async def _insert_members(session: AsyncSession, principal: Principal, household: Household,
                           payloads: list[tuple[str, MemberCreate]]) -> list[Member]:
     """Validates and inserts members (field path, payload) with a constant number of statements, however many."""
-    members = []
+    members, niks = [], {}
     for field, payload in payloads:
         _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
         mismatch = payload.nik is not None and _nik_mismatch(
             payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=household.village_code,
             field=f"{field}.nik")
         members.append(Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch))
-    await _check_niks_free(session, [m.nik for m in members if m.nik])
+        if payload.nik is not None:
+            niks[f"{field}.nik"] = payload.nik
+    await _check_niks_free(session, principal, niks)
     session.add_all(members)
     await session.flush()
     await flag_likely_duplicates(session, household, members)
@@ -177,17 +212,19 @@ async def register(*, session: AsyncSession, principal: Principal,
     if not may_register_at(principal, payload.posyandu_id):
         raise Forbidden("You may register households only at your own posyandu.")
     _check_kk(payload.kk_number)
-    await _require_posyandu(session, payload.posyandu_id)
+    posyandu = await _require_posyandu(session, payload.posyandu_id)
     await _require_village(session, payload.village_code)
+    _check_served_by(posyandu, payload.village_code)
     niks = [m.nik for m in payload.members if m.nik]
     if len(niks) != len(set(niks)):
         raise _invalid("members", "The same NIK appears twice in this household.")
-    await _check_kk_free(session, payload.kk_number, None)
+    await _check_kk_free(session, principal, payload.kk_number, None)
     household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
     session.add(household)
     session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
                                 recorded_by=principal.sub))
-    members = await _insert_members(session, household, [(f"members.{i}", m) for i, m in enumerate(payload.members)])
+    members = await _insert_members(session, principal, household,
+                                    [(f"members.{i}", m) for i, m in enumerate(payload.members)])
     await enqueue(session, ev.HOUSEHOLD_REGISTERED.publisher, [
         _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
         *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
@@ -213,7 +250,7 @@ async def update(*, session: AsyncSession, principal: Principal, household_id: u
     now = datetime.now(UTC)
     if "kk_number" in changes:
         _check_kk(changes["kk_number"])
-        await _check_kk_free(session, changes["kk_number"], household.id)
+        await _check_kk_free(session, principal, changes["kk_number"], household.id)
         await session.execute(sa.update(KkNumberHistory).where(
             col(KkNumberHistory.household_id) == household.id, col(KkNumberHistory.valid_to).is_(None)
         ).values(valid_to=now))
@@ -233,11 +270,15 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     """Moves a household to another posyandu (and village); its profile, needs and referrals stay with it."""
     household = await writable_household(session, principal, household_id)
     check_if_match(if_match, household.version)
-    await _require_posyandu(session, payload.posyandu_id)
+    posyandu = await _require_posyandu(session, payload.posyandu_id)
     if payload.village_code is not None:
         await _require_village(session, payload.village_code)
+        _check_served_by(posyandu, payload.village_code)
         household.village_code = payload.village_code
         household.needs_reassignment = False
+    else:
+        # Staying in its village: the new posyandu must serve that village's district (else give village_code).
+        _check_served_by(posyandu, household.village_code, field="posyandu_id")
     previous = household.posyandu_id
     household.posyandu_id = payload.posyandu_id
     household.version += 1
@@ -253,7 +294,7 @@ async def add_member(*, session: AsyncSession, principal: Principal, household_i
                      payload: MemberCreate) -> tuple[Household, Member]:
     """Adds a member to a household."""
     household = await writable_household(session, principal, household_id)
-    [member] = await _insert_members(session, household, [("body", payload)])
+    [member] = await _insert_members(session, principal, household, [("body", payload)])
     await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
     return household, member
 
@@ -277,7 +318,7 @@ async def update_member(*, session: AsyncSession, principal: Principal, househol
         changes["nik_region_mismatch"] = _nik_mismatch(
             merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"], village_code=household.village_code,
             field="body.nik")
-        await _check_niks_free(session, [merged["nik"]], member.id)
+        await _check_niks_free(session, principal, {"body.nik": merged["nik"]}, member.id)
     for key, value in changes.items():
         setattr(member, key, value)
     member.version += 1
