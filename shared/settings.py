@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -9,6 +10,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The HS256 secret of the local stack and the tests; refused in production.
 DEV_JWT_SECRET = "posyandu-local-development-secret-do-not-use-in-production"  # noqa: S105 (public on purpose)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceSettings(BaseSettings):
@@ -44,7 +54,8 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
     kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
 
-    auth_jwt_secret: str | None = DEV_JWT_SECRET
+    # Unset: the development secret outside production, none in production (which refuses it).
+    auth_jwt_secret: str | None = None
     auth_jwks_url: str | None = None
     auth_algorithms: str = "HS256"
     auth_issuer: str | None = None
@@ -63,7 +74,12 @@ class ServiceSettings(BaseSettings):
         return [a.strip() for a in self.auth_algorithms.split(",") if a.strip()]
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> ServiceSettings:
+    def _refuse_unsafe_auth(self) -> ServiceSettings:
+        if self.auth_jwt_secret is None and self.environment != "production":
+            self.auth_jwt_secret = DEV_JWT_SECRET
+        if self.auth_jwt_secret == DEV_JWT_SECRET and not _is_loopback(self.host):
+            raise ValueError(f"the development secret is public: a service accepting it must listen on loopback "
+                             f"only, not HOST={self.host}; set AUTH_JWT_SECRET or AUTH_JWKS_URL")
         if self.environment == "production":
             if self.auth_jwt_secret == DEV_JWT_SECRET or (self.auth_jwt_secret and not self.auth_jwks_url
                                                           and len(self.auth_jwt_secret) < 32):

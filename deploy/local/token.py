@@ -56,7 +56,7 @@ def local_token(role: str, *, sub: str | None = None, posyandu: Sequence[str] | 
     if not 1 <= hours <= MAX_TOKEN_HOURS:
         raise TokenRequestError(f"--hours: between 1 and {MAX_TOKEN_HOURS}")
     claims: dict[str, Any] = {"posyandu_ids": None if posyandu is None else list(posyandu), "agency_id": agency,
-              "fields": None if fields is None else list(fields), "region_prefix": region}
+                             "fields": None if fields is None else list(fields), "region_prefix": region}
     given = {name for name, value in claims.items() if value is not None}
     if stray := sorted(given - CLAIMS_OF_ROLE[checked_role]):
         raise TokenRequestError(f"{', '.join(OPTION_OF_CLAIM[c] for c in stray)}: not a claim of the {role} role")
