@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -37,6 +40,9 @@ from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 from shared.outbox import enqueue, outbox_entry, publish
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class MemberNotFound(NotFound):
@@ -113,6 +119,28 @@ async def _check_kk_free(session: AsyncSession, principal: Principal, kk_number:
     # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
     raise Conflict("This KK number is already registered.",
                    errors=[{"field": "kk_number", "message": "already registered"}])
+
+
+#: The unique indexes a concurrent registration can trip after this request's checks, and the field each guards.
+_UNIQUE_FIELDS = {"uq_households_live_kk": "kk_number", "uq_members_live_nik": "nik"}
+
+
+def _taken_concurrently(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A request that took the KK number or a NIK between this one's check and its insert: a bare 409 too."""
+
+    @functools.wraps(write)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await write(*args, **kwargs)
+        except IntegrityError as exc:
+            field = next((f for index, f in _UNIQUE_FIELDS.items() if index in str(exc.orig)), None)
+            if getattr(exc.orig, "sqlstate", None) != "23505" or field is None:
+                raise
+            what = "KK number" if field == "kk_number" else "NIK"
+            raise Conflict(f"This {what} was registered at the same moment by another request.",
+                           errors=[{"field": field, "message": "already registered"}]) from None
+
+    return guarded
 
 
 def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
@@ -206,6 +234,7 @@ def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str
         raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
 
 
+@_taken_concurrently
 async def register(*, session: AsyncSession, principal: Principal,
                    payload: HouseholdCreate) -> tuple[Household, list[Member]]:
     """Registers a household (KK) with its members at a posyandu the caller serves."""
@@ -239,6 +268,7 @@ async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_
     return list((await session.execute(query)).scalars().all())
 
 
+@_taken_concurrently
 async def update(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdUpdate,
                  if_match: str | None) -> Household:
     """Updates a household; a new KK number keeps the household (and its history), never a new one."""
@@ -290,6 +320,7 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     return household
 
 
+@_taken_concurrently
 async def add_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                      payload: MemberCreate) -> tuple[Household, Member]:
     """Adds a member to a household."""
@@ -299,6 +330,7 @@ async def add_member(*, session: AsyncSession, principal: Principal, household_i
     return household, member
 
 
+@_taken_concurrently
 async def update_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                         member_id: uuid.UUID, payload: MemberUpdate, if_match: str | None) -> tuple[Household, Member]:
     """Updates a member; a NIK is checked against the (possibly updated) birth date and sex."""

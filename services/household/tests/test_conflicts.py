@@ -3,8 +3,12 @@ household: to anyone else it is a bare "already registered" (no existence oracle
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+import uuid
 from datetime import date
+from typing import Any
 
 import asyncpg
 import httpx
@@ -70,3 +74,32 @@ async def test_a_caller_who_may_read_the_holder_is_told_which_it_is(
         again = await household.post("/api/v1/households", json=household_body(posyandu,
                                      kk_number=holder["kk_number"]), headers=headers)
         assert again.status_code == 409 and again.json()["existing_household_id"] == holder["id"]
+
+
+async def test_a_registration_racing_another_is_a_409_not_a_500(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection,
+        household_settings: Any) -> None:
+    """Another transaction takes the KK number after this request's check and before its insert: still a 409."""
+    posyandu = await known_posyandu(registry, household_db)
+    body = household_body(posyandu)
+    rival = await asyncpg.connect(household_settings.database_url)
+    try:
+        transaction = rival.transaction()
+        await transaction.start()
+        await rival.execute(
+            "INSERT INTO households (id, kk_number, village_code, posyandu_id, status, needs_reassignment, version, "
+            "created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, 'active', false, 1, 'rival', now(), now())",
+            uuid.uuid4(), body["kk_number"], body["village_code"], uuid.UUID(posyandu))
+        # The request passes its check (the rival's row is not committed), then waits on the unique index.
+        request = asyncio.create_task(household.post("/api/v1/households", json=body,
+                                                     headers=tokens.kader([posyandu])))
+        deadline = time.monotonic() + 30
+        while not await household_db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%'"):
+            assert time.monotonic() < deadline and not request.done(), "the request never waited on the rival"
+            await asyncio.sleep(0.05)
+        await transaction.commit()
+        response = await request
+    finally:
+        await rival.close()
+    assert_bare_conflict(response)
