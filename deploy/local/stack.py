@@ -49,6 +49,8 @@ def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBrok
     return {
         **os.environ,
         "ENVIRONMENT": "local",
+        # Loopback, whatever the shell exports as HOST: the stack's tokens are signed with a published secret.
+        "HOST": "127.0.0.1",
         "PORT": str(port),
         "DATABASE_URL": pg.dsn(name),
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
