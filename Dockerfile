@@ -24,9 +24,11 @@ RUN pip install --no-cache-dir .
 # ---- runtime: the virtualenv on a clean base, run as an unprivileged user
 FROM python:3.11-slim-trixie AS runtime
 
+# HOST: the services listen on loopback by default; in a container they must listen on its own network namespace.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0
 
 # uid/gid 10001 match the pods' runAsUser/runAsGroup; no home, no login shell.
 RUN groupadd --system --gid 10001 posyandu \

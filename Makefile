@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 SERVICES := registry household referral reporting
 
-.PHONY: run test lint typecheck arch fmt asyncapi clean bench
+.PHONY: run test lint typecheck arch fmt asyncapi clean bench token
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/python -m deploy.local.stack
+
+# A bearer token for the local stack: make -s token ROLE=opd AGENCY=<uuid> FIELDS=kesehatan,sosial
+# (ROLE=kader POSYANDU=<uuid,...>, ROLE=pembina REGION=3171, any role SUB=<name>, HOURS=<1-24>).
+token: $(STAMP)
+	@$(BIN)/python -m deploy.local.token --role "$(ROLE)" $(if $(SUB),--sub "$(SUB)") \
+		$(if $(POSYANDU),--posyandu "$(POSYANDU)") $(if $(AGENCY),--agency "$(AGENCY)") \
+		$(if $(FIELDS),--fields "$(FIELDS)") $(if $(REGION),--region "$(REGION)") $(if $(HOURS),--hours "$(HOURS)")
 
 # Benchmarks on a private stack (temporary data dir, free ports); BENCH_SCALE=full for the issue's sizes.
 bench: $(STAMP)

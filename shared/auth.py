@@ -12,9 +12,21 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.errors import Forbidden, Unauthorized
 from shared.events.topics import SpmField
+from shared.region_codes import REGION_PREFIX_PATTERN
 from shared.settings import ServiceSettings
 
 
@@ -48,25 +60,61 @@ class Principal:
         return self.region_prefix if self.role is Role.PEMBINA else None
 
 
+#: Bounds on what a token may carry (an IdP misconfiguration must not become an unbounded audit row or query).
+MAX_SUB_LENGTH = 200
+MAX_POSYANDU_IDS = 100
+#: A JWT NumericDate: a JSON number, never a numeric string (PyJWT's int() would accept "1700000000") or a bool.
+NumericDate = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
+
+
+class TokenClaims(BaseModel):
+    """The claims of the contract (DESIGN.md §4), checked strictly; other claims (iss, aud, jti, ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sub: StrictStr = Field(min_length=1, max_length=MAX_SUB_LENGTH)
+    role: Role
+    exp: NumericDate
+    iat: NumericDate | None = None
+    nbf: NumericDate | None = None
+    posyandu_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_POSYANDU_IDS)
+    agency_id: uuid.UUID | None = None
+    fields: list[SpmField] = Field(default_factory=list, max_length=len(SpmField))
+    # ASCII digits only: str.isdigit() and \d would take Arabic-Indic or fullwidth digits.
+    region_prefix: StrictStr | None = Field(default=None, pattern=REGION_PREFIX_PATTERN)
+
+    @field_validator("sub")
+    @classmethod
+    def _printable_subject(cls, sub: str) -> str:
+        # The subject becomes the actor of audit rows: it must name someone, on one line.
+        if not sub.strip() or not sub.isprintable():
+            raise ValueError("must be a printable, non-blank string")
+        return sub
+
+    @model_validator(mode="after")
+    def _claims_of_the_role(self) -> TokenClaims:
+        if self.role is Role.KADER and not self.posyandu_ids:
+            raise ValueError("a kader token needs a non-empty posyandu_ids")
+        if self.role is Role.OPD and (self.agency_id is None or not self.fields):
+            raise ValueError("an opd token needs agency_id and a non-empty fields")
+        if self.role is Role.PEMBINA and self.region_prefix is None:
+            raise ValueError("a pembina token needs a region_prefix")
+        return self
+
+
 def _claims_to_principal(claims: dict[str, Any]) -> Principal:
+    """The caller the verified claims describe; 401 naming the first claim that is missing or invalid."""
     try:
-        role = Role(claims["role"])
-        sub = str(claims["sub"])
-        posyandu_ids = frozenset(uuid.UUID(str(p)) for p in claims.get("posyandu_ids") or [])
-        agency_id = uuid.UUID(str(claims["agency_id"])) if claims.get("agency_id") else None
-        fields = frozenset(SpmField(f) for f in claims.get("fields") or [])
-        region_prefix = claims.get("region_prefix")
-    except (KeyError, ValueError, TypeError) as exc:
-        raise Unauthorized("The token's claims are incomplete or invalid.") from exc
-    if region_prefix is not None and (not isinstance(region_prefix, str) or not region_prefix.isdigit()
-                                      or len(region_prefix) not in (2, 4, 6, 10)):
-        raise Unauthorized("The token's region_prefix is not a region code.")
-    if role is Role.PEMBINA and not region_prefix:
-        raise Unauthorized("A pembina token needs a region_prefix.")
-    if role is Role.OPD and (agency_id is None or not fields):
-        raise Unauthorized("An opd token needs agency_id and fields.")
-    return Principal(sub=sub, role=role, posyandu_ids=posyandu_ids, agency_id=agency_id, fields=fields,
-                     region_prefix=region_prefix)
+        checked = TokenClaims.model_validate(claims)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = str(first["loc"][0]) if first["loc"] else "claims"
+        message = first["msg"].removeprefix("Value error, ")
+        # The message names the claim, never its value (a token's content does not belong in a response).
+        raise Unauthorized(f"The token's claims are invalid: {where}: {message}.") from None
+    return Principal(sub=checked.sub, role=checked.role, posyandu_ids=frozenset(checked.posyandu_ids),
+                     agency_id=checked.agency_id, fields=frozenset(checked.fields),
+                     region_prefix=checked.region_prefix)
 
 
 class TokenVerifier:

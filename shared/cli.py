@@ -17,6 +17,12 @@ from shared.settings import ServiceSettings
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Any], None]]
 
 
+def server_options(service: str, settings: ServiceSettings) -> dict[str, Any]:
+    """How `serve` runs uvicorn: on HOST (loopback by default) and PORT."""
+    return {"app": f"services.{service}.app:create_app", "factory": True, "host": settings.host,
+            "port": settings.port or 8000, "log_config": None, "access_log": False, "timeout_graceful_shutdown": 20}
+
+
 def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], ServiceSettings],
             asyncapi: Callable[[], dict[str, Any]], extra: dict[str, Command] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
@@ -29,8 +35,7 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
     args = parser.parse_args()
     settings = settings_factory()
     if args.command == "serve":
-        uvicorn.run(f"services.{service}.app:create_app", factory=True, host="0.0.0.0", port=settings.port or 8000,
-                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
+        uvicorn.run(**server_options(service, settings))
     elif args.command == "migrate":
         upgrade(service_dir, settings.database_url)
     elif args.command == "asyncapi":

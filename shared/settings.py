@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -11,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "posyandu-local-development-secret-do-not-use-in-production"  # noqa: S105 (public on purpose)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ServiceSettings(BaseSettings):
     """Database, broker, auth and HTTP settings shared by all services."""
 
@@ -18,7 +28,10 @@ class ServiceSettings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: str = "INFO"
-    port: int | None = None
+    # Loopback by default: the local stack's tokens are signed with a published secret, so a service must not be
+    # reachable from the network unless asked. A container sets HOST=0.0.0.0 (its own network namespace).
+    host: str = Field(default="127.0.0.1", pattern=r"^[0-9A-Za-z.:-]+$", max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     database_url: str = "postgresql://postgres@localhost:5432/postgres"
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -41,7 +54,8 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
     kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
 
-    auth_jwt_secret: str | None = DEV_JWT_SECRET
+    # Unset: the development secret outside production, none in production (which refuses it).
+    auth_jwt_secret: str | None = None
     auth_jwks_url: str | None = None
     auth_algorithms: str = "HS256"
     auth_issuer: str | None = None
@@ -63,7 +77,12 @@ class ServiceSettings(BaseSettings):
         return [a.strip() for a in self.auth_algorithms.split(",") if a.strip()]
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> ServiceSettings:
+    def _refuse_unsafe_auth(self) -> ServiceSettings:
+        if self.auth_jwt_secret is None and self.environment != "production":
+            self.auth_jwt_secret = DEV_JWT_SECRET
+        if self.auth_jwt_secret == DEV_JWT_SECRET and not _is_loopback(self.host):
+            raise ValueError(f"the development secret is public: a service accepting it must listen on loopback "
+                             f"only, not HOST={self.host}; set AUTH_JWT_SECRET or AUTH_JWKS_URL")
         if self.environment == "production":
             if self.auth_jwt_secret == DEV_JWT_SECRET or (self.auth_jwt_secret and not self.auth_jwks_url
                                                           and len(self.auth_jwt_secret) < 32):

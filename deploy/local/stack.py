@@ -34,6 +34,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, _die_with_parent, free_port
+from deploy.local.token import LOCAL_TOKEN_HOURS, local_token
 from shared.auth import Role, mint_token
 from shared.events.topics import ALL_TOPICS
 from shared.settings import DEV_JWT_SECRET
@@ -61,6 +62,8 @@ def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBrok
     return {
         **os.environ,
         "ENVIRONMENT": "local",
+        # Loopback, whatever the shell exports as HOST: the stack's tokens are signed with a published secret.
+        "HOST": "127.0.0.1",
         "PORT": str(port),
         "DATABASE_URL": pg.dsn(name),
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -107,18 +110,20 @@ async def wait_ready(url: str, within: float = 60) -> None:
     raise TimeoutError(f"{url} did not become ready in {within}s")
 
 
-def dev_tokens(demo_posyandu: list[str], demo_agency: str | None, expires_in: int = 30 * 24 * 3600) -> dict[str, str]:
-    """One token per role, scoped to the demo data (kader of Gambir's posyandu, pembina of Jakarta Pusat)."""
-    return {
-        "admin": mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="admin-dev", expires_in=expires_in),
-        "kader": mint_token(DEV_JWT_SECRET, Role.KADER, sub="kader-dev", expires_in=expires_in,
-                            posyandu_ids=demo_posyandu),
-        "opd": mint_token(DEV_JWT_SECRET, Role.OPD, sub="opd-dev", expires_in=expires_in, agency_id=demo_agency,
-                          fields=["kesehatan"]),
-        "pembina": mint_token(DEV_JWT_SECRET, Role.PEMBINA, sub="pembina-dev", expires_in=expires_in,
-                              region_prefix="3171"),
-        "service": mint_token(DEV_JWT_SECRET, Role.SERVICE, sub="service-dev", expires_in=expires_in),
-    }
+def dev_tokens(demo_posyandu: list[str], demo_agency: str | None) -> dict[str, str]:
+    """One token per role, scoped to the demo data (kader of Gambir's posyandu, pembina of Jakarta Pusat).
+
+    They live LOCAL_TOKEN_HOURS: printed on a terminal and signed with a published secret. A role whose demo data
+    is missing gets no token rather than one the services refuse; `make token` mints any other.
+    """
+    tokens = {"admin": local_token("admin", sub="admin-dev")}
+    if demo_posyandu:
+        tokens["kader"] = local_token("kader", sub="kader-dev", posyandu=demo_posyandu)
+    if demo_agency:
+        tokens["opd"] = local_token("opd", sub="opd-dev", agency=demo_agency, fields=["kesehatan"])
+    tokens["pembina"] = local_token("pembina", sub="pembina-dev", region="3171")
+    tokens["service"] = local_token("service", sub="service-dev")
+    return tokens
 
 
 def demo_reference_date(path: Path | None = None) -> date:
@@ -234,7 +239,8 @@ def main() -> None:
             print(f"  dashboard  {urls['reporting']}/dashboard?token=<a token below>")
         print(f"  kafka      {broker.bootstrap_servers}")
         print(f"  postgres   {pg.dsn('<service>')}")
-        print(f"\nBearer tokens (also in {DATA / 'dev-tokens.json'}):")
+        print(f"\nBearer tokens, valid {LOCAL_TOKEN_HOURS} h (also in {DATA / 'dev-tokens.json'}; "
+              "`make token` mints others):")
         for role, token in tokens.items():
             print(f"  {role:<8} {token}")
         print(f"\nLogs in {DATA}/*.log. Ctrl-C stops everything.", flush=True)

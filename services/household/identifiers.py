@@ -5,7 +5,8 @@ Both are 16 ASCII digits: ``PPKKCC`` (the district code of registration or issue
 it is the issue date, without the +40 rule.
 
 Two-digit years are resolved to the latest century that does not put the date after ``today``: ``250101`` read on
-2025-06-01 is 2025-01-01, read on 2024-06-01 it is 1925-01-01. A person may thus be 100 years older than the NIK
+2025-06-01 is 2025-01-01, read on 2024-06-01 it is 1925-01-01 (for a KK number that is before any KK was issued,
+so the number is refused as dated in the future). A person may thus be 100 years older than the NIK
 says; :func:`check_nik_against_member` compares the day, the month and the two-digit year only, so it does not
 report such a person's real birth date as a disagreement.
 
@@ -21,6 +22,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
+
+from services.household.dates import KK_ISSUE_FLOOR
 
 __all__ = [
     "PROVINCE_CODES",
@@ -151,12 +154,17 @@ def parse_nik(nik: str, *, known_province_codes: Collection[str] | None = None, 
 def parse_kk(kk: str, *, today: date | None = None, known_province_codes: Collection[str] | None = None) -> KkInfo:
     """Validate a KK number and return what it encodes; raises :class:`IdentifierError` saying what is wrong.
 
-    Checks: 16 ASCII digits, a known province, a real issue date not after ``today`` (no +40 rule), serial not 0000.
+    Checks: 16 ASCII digits, a known province, a real issue date not after ``today`` (no +40 rule) and not before
+    :data:`KK_ISSUE_FLOOR` (so a number dated in the future is not taken for one issued a century ago), serial not
+    0000.
     """
     today = today or date.today()
     value = _digits(kk, "KK number")
     _check_prefix_and_serial(value, "KK number", known_province_codes)
     issue_date = _resolve_date(int(value[6:8]), int(value[8:10]), int(value[10:12]), today, "KK number")
+    if issue_date < KK_ISSUE_FLOOR:
+        raise IdentifierError(f"KK number has an issue date in the future ({value[6:8]}-{value[8:10]}-{value[10:12]}; "
+                              f"read as {issue_date.year} it would be before {KK_ISSUE_FLOOR.year})")
     return KkInfo(district_code=value[:6], issue_date=issue_date, serial=value[12:])
 
 

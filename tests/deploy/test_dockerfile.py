@@ -68,6 +68,8 @@ def test_runtime_stage_sets_python_for_containers() -> None:
     env = " ".join(arguments for keyword, arguments in stages()[-1] if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
     assert "PYTHONUNBUFFERED=1" in env
+    # The services listen on loopback unless HOST says otherwise; a container must be reachable from outside.
+    assert "HOST=0.0.0.0" in env
 
 
 def test_nothing_is_fetched_with_add_and_pip_keeps_no_cache() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -74,6 +75,7 @@ DOCUMENTED_SETTINGS = frozenset(
         "AUTH_AUDIENCE",
         "AUTH_JWT_SECRET",
         "LOG_LEVEL",
+        "HOST",
         "PORT",
         "MAX_BODY_BYTES",
         "SUPPRESSION_THRESHOLD",
@@ -387,6 +389,22 @@ def test_services_read_only_documented_settings(objects: tuple[Obj, ...]) -> Non
             assert env["ENVIRONMENT"] == "production", where
 
 
+def test_services_start_with_the_settings_the_manifests_give(objects: tuple[Obj, ...],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pod's environment (secrets stood in for) passes the service's own settings checks, production's too."""
+    for where, template in pod_templates(objects):
+        (container,) = template["spec"]["containers"]
+        service = container["command"][2].removeprefix("services.")
+        settings_class = importlib.import_module(f"services.{service}.settings")
+        (cls,) = [c for name, c in vars(settings_class).items() if name.endswith("Settings")
+                  and name != "ServiceSettings" and isinstance(c, type)]
+        for name, value in environment(objects, container).items():
+            monkeypatch.setenv(name, "postgresql://u:p@db/x" if name == "DATABASE_URL"
+                               else value if isinstance(value, str) else "stand-in-secret")
+        settings = cls()
+        assert (settings.environment, settings.host, settings.auth_jwt_secret) == ("production", "0.0.0.0", None), where
+
+
 def test_reporting_states_its_suppression_threshold(objects: tuple[Obj, ...]) -> None:
     if "reporting" not in services_in(objects):
         return
@@ -402,6 +420,8 @@ def test_services_take_secrets_from_the_operator_made_secrets(objects: tuple[Obj
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         env = environment(objects, container)
+        # The services listen on loopback unless HOST says otherwise: probes and the Service need the pod address.
+        assert env["HOST"] == "0.0.0.0", service
         assert env["PORT"] == str(port)
         assert container["ports"][0]["containerPort"] == port
         assert env["DATABASE_URL"]["secretKeyRef"]["name"] == f"{service}-database-url"

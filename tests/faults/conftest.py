@@ -126,7 +126,8 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logfile = logdir / f"{name}.log"
-        self.env = {**os.environ, "ENVIRONMENT": "test", "PORT": str(self.port), "DATABASE_URL": database_url,
+        self.env = {**os.environ, "ENVIRONMENT": "test", "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "DATABASE_URL": database_url,
                     "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "KAFKA_FETCH_MAX_WAIT_MS": "10",
                     "AUTH_JWT_SECRET": DEV_JWT_SECRET,
                     "OUTBOX_POLL_INTERVAL_SECONDS": "0.2", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), **env}

@@ -87,3 +87,63 @@ def test_production_refuses_the_development_secret() -> None:
     ok = ServiceSettings(environment="production", auth_jwt_secret=None, auth_jwks_url="https://sso.example/jwks",
                          auth_algorithms="RS256,ES256")
     assert ok.algorithms == ["RS256", "ES256"]
+
+
+def _signed(**claims: object) -> dict[str, str]:
+    """A token with exactly these claims (no defaults), validly signed with the test stack's secret."""
+    return _header(jwt.encode(claims, DEV_JWT_SECRET, algorithm="HS256"))
+
+
+_NOW = int(time.time())
+_LATER = _NOW + 3600
+_AGENCY = "6f1c2a1e-9c1d-4f6e-8f57-2b7f4c9a1d10"
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "", "role": "admin", "exp": _LATER},
+    {"sub": "   ", "role": "admin", "exp": _LATER},
+    {"sub": "x" * 201, "role": "admin", "exp": _LATER},
+    {"sub": "admin\nforged audit line", "role": "admin", "exp": _LATER},
+    {"sub": 42, "role": "admin", "exp": _LATER},
+    {"sub": "a", "role": "admin", "exp": str(_LATER)},
+    {"sub": "a", "role": "admin", "exp": True},
+    {"sub": "a", "role": "admin", "exp": _LATER, "iat": str(_NOW)},
+    {"sub": "a", "role": "admin", "exp": _LATER, "nbf": str(_NOW)},
+    {"sub": "a", "role": ["admin"], "exp": _LATER},
+    {"sub": "a", "role": "kader", "exp": _LATER},
+    {"sub": "a", "role": "kader", "exp": _LATER, "posyandu_ids": []},
+    {"sub": "a", "role": "kader", "exp": _LATER, "posyandu_ids": _AGENCY},
+    {"sub": "a", "role": "kader", "exp": _LATER, "posyandu_ids": [_AGENCY] * 101},
+    {"sub": "a", "role": "opd", "exp": _LATER, "agency_id": _AGENCY, "fields": []},
+    {"sub": "a", "role": "opd", "exp": _LATER, "agency_id": _AGENCY, "fields": ["kesehatan", "astrologi"]},
+    {"sub": "a", "role": "opd", "exp": _LATER, "agency_id": _AGENCY, "fields": "kesehatan"},
+    {"sub": "a", "role": "opd", "exp": _LATER, "fields": ["kesehatan"]},
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": "\u0663\u0661"},  # Arabic-Indic 31
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": "\uff13\uff11"},  # fullwidth 31
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": "317"},
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": "31\n"},
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": 31},
+], ids=["sub-empty", "sub-blank", "sub-too-long", "sub-control-chars", "sub-number", "exp-string", "exp-bool",
+        "iat-string", "nbf-string", "role-list", "kader-no-posyandu", "kader-empty-posyandu",
+        "kader-posyandu-not-a-list", "kader-too-many-posyandu", "opd-no-fields", "opd-unknown-field",
+        "opd-fields-not-a-list", "opd-no-agency", "region-arabic-indic", "region-fullwidth", "region-length-3",
+        "region-newline", "region-number"])
+async def test_loose_claims_are_401(registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                                    claims: dict[str, object]) -> None:
+    for client, url in ((registry, URL), (household, "/api/v1/households")):
+        response = await client.get(url, headers=_signed(**claims))
+        assert response.status_code == 401, (url, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "a", "role": "admin", "exp": _LATER, "iat": _NOW, "nbf": _NOW},
+    {"sub": "a", "role": "admin", "exp": _LATER + 0.5},
+    {"sub": "kader@posyandu", "role": "kader", "exp": _LATER, "posyandu_ids": [_AGENCY]},
+    {"sub": "a", "role": "opd", "exp": _LATER, "agency_id": _AGENCY, "fields": ["kesehatan", "sosial"]},
+    {"sub": "a", "role": "pembina", "exp": _LATER, "region_prefix": "3171"},
+    {"sub": "a", "role": "service", "exp": _LATER},
+], ids=["admin-with-times", "exp-float", "kader", "opd", "pembina", "service"])
+async def test_strict_claims_still_accept_good_tokens(household: httpx.AsyncClient, claims: dict[str, object]) -> None:
+    response = await household.get("/api/v1/households", headers=_signed(**claims))
+    assert response.status_code != 401, response.text

@@ -20,6 +20,7 @@ from shared.settings import ServiceSettings
 
 ISSUER = "https://sso.example.go.id"
 AUDIENCE = "posyandu-api"
+KADER_POSYANDU = "0b3f5c1e-2a4d-4e8f-9c6b-7d1e2f3a4b5c"
 
 
 class JwksServer:
@@ -47,7 +48,7 @@ class JwksServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def token(self, kid: str, key: rsa.RSAPrivateKey | None = None, **overrides: Any) -> str:
-        claims = {"sub": "kader-1", "role": "kader", "iss": ISSUER, "aud": AUDIENCE,
+        claims = {"sub": "kader-1", "role": "kader", "posyandu_ids": [KADER_POSYANDU], "iss": ISSUER, "aud": AUDIENCE,
                   "exp": int(time.time()) + 300, **overrides}
         return jwt.encode(claims, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from services.household.dates import PastDate, expected_delivery_or_none, past_or_none
 from services.household.profiles.schemas import Disability, Relationship, Sex
 from shared.region_codes import VILLAGE_CODE_PATTERN
 
@@ -34,10 +35,10 @@ class MemberCreate(_Input):
     nik: Digits16 | None = None
     name: Name
     sex: Sex
-    birth_date: date
+    birth_date: PastDate
     relationship: Relationship
     pregnant: bool = False
-    expected_delivery_date: date | None = None
+    expected_delivery_date: Annotated[date | None, expected_delivery_or_none] = None
     disability: Disability = Disability.NONE
 
 
@@ -46,10 +47,10 @@ class MemberUpdate(_Input):
     nik: Digits16 | None = None
     name: Name | SkipJsonSchema[None] = None
     sex: Sex | SkipJsonSchema[None] = None
-    birth_date: date | SkipJsonSchema[None] = None
+    birth_date: Annotated[date | SkipJsonSchema[None], past_or_none] = None
     relationship: Relationship | SkipJsonSchema[None] = None
     pregnant: bool | SkipJsonSchema[None] = None
-    expected_delivery_date: date | None = None
+    expected_delivery_date: Annotated[date | None, expected_delivery_or_none] = None
     disability: Disability | SkipJsonSchema[None] = None
 
     @field_validator("name", "sex", "birth_date", "relationship", "pregnant", "disability", mode="before")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import may_register_at, writable_household
+from services.household.access import may_register_at, read_basis, writable_household
+from services.household.dates import latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
 from services.household.households.schemas import (
     HouseholdCreate,
@@ -29,13 +33,16 @@ from services.household.identifiers import (
     parse_kk,
     parse_nik,
 )
-from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Member
+from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Measurement, Member
 from shared.auth import Principal
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 from shared.outbox import enqueue, outbox_entry, publish
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class MemberNotFound(NotFound):
@@ -76,26 +83,70 @@ async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> Kn
     return posyandu
 
 
+def _check_served_by(posyandu: KnownPosyandu, village_code: str, field: str = "village_code") -> None:
+    """A household lives in the district (kecamatan, 6 digits) of its posyandu's village (README: Decisions)."""
+    district = posyandu.village_code[:6]
+    if village_code[:6] != district:
+        raise _invalid(field, f"Village {village_code} is outside district {district}, which posyandu "
+                              f"{posyandu.id} serves: a household registers at a posyandu of its own district.")
+
+
 def _check_kk(kk_number: str) -> None:
     try:
-        parse_kk(kk_number)
+        parse_kk(kk_number, today=latest_allowed())
     except IdentifierError as exc:
         raise _invalid("kk_number", str(exc)) from exc
 
 
-async def _check_kk_free(session: AsyncSession, kk_number: str, household_id: uuid.UUID | None) -> None:
+async def _may_read(session: AsyncSession, principal: Principal, household_id: uuid.UUID) -> bool:
+    holder = await session.get(Household, household_id)
+    return holder is not None and await read_basis(session, principal, holder) is not None
+
+
+async def _check_kk_free(session: AsyncSession, principal: Principal, kk_number: str,
+                         household_id: uuid.UUID | None) -> None:
+    """409 if another live household has the KK number, naming it only to a caller who may read it."""
     query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
     if household_id is not None:
         query = query.where(Household.id != household_id)
     existing = (await session.execute(query)).scalars().first()
-    if existing is not None:
-        raise Conflict(f"A live household already has this KK number: {existing}.", existing_household_id=str(existing))
+    if existing is None:
+        return
+    if await _may_read(session, principal, existing):
+        raise Conflict(f"A live household already has this KK number: {existing}.",
+                       errors=[{"field": "kk_number", "message": f"already registered to household {existing}"}],
+                       existing_household_id=str(existing))
+    # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
+    raise Conflict("This KK number is already registered.",
+                   errors=[{"field": "kk_number", "message": "already registered"}])
+
+
+#: The unique indexes a concurrent registration can trip after this request's checks, and the field each guards.
+_UNIQUE_FIELDS = {"uq_households_live_kk": "kk_number", "uq_members_live_nik": "nik"}
+
+
+def _taken_concurrently(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A request that took the KK number or a NIK between this one's check and its insert: a bare 409 too."""
+
+    @functools.wraps(write)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await write(*args, **kwargs)
+        except IntegrityError as exc:
+            field = next((f for index, f in _UNIQUE_FIELDS.items() if index in str(exc.orig)), None)
+            if getattr(exc.orig, "sqlstate", None) != "23505" or field is None:
+                raise
+            what = "KK number" if field == "kk_number" else "NIK"
+            raise Conflict(f"This {what} was registered at the same moment by another request.",
+                           errors=[{"field": field, "message": "already registered"}]) from None
+
+    return guarded
 
 
 def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
     """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
     try:
-        info = parse_nik(nik)
+        info = parse_nik(nik, today=latest_allowed())
     except IdentifierError as exc:
         raise _invalid(field, str(exc)) from exc
     if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
@@ -104,17 +155,28 @@ def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, fi
     return nik_region_mismatch(info, village_code)
 
 
-async def _check_niks_free(session: AsyncSession, niks: list[str], member_id: uuid.UUID | None = None) -> None:
-    """409 if a live member (other than `member_id`) already holds one of the NIKs; one query for them all."""
+async def _check_niks_free(session: AsyncSession, principal: Principal, niks: dict[str, str],
+                           member_id: uuid.UUID | None = None) -> None:
+    """409 if a live member (other than `member_id`) already holds one of the NIKs (by field path); one query.
+
+    The holder is named only to a caller who may read the holder's household.
+    """
     if not niks:
         return
-    query = select(Member.id, Member.household_id).where(col(Member.nik).in_(niks), Member.status == "active")
+    query = select(Member.id, Member.household_id, Member.nik).where(col(Member.nik).in_(list(niks.values())),
+                                                                     Member.status == "active")
     if member_id is not None:
         query = query.where(Member.id != member_id)
     existing = (await session.execute(query.limit(1))).first()
-    if existing is not None:
-        raise Conflict(f"This NIK belongs to member {existing.id} of household {existing.household_id}.",
+    if existing is None:
+        return
+    field = next(f for f, nik in niks.items() if nik == existing.nik)
+    if await _may_read(session, principal, existing.household_id):
+        holder = f"member {existing.id} of household {existing.household_id}"
+        raise Conflict(f"This NIK belongs to {holder}.",
+                       errors=[{"field": field, "message": f"already registered to {holder}"}],
                        existing_member_id=str(existing.id), existing_household_id=str(existing.household_id))
+    raise Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
 
 
 def household_data(h: Household) -> ev.HouseholdData:
@@ -137,21 +199,32 @@ async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Ho
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
 
 
-async def _insert_members(session: AsyncSession, household: Household,
+async def _insert_members(session: AsyncSession, principal: Principal, household: Household,
                           payloads: list[tuple[str, MemberCreate]]) -> list[Member]:
     """Validates and inserts members (field path, payload) with a constant number of statements, however many."""
-    members = []
+    members, niks = [], {}
     for field, payload in payloads:
         _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
         mismatch = payload.nik is not None and _nik_mismatch(
             payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=household.village_code,
             field=f"{field}.nik")
         members.append(Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch))
-    await _check_niks_free(session, [m.nik for m in members if m.nik])
+        if payload.nik is not None:
+            niks[f"{field}.nik"] = payload.nik
+    await _check_niks_free(session, principal, niks)
     session.add_all(members)
     await session.flush()
     await flag_likely_duplicates(session, household, members)
     return members
+
+
+async def _check_measured_after_birth(session: AsyncSession, member_id: uuid.UUID, birth_date: date) -> None:
+    """422 when a new birth date would put the member's recorded measurements before the birth."""
+    first = await session.scalar(sa.select(sa.func.min(Measurement.measured_on)).where(
+        col(Measurement.member_id) == member_id))
+    if first is not None and first < birth_date:
+        raise _invalid("body.birth_date", f"The member has a measurement dated {first.isoformat()}, before this "
+                                          "birth date.")
 
 
 def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
@@ -161,23 +234,26 @@ def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str
         raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
 
 
+@_taken_concurrently
 async def register(*, session: AsyncSession, principal: Principal,
                    payload: HouseholdCreate) -> tuple[Household, list[Member]]:
     """Registers a household (KK) with its members at a posyandu the caller serves."""
     if not may_register_at(principal, payload.posyandu_id):
         raise Forbidden("You may register households only at your own posyandu.")
     _check_kk(payload.kk_number)
-    await _require_posyandu(session, payload.posyandu_id)
+    posyandu = await _require_posyandu(session, payload.posyandu_id)
     await _require_village(session, payload.village_code)
+    _check_served_by(posyandu, payload.village_code)
     niks = [m.nik for m in payload.members if m.nik]
     if len(niks) != len(set(niks)):
         raise _invalid("members", "The same NIK appears twice in this household.")
-    await _check_kk_free(session, payload.kk_number, None)
+    await _check_kk_free(session, principal, payload.kk_number, None)
     household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
     session.add(household)
     session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
                                 recorded_by=principal.sub))
-    members = await _insert_members(session, household, [(f"members.{i}", m) for i, m in enumerate(payload.members)])
+    members = await _insert_members(session, principal, household,
+                                    [(f"members.{i}", m) for i, m in enumerate(payload.members)])
     await enqueue(session, ev.HOUSEHOLD_REGISTERED.publisher, [
         _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
         *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
@@ -192,6 +268,7 @@ async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_
     return list((await session.execute(query)).scalars().all())
 
 
+@_taken_concurrently
 async def update(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdUpdate,
                  if_match: str | None) -> Household:
     """Updates a household; a new KK number keeps the household (and its history), never a new one."""
@@ -203,7 +280,7 @@ async def update(*, session: AsyncSession, principal: Principal, household_id: u
     now = datetime.now(UTC)
     if "kk_number" in changes:
         _check_kk(changes["kk_number"])
-        await _check_kk_free(session, changes["kk_number"], household.id)
+        await _check_kk_free(session, principal, changes["kk_number"], household.id)
         await session.execute(sa.update(KkNumberHistory).where(
             col(KkNumberHistory.household_id) == household.id, col(KkNumberHistory.valid_to).is_(None)
         ).values(valid_to=now))
@@ -223,11 +300,15 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     """Moves a household to another posyandu (and village); its profile, needs and referrals stay with it."""
     household = await writable_household(session, principal, household_id)
     check_if_match(if_match, household.version)
-    await _require_posyandu(session, payload.posyandu_id)
+    posyandu = await _require_posyandu(session, payload.posyandu_id)
     if payload.village_code is not None:
         await _require_village(session, payload.village_code)
+        _check_served_by(posyandu, payload.village_code)
         household.village_code = payload.village_code
         household.needs_reassignment = False
+    else:
+        # Staying in its village: the new posyandu must serve that village's district (else give village_code).
+        _check_served_by(posyandu, household.village_code, field="posyandu_id")
     previous = household.posyandu_id
     household.posyandu_id = payload.posyandu_id
     household.version += 1
@@ -239,15 +320,17 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     return household
 
 
+@_taken_concurrently
 async def add_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                      payload: MemberCreate) -> tuple[Household, Member]:
     """Adds a member to a household."""
     household = await writable_household(session, principal, household_id)
-    [member] = await _insert_members(session, household, [("body", payload)])
+    [member] = await _insert_members(session, principal, household, [("body", payload)])
     await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
     return household, member
 
 
+@_taken_concurrently
 async def update_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                         member_id: uuid.UUID, payload: MemberUpdate, if_match: str | None) -> tuple[Household, Member]:
     """Updates a member; a NIK is checked against the (possibly updated) birth date and sex."""
@@ -261,11 +344,13 @@ async def update_member(*, session: AsyncSession, principal: Principal, househol
         return household, member
     merged = {**member.model_dump(), **changes}
     _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
+    if "birth_date" in changes:
+        await _check_measured_after_birth(session, member.id, changes["birth_date"])
     if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
         changes["nik_region_mismatch"] = _nik_mismatch(
             merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"], village_code=household.village_code,
             field="body.nik")
-        await _check_niks_free(session, [merged["nik"]], member.id)
+        await _check_niks_free(session, principal, {"body.nik": merged["nik"]}, member.id)
     for key, value in changes.items():
         setattr(member, key, value)
     member.version += 1

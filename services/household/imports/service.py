@@ -9,14 +9,13 @@ from collections.abc import AsyncIterable, Callable
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
 
 from services.household.households.schemas import HouseholdCreate
 from services.household.households.service import register
 from services.household.imports.parsing import HOUSEHOLD_FIELDS, MEMBER_FIELDS, Group, Item, Rejected, RowError
 from services.household.imports.schemas import MAX_ERRORS, ImportReport, RowErrorPublic
 from services.household.needs.service import refresh_needs
-from services.household.tables import KnownPosyandu, KnownRegion, Member
+from services.household.tables import KnownPosyandu, KnownRegion
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, Problem, ValidationFailed
 
@@ -82,7 +81,7 @@ def _payload(group: Group) -> HouseholdCreate | list[RowError]:
         return errors
 
 
-async def _problem_errors(session: AsyncSession, group: Group, exc: Problem) -> list[RowError]:
+def _problem_errors(group: Group, exc: Problem) -> list[RowError]:
     """The problem the API would have answered, on the row it names (`members.N.x`) or on every row."""
     rows, kk = group.rows, group.kk_number
     errors: list[RowError] = []
@@ -94,11 +93,6 @@ async def _problem_errors(session: AsyncSession, group: Group, exc: Problem) -> 
             errors += [RowError(row.number, kk, name or None, message) for row in rows]
     if errors:
         return errors
-    if isinstance(exc, Conflict) and "existing_member_id" in exc.extra:
-        nik = (await session.execute(select(Member.nik).where(
-            Member.id == uuid.UUID(exc.extra["existing_member_id"])))).scalar_one_or_none()
-        owner = [row for row in rows if nik is not None and row.data.get("nik") == nik]
-        return [RowError(row.number, kk, "nik", exc.detail) for row in owner or rows]
     field = "kk_number" if isinstance(exc, Conflict) else "posyandu_id" if isinstance(exc, Forbidden) else None
     return [RowError(row.number, kk, field, exc.detail) for row in rows]
 
@@ -117,7 +111,7 @@ async def _import_group(session: AsyncSession, principal: Principal, group: Grou
             household, members = await register(session=session, principal=principal, payload=payload)
             await refresh_needs(session, household, registered=members)
     except Problem as exc:
-        report.rejected_group(group, await _problem_errors(session, group, exc))
+        report.rejected_group(group, _problem_errors(group, exc))
     except IntegrityError:
         # A concurrent registration took the KK or a NIK between the check and the insert.
         report.rejected_group(group, [RowError(row.number, group.kk_number, None,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import writable_household
+from services.household.dates import PastDate
 from services.household.growth import assess, kms_signal, two_consecutive_t
 from services.household.needs.rules import GrowthSnapshot, age_in_months
 from services.household.tables import Household, Measurement, Member
@@ -25,7 +25,7 @@ MAX_AGE_MONTHS = 60
 class MeasurementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    measured_on: date
+    measured_on: PastDate
     weight_kg: float | None = Field(default=None, gt=0, le=60)
     length_height_cm: float | None = Field(default=None, gt=20, le=150)
     measured_lying: bool | None = Field(default=None, description="Length lying (true) or height standing (false)")
@@ -39,8 +39,6 @@ class MeasurementCreate(BaseModel):
             raise ValueError("record at least one of weight, length/height, head circumference or MUAC")
         if self.length_height_cm is not None and self.measured_lying is None:
             raise ValueError("say whether the length/height was measured lying or standing (measured_lying)")
-        if self.measured_on > date.today():
-            raise ValueError("measured_on is in the future")
         return self
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import writable_household
+from services.household.dates import check_past
 from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.tables import Household, Member, ProfileVersion
 from shared.auth import Principal
@@ -24,15 +25,24 @@ from shared.outbox import publish
 async def record(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, field: SpmField,
                  profile: BaseModel, observed_on: date) -> tuple[Household, ProfileVersion]:
     """Records a new version of one field's profile; member sections must name the household's members."""
+    try:
+        check_past(observed_on)
+    except ValueError as exc:
+        raise ValidationFailed(f"observed_on {exc}.", errors=[{"field": "observed_on", "message": str(exc)}]) from None
     household = await writable_household(session, principal, household_id)
     member_ids: dict[Any, Any] = getattr(profile, "members", {}) or {}
     if member_ids:
-        known = set((await session.execute(select(Member.id).where(
-            Member.household_id == household.id, Member.status == "active"))).scalars().all())
-        if strangers := [str(m) for m in member_ids if m not in known]:
+        rows = await session.execute(sa.select(col(Member.id), col(Member.birth_date)).where(
+            col(Member.household_id) == household.id, col(Member.status) == "active"))
+        births: dict[uuid.UUID, date] = {row.id: row.birth_date for row in rows}
+        if strangers := [str(m) for m in member_ids if m not in births]:
             raise ValidationFailed("The profile names members who are not in this household.",
                                    errors=[{"field": f"members.{m}", "message": "not a member of the household"}
                                            for m in strangers])
+        if unborn := [str(m) for m in member_ids if observed_on < births[m]]:
+            raise ValidationFailed("The profile is observed before the birth of members it describes.",
+                                   errors=[{"field": f"members.{m}", "message": "observed before the member's birth"}
+                                           for m in unborn])
     latest = await session.scalar(sa.select(sa.func.max(ProfileVersion.version)).where(
         col(ProfileVersion.household_id) == household.id, col(ProfileVersion.spm_field) == field.value))
     version = ProfileVersion(household_id=household.id, spm_field=field.value, version=(latest or 0) + 1,

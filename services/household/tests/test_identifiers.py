@@ -190,7 +190,15 @@ def test_kk_has_no_plus_40_rule() -> None:
 
 def test_kk_issue_date_century_is_never_in_the_future() -> None:
     assert parse_kk("3171011506250001", today=TODAY).issue_date == date(2025, 6, 15)
-    assert parse_kk("3171011606250001", today=TODAY).issue_date == date(1925, 6, 16)
+    assert parse_kk("3171010101700001", today=TODAY).issue_date == date(1970, 1, 1)
+
+
+@pytest.mark.parametrize("value", ["3171011606250001", "3171010101300001", "3171013112690001"],
+                         ids=["tomorrow", "in-five-years", "before-1970"])
+def test_a_kk_dated_in_the_future_is_not_read_as_a_century_ago(value: str) -> None:
+    """16-06-25 read on 2025-06-15 would be 1925-06-16: no KK number was issued then, so it is dated in the future."""
+    with pytest.raises(IdentifierError, match="issue date in the future"):
+        parse_kk(value, today=TODAY)
 
 
 @pytest.mark.parametrize(("value", "message"), [
