@@ -3,8 +3,9 @@
 The starting point for connecting an agency's own system. It uses its own consumer group (`agency.<name>`), so it
 reads every referral of the field independently of any other reader, and commits its offsets only after a
 record was handled (at least once: the CloudEvent `id` is the dedup key if your handler writes somewhere).
-Events carry references, category, urgency, deadlines and a masked NIK; the full details (the member's NIK,
-the need's evidence) are read through `GET /api/v1/referrals/{referral_id}` with the agency's token.
+Events carry references, category, urgency, status and deadlines, no personal data (every agency of the field
+may read the topic); the assigned agency reads the details (the member's NIK and name, the reason, the need's
+evidence) through `GET /api/v1/referrals/{referral_id}` with its token (`Accept: application/fhir+json` for FHIR).
 
     python examples/agency_consumer.py --field kesehatan --name dinkes-3171 --bootstrap-servers 127.0.0.1:9092
     # against a Strimzi Kafka with the agency's KafkaUser:
@@ -70,7 +71,7 @@ def describe(event: dict[str, Any]) -> str:
     return (f"{event.get('time')} {event.get('type')} referral={data.get('referral_id')} "
             f"status={data.get('status')} category={data.get('category')} urgency={data.get('urgency')} "
             f"village={data.get('village_code')} agency={data.get('agency_id')} respond_by={data.get('respond_by')} "
-            f"complete_by={data.get('complete_by')} member_nik={data.get('member_nik_masked')}")
+            f"complete_by={data.get('complete_by')} member={data.get('member_id')}")
 
 
 async def main() -> None:

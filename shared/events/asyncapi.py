@@ -2,7 +2,9 @@
 
 Each message's payload is the whole CloudEvent of DESIGN.md §2: the required attributes, the type's extensions
 (`spmfield` on referral events, `regioncode` where the aggregate has a village) and `data`, a reference to the data
-model's schema. Every schema a model needs is in `components.schemas`, so every `$ref` resolves in the document.
+model's schema, each attribute marked as personal data or not (`x-personal-data`, from the model's marks; the
+message's description says which in a sentence). Every schema a model needs is in `components.schemas`, so every
+`$ref` resolves in the document.
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ def _topics_of(event_type: EventType) -> list[str]:
 
 def _message_name(event_type: str) -> str:
     return event_type.removeprefix("posyandu.").replace(".", "_").replace("-", "_")
+
+
+def _privacy(event_type: EventType) -> str:
+    personal = event_type.personal_data
+    if not personal:
+        sentence = "No attribute of `data` is personal data (each is marked `x-personal-data: false`)."
+        if event_type.carries_spmfield:
+            sentence += (" The assigned agency reads the member, the free text and the evidence through the audited "
+                         "REST API (`GET /api/v1/referrals/{id}`).")
+        return sentence
+    return (f"Personal data (`x-personal-data: true`): {', '.join(f'`{name}`' for name in personal)}; "
+            "every other attribute of `data` is not.")
 
 
 def _payload(event_type: EventType, envelope: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +75,7 @@ def asyncapi_document(service: str, *, consumes: tuple[str, ...] = (), version: 
                       model_schema(event_type.data_model, components["schemas"], SCHEMAS))
         components["messages"][name] = {
             "name": event_type.name, "title": event_type.name, "summary": event_type.summary,
+            "description": f"{event_type.summary} {_privacy(event_type)}",
             "contentType": "application/cloudevents+json", "payload": _payload(event_type, envelope),
         }
         for topic in _topics_of(event_type):

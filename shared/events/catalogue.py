@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from shared.events.envelope import CloudEvent
+from shared.events.personal_data import personal_attributes
 from shared.events.topics import SpmField
 
 RegionCodePresence = Literal["required", "optional", "absent"]
@@ -25,6 +26,11 @@ class EventType:
     #: Whether its events carry the `regioncode` extension: DESIGN.md §2 wants it wherever the aggregate has a
     #: village; a region has one only if it is a village, an agency (its jurisdiction a regency or province) never.
     regioncode: RegionCodePresence = "required"
+
+    @property
+    def personal_data(self) -> list[str]:
+        """The attributes of its data that are personal data (each attribute is marked, `personal_data.py`)."""
+        return personal_attributes(self.data_model)
 
     @property
     def carries_spmfield(self) -> bool:

@@ -13,60 +13,61 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.events.catalogue import EventType, register
+from shared.events.personal_data import NotPersonal, Personal
 from shared.events.topics import HOUSEHOLD_TOPIC, SpmField
 
 
 class HouseholdData(BaseModel):
-    household_id: uuid.UUID
-    kk_number_masked: str
-    village_code: str
-    posyandu_id: uuid.UUID
-    status: str
-    needs_reassignment: bool
-    version: int
+    household_id: NotPersonal[uuid.UUID]
+    kk_number_masked: Personal[str]
+    village_code: NotPersonal[str]
+    posyandu_id: NotPersonal[uuid.UUID]
+    status: NotPersonal[str]
+    needs_reassignment: NotPersonal[bool]
+    version: NotPersonal[int]
 
 
 class HouseholdMovedData(BaseModel):
-    household_id: uuid.UUID
-    from_posyandu_id: uuid.UUID
-    to_posyandu_id: uuid.UUID
-    village_code: str
-    version: int
+    household_id: NotPersonal[uuid.UUID]
+    from_posyandu_id: NotPersonal[uuid.UUID]
+    to_posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    version: NotPersonal[int]
 
 
 class MemberData(BaseModel):
-    member_id: uuid.UUID
-    household_id: uuid.UUID
-    nik_masked: str | None
-    sex: str
-    birth_date: date
-    relationship: str
-    pregnant: bool
-    disability: str
-    status: str
-    version: int
+    member_id: NotPersonal[uuid.UUID]
+    household_id: NotPersonal[uuid.UUID]
+    nik_masked: Personal[str | None]
+    sex: Personal[str]
+    birth_date: Personal[date]
+    relationship: Personal[str]
+    pregnant: Personal[bool]
+    disability: Personal[str]
+    status: NotPersonal[str]
+    version: NotPersonal[int]
 
 
 class ProfileUpdatedData(BaseModel):
-    household_id: uuid.UUID
-    spm_field: SpmField
-    version: int
-    observed_on: date | None
+    household_id: NotPersonal[uuid.UUID]
+    spm_field: NotPersonal[SpmField]
+    version: NotPersonal[int]
+    observed_on: NotPersonal[date | None]
     #: The section as recorded (no NIK or name; member sections are keyed by member id).
-    profile: dict[str, Any]
+    profile: Personal[dict[str, Any]]
 
 
 class NeedData(BaseModel):
-    need_id: uuid.UUID
-    household_id: uuid.UUID
-    member_id: uuid.UUID | None
-    member_nik_masked: str | None
-    posyandu_id: uuid.UUID
-    village_code: str
-    spm_field: SpmField
-    category: str
-    urgency: str
-    evidence: dict[str, Any]
+    need_id: NotPersonal[uuid.UUID]
+    household_id: NotPersonal[uuid.UUID]
+    member_id: NotPersonal[uuid.UUID | None]
+    member_nik_masked: Personal[str | None]
+    posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    spm_field: NotPersonal[SpmField]
+    category: NotPersonal[str]
+    urgency: NotPersonal[str]
+    evidence: Personal[dict[str, Any]]
 
 
 def _household(name: str, model: type[BaseModel], summary: str) -> EventType:
@@ -90,19 +91,19 @@ NEED_RESOLVED = _household("posyandu.household.need-resolved.v1", NeedData,
 
 
 class MeasurementData(BaseModel):
-    measurement_id: uuid.UUID
-    household_id: uuid.UUID
-    member_id: uuid.UUID
-    measured_on: date
-    age_days: int
-    waz: float | None
-    haz: float | None
-    whz: float | None
-    waz_class: str | None
-    haz_class: str | None
-    whz_class: str | None
-    muac_class: str | None
-    kms_signal: str | None
+    measurement_id: NotPersonal[uuid.UUID]
+    household_id: NotPersonal[uuid.UUID]
+    member_id: NotPersonal[uuid.UUID]
+    measured_on: NotPersonal[date]
+    age_days: Personal[int]
+    waz: Personal[float | None]
+    haz: Personal[float | None]
+    whz: Personal[float | None]
+    waz_class: Personal[str | None]
+    haz_class: Personal[str | None]
+    whz_class: Personal[str | None]
+    muac_class: Personal[str | None]
+    kms_signal: Personal[str | None]
 
 
 MEASUREMENT_RECORDED = _household("posyandu.measurement.recorded.v1", MeasurementData,
@@ -112,10 +113,10 @@ MEASUREMENT_RECORDED = _household("posyandu.measurement.recorded.v1", Measuremen
 class MemberMergedData(BaseModel):
     """Two records of one person became one: consumers re-point what they hold for `merged_id` to `survivor_id`."""
 
-    survivor_id: uuid.UUID
-    merged_id: uuid.UUID
-    survivor_household_id: uuid.UUID
-    merged_household_id: uuid.UUID
+    survivor_id: NotPersonal[uuid.UUID]
+    merged_id: NotPersonal[uuid.UUID]
+    survivor_household_id: NotPersonal[uuid.UUID]
+    merged_household_id: NotPersonal[uuid.UUID]
 
 
 MEMBER_MERGED = _household("posyandu.member.merged.v1", MemberMergedData,

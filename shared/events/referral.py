@@ -1,7 +1,10 @@
 """Events of the referral service on `posyandu.referral.<field>.v1`: every event carries the referral's state.
 
-What an agency needs to act (category, urgency, due times, region codes, household and member references,
-masked NIK), never a full NIK or health details. The key is the referral id.
+A field topic covers the whole country, so every agency of the field may read it: its events carry what an
+integration needs to route and count (ids, field, category, urgency, status, agencies, village code, due times)
+and nothing that identifies or describes a person (no NIK, masked or not, no name, no free text, no evidence):
+no attribute is personal data (`shared/events/personal_data.py`). The assigned agency reads the rest through the
+audited REST API. The key is the referral id.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from shared.events.catalogue import EventType, register
+from shared.events.personal_data import NotPersonal
 from shared.events.topics import SpmField, referral_topic
 
 
@@ -22,49 +26,49 @@ class ReferralStatus:
 
 
 class ReferralData(BaseModel):
-    referral_id: uuid.UUID
-    need_id: uuid.UUID | None
-    household_id: uuid.UUID
-    member_id: uuid.UUID | None
-    member_nik_masked: str | None
-    posyandu_id: uuid.UUID
-    village_code: str
-    spm_field: SpmField
-    category: str
-    urgency: str
-    status: str
+    referral_id: NotPersonal[uuid.UUID]
+    need_id: NotPersonal[uuid.UUID | None]
+    #: The household and member references: random ids, resolved only by the assigned agency's audited read.
+    household_id: NotPersonal[uuid.UUID]
+    member_id: NotPersonal[uuid.UUID | None]
+    posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    spm_field: NotPersonal[SpmField]
+    category: NotPersonal[str]
+    urgency: NotPersonal[str]
+    status: NotPersonal[str]
     #: The agency it is routed to; None while unrouted.
-    agency_id: uuid.UUID | None
-    respond_by: datetime | None
-    complete_by: datetime | None
-    version: int
+    agency_id: NotPersonal[uuid.UUID | None]
+    respond_by: NotPersonal[datetime | None]
+    complete_by: NotPersonal[datetime | None]
+    version: NotPersonal[int]
     # Optional additions (v1 stays compatible): what happened last, and the SLA and need facts an agency acts on.
     #: The lifecycle action that produced this event (`submit`, `accept`, ..., `route`, `sweep`), when one did.
-    action: str | None = None
-    created_at: datetime | None = None
+    action: NotPersonal[str | None] = None
+    created_at: NotPersonal[datetime | None] = None
     #: When the agency first answered (received, accepted or rejected): the response deadline is then met.
-    responded_at: datetime | None = None
-    overdue_at: datetime | None = None
-    escalated_at: datetime | None = None
+    responded_at: NotPersonal[datetime | None] = None
+    overdue_at: NotPersonal[datetime | None] = None
+    escalated_at: NotPersonal[datetime | None] = None
     #: The province-level agency of the field the referral was escalated to.
-    escalated_to_agency_id: uuid.UUID | None = None
+    escalated_to_agency_id: NotPersonal[uuid.UUID | None] = None
     #: The previous agency, on a reassignment.
-    previous_agency_id: uuid.UUID | None = None
+    previous_agency_id: NotPersonal[uuid.UUID | None] = None
     #: When the household's need stopped holding (the referral stays open until the agency or posyandu closes it).
-    need_resolved_at: datetime | None = None
+    need_resolved_at: NotPersonal[datetime | None] = None
 
 
 class ReferralNoteData(BaseModel):
     """A note was added; the text itself is read through the REST API (it may hold personal details)."""
 
-    note_id: uuid.UUID
-    referral_id: uuid.UUID
-    spm_field: SpmField
-    agency_id: uuid.UUID | None
-    posyandu_id: uuid.UUID
+    note_id: NotPersonal[uuid.UUID]
+    referral_id: NotPersonal[uuid.UUID]
+    spm_field: NotPersonal[SpmField]
+    agency_id: NotPersonal[uuid.UUID | None]
+    posyandu_id: NotPersonal[uuid.UUID]
     #: `posyandu`, `agency` or `system`: whose side wrote it, so each side knows when the other answered.
-    author_side: str
-    created_at: datetime
+    author_side: NotPersonal[str]
+    created_at: NotPersonal[datetime]
 
 
 def _referral(verb: str, summary: str) -> EventType:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from shared.events.catalogue import EventType, RegionCodePresence, register
+from shared.events.personal_data import NotPersonal
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 
 
@@ -30,46 +31,46 @@ class Status(StrEnum):
 
 
 class RegionData(BaseModel):
-    code: str = Field(pattern=r"^\d{2}(\d{2}(\d{2}(\d{4})?)?)?$")
-    name: str
-    level: RegionLevel
-    parent_code: str | None
+    code: NotPersonal[str] = Field(pattern=r"^\d{2}(\d{2}(\d{2}(\d{4})?)?)?$")
+    name: NotPersonal[str]
+    level: NotPersonal[RegionLevel]
+    parent_code: NotPersonal[str | None]
     #: `kabupaten`/`kota` for a regency, `kelurahan`/`desa`/`desa-adat` for a village, else None.
-    kind: str | None = None
+    kind: NotPersonal[str | None] = None
     #: The official list the region was last seen in (e.g. `kepmendagri-300.2.2-2138-2025`).
-    list_version: str
+    list_version: NotPersonal[str]
 
 
 class PosyanduData(BaseModel):
-    posyandu_id: uuid.UUID
-    code: str
-    name: str
-    village_code: str
-    status: Status
-    service_days: list[str]
-    latitude: float | None = None
-    longitude: float | None = None
-    version: int
+    posyandu_id: NotPersonal[uuid.UUID]
+    code: NotPersonal[str]
+    name: NotPersonal[str]
+    village_code: NotPersonal[str]
+    status: NotPersonal[Status]
+    service_days: NotPersonal[list[str]]
+    latitude: NotPersonal[float | None] = None
+    longitude: NotPersonal[float | None] = None
+    version: NotPersonal[int]
 
 
 class CadreData(BaseModel):
     """A cadre's assignment; no name or contact (personal data stays behind the REST API)."""
 
-    cadre_id: uuid.UUID
-    posyandu_id: uuid.UUID
-    duties: list[SpmField]
-    status: Status
-    since: date | None = None
+    cadre_id: NotPersonal[uuid.UUID]
+    posyandu_id: NotPersonal[uuid.UUID]
+    duties: NotPersonal[list[SpmField]]
+    status: NotPersonal[Status]
+    since: NotPersonal[date | None] = None
 
 
 class AgencyData(BaseModel):
-    agency_id: uuid.UUID
-    name: str
-    level: AgencyLevel
-    jurisdiction_code: str
-    spm_fields: list[SpmField]
-    status: Status
-    version: int
+    agency_id: NotPersonal[uuid.UUID]
+    name: NotPersonal[str]
+    level: NotPersonal[AgencyLevel]
+    jurisdiction_code: NotPersonal[str]
+    spm_fields: NotPersonal[list[SpmField]]
+    status: NotPersonal[Status]
+    version: NotPersonal[int]
 
 
 def _registry(name: str, model: type[BaseModel], summary: str, *, regioncode: RegionCodePresence = "required"

@@ -23,7 +23,7 @@ from tests.support import tokens
 def referral_event(event_type: EventType, household: dict[str, Any], agency_id: uuid.UUID, referral_id: uuid.UUID,
                    status: str, version: int) -> CloudEvent:
     data = ref.ReferralData(referral_id=referral_id, need_id=None, household_id=household["id"], member_id=None,
-                            member_nik_masked=None, posyandu_id=household["posyandu_id"],
+                            posyandu_id=household["posyandu_id"],
                             village_code=household["village_code"], spm_field=SpmField.KESEHATAN,
                             category="kesehatan.tb-suspect", urgency="high", status=status, agency_id=agency_id,
                             respond_by=None, complete_by=None, version=version)

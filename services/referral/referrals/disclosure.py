@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from services.referral.notes.schemas import NotePublic
 from services.referral.referrals.access import side_of
@@ -28,6 +28,7 @@ TRANSITION_PRIVATE = ("reason", "outcome")
 NOTE_PRIVATE = ("text",)
 
 View = TypeVar("View", ReferralPublic, TransitionPublic, NotePublic)
+Public = TypeVar("Public", bound=ReferralPublic)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class Disclosure:
     def shown(self, private: Iterable[str]) -> list[str]:
         """Which of a view's private fields this caller gets (for the audit row)."""
         return list(private) if self.free_text else []
+
+    @overload
+    def referral(self, r: Referral) -> ReferralPublic: ...
+
+    @overload
+    def referral(self, r: Referral, model: type[Public], **extra: Any) -> Public: ...
 
     def referral(self, r: Referral, model: type[ReferralPublic] = ReferralPublic, **extra: Any) -> ReferralPublic:
         view = model(

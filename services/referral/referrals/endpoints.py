@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.referral.clock import NowDep
 from services.referral.household_api import HouseholdApi
-from services.referral.referrals import service
+from services.referral.referrals import fhir, service
 from services.referral.referrals.access import list_scope, readable_referral
 from services.referral.referrals.disclosure import REFERRAL_PRIVATE, TRANSITION_PRIVATE, Disclosure
 from services.referral.referrals.lifecycle import Action, Status
@@ -116,8 +117,9 @@ async def republish(session: SessionDep, _: Admin, field: SpmField, since: datet
                                                                           since=since))
 
 
-@router.get("/{referral_id}", response_model=ReferralDetail,
-            summary="A referral; for its agency with the member's NIK and name from the household service (audited)")
+@router.get("/{referral_id}", response_model=ReferralDetail, responses=fhir.OPENAPI_RESPONSES,
+            summary="A referral (audited); for its agency with the member's NIK and name from the household service; "
+                    "a FHIR R4 Task with Accept: application/fhir+json")
 async def get_referral(referral_id: uuid.UUID, request: Request, session: SessionDep,
                        principal: PrincipalDep) -> Response:
     referral = await readable_referral(session, principal, referral_id)
@@ -137,8 +139,11 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
                       subject_ref=str(referral.household_id), fields=fields,
                       purpose="assigned agency acting on the referral" if disclosure.member_details
                       else f"referral read by {principal.role.value}")
-    return json_response(disclosure.referral(referral, ReferralDetail, **extra),
-                         headers={"ETag": etag(referral.version)})
+    view = disclosure.referral(referral, ReferralDetail, **extra)
+    headers = {"ETag": etag(referral.version), "Vary": "Accept"}
+    if fhir.wants_fhir(request.headers.get("accept")):
+        return Response(orjson.dumps(fhir.task(view)), media_type=fhir.RESPONSE_MEDIA_TYPE, headers=headers)
+    return json_response(view, headers=headers)
 
 
 @router.get("/{referral_id}/history", response_model=list[TransitionPublic],

@@ -15,10 +15,14 @@ from shared.outbox import publish
 
 def referral_data(r: Referral, *, action: str | None = None,
                   previous_agency_id: uuid.UUID | None = None) -> ev.ReferralData:
-    """What an agency needs to act on: references, category, urgency, deadlines, masked NIK; no evidence or text."""
+    """What an integration routes and counts by: references, category, urgency, status, deadlines; nothing personal.
+
+    No masked NIK (it keeps the district code and serial), name, evidence or text: every agency of the field may
+    read the topic; the assigned agency reads those through the audited REST API.
+    """
     return ev.ReferralData(
         referral_id=r.id, need_id=r.need_id, household_id=r.household_id, member_id=r.member_id,
-        member_nik_masked=r.member_nik_masked, posyandu_id=r.posyandu_id, village_code=r.village_code,
+        posyandu_id=r.posyandu_id, village_code=r.village_code,
         spm_field=SpmField(r.spm_field), category=r.category, urgency=r.urgency, status=r.status,
         agency_id=r.agency_id, respond_by=r.respond_by, complete_by=r.complete_by, version=r.version,
         action=action, created_at=r.created_at, responded_at=r.responded_at, overdue_at=r.overdue_at,

@@ -131,7 +131,7 @@ class Stream:
         field = SpmField(category.split(".")[0])
         state: dict[str, Any] = {
             "referral_id": rid, "need_id": None, "household_id": uuid.uuid4(), "member_id": None,
-            "member_nik_masked": None, "posyandu_id": uuid.uuid4(), "village_code": village, "spm_field": field,
+            "posyandu_id": uuid.uuid4(), "village_code": village, "spm_field": field,
             "category": category, "urgency": "normal", "status": "requested", "agency_id": agency_id,
             "respond_by": created + timedelta(days=7), "complete_by": created + timedelta(hours=complete_by_hours),
             "version": 1, "created_at": created}
