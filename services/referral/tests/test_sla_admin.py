@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from services.referral.settings import ReferralSettings
+from services.referral.sla.calendar import WIB, WIT, WITA, add_working_days, local_zone, shipped_holidays
 from services.referral.tests.factories import create_referral, known_agency, known_household, known_posyandu
 from tests.support import tokens
 
@@ -178,6 +179,7 @@ async def test_working_day_deadlines_skip_the_weekend_and_the_holidays_of_the_ca
 async def test_the_escalation_delay_is_set_per_urgency_and_counts_working_days_where_asked(
         referral: httpx.AsyncClient, household_in_dumai: dict[str, Any], clock: list[datetime],
         referral_db: asyncpg.Connection) -> None:
+    audited = await referral_db.fetchval("SELECT coalesce(max(id), 0) FROM audit_log")
     delays = (await referral.get("/api/v1/sla/escalation-delays", headers=tokens.admin())).json()
     low = next(d for d in delays if d["urgency"] == "low")
     assert low == {"urgency": "low", "delay": 7, "unit": "days", "configured": False, "version": 0}
@@ -207,8 +209,9 @@ async def test_the_escalation_delay_is_set_per_urgency_and_counts_working_days_w
     finally:
         restored = await referral.put(url, json={"delay": 7, "unit": "days"}, headers=tokens.admin())
         assert restored.status_code == 200 and restored.json()["version"] == 2
-    actions = await referral_db.fetch("SELECT action FROM audit_log WHERE resource_type = 'sla.escalation-delay'")
-    assert [a["action"] for a in actions] == ["update", "update"]
+    actions = await referral_db.fetch("SELECT action, resource_id FROM audit_log WHERE id > $1 AND "
+                                      "resource_type = 'sla.escalation-delay' ORDER BY id", audited)
+    assert [(a["action"], a["resource_id"]) for a in actions] == [("update", "low"), ("update", "low")]
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -302,3 +305,28 @@ async def test_updates_honour_if_match_and_creates_honour_idempotency_keys(
                                     "AND resource_id = $1 ORDER BY id", str(first.json()["id"]))
     assert [a["action"] for a in audit] == ["create", "update", "delete"]
     assert audit[1]["fields"] == '["respond_within"]'
+
+
+def test_working_days_count_in_the_villages_time_zone() -> None:
+    holidays = {r.date for r in shipped_holidays() if (r.year, r.version) == (2026, 1)}
+    start = datetime(2026, 12, 23, 16, 30, tzinfo=UTC)  # Wednesday 23:30 WIB, but Thursday 24 00:30 WITA
+    assert local_zone("6472011001") is WITA and local_zone("3171011001") is WIB and local_zone("9471") is WIT
+    # In Samarinda it is already Thursday 24 (cuti bersama): the first working day after it is Monday 28.
+    assert add_working_days(start, 1, holidays, WITA) == datetime(2026, 12, 27, 16, 30, tzinfo=UTC)
+    # In Jakarta it is still Wednesday: Monday 28 at 23:30 WIB.
+    assert add_working_days(start, 1, holidays, WIB) == datetime(2026, 12, 28, 16, 30, tzinfo=UTC)
+
+
+async def test_the_shipped_calendars_are_loaded_and_a_years_highest_version_is_in_force(
+        referral: httpx.AsyncClient) -> None:
+    shipped = shipped_holidays()
+    for year, version in {(r.year, r.version) for r in shipped}:
+        served = (await referral.get(f"/api/v1/sla/holiday-calendars/{year}", params={"version": version},
+                                     headers=tokens.admin())).json()
+        assert [(h["date"], h["kind"], h["name"]) for h in served["holidays"]] == [
+            (r.date.isoformat(), r.kind, r.name) for r in shipped if (r.year, r.version) == (year, version)]
+    in_force = (await referral.get("/api/v1/sla/holiday-calendars/2025", headers=tokens.admin())).json()
+    assert in_force["version"] == 2 and in_force["in_force"]
+    assert "2025-08-18" in [h["date"] for h in in_force["holidays"]]  # the revision's added cuti bersama
+    first = (await referral.get("/api/v1/sla/holiday-calendars/2025?version=1", headers=tokens.admin())).json()
+    assert not first["in_force"] and "2025-08-18" not in [h["date"] for h in first["holidays"]]
