@@ -111,7 +111,7 @@ class CalendarBody(BaseModel):
 
     year: int = Field(ge=2000, le=2100)
     source: str = Field(min_length=1, max_length=300, description="The decree (SKB) this version follows")
-    holidays: list[HolidayEntry] = Field(max_length=60)
+    holidays: list[HolidayEntry] = Field(min_length=1, max_length=60)
 
     @model_validator(mode="after")
     def _dates_of_the_year(self) -> Self:

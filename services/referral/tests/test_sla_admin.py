@@ -246,7 +246,7 @@ async def test_an_override_for_an_unknown_agency_and_a_bad_calendar_are_refused(
     for holidays in ([{"date": "2027-01-01", "kind": "libur-nasional", "name": "Tahun Baru"}],
                      [{"date": "2028-01-01", "kind": "libur-nasional", "name": "A"},
                       {"date": "2028-01-01", "kind": "cuti-bersama", "name": "B"}],
-                     [{"date": "2028-01-01", "kind": "hari-raya", "name": "A"}]):
+                     [{"date": "2028-01-01", "kind": "hari-raya", "name": "A"}], []):
         bad = await referral.post("/api/v1/sla/holiday-calendars", headers=tokens.admin(),
                                   json={"year": 2028, "source": "test", "holidays": holidays})
         assert bad.status_code == 422, bad.text
@@ -286,6 +286,11 @@ async def test_updates_honour_if_match_and_creates_honour_idempotency_keys(
     assert (await referral.post(OVERRIDES, json={**body, "respond_within": 3}, headers=headers)).status_code == 409
     duplicate = await referral.post(OVERRIDES, json={**body, "respond_within": 3}, headers=tokens.admin())
     assert duplicate.status_code == 409 and duplicate.headers["content-type"] == "application/problem+json"
+    other = await referral.post(OVERRIDES, json={**body, "urgency": "normal"}, headers=tokens.admin())
+    assert other.status_code == 201, other.text
+    clash = await referral.put(f"{OVERRIDES}/{other.json()['id']}", json=body, headers=tokens.admin())
+    assert clash.status_code == 409, clash.text  # moved onto the first one's scope
+    assert (await referral.delete(f"{OVERRIDES}/{other.json()['id']}", headers=tokens.admin())).status_code == 204
 
     url = f"{OVERRIDES}/{first.json()['id']}"
     changed = {**body, "respond_within": 3}
