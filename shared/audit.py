@@ -1,4 +1,5 @@
-"""The audit log of reads of personal data (who, what, when, why), and the admin's query of it."""
+"""The audit log of reads of personal data and of administrative changes (who, what, when, why), and the
+admin's query of it."""
 
 from __future__ import annotations
 
@@ -20,8 +21,16 @@ from shared.tables import audit_log
 async def record_read(session: AsyncSession, principal: Principal, *, resource_type: str, resource_id: str,
                       purpose: str, subject_ref: str | None = None, fields: list[str] | None = None) -> None:
     """Write one audit row for a read of personal data, in the request's transaction."""
+    await record(session, principal, action="read", resource_type=resource_type, resource_id=resource_id,
+                 purpose=purpose, subject_ref=subject_ref, fields=fields)
+
+
+async def record(session: AsyncSession, principal: Principal, *, action: str, resource_type: str, resource_id: str,
+                 purpose: str, subject_ref: str | None = None, fields: list[str] | None = None) -> None:
+    """Write one audit row (a read, or an administrative change such as `create`, `update`, `delete`), in the
+    request's transaction."""
     await session.execute(sa.insert(audit_log).values(
-        actor=principal.sub, actor_role=principal.role.value, action="read", resource_type=resource_type,
+        actor=principal.sub, actor_role=principal.role.value, action=action, resource_type=resource_type,
         resource_id=resource_id, subject_ref=subject_ref, purpose=purpose, request_id=request_id_var.get(),
         fields=fields))
 

@@ -13,7 +13,9 @@ from services.referral.household_api import HouseholdApi
 from services.referral.notes.endpoints import router as notes_router
 from services.referral.referrals.endpoints import inbox_router
 from services.referral.referrals.endpoints import router as referrals_router
+from services.referral.routing.endpoints import router as routing_rules_router
 from services.referral.settings import ReferralSettings
+from services.referral.sla.endpoints import router as sla_router
 from services.referral.sla.service import sla_loop
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
@@ -29,7 +31,7 @@ def spec(settings: ReferralSettings) -> ServiceSpec:
                     "lifecycle, SLA clocks with escalation, notes and outcomes. Every change is an event on "
                     "posyandu.referral.<field>.v1.",
         # Notes first: `POST /referrals/{id}/notes` must not be taken for the lifecycle action route.
-        routers=[notes_router, referrals_router, inbox_router, audit_router()],
+        routers=[notes_router, referrals_router, inbox_router, sla_router, routing_rules_router, audit_router()],
         # One consumer group over the registry (agencies) and household (needs, households) topics.
         subscriptions=[Subscription(group_id="referral", topics=[REGISTRY_TOPIC, HOUSEHOLD_TOPIC],
                                     handlers={**registry_events.handlers(settings),

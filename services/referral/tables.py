@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date as date_
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,20 +143,88 @@ class ReferralNote(Table, table=True):
 
 
 class SlaOverride(Table, table=True):
-    """A region's own deadlines (DOMAIN.md §6 is policy): per urgency, for a category and/or an agency.
+    """A region's own deadlines (DOMAIN.md §6 is policy): per urgency, for an agency, a category and/or a region.
 
-    The most specific row wins: agency and category, then agency, then category, then the defaults in code.
+    The most specific row wins (services/referral/sla/service.py, `sla_for`): one with the agency before one
+    without, then one with the category, then the longest region prefix; with none the defaults in code apply.
+    `unit` says how the durations count: `hours` and `days` are calendar time, `working_days` counts whole days
+    that are neither weekend nor a holiday of the calendar in force.
     """
 
     __tablename__ = "sla_overrides"
     __table_args__ = (
         sa.Index("uq_sla_overrides_scope", sa.text("coalesce(agency_id, '00000000-0000-0000-0000-000000000000'::uuid)"),
-                 sa.text("coalesce(category, '')"), "urgency", unique=True),
+                 sa.text("coalesce(category, '')"), sa.text("coalesce(region_prefix, '')"), "urgency", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     agency_id: uuid.UUID | None = None
     category: str | None = Field(default=None, max_length=60)
+    region_prefix: str | None = Field(default=None, max_length=10)
     urgency: str = Field(max_length=10)
     respond_within: timedelta = Field(sa_column=sa.Column(sa.Interval, nullable=False))
     complete_within: timedelta = Field(sa_column=sa.Column(sa.Interval, nullable=False))
+    unit: str = Field(default="hours", max_length=12)
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+
+
+class EscalationDelay(Table, table=True):
+    """How long after the completion deadline an open referral escalates, per urgency, where an admin set it
+    (otherwise ESCALATION_DELAY in sla/config.py)."""
+
+    __tablename__ = "sla_escalation_delays"
+
+    urgency: str = Field(primary_key=True, max_length=10)
+    delay: timedelta = Field(sa_column=sa.Column(sa.Interval, nullable=False))
+    unit: str = Field(default="days", max_length=12)
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+
+
+class HolidayCalendar(Table, table=True):
+    """One version of a year's national holiday calendar (libur nasional and cuti bersama, as the joint decree of
+    the three ministers sets them and its revisions change them): the highest version of a year is in force."""
+
+    __tablename__ = "holiday_calendars"
+
+    year: int = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    source: str = Field(max_length=300)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+
+
+class Holiday(Table, table=True):
+    """A day off in one calendar version: `libur-nasional` or `cuti-bersama`."""
+
+    __tablename__ = "holidays"
+    __table_args__ = (sa.ForeignKeyConstraint(["year", "version"],
+                                              ["holiday_calendars.year", "holiday_calendars.version"]),)
+
+    year: int = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    date: date_ = Field(primary_key=True)
+    kind: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+
+
+class RoutingRule(Table, table=True):
+    """Where referrals of a field (and optionally a category, and a region) go: to the agency of a level, or to one
+    agency. The router takes the most specific rule with an agency that `coverage` admits (routing/service.py)."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (
+        sa.Index("uq_routing_rules_scope", "spm_field", sa.text("coalesce(category, '')"),
+                 sa.text("coalesce(region_prefix, '')"), unique=True),
+        sa.CheckConstraint("(agency_level IS NULL) <> (agency_id IS NULL)", name="one_target"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    spm_field: str = Field(max_length=20)
+    category: str | None = Field(default=None, max_length=60)
+    region_prefix: str | None = Field(default=None, max_length=10)
+    agency_level: str | None = Field(default=None, max_length=10)
+    agency_id: uuid.UUID | None = None
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -50,3 +51,31 @@ async def fuzz_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, 
         "name": "Dinas Fuzz", "level": "regency", "jurisdiction_code": "3101", "spm_fields": ["pendidikan"]})
     assert agency.status_code == 201, agency.text
     return FuzzWorld(site=site, posyandu_id=posyandu_id, cadre_id=cadre.json()["id"], agency_id=agency.json()["id"])
+
+
+#: The referral service's configuration tables, children after parents: fuzzed admin writes to them (a routing
+#: rule for a whole field, an escalation delay, a holiday calendar) would steer every later test's referrals.
+_CONFIGURATION = ("routing_rules", "sla_overrides", "sla_escalation_delays", "holiday_calendars", "holidays")
+
+
+@pytest.fixture(autouse=True)
+async def _referral_configuration_restored(request: pytest.FixtureRequest,
+                                           referral_settings: ReferralSettings) -> AsyncIterator[None]:
+    """Put the referral configuration back as it was after fuzzing one of its operations."""
+    label = getattr(request.node, "callspec", None) and request.node.callspec.params.get("label", "")
+    if not (label and ("/api/v1/sla/" in label or "/api/v1/routing-rules" in label)):
+        yield
+        return
+    conn = await asyncpg.connect(referral_settings.database_url)
+    try:
+        saved = {table: await conn.fetch(f"SELECT * FROM {table}") for table in _CONFIGURATION}
+        yield
+        async with conn.transaction():
+            for table in reversed(_CONFIGURATION):
+                await conn.execute(f"DELETE FROM {table}")
+            for table in _CONFIGURATION:
+                if saved[table]:
+                    await conn.copy_records_to_table(table, records=[tuple(r) for r in saved[table]],
+                                                     columns=list(saved[table][0].keys()))
+    finally:
+        await conn.close()

@@ -51,6 +51,10 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
 NOT_PERSONAL = {
     "household /api/v1/audit-log": "the audit trail itself (admin only); a row per read of it would feed on itself",
     "referral /api/v1/audit-log": "the audit trail itself (admin only)",
+    **{f"referral {path}": "SLA and routing configuration (admin only): no person's data"
+       for path in ("/api/v1/sla/overrides", "/api/v1/sla/overrides/{override_id}", "/api/v1/sla/escalation-delays",
+                    "/api/v1/sla/holiday-calendars", "/api/v1/sla/holiday-calendars/{year}",
+                    "/api/v1/routing-rules", "/api/v1/routing-rules/{rule_id}")},
     f"household {HH}/access-log": "the family's own view of the audit trail (officials' reads), not its data",
 }
 APPS = {"household": create_household_app(), "referral": create_referral_app()}

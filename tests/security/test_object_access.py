@@ -71,6 +71,12 @@ class Case:
     hidden_in: Callable[[W], str] | None = None
 
 
+def _admin_only(path: str, method: str) -> Case:
+    url = path.replace("{override_id}", "1").replace("{rule_id}", "1")
+    body = {"urgency": "high", "respond_within": 1, "complete_within": 2} if method == "PUT" else None
+    return Case(lambda w: [url], body=(lambda w: body) if body else None)
+
+
 HH = "/api/v1/households/{household_id}"
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
 CASES: dict[str, Case] = {
@@ -152,6 +158,10 @@ CASES: dict[str, Case] = {
     "referral GET /api/v1/agencies/{agency_id}/referrals": Case(
         lambda w: [f"/api/v1/agencies/{w.a.agency_id}/referrals"], insider=lambda w: w.a.opd(),
         hidden_in=lambda w: w.a.referral_id),
+    # SLA and routing configuration: admin only, so every other role is refused whichever object the id names.
+    **{f"referral {method} {path}": _admin_only(path, method)
+       for path in ("/api/v1/sla/overrides/{override_id}", "/api/v1/routing-rules/{rule_id}")
+       for method in ("GET", "PUT", "DELETE")},
 }
 
 

@@ -49,7 +49,8 @@ def _record(session: AsyncSession, referral: Referral, action: str, *, actor: Pr
 
 async def _route(session: AsyncSession, referral: Referral, now: datetime) -> bool:
     """Assign the responsible agency and start the clocks; False when there is none (the referral waits unrouted)."""
-    agency = await responsible_agency(session, spm_field=referral.spm_field, village_code=referral.village_code)
+    agency = await responsible_agency(session, spm_field=referral.spm_field, village_code=referral.village_code,
+                                      category=referral.category)
     if agency is None:
         return False
     referral.agency_id = agency.id

@@ -1,8 +1,14 @@
-"""Routing: the responsible agency for (field, village), from the local read model of the registry's agencies.
+"""Routing: the responsible agency for (field, category, village), from the local read model of the registry's
+agencies and the admin's routing rules.
 
-The rule is the registry's: the village's regency/city agency for the field first, then its province's; among
-equals the earliest registered. No synchronous call on the hot path: agencies arrive as registry events. Which
-agencies may hold a referral at all (routing, reassignment, escalation) is one rule, `coverage`.
+First the routing rules (`routing_rules`): of the rules for the field that match the referral's category (or
+name none) and whose region prefix holds its village (or that name none), the most specific with an agency that
+`coverage` admits decides: a rule naming the category before one that does not, then the longest region prefix;
+the rule's target is one agency (`agency_id`) or the agency of a level (`agency_level`, the earliest registered).
+Without such a rule, the registry's rule: the village's regency/city agency for the field first, then its
+province's; among equals the earliest registered. No synchronous call on the hot path: agencies arrive as
+registry events. Which agencies may hold a referral at all (routing, reassignment, escalation) is one rule,
+`coverage`: a rule only chooses among the agencies it admits.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.referral.tables import KnownAgency
+from services.referral.tables import KnownAgency, RoutingRule
 
 
 def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement[bool]]:
@@ -29,11 +35,28 @@ def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement
     }
 
 
-async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str) -> KnownAgency | None:
-    """The active agency responsible for the field in the village, or None (the referral stays unrouted)."""
+async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str,
+                             category: str | None = None) -> KnownAgency | None:
+    """The active agency responsible for the referral, or None (the referral stays unrouted)."""
+    covered = coverage(spm_field=spm_field, village_code=village_code).values()
+    by_rule = (
+        select(KnownAgency)
+        .join(RoutingRule, sa.or_(col(RoutingRule.agency_id) == col(KnownAgency.id),
+                                  col(RoutingRule.agency_level) == col(KnownAgency.level)))
+        .where(*covered, col(RoutingRule.spm_field) == spm_field,
+               sa.or_(col(RoutingRule.category).is_(None), col(RoutingRule.category) == category),
+               sa.or_(col(RoutingRule.region_prefix).is_(None),
+                      sa.literal(village_code).startswith(col(RoutingRule.region_prefix))))
+        .order_by(col(RoutingRule.category).is_(None),
+                  sa.func.length(sa.func.coalesce(col(RoutingRule.region_prefix), "")).desc(),
+                  col(KnownAgency.registered_at), col(KnownAgency.id))
+        .limit(1)
+    )
+    if (agency := (await session.execute(by_rule)).scalars().first()) is not None:
+        return agency
     query = (
         select(KnownAgency)
-        .where(*coverage(spm_field=spm_field, village_code=village_code).values())
+        .where(*covered)
         .order_by(sa.case((col(KnownAgency.level) == "regency", 0), else_=1), col(KnownAgency.registered_at),
                   col(KnownAgency.id))
         .limit(1)

@@ -1,22 +1,33 @@
 """Default deadlines (DOMAIN.md §6, a policy): response and completion per urgency, and the escalation delay.
 
-Regions set their own per category and per agency, as durations that may be hours, in the `sla_overrides`
-table; these are the values when no override applies.
+Admins set their own per agency, category, region and urgency, in hours, days or working days (the
+`sla_overrides` table, through /api/v1/sla/overrides), and the escalation delay per urgency
+(`sla_escalation_delays`); these are the values when nothing is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
 from shared.categories import Urgency
 
 
+class Unit(StrEnum):
+    """How a duration counts: calendar hours or days, or working days (no weekend, no holiday)."""
+
+    HOURS = "hours"
+    DAYS = "days"
+    WORKING_DAYS = "working_days"
+
+
 class Sla(NamedTuple):
     respond_within: timedelta
     complete_within: timedelta
+    unit: Unit = Unit.DAYS
 
 
 DEFAULT_SLA: Mapping[Urgency, Sla] = MappingProxyType({

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,8 +23,9 @@ from services.referral.referrals.events import emit
 from services.referral.referrals.lifecycle import OPEN, Status
 from services.referral.routing.service import province_agency
 from services.referral.settings import ReferralSettings
-from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla
-from services.referral.tables import Referral, SlaOverride
+from services.referral.sla.calendar import working_days_after
+from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla, Unit
+from services.referral.tables import EscalationDelay, Referral, SlaOverride
 from shared.categories import Urgency
 from shared.events import referral as ev
 from shared.settings import ServiceSettings
@@ -37,24 +38,52 @@ _CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
 
 
 async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
-    """The deadlines that apply: the most specific override (agency+category, agency, category), else the default."""
+    """The deadlines that apply to the referral: the most specific override, else the defaults in code.
+
+    Precedence (most specific first): a row for the referral's agency before one for any agency; among those, a
+    row for its category before one for any category; then the longest region prefix holding its village before
+    a shorter one, before a row for every region.
+    """
     query = (select(SlaOverride)
              .where(SlaOverride.urgency == referral.urgency,
                     sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == referral.agency_id),
-                    sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category))
-             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None)).limit(1))
+                    sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category),
+                    sa.or_(col(SlaOverride.region_prefix).is_(None),
+                           sa.literal(referral.village_code).startswith(col(SlaOverride.region_prefix))))
+             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None),
+                       sa.func.length(sa.func.coalesce(col(SlaOverride.region_prefix), "")).desc())
+             .limit(1))
     override = (await session.execute(query)).scalars().first()
     if override is not None:
-        return Sla(override.respond_within, override.complete_within)
+        return Sla(override.respond_within, override.complete_within, Unit(override.unit))
     return DEFAULT_SLA[Urgency(referral.urgency)]
 
 
+async def escalation_delay(session: AsyncSession, urgency: Urgency) -> tuple[timedelta, Unit]:
+    """The delay an admin set for the urgency, else the default (calendar days)."""
+    row = await session.get(EscalationDelay, urgency.value)
+    if row is None:
+        return ESCALATION_DELAY[urgency], Unit.DAYS
+    return row.delay, Unit(row.unit)
+
+
+async def _after(session: AsyncSession, start: datetime, duration: timedelta, unit: Unit,
+                 village_code: str) -> datetime:
+    if unit is Unit.WORKING_DAYS:
+        return await working_days_after(session, start, duration.days, village_code)
+    return start + duration
+
+
 async def start_clocks(session: AsyncSession, referral: Referral, now: datetime) -> None:
-    """Set the deadlines from now (the referral just reached its agency); earlier overdue marks no longer apply."""
+    """Set the deadlines from now (the referral just reached its agency); earlier overdue marks no longer apply.
+
+    The deadlines are computed once, here: a later change of overrides, delays or calendars leaves them be."""
     sla = await sla_for(session, referral)
-    referral.respond_by = now + sla.respond_within
-    referral.complete_by = now + sla.complete_within
-    referral.escalate_at = referral.complete_by + ESCALATION_DELAY[Urgency(referral.urgency)]
+    village = referral.village_code
+    referral.respond_by = await _after(session, now, sla.respond_within, sla.unit, village)
+    referral.complete_by = await _after(session, now, sla.complete_within, sla.unit, village)
+    delay, delay_unit = await escalation_delay(session, Urgency(referral.urgency))
+    referral.escalate_at = await _after(session, referral.complete_by, delay, delay_unit, village)
     referral.responded_at = None
     referral.overdue_at = referral.escalated_at = referral.escalated_to_agency_id = None
 

@@ -102,6 +102,10 @@ VIEWS: dict[str, View] = {
 }
 NOT_REFERRAL_DATA = {
     "/api/v1/audit-log": "the audit trail (admin only): who read which referral, never the referral's fields",
+    **{path: "SLA and routing configuration (admin only): no referral's fields"
+       for path in ("/api/v1/sla/overrides", "/api/v1/sla/overrides/{override_id}", "/api/v1/sla/escalation-delays",
+                    "/api/v1/sla/holiday-calendars", "/api/v1/sla/holiday-calendars/{year}",
+                    "/api/v1/routing-rules", "/api/v1/routing-rules/{rule_id}")},
 }
 
 

@@ -104,10 +104,10 @@ async def test_an_agency_override_sets_deadlines_in_hours(
     place = await known_posyandu(registry, household_db, RAWA_MAKMUR)
     created = await known_household(household, referral_db, place, RAWA_MAKMUR)
     first = await create_referral(referral, created, spm_field=FIELD, category=CATEGORY, urgency="high")
-    await referral_db.execute(
-        "INSERT INTO sla_overrides (agency_id, category, urgency, respond_within, complete_within) "
-        "VALUES ($1, $2, 'high', $3, $4)", uuid.UUID(first["agency_id"]), CATEGORY, timedelta(hours=4),
-        timedelta(hours=48))
+    override = await referral.post("/api/v1/sla/overrides", headers=tokens.admin(), json={
+        "agency_id": first["agency_id"], "category": CATEGORY, "urgency": "high", "respond_within": 4,
+        "complete_within": 48, "unit": "hours"})
+    assert override.status_code == 201, override.text
     made = await create_referral(referral, created, spm_field=FIELD, category=CATEGORY, urgency="high")
     created_at = datetime.fromisoformat(made["created_at"])
     assert datetime.fromisoformat(made["respond_by"]) - created_at == timedelta(hours=4)
