@@ -3,7 +3,7 @@ delays per urgency; the national holiday calendar in versions (loaded from servi
 routing rules by field, category and region.
 
 Revision ID: 7c41d9e2a5b3
-Revises: 2ffe3b803c10
+Revises: b57e0c9d4a13
 Create Date: 2026-12-01 09:30:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from services.referral.sla.calendar import shipped_holidays
 
 revision: str = '7c41d9e2a5b3'
-down_revision: str | None = '2ffe3b803c10'
+down_revision: str | None = 'b57e0c9d4a13'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
