@@ -1,6 +1,11 @@
 """A report table as JSON, CSV or Excel (.xlsx), chosen by `?format=` or the Accept header.
 
 Suppressed cells are written as `<5` (the threshold in force) in CSV and Excel, and as null in JSON.
+
+Text comes from other systems' events (region, village and agency names, need categories, referral statuses), so
+no text cell may reach a spreadsheet program as a formula (OWASP CSV injection): a text that begins with `=`, `+`,
+`-`, `@`, a tab or a carriage return gets a leading `'`, and Excel cells are written as strings, never formulas.
+Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import re
 from typing import Any, Literal
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from starlette.responses import Response
 
 from services.reporting.indicators.schemas import ReportTable
@@ -19,6 +26,8 @@ from shared.responses import json_response
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]
+#: What a spreadsheet program reads as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportFormat:
@@ -42,6 +51,22 @@ def _cells(table: ReportTable) -> list[list[Any]]:
     return out
 
 
+def neutralised(value: Any) -> Any:
+    """A text cell as plain text: prefixed with `'` when it starts like a formula. Anything else as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _excel_cell(sheet: Any, value: Any) -> Any:
+    """A string cell (never a formula) without the control characters the format cannot hold; numbers as they are."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+    cell.data_type = "s"
+    return cell
+
+
 def _filename(table: ReportTable, extension: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", f"{table.title} {table.region or 'national'} {table.period['label']}".lower())
     return f"{slug.strip('-')}.{extension}"
@@ -51,19 +76,17 @@ def render(table: ReportTable, output: ExportFormat) -> Response:
     if output == "json":
         return json_response(table)
     header = [c.label for c in table.columns]
+    rows = [[neutralised(v) for v in row] for row in [header, *_cells(table)]]
     if output == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(["" if v is None else v for v in row] for row in _cells(table))
+        csv.writer(buffer).writerows(["" if v is None else v for v in row] for row in rows)
         body = buffer.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheet programs read UTF-8 names
         media_type = f"{CSV}; charset=utf-8"
     else:
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet(table.title[:31])
-        sheet.append(header)
-        for row in _cells(table):
-            sheet.append(row)
+        for row in rows:
+            sheet.append([_excel_cell(sheet, v) for v in row])
         buffer_bytes = io.BytesIO()
         workbook.save(buffer_bytes)
         body, media_type = buffer_bytes.getvalue(), XLSX

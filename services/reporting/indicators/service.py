@@ -13,7 +13,7 @@ from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope
 from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.suppression import suppress, with_rates
-from shared.errors import BadRequest
+from shared.errors import ValidationFailed
 
 Level = Literal["province", "regency", "district", "village"]
 LEVEL_LENGTHS: dict[str, int] = {"province": 2, "regency": 4, "district": 6, "village": 10}
@@ -52,7 +52,9 @@ def group_length(prefix: str, by: Level | None) -> int:
         return len(prefix)
     length = LEVEL_LENGTHS[by]
     if length <= len(prefix):
-        raise BadRequest(f"by={by} does not break region {prefix} down; choose a level below it.")
+        raise ValidationFailed(f"by={by} does not break region {prefix or 'national'} down; choose a level below it.",
+                               errors=[{"field": "query.by", "message": "must be a level below the region's",
+                                        "type": "value_error"}])
     return length
 
 

@@ -69,10 +69,11 @@ class Stream:
             status=reg.Status.ACTIVE, service_days=[], version=1), subject=str(pid))
         return pid
 
-    def agency(self, jurisdiction: str, fields: list[str], *, active: bool = True) -> uuid.UUID:
+    def agency(self, jurisdiction: str, fields: list[str], *, active: bool = True,
+               name: str | None = None) -> uuid.UUID:
         aid = uuid.uuid4()
         self.add(reg.AGENCY_REGISTERED, reg.AgencyData(
-            agency_id=aid, name=f"Dinas {'/'.join(fields)} {jurisdiction}",
+            agency_id=aid, name=name or f"Dinas {'/'.join(fields)} {jurisdiction}",
             level=reg.AgencyLevel.PROVINCE if len(jurisdiction) == 2 else reg.AgencyLevel.REGENCY,
             jurisdiction_code=jurisdiction, spm_fields=[SpmField(f) for f in fields],
             status=reg.Status.ACTIVE if active else reg.Status.INACTIVE, version=1), subject=str(aid))
