@@ -1,6 +1,7 @@
 """A report table as JSON, CSV or Excel (.xlsx), chosen by `?format=` or the Accept header.
 
-Suppressed cells are written as `<5` (the threshold in force) in CSV and Excel, and as null in JSON.
+Withheld cells are written as `x` in CSV and Excel, and as null in JSON: the small ones and those withheld so
+that no small one can be derived alike (telling them apart would narrow both), and never a number.
 
 Text comes from other systems' events (region, village and agency names, need categories, referral statuses), so
 no text cell may reach a spreadsheet program as a formula (OWASP CSV injection): a text that begins with `=`, `+`,
@@ -26,6 +27,7 @@ from shared.responses import json_response
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]
+WITHHELD = "x"
 #: What a spreadsheet program reads as the start of a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -43,7 +45,7 @@ def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportForma
 
 
 def _cells(table: ReportTable) -> list[list[Any]]:
-    marker = f"<{table.suppression_threshold}" if table.suppression_threshold else None
+    marker = WITHHELD if table.suppression_threshold else None
     out = []
     for row in table.rows:
         hidden = set(row.get("suppressed") or ())

@@ -287,6 +287,13 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
     return dict(out)
 
 
+async def need_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """Needs detected, resolved and open per region group (the ranking's statement)."""
+    out: dict[str, Values] = defaultdict(dict)
+    await _grouped(session, _NEEDS, scope, _NEEDS_KEYS, out)
+    return dict(out)
+
+
 async def referral_values_by_agency(*, session: AsyncSession,
                                     scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
     """Referral indicators per (agency, field): the matrix's referral columns."""
@@ -311,27 +318,16 @@ async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict
 
 
 async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list[str]) -> list[dict[str, Any]]:
-    """Referrals created per month, field and current status over the given months."""
+    """Referrals created per region group, month, field and current status over the given months."""
     sql = """
-    SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, spm_field, status, count(*) AS referrals
+    SELECT left(village_code, :n) AS region, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, spm_field,
+           status, count(*) AS referrals
     FROM referrals WHERE village_code LIKE :like AND spm_field = ANY(CAST(:fields AS text[]))
       AND created_at >= CAST(:from_ts AS timestamptz) AND created_at < CAST(:end_ts AS timestamptz)
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
     first = date.fromisoformat(months[0] + "-01")
     params = {**scope.params(), "from_ts": datetime(first.year, first.month, 1, tzinfo=scope.period.start_ts.tzinfo)}
     return [dict(r) for r in (await session.execute(sa.text(sql), params)).mappings()]
-
-
-async def villages_by_open_needs(*, session: AsyncSession, scope: Scope, limit: int) -> list[dict[str, Any]]:
-    """Villages ranked by needs open at the period's end (then by code), with their names."""
-    sql = """
-    SELECT n.village_code, r.name AS village_name, count(*) AS open_needs
-    FROM needs n LEFT JOIN regions r ON r.code = n.village_code
-    WHERE n.village_code LIKE :like AND n.spm_field = ANY(CAST(:fields AS text[]))
-      AND n.detected_at < CAST(:end_ts AS timestamptz)
-      AND (n.resolved_at IS NULL OR n.resolved_at >= CAST(:end_ts AS timestamptz))
-    GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT :limit"""
-    return [dict(r) for r in (await session.execute(sa.text(sql), {**scope.params(), "limit": limit})).mappings()]
 
 
 async def agencies_in(*, session: AsyncSession, prefix: str, fields: list[str]) -> list[dict[str, Any]]:
