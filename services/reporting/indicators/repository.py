@@ -116,6 +116,19 @@ member_items AS (
 
 _SAFE_WATER = "('piped', 'protected-well', 'protected-spring', 'rainwater', 'bottled')"
 
+
+# A profile is open JSON in the events: a value of another type than the household service writes counts as not
+# recorded, rather than failing the cast (and with it every report over that household).
+def _json_number(key: str) -> str:
+    return f"CASE WHEN jsonb_typeof(h -> '{key}') = 'number' THEN (h ->> '{key}')::numeric END"
+
+
+def _listed(key: str) -> str:
+    return f"(jsonb_typeof(h -> '{key}') = 'array' AND jsonb_array_length(h -> '{key}') > 0)"
+
+
+_DECILE_1_4 = "h -> 'dtsen_decile' = ANY(CAST('{1,2,3,4}' AS jsonb[]))"
+
 _PROFILE_COUNTS = f"""
 profile_counts AS (
     SELECT region,
@@ -127,21 +140,18 @@ profile_counts AS (
            count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' = 'none') AS open_defecation,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat') AS pr_profiled,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND (
-               coalesce((h ->> 'floor_area_m2')::numeric / nullif((h ->> 'occupants')::numeric, 0) < 7.2, false)
+               coalesce({_json_number('floor_area_m2')} / nullif({_json_number('occupants')}, 0) < 7.2, false)
                OR h ->> 'floor' = 'earth' OR h ->> 'roof_condition' = 'damaged' OR h ->> 'wall_condition' = 'damaged'
                OR (h ->> 'wall' = 'bamboo-or-other' AND h ->> 'roof' = 'thatch-or-other'))) AS rtlh,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'disaster_damage' IN ('moderate', 'heavy'))
                AS disaster_damaged,
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas') AS tr_profiled,
-           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0) AS at_risk,
-           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND {_listed('disaster_risk')}) AS at_risk,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND {_listed('disaster_risk')}
                             AND h ->> 'preparedness_informed' = 'true') AS informed,
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
-           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4) AS decile_1_4,
-           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4
-                            AND jsonb_array_length(coalesce(h -> 'aid_received', '[]'::jsonb)) > 0)
+           count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4}) AS decile_1_4,
+           count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4} AND {_listed('aid_received')})
                AS decile_1_4_with_aid
     FROM pv WHERE spm_field IN ('pekerjaan-umum', 'perumahan-rakyat', 'trantibumlinmas', 'sosial')
     GROUP BY 1)"""
@@ -154,7 +164,8 @@ neglect_counts AS (
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-disabled"]') AS neglected_disabled,
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["homeless"]') AS homeless,
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["beggar"]') AS beggar
-    FROM pv CROSS JOIN LATERAL jsonb_each(coalesce(pv.members, '{}'::jsonb)) e
+    FROM pv CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(pv.members) = 'object' THEN pv.members
+                                               ELSE '{}'::jsonb END) e
     WHERE pv.spm_field = 'sosial'
       AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id::text = e.key)
     GROUP BY 1)"""
