@@ -53,7 +53,10 @@ class Stream:
 
     def add(self, event_type: EventType, data: BaseModel, *, subject: str, when: datetime | None = None,
             regioncode: str | None = None, spmfield: SpmField | None = None) -> CloudEvent:
-        event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
+        # The envelope's regioncode is a village code or absent (a test may put another code in the data).
+        village = regioncode if regioncode and regioncode.isascii() and regioncode.isdigit() and len(regioncode) == 10 \
+            else None
+        event = event_type.new(data, subject=subject, regioncode=village, spmfield=spmfield)
         event = event.model_copy(update={"time": when or self.default_time})
         self.events.append((event_type, event))
         return event
