@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-#: A statement grouped by region: (region prefix, group length) -> {region code: {column: value}}.
-Fetch = Callable[[str, int], Awaitable[dict[str, dict[str, Any]]]]
+#: A statement grouped by region: (region prefix, group length) -> {region code: {column: value}}. A column is a
+#: key of any kind: an indicator's, or (field, category, count) for needs by category.
+Fetch = Callable[[str, int], Awaitable[dict[str, dict[Any, Any]]]]
 
 CHILD_LENGTH = {0: 2, 2: 4, 4: 6, 6: 10}
 PARENT_LENGTH = {2: 0, 4: 2, 6: 4, 10: 6}
@@ -49,16 +50,16 @@ def protect(counts: dict[str, int], withheld: set[str], *, parent_withheld: bool
 class Hierarchy:
     """The count cells withheld in each region, computed once per request from the grouped statements it reads."""
 
-    def __init__(self, fetch: Fetch, columns: list[str] | None, threshold: int) -> None:
+    def __init__(self, fetch: Fetch, columns: list[Any] | None, threshold: int) -> None:
         """`columns`: the count columns decided on, or None for every column the statements return (a report whose
         rows hold only what occurred, such as needs by category; there a region without a column shows no row)."""
         self._fetch = fetch
         self._columns = columns
         self._threshold = threshold
-        self._groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
-        self._children: dict[str, dict[str, set[str]]] = {}
+        self._groups: dict[tuple[str, int], dict[str, dict[Any, Any]]] = {}
+        self._children: dict[str, dict[str, set[Any]]] = {}
 
-    async def group(self, prefix: str, length: int) -> dict[str, dict[str, Any]]:
+    async def group(self, prefix: str, length: int) -> dict[str, dict[Any, Any]]:
         """The regions of `length` digits within `prefix`, from a statement already run when one covers them."""
         for (covered, covered_length), groups in self._groups.items():
             if covered_length == length and prefix.startswith(covered):
@@ -67,10 +68,10 @@ class Hierarchy:
         self._groups[(prefix, length)] = groups
         return groups
 
-    async def values(self, code: str) -> dict[str, Any]:
+    async def values(self, code: str) -> dict[Any, Any]:
         return (await self.group(code, len(code))).get(code, {})
 
-    async def rows(self, prefix: str, length: int, *, suppressed: bool) -> dict[str, dict[str, Any]]:
+    async def rows(self, prefix: str, length: int, *, suppressed: bool) -> dict[str, dict[Any, Any]]:
         """A report's rows: the region itself (`length` its own) or its breakdown. When cells are withheld, the
         statements they need are read first and the rows taken from them, so shown and withheld agree."""
         if length == len(prefix):
@@ -88,16 +89,16 @@ class Hierarchy:
             if len(prefix) < length <= deepest:
                 await self.group(prefix, length)
 
-    def _columns_of(self, groups: dict[str, dict[str, Any]]) -> list[str]:
+    def _columns_of(self, groups: dict[str, dict[Any, Any]]) -> list[Any]:
         return self._columns if self._columns is not None else sorted({k for v in groups.values() for k in v})
 
-    def _small(self, values: dict[str, Any], columns: list[str]) -> set[str]:
+    def _small(self, values: dict[Any, Any], columns: list[Any]) -> set[Any]:
         return {k for k in columns if (values.get(k) or 0) < self._threshold}
 
-    def _sums(self, groups: dict[str, dict[str, Any]], columns: list[str]) -> dict[str, int]:
+    def _sums(self, groups: dict[str, dict[Any, Any]], columns: list[Any]) -> dict[Any, int]:
         return {k: sum(int(v.get(k) or 0) for v in groups.values()) for k in columns}
 
-    async def withheld(self, code: str) -> set[str]:
+    async def withheld(self, code: str) -> set[Any]:
         """The count columns withheld in one region's row."""
         if len(code) == 2:
             # A province's counts are its regencies' sums: the statement its children need anyway.
@@ -116,7 +117,7 @@ class Hierarchy:
                 hidden.add(k)
         return hidden
 
-    async def _withheld_children(self, parent: str) -> dict[str, set[str]]:
+    async def _withheld_children(self, parent: str) -> dict[str, set[Any]]:
         if parent in self._children:
             return self._children[parent]
         children = await self.group(parent, CHILD_LENGTH[len(parent)])

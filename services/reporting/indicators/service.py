@@ -64,7 +64,7 @@ def finish_row(row: dict[str, Any], indicators: list[Indicator], withheld: set[s
     return row
 
 
-def withhold(row: dict[str, Any], keys: dict[str, str], withheld: set[str]) -> dict[str, Any]:
+def withhold(row: dict[str, Any], keys: dict[str, Any], withheld: set[Any]) -> dict[str, Any]:
     """Blank the row's counts (row key -> hierarchy column) that are withheld, and list them."""
     row["suppressed"] = [k for k, column in keys.items() if column in withheld]
     for key in row["suppressed"]:
@@ -116,10 +116,10 @@ async def needs_table(*, session: AsyncSession, audience: Audience, period: Peri
     fields = tuple(f.value for f in audience.fields)
     counts = ["detected", "resolved", "open"]
 
-    async def fetch(prefix: str, n: int) -> dict[str, Values]:
-        out: dict[str, Values] = {}
+    async def fetch(prefix: str, n: int) -> dict[str, dict[Any, Any]]:
+        out: dict[str, dict[Any, Any]] = {}  # per region: (field, category, count) -> value
         for r in await repository.needs_by_category(session=session, scope=Scope(prefix, n, period, fields)):
-            out.setdefault(r["region"], {}).update({f"{r['spm_field']}|{r['category']}|{k}": r[k] for k in counts})
+            out.setdefault(r["region"], {}).update({(r["spm_field"], r["category"], k): r[k] for k in counts})
         return out
 
     hierarchy = Hierarchy(fetch, None, threshold)
@@ -128,8 +128,8 @@ async def needs_table(*, session: AsyncSession, audience: Audience, period: Peri
     rows = []
     for region in sorted(found):
         withheld = await hierarchy.withheld(region) if audience.suppress else set()
-        for field, category in sorted({tuple(key.split("|")[:2]) for key in found[region]}):
-            cells = {k: f"{field}|{category}|{k}" for k in counts}
+        for field, category in sorted({(field, category) for field, category, _ in found[region]}):
+            cells = {k: (field, category, k) for k in counts}
             row = {"region_code": region, "region_name": names.get(region), "spm_field": field, "category": category,
                    **{k: found[region][column] for k, column in cells.items()}}
             rows.append(withhold(row, cells, withheld))
@@ -145,11 +145,11 @@ async def referral_timeline(*, session: AsyncSession, audience: Audience, period
     fields = tuple(f.value for f in audience.fields)
     shown = period.months_back(months)
 
-    async def fetch(prefix: str, n: int) -> dict[str, Values]:
-        out: dict[str, Values] = {}
+    async def fetch(prefix: str, n: int) -> dict[str, dict[Any, Any]]:
+        out: dict[str, dict[Any, Any]] = {}  # per region: (month, field, status) -> referrals
         for r in await repository.referral_timeline(session=session, scope=Scope(prefix, n, period, fields),
                                                     months=shown):
-            out.setdefault(r["region"], {})[f"{r['month']}|{r['spm_field']}|{r['status']}"] = r["referrals"]
+            out.setdefault(r["region"], {})[(r["month"], r["spm_field"], r["status"])] = r["referrals"]
         return out
 
     hierarchy = Hierarchy(fetch, None, threshold)
@@ -158,7 +158,7 @@ async def referral_timeline(*, session: AsyncSession, audience: Audience, period
     withheld = await hierarchy.withheld(audience.prefix) if audience.suppress else set()
     rows = []
     for column in sorted(counts):
-        month, field, status = column.split("|")
+        month, field, status = column
         row = {"month": month, "spm_field": field, "status": status, "referrals": counts[column]}
         rows.append(withhold(row, {"referrals": column}, withheld))
     columns = [*(text_column(k, lang) for k in ("month", "spm_field", "status")), count_column("referrals", lang)]

