@@ -84,7 +84,9 @@ class Hierarchy:
 
     async def within(self, prefix: str, deepest: int) -> None:
         """Read every level below `prefix` down to `deepest` digits, one statement per level, so that no region
-        under it needs a statement of its own."""
+        under it needs a statement of its own (down to the regencies at least: provinces' cells are decided from
+        their regencies' sums)."""
+        deepest = max(deepest, CHILD_LENGTH[2]) if deepest >= 2 else deepest
         for length in CHILD_LENGTH.values():
             if len(prefix) < length <= deepest:
                 await self.group(prefix, length)
