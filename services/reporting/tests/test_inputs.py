@@ -66,6 +66,8 @@ def _edge_values(schema: dict[str, Any]) -> list[str]:
     """The values a parameter's schema suggests, and the numbers around its bounds."""
     out: list[str] = []
     for option in [schema, *schema.get("anyOf", [])]:
+        if "$ref" in option:  # an enum of the components (the SPM fields)
+            option = DOCUMENT["components"]["schemas"][option["$ref"].rsplit("/", 1)[-1]]
         out += [str(v) for v in option.get("enum", [])]
         for bound in ("minimum", "maximum"):
             if bound in option:
