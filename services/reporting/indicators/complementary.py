@@ -10,6 +10,12 @@ in every group of siblings (the children of one region):
 - under a withheld parent, at least one child is withheld (else the parent would be their sum);
 - the nation has no parent: when its provinces would give one away, the nation's own cell is withheld.
 
+The same rule holds across the columns of one row where some of them sum to another (`partitions`: the age
+groups to the members, the outcomes of referrals to those created), the total taking the parent's place. Rows and
+columns are repeated until neither adds a cell. The nation's own row is the one exception: a part is withheld
+there only if some province withholds it too, so where none does, a small national part can remain its total
+minus the other parts.
+
 Every equation "region = sum of its children" then holds none or at least two unknown cells, and such a tree of
 sums determines no single unknown. A region's cells depend only on its own group and its ancestors' groups, never
 on the report that shows them, so every report (one region, a breakdown, the matrix, the ranking) withholds the
@@ -18,7 +24,7 @@ same cells. That costs a statement per ancestor level: a village's row reads its
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 #: A statement grouped by region: (region prefix, group length) -> {region code: {column: value}}. A column is a
@@ -29,33 +35,55 @@ CHILD_LENGTH = {0: 2, 2: 4, 4: 6, 6: 10}
 PARENT_LENGTH = {2: 0, 4: 2, 6: 4, 10: 6}
 
 
+#: (total, parts): columns of one row where the parts sum to the total.
+Partitions = Sequence[tuple[str, Sequence[str]]]
+
+
+def exposed(hidden: list[int], *, parent_withheld: bool, threshold: int) -> bool:
+    """Whether siblings with these withheld values give one away: one alone, or a sum that says too much, under a
+    shown parent; none at all under a withheld one."""
+    if parent_withheld:
+        return not hidden
+    return bool(hidden) and (len(hidden) == 1 or sum(hidden) < threshold)
+
+
 def protect(counts: dict[str, int], withheld: set[str], *, parent_withheld: bool, threshold: int) -> set[str]:
-    """The siblings to withhold besides `withheld` (by code) so that none of them follows from the parent."""
+    """The siblings to withhold besides `withheld` (by code), smallest first, until none of them follows from the
+    parent (or none is left to withhold)."""
     shown = sorted((value, code) for code, value in counts.items() if code not in withheld)
-    hidden = {code: counts[code] for code in withheld if code in counts}
+    hidden = [counts[code] for code in withheld if code in counts]
     extra: set[str] = set()
-
-    def exposed() -> bool:
-        if parent_withheld:
-            return not hidden
-        return bool(hidden) and (len(hidden) == 1 or sum(hidden.values()) < threshold)
-
-    while shown and exposed():
+    while shown and exposed(hidden, parent_withheld=parent_withheld, threshold=threshold):
         value, code = shown.pop(0)
-        hidden[code] = value
+        hidden.append(value)
         extra.add(code)
     return extra
+
+
+def protect_rows(rows: dict[str, dict[Any, Any]], withheld: dict[str, set[Any]], partitions: Partitions,
+                 threshold: int) -> bool:
+    """Apply `protect` within each row's partitions, adding to `withheld`; whether it added anything."""
+    added = False
+    for code, values in rows.items():
+        for total, parts in partitions:
+            counts = {part: int(values.get(part) or 0) for part in parts}
+            extra = protect(counts, {p for p in parts if p in withheld[code]}, parent_withheld=total in withheld[code],
+                            threshold=threshold)
+            withheld[code] |= extra
+            added = added or bool(extra)
+    return added
 
 
 class Hierarchy:
     """The count cells withheld in each region, computed once per request from the grouped statements it reads."""
 
-    def __init__(self, fetch: Fetch, columns: list[Any] | None, threshold: int) -> None:
+    def __init__(self, fetch: Fetch, columns: list[Any] | None, threshold: int, partitions: Partitions = ()) -> None:
         """`columns`: the count columns decided on, or None for every column the statements return (a report whose
         rows hold only what occurred, such as needs by category; there a region without a column shows no row)."""
         self._fetch = fetch
         self._columns = columns
         self._threshold = threshold
+        self._partitions = [(t, ps) for t, ps in partitions if columns is None or {t, *ps} <= set(columns)]
         self._groups: dict[tuple[str, int], dict[str, dict[Any, Any]]] = {}
         self._children: dict[str, dict[str, set[Any]]] = {}
 
@@ -97,6 +125,12 @@ class Hierarchy:
     def _small(self, values: dict[Any, Any], columns: list[Any]) -> set[Any]:
         return {k for k in columns if (values.get(k) or 0) < self._threshold}
 
+    def _own(self, values: dict[Any, Any], columns: list[Any]) -> set[Any]:
+        """A row's cells decided from the row alone (a province's: it has no siblings): small, and its partitions."""
+        out = {"": self._small(values, columns)}
+        protect_rows({"": values}, out, self._partitions, self._threshold)
+        return out[""]
+
     def _sums(self, groups: dict[str, dict[Any, Any]], columns: list[Any]) -> dict[Any, int]:
         return {k: sum(int(v.get(k) or 0) for v in groups.values()) for k in columns}
 
@@ -106,17 +140,25 @@ class Hierarchy:
             # A province's counts are its regencies' sums: the statement its children need anyway.
             regencies = await self.group(code, 4)
             columns = self._columns_of(regencies)
-            return self._small(self._sums(regencies, columns), columns)
+            return self._own(self._sums(regencies, columns), columns)
         if code:
             return (await self._withheld_children(code[:PARENT_LENGTH[len(code)]])).get(code, set(self._columns or ()))
         provinces = await self.group("", 2)
         columns = self._columns_of(provinces)
         hidden = self._small(self._sums(provinces, columns), columns)
-        small = {code: self._small(values, columns) for code, values in provinces.items()}
+        small = {code: self._own(values, columns) for code, values in provinces.items()}
         for k in columns:
-            counts = {code: int(values.get(k) or 0) for code, values in provinces.items()}
-            if protect(counts, {c for c in counts if k in small[c]}, parent_withheld=False, threshold=self._threshold):
+            small_provinces = [int(v.get(k) or 0) for c, v in provinces.items() if k in small[c]]
+            if exposed(small_provinces, parent_withheld=False, threshold=self._threshold):
                 hidden.add(k)
+        # Its row's parts: a part withheld besides must be one some province withholds too (else the provinces'
+        # sum would give it back), and the provinces' cells cannot wait for the nation's.
+        nation = self._sums(provinces, columns)
+        backed = {k for k in columns if any(k in small[c] for c in provinces)}
+        for total, parts in self._partitions:
+            counts = {part: nation[part] for part in parts if part in backed or part in hidden}
+            hidden |= protect(counts, {part for part in parts if part in hidden}, parent_withheld=total in hidden,
+                              threshold=self._threshold)
         return hidden
 
     async def _withheld_children(self, parent: str) -> dict[str, set[Any]]:
@@ -126,10 +168,14 @@ class Hierarchy:
         parent_hidden = await self.withheld(parent)
         columns = self._columns_of(children)
         out = {code: self._small(values, columns) for code, values in children.items()}
-        for k in columns:
-            counts = {code: int(values.get(k) or 0) for code, values in children.items()}
-            for code in protect(counts, {c for c in counts if k in out[c]}, parent_withheld=k in parent_hidden,
-                                threshold=self._threshold):
-                out[code].add(k)
+        added = True
+        while added:
+            added = protect_rows(children, out, self._partitions, self._threshold)
+            for k in columns:
+                counts = {code: int(values.get(k) or 0) for code, values in children.items()}
+                for code in protect(counts, {c for c in counts if k in out[c]}, parent_withheld=k in parent_hidden,
+                                    threshold=self._threshold):
+                    out[code].add(k)
+                    added = True
         self._children[parent] = out
         return out

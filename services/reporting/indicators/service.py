@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.access import Audience
 from services.reporting.indicators import repository
-from services.reporting.indicators.catalogue import Indicator, indicators_for
+from services.reporting.indicators.catalogue import PARTITIONS, Indicator, indicators_for
 from services.reporting.indicators.complementary import Hierarchy
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
@@ -96,7 +96,7 @@ async def indicator_table(*, session: AsyncSession, audience: Audience, period: 
     async def fetch(prefix: str, n: int) -> dict[str, Values]:
         return await repository.raw_values(session=session, scope=Scope(prefix, n, period, fields))
 
-    hierarchy = Hierarchy(fetch, counts_of(indicators), threshold)
+    hierarchy = Hierarchy(fetch, counts_of(indicators), threshold, PARTITIONS)
     raw = await hierarchy.rows(audience.prefix, length, suppressed=audience.suppress)
     names = await repository.region_names(session=session, codes=list(raw))
     rows = []

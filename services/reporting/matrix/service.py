@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.access import Audience
 from services.reporting.indicators import repository
-from services.reporting.indicators.catalogue import FIELD_INDICATORS, REFERRALS, Indicator
-from services.reporting.indicators.complementary import Hierarchy, protect
+from services.reporting.indicators.catalogue import FIELD_INDICATORS, PARTITIONS, REFERRALS, Indicator
+from services.reporting.indicators.complementary import Hierarchy, protect, protect_rows
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.indicators.schemas import Column, ReportTable
@@ -27,17 +27,23 @@ def _withheld_referrals(rows: list[tuple[uuid.UUID, str]], referrals: dict[tuple
                         threshold: int) -> dict[tuple[uuid.UUID, str], set[str]]:
     """The referral counts withheld per matrix row (agency, field): the small ones, and the agencies of one field
     protect each other as siblings do, since together they make up the region's referrals of that field (taken
-    as shown: the safe side)."""
+    as shown: the safe side); within a row, the outcomes protect each other as parts of those created."""
     counts = counts_of(REFERRALS)
-    out = {row: {k for k in counts if (referrals.get(row, {}).get(k) or 0) < threshold} for row in rows}
-    for field in {f for _, f in rows}:
-        siblings = [row for row in rows if row[1] == field]
-        for k in counts:
-            column = {str(a): int(referrals.get((a, f), {}).get(k) or 0) for a, f in siblings}
-            small = {str(a) for a, f in siblings if k in out[(a, f)]}
-            for agency_id in protect(column, small, parent_withheld=False, threshold=threshold):
-                out[(uuid.UUID(agency_id), field)].add(k)
-    return out
+    ids = {row: f"{row[0]}/{row[1]}" for row in rows}  # an agency has a row per field
+    values = {ids[row]: referrals.get(row, {}) for row in rows}
+    out = {ids[row]: {k for k in counts if (values[ids[row]].get(k) or 0) < threshold} for row in rows}
+    added = True
+    while added:
+        added = protect_rows(values, out, PARTITIONS, threshold)
+        for field in {f for _, f in rows}:
+            siblings = [ids[row] for row in rows if row[1] == field]
+            for k in counts:
+                column = {i: int(values[i].get(k) or 0) for i in siblings}
+                for i in protect(column, {i for i in siblings if k in out[i]}, parent_withheld=False,
+                                 threshold=threshold):
+                    out[i].add(k)
+                    added = True
+    return {row: out[ids[row]] for row in rows}
 
 
 async def matrix_table(*, session: AsyncSession, audience: Audience, period: Period, lang: str,

@@ -19,10 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.reporting.indicators.catalogue import ALL
+from services.reporting.indicators.catalogue import ALL, PARTITIONS
 from services.reporting.indicators.complementary import CHILD_LENGTH, Hierarchy
 from services.reporting.settings import ReportingSettings
+from services.reporting.tests.conftest import Published
 from services.reporting.tests.factories import Stream, at, previous_month, publish, until_consumed, years_before
+from services.reporting.tests.scenario import TAMILOUW
 from tests.support import tokens
 
 THRESHOLD = 5
@@ -34,13 +36,13 @@ trees = st.lists(st.lists(st.lists(st.lists(st.integers(0, 12), min_size=1, max_
                           min_size=1, max_size=3), min_size=1, max_size=3)
 
 
-def _villages(tree: list[list[list[list[int]]]]) -> dict[str, int]:
+def _villages(tree: list[Any]) -> dict[str, Any]:
     return {f"{p + 11:02d}{r + 1:02d}{d + 1:02d}{v + 1001:04d}": value
             for p, regencies in enumerate(tree) for r, districts in enumerate(regencies)
             for d, villages in enumerate(districts) for v, value in enumerate(villages)}
 
 
-def _determined(unknowns: list[str], equations: list[dict[str, Fraction]]) -> set[str]:
+def _determined(unknowns: list[Any], equations: list[dict[Any, Fraction]]) -> set[Any]:
     """The unknowns the equations (coefficients by unknown; constants dropped) fix to one value: those whose unit
     vector lies in the equations' row space, read off the reduced row echelon form."""
     rows = [[eq.get(u, Fraction(0)) for u in unknowns] for eq in equations]
@@ -92,6 +94,48 @@ def test_no_withheld_cell_follows_from_the_shown_ones(tree: list[list[list[list[
         if parent not in withheld and hidden:  # nor can their sum give a cell away (all zero, say)
             assert len(hidden) >= 2 and sum(value[c] for c in hidden) >= THRESHOLD, parent
     assert _determined(sorted(withheld), equations) == set()
+
+
+#: Villages with three parts (a, b, c) of a row total t, like the age groups of the members.
+part_trees = st.lists(st.lists(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 9)),
+                                                 min_size=1, max_size=3), min_size=1, max_size=2),
+                               min_size=1, max_size=2), min_size=1, max_size=2)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(tree=part_trees)
+def test_no_withheld_cell_follows_from_rows_and_columns(tree: list[list[list[list[tuple[int, int, int]]]]]) -> None:
+    villages = _villages(tree)
+    codes = {v[:n] for v in villages for n in (0, 2, 4, 6, 10)}
+    parts = ["a", "b", "c"]
+    value = {(c, k): sum(x[i] for v, x in villages.items() if v.startswith(c)) for c in codes
+             for i, k in enumerate(parts)}
+    value.update({(c, "t"): sum(value[(c, k)] for k in parts) for c in codes})
+
+    async def fetch(prefix: str, length: int) -> dict[str, dict[str, Any]]:
+        return {c: {k: value[(c, k)] for k in ["t", *parts]} for c in codes
+                if len(c) == length and c.startswith(prefix)}
+
+    async def withheld_cells() -> set[tuple[str, str]]:
+        hierarchy = Hierarchy(fetch, ["t", *parts], THRESHOLD, [("t", parts)])
+        return {(c, k) for c in codes for k in await hierarchy.withheld(c)}
+
+    withheld = asyncio.run(withheld_cells())
+    equations = []
+    for k in ["t", *parts]:  # every region is the sum of its children, in every column
+        for parent in codes - set(villages):
+            children = [c for c in codes if len(c) == CHILD_LENGTH[len(parent)] and c.startswith(parent)]
+            equation = {(c, k): Fraction(1) for c in children if (c, k) in withheld}
+            if (parent, k) in withheld:
+                equation[(parent, k)] = Fraction(-1)
+            equations.append(equation)
+    for code in codes:  # and every row's t the sum of its parts
+        equation = {(code, k): Fraction(-1) for k in parts if (code, k) in withheld}
+        if (code, "t") in withheld:
+            equation[(code, "t")] = Fraction(1)
+        equations.append(equation)
+    # Only the nation's row may give a part away, where no province withholds one to hide it with (complementary.py).
+    assert {code for code, _ in _determined(sorted(withheld), equations)} <= {""}
 
 
 # --- The attack on the service -----------------------------------------------------------------------------------
@@ -152,6 +196,13 @@ def assert_nothing_follows(parent: dict[str, Any], children: list[dict[str, Any]
             assert len(hidden) != 1, (parent["region_code"], key, hidden[0]["region_code"] if hidden else None)
             if hidden:
                 assert parent[key] - sum(c[key] for c in children if key not in c["suppressed"]) >= THRESHOLD
+    for row in (parent, *children):  # nor a row's total minus its shown parts
+        for total, parts in PARTITIONS:
+            if total in row and total not in row["suppressed"]:
+                hidden_parts = [p for p in parts if p in row["suppressed"]]
+                assert len(hidden_parts) != 1, (row["region_code"], total, hidden_parts)
+                if hidden_parts:
+                    assert row[total] - sum(row[p] for p in parts if p not in hidden_parts) >= THRESHOLD
     for row in (parent, *children):  # and no shown rate gives a withheld count back
         for key, indicator in ALL.items():
             if indicator.kind == "rate" and key in row and key not in row["suppressed"]:
@@ -248,3 +299,15 @@ async def test_needs_by_category_withhold_alike(reporting: httpx.AsyncClient, pa
     assert (total["category"], total["open"]) == ("kesehatan.stunting", 23)
     assert [(v["region_code"], v["open"]) for v in villages] == [
         (SMALL, None), ("9201011002", None), ("9201011003", 7), ("9201011004", 9)]
+
+
+async def test_a_rows_total_minus_its_shown_parts_gives_nothing(reporting: httpx.AsyncClient,
+                                                                maluku: Published) -> None:
+    bands = dict(PARTITIONS)["coverage.members"]
+    params = {"region": TAMILOUW, "period": maluku.period}
+    [exact] = (await _table(reporting, tokens.admin(), **params))["rows"]
+    [row] = (await _table(reporting, tokens.pembina("81"), **params))["rows"]
+    assert (exact["coverage.members"], exact["coverage.infant"], exact["coverage.toddler"]) == (12, 1, 5)
+    # 12 members, 6 adults and 5 toddlers shown would leave the 1 infant (with two zeros): the toddlers go too.
+    assert row["coverage.members"] == 12 and row["coverage.adult"] == 6 and row["coverage.toddler"] is None
+    assert 12 - sum(row[b] for b in bands if b not in row["suppressed"]) >= THRESHOLD
