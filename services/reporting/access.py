@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.indicators import repository
 from shared.auth import Principal, Role
-from shared.errors import BadRequest, Forbidden
+from shared.errors import Forbidden, ValidationFailed
 from shared.events.topics import SpmField
 
 REGION_LENGTHS = (0, 2, 4, 6, 10)
@@ -34,8 +34,9 @@ class Audience:
 def _check_region(region: str | None) -> str | None:
     if region is None:
         return None
-    if (region and not region.isdigit()) or len(region) not in REGION_LENGTHS:
-        raise BadRequest("region must be a region code prefix of 2, 4, 6 or 10 digits.", errors=[
+    # ASCII digits only: str.isdigit() also takes other scripts' digits and superscripts.
+    if region and not (region.isascii() and region.isdigit() and len(region) in REGION_LENGTHS):
+        raise ValidationFailed("region must be a region code prefix of 2, 4, 6 or 10 digits.", errors=[
             {"field": "query.region", "message": "expected 2, 4, 6 or 10 digits", "type": "value_error"}])
     return region
 

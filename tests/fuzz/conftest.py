@@ -11,6 +11,12 @@ import pytest
 
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
+from services.reporting.tests.conftest import (  # noqa: F401  (the reporting app on its own broker, as its tests run it)
+    reporting,
+    reporting_app,
+    reporting_broker,
+    reporting_settings,
+)
 from tests.support import tokens
 from tests.support.world import Site, build_site
 

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from services.household.app import create_app as create_household_app
 from services.referral.app import create_app as create_referral_app
 from services.registry.app import create_app as create_registry_app
+from services.reporting.app import create_app as create_reporting_app
 from tests.fuzz.conftest import FuzzWorld
 from tests.support import tokens
 
@@ -44,7 +45,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 #: The documents, read from the app factories (the same code the running apps serve at /openapi.json).
 DOCUMENTS = {"registry": create_registry_app().openapi(), "household": create_household_app().openapi(),
-             "referral": create_referral_app().openapi()}
+             "referral": create_referral_app().openapi(), "reporting": create_reporting_app().openapi()}
 SCHEMAS = {name: schemathesis.openapi.from_dict(document) for name, document in DOCUMENTS.items()}
 
 #: Operations not fuzzed, each with its reason. Everything else in the documents is.
@@ -81,6 +82,8 @@ def _roles(service: str, world: FuzzWorld) -> list[dict[str, str]]:
     site = world.site
     if service == "registry":
         return [tokens.admin(), tokens.pembina("3101")]
+    if service == "reporting":  # the suppressed roles too (a kader's and an agency's are not known to its broker)
+        return [tokens.admin(), tokens.pembina("31"), tokens.service()]
     return [tokens.admin(), site.kader(), site.opd()]
 
 
@@ -109,8 +112,9 @@ def _send(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callabl
 
 @pytest.mark.parametrize(("service", "label"), OPERATIONS, ids=[f"{s} {label}" for s, label in OPERATIONS])
 async def test_operation_conforms(service: str, label: str, fuzz_world: FuzzWorld, registry: httpx.AsyncClient,
-                                  household: httpx.AsyncClient, referral: httpx.AsyncClient) -> None:
-    client = {"registry": registry, "household": household, "referral": referral}[service]
+                                  household: httpx.AsyncClient, referral: httpx.AsyncClient,
+                                  reporting: httpx.AsyncClient) -> None:
+    client = {"registry": registry, "household": household, "referral": referral, "reporting": reporting}[service]
     operation = next(op for op in _operations_of(SCHEMAS[service]) if op.label == label)
     path_names = {p.name for p in operation.path_parameters}
     ids = {k: v for k, v in _real_ids(service, fuzz_world).items() if k in path_names}

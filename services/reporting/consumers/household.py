@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.consumers import codes
 from services.reporting.tables import (
     HouseholdRow,
     MeasurementRow,
@@ -68,7 +69,8 @@ async def on_households(session: AsyncSession, events: list[CloudEvent]) -> None
     rows = []
     for event in events:
         data = ev.HouseholdData.model_validate(event.data)
-        rows.append({"id": data.household_id, "village_code": data.village_code, "posyandu_id": data.posyandu_id,
+        rows.append({"id": data.household_id, "village_code": codes.village(data.village_code),
+                     "posyandu_id": data.posyandu_id,
                      "status": data.status, "version": data.version, "first_seen_at": event.time})
     await _upsert_versioned(session, households, rows)
 
@@ -76,7 +78,7 @@ async def on_households(session: AsyncSession, events: list[CloudEvent]) -> None
 async def on_household_moved(session: AsyncSession, event: CloudEvent) -> None:
     """A move is a versioned household change: the new posyandu and village."""
     data = ev.HouseholdMovedData.model_validate(event.data)
-    values: dict[str, object] = {"village_code": data.village_code, "posyandu_id": data.to_posyandu_id,
+    values: dict[str, object] = {"village_code": codes.village(data.village_code), "posyandu_id": data.to_posyandu_id,
                                  "version": data.version}
     await session.execute(insert(households).values(id=data.household_id, first_seen_at=event.time,
                                                     status="active", **values)
@@ -130,7 +132,7 @@ def _on_needs(column: str) -> Batched:
         for event in events:
             data = ev.NeedData.model_validate(event.data)
             rows[data.need_id] = {"id": data.need_id, "household_id": data.household_id,
-                                  "village_code": data.village_code, "spm_field": data.spm_field.value,
+                                  "village_code": codes.village(data.village_code), "spm_field": data.spm_field.value,
                                   "category": data.category, "urgency": data.urgency, column: event.time}
         await session.execute(insert(needs).on_conflict_do_update(
             index_elements=["id"], set_={column: sa.literal_column(f"excluded.{column}")}), list(rows.values()))

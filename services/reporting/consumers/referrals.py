@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.consumers import codes
 from services.reporting.tables import ReferralRow
 from shared.consumer import Batched, Handler
 from shared.events import referral as ev
@@ -23,7 +24,7 @@ async def on_referral(session: AsyncSession, event: CloudEvent) -> None:
     """
     data = ev.ReferralData.model_validate(event.data)
     closed = data.status in ev.ReferralStatus.CLOSED
-    values = {"village_code": data.village_code, "posyandu_id": data.posyandu_id,
+    values = {"village_code": codes.village(data.village_code), "posyandu_id": data.posyandu_id,
               "spm_field": data.spm_field.value, "category": data.category, "urgency": data.urgency,
               "status": data.status, "agency_id": data.agency_id, "version": data.version,
               "created_at": data.created_at or event.time, "respond_by": data.respond_by,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.consumers import codes
 from services.reporting.tables import AgencyRow, PosyanduRow, RegionRow
 from shared.consumer import Batched, Handler
 from shared.events import registry as reg
@@ -27,7 +28,7 @@ async def on_region(session: AsyncSession, event: CloudEvent) -> None:
 async def on_posyandu(session: AsyncSession, event: CloudEvent) -> None:
     """Upserts a posyandu's village and status (an older version never overwrites a newer one)."""
     data = reg.PosyanduData.model_validate(event.data)
-    values = {"village_code": data.village_code, "status": data.status.value, "version": data.version}
+    values = {"village_code": codes.village(data.village_code), "status": data.status.value, "version": data.version}
     await session.execute(insert(posyandu).values(id=data.posyandu_id, **values).on_conflict_do_update(
         index_elements=["id"], set_=values, where=posyandu.c.version < data.version))
 
@@ -35,7 +36,8 @@ async def on_posyandu(session: AsyncSession, event: CloudEvent) -> None:
 async def on_agency(session: AsyncSession, event: CloudEvent) -> None:
     """Upserts an agency's name, level, jurisdiction and fields (newest version wins)."""
     data = reg.AgencyData.model_validate(event.data)
-    values = {"name": data.name, "level": data.level.value, "jurisdiction_code": data.jurisdiction_code,
+    values = {"name": data.name, "level": data.level.value,
+              "jurisdiction_code": codes.jurisdiction(data.jurisdiction_code),
               "spm_fields": [f.value for f in data.spm_fields], "status": data.status.value, "version": data.version}
     await session.execute(insert(agencies).values(id=data.agency_id, **values).on_conflict_do_update(
         index_elements=["id"], set_=values, where=agencies.c.version < data.version))

@@ -47,7 +47,7 @@ $("region").value = params.get("region") || "";
 $("period").value = params.get("period") || new Date().toISOString().slice(0, 7);
 
 function cell(value, kind, suppressed, threshold) {
-  if (suppressed) return "<" + threshold;
+  if (suppressed) return "x";
   if (value === null || value === undefined) return "\\u2014";
   if (kind === "rate") return (value * 100).toFixed(1) + "%";
   return String(value);

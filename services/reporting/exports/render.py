@@ -1,6 +1,12 @@
 """A report table as JSON, CSV or Excel (.xlsx), chosen by `?format=` or the Accept header.
 
-Suppressed cells are written as `<5` (the threshold in force) in CSV and Excel, and as null in JSON.
+Withheld cells are written as `x` in CSV and Excel, and as null in JSON: the small ones and those withheld so
+that no small one can be derived alike (telling them apart would narrow both), and never a number.
+
+Text comes from other systems' events (region, village and agency names, need categories, referral statuses), so
+no text cell may reach a spreadsheet program as a formula (OWASP CSV injection): a text that begins with `=`, `+`,
+`-`, `@`, a tab or a carriage return gets a leading `'`, and Excel cells are written as strings, never formulas.
+Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import re
 from typing import Any, Literal
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from starlette.responses import Response
 
 from services.reporting.indicators.schemas import ReportTable
@@ -19,6 +27,9 @@ from shared.responses import json_response
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]
+WITHHELD = "x"
+#: What a spreadsheet program reads as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportFormat:
@@ -34,12 +45,28 @@ def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportForma
 
 
 def _cells(table: ReportTable) -> list[list[Any]]:
-    marker = f"<{table.suppression_threshold}" if table.suppression_threshold else None
+    marker = WITHHELD if table.suppression_threshold else None
     out = []
     for row in table.rows:
         hidden = set(row.get("suppressed") or ())
         out.append([marker if c.key in hidden else row.get(c.key) for c in table.columns])
     return out
+
+
+def neutralised(value: Any) -> Any:
+    """A text cell as plain text: prefixed with `'` when it starts like a formula. Anything else as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _excel_cell(sheet: Any, value: Any) -> Any:
+    """A string cell (never a formula) without the control characters the format cannot hold; numbers as they are."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+    cell.data_type = "s"
+    return cell
 
 
 def _filename(table: ReportTable, extension: str) -> str:
@@ -51,19 +78,17 @@ def render(table: ReportTable, output: ExportFormat) -> Response:
     if output == "json":
         return json_response(table)
     header = [c.label for c in table.columns]
+    rows = [[neutralised(v) for v in row] for row in [header, *_cells(table)]]
     if output == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(["" if v is None else v for v in row] for row in _cells(table))
+        csv.writer(buffer).writerows(["" if v is None else v for v in row] for row in rows)
         body = buffer.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheet programs read UTF-8 names
         media_type = f"{CSV}; charset=utf-8"
     else:
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet(table.title[:31])
-        sheet.append(header)
-        for row in _cells(table):
-            sheet.append(row)
+        for row in rows:
+            sheet.append([_excel_cell(sheet, v) for v in row])
         buffer_bytes = io.BytesIO()
         workbook.save(buffer_bytes)
         body, media_type = buffer_bytes.getvalue(), XLSX

@@ -153,6 +153,16 @@ ALL: dict[str, Indicator] = {i.key: i for i in
                              [*COVERAGE, *(i for f in FIELD_INDICATORS.values() for i in f), *NEEDS, *REFERRALS]}
 
 
+#: Counts of one row that sum to another of it: the life-cycle groups make up the members, and every referral
+#: created is open or closed one of four ways (complementary suppression protects these as it does sub-regions).
+PARTITIONS: list[tuple[str, list[str]]] = [
+    ("coverage.members", ["coverage.infant", "coverage.toddler", "coverage.school_age", "coverage.adult",
+                          "coverage.elderly"]),
+    ("referrals.created", ["referrals.open", "referrals.completed", "referrals.failed", "referrals.cancelled",
+                           "referrals.rejected"]),
+]
+
+
 def indicators_for(fields: list[SpmField]) -> list[Indicator]:
     """The columns of the indicator table for the given fields (coverage always; needs and referrals of them)."""
     return [*COVERAGE, *(i for f in SpmField if f in fields for i in FIELD_INDICATORS[f]), *NEEDS, *REFERRALS]

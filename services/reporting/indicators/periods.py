@@ -1,4 +1,8 @@
-"""Reporting periods: a month (`YYYY-MM`), a quarter (`YYYY-Qn`) or a year (`YYYY`), as half-open UTC intervals."""
+"""Reporting periods: a month (`YYYY-MM`), a quarter (`YYYY-Qn`) or a year (`YYYY`), as half-open UTC intervals.
+
+Years run from 1900 to 9998: no report is asked for before 1900, and a period's end (the first day after it) and
+the months a timeline reaches back (at most 36) must stay within the dates Python can hold (years 1 to 9999).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from shared.errors import BadRequest
+from shared.errors import ValidationFailed
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^(\d{4})$")
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+# ASCII digits only (`\d` would take any script's digits), and `\Z`, since `$` also matches before a final newline.
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])\Z")
+_QUARTER = re.compile(r"([0-9]{4})-Q([1-4])\Z")
+_YEAR = re.compile(r"([0-9]{4})\Z")
 
 
 def _add_months(day: date, months: int) -> date:
@@ -47,19 +53,26 @@ class Period:
         return {"label": self.label, "start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
+def _invalid(message: str) -> ValidationFailed:
+    return ValidationFailed(f"period {message}.", errors=[
+        {"field": "query.period", "message": message, "type": "value_error"}])
+
+
 def parse_period(text: str | None, today: date | None = None) -> Period:
-    """`YYYY-MM`, `YYYY-Qn` or `YYYY`; the current month when absent; 400 for anything else."""
+    """`YYYY-MM`, `YYYY-Qn` or `YYYY`; the current month when absent; 422 for anything else."""
     if not text:
         today = today or datetime.now(UTC).date()
         text = f"{today:%Y-%m}"
-    if match := _MONTH.match(text):
-        start = date(int(match[1]), int(match[2]), 1)
+    match = _MONTH.match(text) or _QUARTER.match(text) or _YEAR.match(text)
+    if match is None:
+        raise _invalid("must be YYYY-MM, YYYY-Qn or YYYY")
+    year = int(match[1])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise _invalid(f"must be a year from {FIRST_YEAR} to {LAST_YEAR}")
+    if match.re is _MONTH:
+        start = date(year, int(match[2]), 1)
         return Period(text, start, _add_months(start, 1))
-    if match := _QUARTER.match(text):
-        start = date(int(match[1]), (int(match[2]) - 1) * 3 + 1, 1)
+    if match.re is _QUARTER:
+        start = date(year, (int(match[2]) - 1) * 3 + 1, 1)
         return Period(text, start, _add_months(start, 3))
-    if match := _YEAR.match(text):
-        start = date(int(match[1]), 1, 1)
-        return Period(text, start, date(start.year + 1, 1, 1))
-    raise BadRequest("period must be YYYY-MM, YYYY-Qn or YYYY.", errors=[
-        {"field": "query.period", "message": "expected YYYY-MM, YYYY-Qn or YYYY", "type": "value_error"}])
+    return Period(text, date(year, 1, 1), date(year + 1, 1, 1))

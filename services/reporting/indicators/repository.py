@@ -116,6 +116,19 @@ member_items AS (
 
 _SAFE_WATER = "('piped', 'protected-well', 'protected-spring', 'rainwater', 'bottled')"
 
+
+# A profile is open JSON in the events: a value of another type than the household service writes counts as not
+# recorded, rather than failing the cast (and with it every report over that household).
+def _json_number(key: str) -> str:
+    return f"CASE WHEN jsonb_typeof(h -> '{key}') = 'number' THEN (h ->> '{key}')::numeric END"
+
+
+def _listed(key: str) -> str:
+    return f"(jsonb_typeof(h -> '{key}') = 'array' AND jsonb_array_length(h -> '{key}') > 0)"
+
+
+_DECILE_1_4 = "h -> 'dtsen_decile' = ANY(CAST('{1,2,3,4}' AS jsonb[]))"
+
 _PROFILE_COUNTS = f"""
 profile_counts AS (
     SELECT region,
@@ -127,21 +140,18 @@ profile_counts AS (
            count(*) FILTER (WHERE spm_field = 'pekerjaan-umum' AND h ->> 'toilet' = 'none') AS open_defecation,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat') AS pr_profiled,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND (
-               coalesce((h ->> 'floor_area_m2')::numeric / nullif((h ->> 'occupants')::numeric, 0) < 7.2, false)
+               coalesce({_json_number('floor_area_m2')} / nullif({_json_number('occupants')}, 0) < 7.2, false)
                OR h ->> 'floor' = 'earth' OR h ->> 'roof_condition' = 'damaged' OR h ->> 'wall_condition' = 'damaged'
                OR (h ->> 'wall' = 'bamboo-or-other' AND h ->> 'roof' = 'thatch-or-other'))) AS rtlh,
            count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'disaster_damage' IN ('moderate', 'heavy'))
                AS disaster_damaged,
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas') AS tr_profiled,
-           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0) AS at_risk,
-           count(*) FILTER (WHERE spm_field = 'trantibumlinmas'
-                            AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND {_listed('disaster_risk')}) AS at_risk,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND {_listed('disaster_risk')}
                             AND h ->> 'preparedness_informed' = 'true') AS informed,
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
-           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4) AS decile_1_4,
-           count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4
-                            AND jsonb_array_length(coalesce(h -> 'aid_received', '[]'::jsonb)) > 0)
+           count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4}) AS decile_1_4,
+           count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4} AND {_listed('aid_received')})
                AS decile_1_4_with_aid
     FROM pv WHERE spm_field IN ('pekerjaan-umum', 'perumahan-rakyat', 'trantibumlinmas', 'sosial')
     GROUP BY 1)"""
@@ -154,7 +164,8 @@ neglect_counts AS (
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["neglected-disabled"]') AS neglected_disabled,
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["homeless"]') AS homeless,
            count(*) FILTER (WHERE e.value -> 'neglect_flags' @> '["beggar"]') AS beggar
-    FROM pv CROSS JOIN LATERAL jsonb_each(coalesce(pv.members, '{}'::jsonb)) e
+    FROM pv CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(pv.members) = 'object' THEN pv.members
+                                               ELSE '{}'::jsonb END) e
     WHERE pv.spm_field = 'sosial'
       AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id::text = e.key)
     GROUP BY 1)"""
@@ -287,6 +298,13 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
     return dict(out)
 
 
+async def need_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """Needs detected, resolved and open per region group (the ranking's statement)."""
+    out: dict[str, Values] = defaultdict(dict)
+    await _grouped(session, _NEEDS, scope, _NEEDS_KEYS, out)
+    return dict(out)
+
+
 async def referral_values_by_agency(*, session: AsyncSession,
                                     scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
     """Referral indicators per (agency, field): the matrix's referral columns."""
@@ -311,27 +329,16 @@ async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict
 
 
 async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list[str]) -> list[dict[str, Any]]:
-    """Referrals created per month, field and current status over the given months."""
+    """Referrals created per region group, month, field and current status over the given months."""
     sql = """
-    SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, spm_field, status, count(*) AS referrals
+    SELECT left(village_code, :n) AS region, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, spm_field,
+           status, count(*) AS referrals
     FROM referrals WHERE village_code LIKE :like AND spm_field = ANY(CAST(:fields AS text[]))
       AND created_at >= CAST(:from_ts AS timestamptz) AND created_at < CAST(:end_ts AS timestamptz)
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
     first = date.fromisoformat(months[0] + "-01")
     params = {**scope.params(), "from_ts": datetime(first.year, first.month, 1, tzinfo=scope.period.start_ts.tzinfo)}
     return [dict(r) for r in (await session.execute(sa.text(sql), params)).mappings()]
-
-
-async def villages_by_open_needs(*, session: AsyncSession, scope: Scope, limit: int) -> list[dict[str, Any]]:
-    """Villages ranked by needs open at the period's end (then by code), with their names."""
-    sql = """
-    SELECT n.village_code, r.name AS village_name, count(*) AS open_needs
-    FROM needs n LEFT JOIN regions r ON r.code = n.village_code
-    WHERE n.village_code LIKE :like AND n.spm_field = ANY(CAST(:fields AS text[]))
-      AND n.detected_at < CAST(:end_ts AS timestamptz)
-      AND (n.resolved_at IS NULL OR n.resolved_at >= CAST(:end_ts AS timestamptz))
-    GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT :limit"""
-    return [dict(r) for r in (await session.execute(sa.text(sql), {**scope.params(), "limit": limit})).mappings()]
 
 
 async def agencies_in(*, session: AsyncSession, prefix: str, fields: list[str]) -> list[dict[str, Any]]:

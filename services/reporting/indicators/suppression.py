@@ -1,8 +1,10 @@
 """Rates from counts, and small-cell suppression: a count below the threshold is never shown to a non-admin.
 
-A suppressed cell is `null` in JSON (its key listed in the row's `suppressed`) and `<threshold` (e.g. `<5`) in
-CSV and Excel. A rate whose numerator or denominator is suppressed, and a median or percentile whose underlying
-count is, are suppressed too. Zero is a count below the threshold like any other.
+Which counts are withheld (the small ones, and those withheld so that no small one can be derived) is the
+business of `complementary.py`. A withheld cell is `null` in JSON (its key listed in the row's `suppressed`) and
+`x` in CSV and Excel. A rate whose numerator or denominator is withheld, and a median or percentile whose
+underlying count is, are withheld too: a shown rate over a shown denominator would give the numerator back.
+Zero is a count below the threshold like any other.
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ def with_rates(values: dict[str, Any], indicators: Iterable[Indicator]) -> dict[
     return out
 
 
-def suppress(values: dict[str, Any], indicators: Iterable[Indicator], threshold: int) -> list[str]:
-    """Blank (in place) every cell that is, or derives from, a count below the threshold; returns their keys."""
+def counts_of(indicators: Iterable[Indicator]) -> list[str]:
+    """The keys of the counts among the indicators: the cells suppression decides on."""
+    return [i.key for i in indicators if i.kind == "count"]
+
+
+def suppress(values: dict[str, Any], indicators: Iterable[Indicator], withheld: set[str]) -> list[str]:
+    """Blank (in place) the withheld counts and every cell derived from one; returns their keys."""
     indicators = list(indicators)
-    hidden = {i.key for i in indicators if i.kind == "count" and values.get(i.key, 0) < threshold}
+    hidden = {i.key for i in indicators if i.kind == "count" and i.key in withheld}
     for indicator in indicators:
         if indicator.kind == "rate" and ({indicator.numerator, indicator.denominator} & hidden):
             hidden.add(indicator.key)

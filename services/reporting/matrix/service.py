@@ -6,39 +6,44 @@ when the agency's jurisdiction contains it, the jurisdiction when it lies inside
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.access import Audience
 from services.reporting.indicators import repository
-from services.reporting.indicators.catalogue import FIELD_INDICATORS, REFERRALS, Indicator
+from services.reporting.indicators.catalogue import FIELD_INDICATORS, PARTITIONS, REFERRALS, Indicator
+from services.reporting.indicators.complementary import Hierarchy, protect, protect_rows
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.service import finish_row, indicator_columns, region_name_of, text_column
-from services.reporting.indicators.suppression import with_rates
+from services.reporting.indicators.suppression import counts_of, with_rates
 from shared.events.topics import SpmField
 
 
-async def _field_values_by_area(session: AsyncSession, prefix: str, period: Period, fields: tuple[str, ...],
-                                areas: set[str]) -> dict[str, Values]:
-    """The field indicators (all counts) of each area: one statement grouped by the longest area code, summed up.
-
-    Every area lies within the requested region and a group's code begins with at most one area of each length,
-    so the groups under an area sum to its counts: one pass serves the province's row and its regencies' alike.
-    """
-    if not areas:
-        return {}
-    lengths = sorted({len(a) for a in areas})
-    groups = await repository.stock_values(session=session, scope=Scope(prefix, lengths[-1], period, fields))
-    out: dict[str, Values] = {area: {} for area in areas}
-    for code, values in groups.items():
-        for area in {code[:n] for n in lengths} & areas:
-            totals = out[area]
-            for key, value in values.items():
-                totals[key] = (totals.get(key) or 0) + (value or 0)
-    return out
+def _withheld_referrals(rows: list[tuple[uuid.UUID, str]], referrals: dict[tuple[uuid.UUID, str], Values],
+                        threshold: int) -> dict[tuple[uuid.UUID, str], set[str]]:
+    """The referral counts withheld per matrix row (agency, field): the small ones, and the agencies of one field
+    protect each other as siblings do, since together they make up the region's referrals of that field (taken
+    as shown: the safe side); within a row, the outcomes protect each other as parts of those created."""
+    counts = counts_of(REFERRALS)
+    ids = {row: f"{row[0]}/{row[1]}" for row in rows}  # an agency has a row per field
+    values = {ids[row]: referrals.get(row, {}) for row in rows}
+    out = {ids[row]: {k for k in counts if (values[ids[row]].get(k) or 0) < threshold} for row in rows}
+    added = True
+    while added:
+        added = protect_rows(values, out, PARTITIONS, threshold)
+        for field in {f for _, f in rows}:
+            siblings = [ids[row] for row in rows if row[1] == field]
+            for k in counts:
+                column = {i: int(values[i].get(k) or 0) for i in siblings}
+                for i in protect(column, {i for i in siblings if k in out[i]}, parent_withheld=False,
+                                 threshold=threshold):
+                    out[i].add(k)
+                    added = True
+    return {row: out[ids[row]] for row in rows}
 
 
 async def matrix_table(*, session: AsyncSession, audience: Audience, period: Period, lang: str,
@@ -48,7 +53,20 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
     referrals = await repository.referral_values_by_agency(
         session=session, scope=Scope(audience.prefix, len(audience.prefix), period, tuple(fields)))
     areas = {max(audience.prefix, a["jurisdiction_code"], key=len) for a in agencies}
-    by_area = await _field_values_by_area(session, audience.prefix, period, tuple(fields), areas)
+
+    async def fetch(prefix: str, n: int) -> dict[str, Values]:
+        return await repository.stock_values(session=session, scope=Scope(prefix, n, period, tuple(fields)))
+
+    # The areas' cells are the indicator table's: the same regions' counts, withheld alike.
+    hierarchy = Hierarchy(fetch, counts_of(i for f in audience.fields for i in FIELD_INDICATORS[f]), threshold)
+    await hierarchy.within(audience.prefix, max((len(a) for a in areas), default=0))  # a statement per level
+    by_area: dict[str, tuple[Values, set[str]]] = {}
+    for area in sorted(areas):
+        withheld = await hierarchy.withheld(area) if audience.suppress else set()
+        by_area[area] = (await hierarchy.values(area), withheld)
+    matrix_rows: list[tuple[uuid.UUID, str]] = [(a["id"], f.value) for a in agencies for f in SpmField
+                                                if f.value in a["spm_fields"] and f.value in fields]
+    referral_withheld = _withheld_referrals(matrix_rows, referrals, threshold) if audience.suppress else {}
     rows: list[dict[str, Any]] = []
     used: list[Indicator] = []
     for agency in agencies:
@@ -57,12 +75,13 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
             used += [i for i in indicators if i not in used]
             area = max(audience.prefix, agency["jurisdiction_code"], key=len)
             # The area's field indicators, and the referrals of this agency only (not the area's).
-            values = with_rates({**by_area.get(area, {}), **referrals.get((agency["id"], field.value), {})},
-                                indicators)
+            key = (agency["id"], field.value)
+            area_values, area_withheld = by_area[area]
+            values = with_rates({**area_values, **referrals.get(key, {})}, indicators)
             row = {"agency_id": str(agency["id"]), "agency_name": agency["name"], "agency_level": agency["level"],
                    "jurisdiction_code": agency["jurisdiction_code"], "spm_field": field.value,
                    "region_code": area, **values}
-            rows.append(finish_row(row, indicators, audience, threshold))
+            rows.append(finish_row(row, indicators, area_withheld | referral_withheld.get(key, set())))
     columns: list[Column] = [*(text_column(k, lang) for k in ("agency_id", "agency_name", "agency_level",
                                                               "jurisdiction_code", "spm_field", "region_code")),
                              *indicator_columns([i for i in used if i not in REFERRALS], lang),

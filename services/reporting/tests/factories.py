@@ -53,7 +53,10 @@ class Stream:
 
     def add(self, event_type: EventType, data: BaseModel, *, subject: str, when: datetime | None = None,
             regioncode: str | None = None, spmfield: SpmField | None = None) -> CloudEvent:
-        event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
+        # The envelope's regioncode is a village code or absent (a test may put another code in the data).
+        village = regioncode if regioncode and regioncode.isascii() and regioncode.isdigit() and len(regioncode) == 10 \
+            else None
+        event = event_type.new(data, subject=subject, regioncode=village, spmfield=spmfield)
         event = event.model_copy(update={"time": when or self.default_time})
         self.events.append((event_type, event))
         return event
@@ -69,10 +72,11 @@ class Stream:
             status=reg.Status.ACTIVE, service_days=[], version=1), subject=str(pid))
         return pid
 
-    def agency(self, jurisdiction: str, fields: list[str], *, active: bool = True) -> uuid.UUID:
+    def agency(self, jurisdiction: str, fields: list[str], *, active: bool = True,
+               name: str | None = None) -> uuid.UUID:
         aid = uuid.uuid4()
         self.add(reg.AGENCY_REGISTERED, reg.AgencyData(
-            agency_id=aid, name=f"Dinas {'/'.join(fields)} {jurisdiction}",
+            agency_id=aid, name=name or f"Dinas {'/'.join(fields)} {jurisdiction}",
             level=reg.AgencyLevel.PROVINCE if len(jurisdiction) == 2 else reg.AgencyLevel.REGENCY,
             jurisdiction_code=jurisdiction, spm_fields=[SpmField(f) for f in fields],
             status=reg.Status.ACTIVE if active else reg.Status.INACTIVE, version=1), subject=str(aid))
