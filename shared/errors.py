@@ -11,7 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.observability import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +128,47 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | PoolTimeout)
 
 
+class UnexpectedErrors:
+    """The last resort for an error no handler maps: a generic 500 problem+json, logged once with its traceback.
+
+    Starlette's own last resort (ServerErrorMiddleware) re-raises after its 500, and the server then drops the
+    client's keep-alive connection; this one answers and returns, so the connection serves the next request. An
+    error after the response started cannot be answered: the response is left incomplete, so the server closes the
+    connection and the client sees it cut short rather than complete-looking.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return  # nobody is left to answer (or the body limit already did)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"], "response_started": started})
+            if started:
+                return
+            request_id = request_id_var.get()  # set by shared.service.Observe; quoted when reporting the error
+            extra: dict[str, Any] = {"request_id": request_id} if request_id else {}
+            response = problem_response(500, "Internal server error", "The server could not complete the request.",
+                                        instance=scope["path"], **extra)
+            await response(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Map every error to problem+json: domain problems, validation, HTTP errors, and the unexpected."""
+    """Map every error to problem+json: domain problems, validation, HTTP errors, and the unexpected (a middleware,
+    so that the app is the one to answer them, see UnexpectedErrors)."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -145,8 +188,6 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 instance=request.url.path)
 
     async def on_unavailable(request: Request, exc: Exception) -> Response:
-        # A 503 the client may retry, answered here rather than by the catch-all below: that one re-raises after
-        # its 500, and the server then closes the client's keep-alive connection.
         log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)[:500]})
         return problem_response(503, "Service unavailable", "The database is unavailable at the moment; retry later.",
                                 slug="service-unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
@@ -162,12 +203,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                                     slug="validation-failed", instance=request.url.path,
                                     errors=[{"field": "body", "message": "NUL characters are not allowed",
                                              "type": "string_nul"}])
-        raise exc
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(500, "Internal server error", "The server could not complete the request.",
-                                instance=request.url.path)
+        raise exc  # unexpected: UnexpectedErrors answers it
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -175,4 +211,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(OSError, on_unavailable)
     app.add_exception_handler(PoolTimeout, on_unavailable)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(UnexpectedErrors)
