@@ -58,6 +58,8 @@ def _claims_to_principal(claims: dict[str, Any]) -> Principal:
         region_prefix = claims.get("region_prefix")
     except (KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("The token's claims are incomplete or invalid.") from exc
+    if "\x00" in sub:  # the actor of the audit log: text PostgreSQL cannot store
+        raise Unauthorized("The token's subject holds a NUL character.")
     if region_prefix is not None and (not isinstance(region_prefix, str) or not region_prefix.isdigit()
                                       or len(region_prefix) not in (2, 4, 6, 10)):
         raise Unauthorized("The token's region_prefix is not a region code.")

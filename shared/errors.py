@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://posyandu.example.id/problems/"
 #: PostgreSQL's character_not_in_repertoire and untranslatable_character: text it cannot store (NUL).
 TEXT_NOT_STORABLE = frozenset({"22021", "22P05"})
+NUL_MESSAGE = "NUL characters (U+0000) are not allowed"
 #: PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping) and too_many_connections,
 #: besides the whole connection_exception class (08): the database is unavailable, the request is not at fault.
 DATABASE_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -102,6 +104,11 @@ def problem_response(status: int, title: str, detail: str, *, slug: str | None =
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def nul_error(field: str) -> dict[str, str]:
+    """The entry of a 422's `errors` for a NUL character at `field` (shared/text.py)."""
+    return {"field": field, "message": NUL_MESSAGE, "type": "string_nul"}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -110,8 +117,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
+def _sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
     return state if isinstance(state, str) else None
 
@@ -120,11 +127,11 @@ def database_unavailable(exc: BaseException) -> bool:
     """Whether an error means the database cannot be reached right now (down, restarting, connection lost, every
     pooled connection busy), rather than anything about the request. A raw OSError (refused, reset, timed out) is how
     connecting to it fails; a statement that outlives the command timeout raises asyncpg's bare TimeoutError, an
-    OSError too (shared/db.py discards its connection)."""
-    if isinstance(exc, DBAPIError):
+    OSError too (shared/db.py discards its connection). The driver's own errors count as SQLAlchemy's do."""
+    if isinstance(exc, DBAPIError | asyncpg.PostgresError):
         state = _sqlstate(exc)
-        return exc.connection_invalidated or (state is not None and (state.startswith("08")
-                                                                     or state in DATABASE_UNAVAILABLE))
+        invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        return invalidated or (state is not None and (state.startswith("08") or state in DATABASE_UNAVAILABLE))
     return isinstance(exc, OSError | PoolTimeout)
 
 
@@ -194,21 +201,20 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 instance=request.url.path)
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DBAPIError)
+        assert isinstance(exc, DBAPIError | asyncpg.PostgresError)  # the latter from the driver used directly (COPY)
         if database_unavailable(exc):
             return await on_unavailable(request, exc)
         if _sqlstate(exc) in TEXT_NOT_STORABLE:
-            # Text PostgreSQL cannot hold (a NUL character), in a body or query: bad input, not a server error.
+            # Text PostgreSQL cannot hold (a NUL character) that got past shared/text.py: bad input all the same.
             return problem_response(422, "Validation failed", "The request holds text with a NUL character.",
-                                    slug="validation-failed", instance=request.url.path,
-                                    errors=[{"field": "body", "message": "NUL characters are not allowed",
-                                             "type": "string_nul"}])
+                                    slug="validation-failed", instance=request.url.path, errors=[nul_error("body")])
         raise exc  # unexpected: UnexpectedErrors answers it
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, on_database_error)
     app.add_exception_handler(OSError, on_unavailable)
     app.add_exception_handler(PoolTimeout, on_unavailable)
     app.add_middleware(UnexpectedErrors)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
@@ -29,6 +31,7 @@ from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, configure_logging,
 from shared.outbox import OutboxRelay
 from shared.responses import json_response
 from shared.settings import ServiceSettings
+from shared.text import refuse_nul
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class ServiceSpec:
     subscriptions: Sequence[Subscription] = ()
     #: Larger body limits for chosen path prefixes (bulk imports).
     body_limits: dict[str, int] = field(default_factory=dict)
+    #: Models that an operation's `openapi_extra` names by `$ref` (not its parameters), added to the components.
+    schemas: Sequence[type[BaseModel]] = ()
     #: Background jobs started with the service, given the sessionmaker.
     background: Sequence[Callable[[ServiceSettings, async_sessionmaker[AsyncSession]], Coroutine[Any, Any, None]]] = ()
 
@@ -185,9 +190,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await asyncio.gather(*pending, return_exceptions=True)
             await engine.dispose()
 
-    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
+                  dependencies=[Depends(refuse_nul)])
     install_problem_handlers(app)
-    _document_problems(app)
+    _document_problems(app, spec.schemas)
     for router in spec.routers:
         app.include_router(router)
 
@@ -251,7 +257,7 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
-def _document_problems(app: FastAPI) -> None:
+def _document_problems(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
     """Document the problem+json errors every API operation can answer (DESIGN.md §3), derived from the operation:
     400/401/403/413/422/503 always, 404 with a path parameter, 409 with an Idempotency-Key, 412 with If-Match, 415
     with a non-JSON body, plus what the route declares itself. FastAPI's default 422 (`HTTPValidationError`,
@@ -264,6 +270,11 @@ def _document_problems(app: FastAPI) -> None:
         document = build()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = PROBLEM_SCHEMA
+        if models:
+            _, named = models_json_schema([(model, "validation") for model in models],
+                                          ref_template="#/components/schemas/{model}")
+            for name, schema in named.get("$defs", {}).items():
+                schemas.setdefault(name, schema)
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         for path, item in document.get("paths", {}).items():

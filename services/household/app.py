@@ -14,6 +14,7 @@ from services.household.imports.endpoints import IMPORT_PATH
 from services.household.imports.endpoints import router as import_router
 from services.household.measurements.endpoints import router as measurements_router
 from services.household.profiles.endpoints import router as profiles_router
+from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.settings import HouseholdSettings
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
@@ -29,6 +30,8 @@ SPEC = ServiceSpec(
              audit_router()],
     # The bulk import streams its body (one KK at a time in memory), so it may be far larger than a request.
     body_limits={IMPORT_PATH: 512 * 1024 * 1024},
+    # The profile sections the PUT's body is one of (its openapi_extra names them).
+    schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
     subscriptions=[Subscription(group_id="household", topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values()],
                                 handlers={**registry_events.HANDLERS, **referral_events.HANDLERS})],

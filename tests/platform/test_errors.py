@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -40,6 +41,9 @@ FAILURES: dict[str, Exception] = {
     "pool-exhausted": PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out"),
     "unique-violation": db_error("23505"),
     "nul-in-text": db_error("22021"),
+    # The driver's errors where it is used directly (the region import's COPY), unwrapped by SQLAlchemy.
+    "driver-shutting-down": asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator"),
+    "driver-nul-in-text": asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence 0x00"),
 }
 
 
@@ -60,7 +64,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.parametrize("kind", ["refused", "reset", "connect-timeout", "shutting-down", "terminated", "crash",
                                   "connection-exception", "too-many-connections", "invalidated",
-                                  "pool-exhausted"])
+                                  "pool-exhausted", "driver-shutting-down"])
 async def test_an_unreachable_database_is_a_503_problem_to_retry(client: httpx.AsyncClient, kind: str) -> None:
     assert database_unavailable(FAILURES[kind])
     response = await client.get(f"/fail/{kind}")
@@ -76,5 +80,6 @@ async def test_other_database_errors_are_unchanged(client: httpx.AsyncClient) ->
     assert not database_unavailable(FAILURES["unique-violation"])
     unexpected = await client.get("/fail/unique-violation")
     assert unexpected.status_code == 500 and unexpected.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    nul = await client.get("/fail/nul-in-text")
-    assert nul.status_code == 422 and nul.json()["errors"][0]["type"] == "string_nul"
+    for kind in ("nul-in-text", "driver-nul-in-text"):
+        nul = await client.get(f"/fail/{kind}")
+        assert nul.status_code == 422 and nul.json()["errors"][0]["type"] == "string_nul"

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import orjson
 
-from shared.errors import ValidationFailed
+from shared.errors import NUL_MESSAGE, ValidationFailed
+from shared.text import NUL
 
 Format = Literal["csv", "ndjson"]
 
@@ -88,6 +89,9 @@ def _row(number: int, raw: dict[str, Any]) -> Row | Rejected:
     row = Row(number, data)
     kk = row.kk_number
     row.errors.extend(RowError(number, kk, key[:100], "Unknown field") for key in unknown)
+    # PostgreSQL text cannot hold a NUL: the row is refused here rather than its household failing in the database.
+    row.errors.extend(RowError(number, kk, key, NUL_MESSAGE) for key, value in data.items()
+                      if isinstance(value, str) and NUL in value)
     if kk is None:
         return Rejected([RowError(number, None, "kk_number", "Field required"), *row.errors])
     return row
@@ -206,8 +210,19 @@ class RowReader:
                 yield Rejected([RowError(start, None, None, f"Record longer than {MAX_LINE_BYTES} bytes "
                                                             "(an unterminated quoted field?)")])
             return
-        fields = next(csv.reader([line + "\n" for line in self._record]), [])
+        try:
+            fields = next(csv.reader([line + "\n" for line in self._record]), [])
+        except csv.Error as exc:  # a bare carriage return in an unquoted field, say
+            fields, unreadable = [], str(exc)
+        else:
+            unreadable = None
         self._record, self._record_size = [], 0
+        if unreadable is not None:
+            if self._header is None:
+                raise ValidationFailed("The CSV header is not readable; nothing was imported.",
+                                       errors=[{"field": "header", "message": unreadable}])
+            yield Rejected([RowError(self._record_start, None, None, f"Unreadable CSV record: {unreadable}")])
+            return
         if self._header is None:
             self._header = _checked_header(fields)
             return

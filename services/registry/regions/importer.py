@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.regions.schemas import ImportReport
-from shared.errors import ValidationFailed
+from shared.errors import ValidationFailed, nul_error
 from shared.events.catalogue import EventType
 from shared.events.registry import REGION_REGISTERED, REGION_RENAMED, REGION_RETIRED, RegionData, RegionLevel
 from shared.outbox import enqueue
 from shared.region_codes import kind_of, level_of, parent_of, undot
+from shared.text import NUL
 
 MAX_ERRORS_REPORTED = 100
 MAX_NAME = 200
@@ -48,6 +49,10 @@ def _parse_csv(text: str) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     seen: set[str] = set()
     for line_no, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
+            continue
+        if nul_in := [name for name, at in (("kode", code_at), ("nama", name_at))
+                      if at < len(fields) and NUL in fields[at]]:
+            errors += [nul_error(f"line {line_no}, column {name}") for name in nul_in]  # PostgreSQL can't store it
             continue
         try:
             code = undot(fields[code_at])
