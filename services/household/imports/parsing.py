@@ -210,12 +210,11 @@ class RowReader:
                 yield Rejected([RowError(start, None, None, f"Record longer than {MAX_LINE_BYTES} bytes "
                                                             "(an unterminated quoted field?)")])
             return
+        unreadable: str | None = None
         try:
             fields = next(csv.reader([line + "\n" for line in self._record]), [])
         except csv.Error as exc:  # a bare carriage return in an unquoted field, say
             fields, unreadable = [], str(exc)
-        else:
-            unreadable = None
         self._record, self._record_size = [], 0
         if unreadable is not None:
             if self._header is None:
