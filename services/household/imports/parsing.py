@@ -7,6 +7,7 @@ stages are push-based (`feed`/`push`, then `close`), so the same code serves an 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ REQUIRED_COLUMNS = ("kk_number", "village_code", "posyandu_id", "name", "sex", "
 
 #: A longer line (or CSV record) is a row error, never a reason to buffer without limit.
 MAX_LINE_BYTES = 64 * 1024
+#: How much of a streamed body is parsed between two turns of the event loop (a few milliseconds of work).
+PIECE_BYTES = 4 * 1024
 #: The schema's limit of members per household; more rows of one KK are refused as they arrive.
 MAX_GROUP_ROWS = 30
 NOT_ADJACENT = "KK seen earlier in the file; rows of one KK must be adjacent"
@@ -325,12 +328,19 @@ def iter_items(chunks: Iterable[bytes], fmt: Format) -> Iterator[Item]:
 
 
 async def read_items(chunks: AsyncIterable[bytes], fmt: Format) -> AsyncIterator[Item]:
-    """Households and rejected rows of a streamed body; reads on only as fast as the caller consumes."""
+    """Households and rejected rows of a streamed body; reads on only as fast as the caller consumes.
+
+    The body is parsed PIECE_BYTES at a time, yielding to the event loop after each piece: a received chunk may be
+    the whole body (and rows refused by the parser never wait on the database), so without it an import would hold
+    the loop, and every other request of the process, for as long as it parses.
+    """
     reader, grouper = RowReader(fmt), Grouper()
     async for chunk in chunks:
-        for row in reader.feed(chunk):
-            for item in grouper.push(row):
-                yield item
+        for start in range(0, len(chunk), PIECE_BYTES):
+            for row in reader.feed(chunk[start:start + PIECE_BYTES]):
+                for item in grouper.push(row):
+                    yield item
+            await asyncio.sleep(0)
     for row in reader.close():
         for item in grouper.push(row):
             yield item
