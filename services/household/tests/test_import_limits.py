@@ -103,8 +103,8 @@ async def test_an_import_keeps_yielding_the_event_loop(household: httpx.AsyncCli
     await asyncio.gather(*watchers)
     assert response.status_code == 200 and response.json()["rows_rejected"] == 150_000, response.text
     assert took > 1, "the import should take seconds for the test to mean anything"
-    # Bounds generous for a loaded machine; without the yields the longest gap is the whole parse.
-    assert max(gaps) < 0.5, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
+    # Bounds generous for a loaded machine; without the yields the longest gap is the whole parse (4.6 s here).
+    assert max(gaps) < 1, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
     assert max(probes) < 1, f"a GET /healthz took {max(probes):.2f}s during a {took:.1f}s import"
     assert len(probes) > took / 1, f"{len(probes)} GET /healthz answered during a {took:.1f}s import"
 

@@ -7,6 +7,7 @@ registered, renamed ones updated, and with `full=True` regions missing from the 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from shared.region_codes import kind_of, level_of, parent_of, undot
 from shared.text import NUL
 
 MAX_ERRORS_REPORTED = 100
+#: Events built, or enqueued, between two turns of the event loop.
+BATCH = 500
 MAX_NAME = 200
 
 
@@ -118,17 +121,22 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
             RETURNING code, name, level, parent_code, kind
             """))).all())
 
+    # The national list is 91,599 events, seconds of CPU: built and enqueued in batches, yielding the event loop in
+    # between, so that the service goes on answering other requests meanwhile.
     events = []
     registered = renamed = 0
-    for row in changed:
+    for i, row in enumerate(changed, start=1):
         event_type: EventType
         if row.inserted or row.code in retired_before:
             event_type, registered = REGION_REGISTERED, registered + 1
         else:
             event_type, renamed = REGION_RENAMED, renamed + 1
         events.append(_event(event_type, row, list_version))
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
     events.extend(_event(REGION_RETIRED, row, list_version) for row in retired_rows)
-    await enqueue(session, "registry", events)
+    for start in range(0, len(events), BATCH):
+        await enqueue(session, "registry", events[start:start + BATCH])
     return ImportReport(list_version=list_version, received=len(rows), registered=registered, renamed=renamed,
                         retired=len(retired_rows), unchanged=len(rows) - len(changed),
                         finished_at=datetime.now(UTC))
