@@ -112,7 +112,6 @@ class BodyLimit:
             await self.app(scope, counting_receive, guarded_send)
 
 
-
 class Observe:
     """Request id (accepted or generated, echoed, on every log line), and per-route metrics and a log line.
 

@@ -27,7 +27,7 @@ from shared.text import NUL
 
 MAX_ERRORS_REPORTED = 100
 #: Events built, or enqueued, between two turns of the event loop.
-BATCH = 500
+BATCH = 100
 MAX_NAME = 200
 
 
@@ -98,28 +98,28 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
         " kind text) ON COMMIT DROP"))
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
-    await raw.copy_records_to_table(
-        "region_import", columns=["code", "name", "level", "parent_code", "kind"],
-        records=[(code, name, level_of(code).value, parent_of(code), kind_of(code)) for code, name in rows])
-
-    changed = (await conn.execute(sa.text(
+    # Through the driver itself, in the session's transaction: COPY, and rows decoded as they arrive (SQLAlchemy's
+    # result rows for the whole list would hold the event loop for a second).
+    await raw.copy_records_to_table("region_import", columns=["code", "name", "level", "parent_code", "kind"],
+                                    records=await asyncio.to_thread(_import_records, rows))
+    changed = await raw.fetch(
         """
         INSERT INTO regions AS r (code, name, level, parent_code, kind, list_version, retired_at, updated_at)
-        SELECT i.code, i.name, i.level, i.parent_code, i.kind, :version, NULL, now() FROM region_import i
+        SELECT i.code, i.name, i.level, i.parent_code, i.kind, $1, NULL, now() FROM region_import i
         ON CONFLICT (code) DO UPDATE
             SET name = EXCLUDED.name, list_version = EXCLUDED.list_version, retired_at = NULL, updated_at = now()
             WHERE r.name IS DISTINCT FROM EXCLUDED.name OR r.retired_at IS NOT NULL
         RETURNING r.code, r.name, r.level, r.parent_code, r.kind, (xmax = 0) AS inserted
-        """), {"version": list_version})).all()
+        """, list_version)
 
     retired_rows: list[Any] = []
     if full:
-        retired_rows = list((await conn.execute(sa.text(
+        retired_rows = await raw.fetch(
             """
             UPDATE regions SET retired_at = now(), updated_at = now()
             WHERE retired_at IS NULL AND code NOT IN (SELECT code FROM region_import)
             RETURNING code, name, level, parent_code, kind
-            """))).all())
+            """)
 
     # The national list is 91,599 events, seconds of CPU: built and enqueued in batches, yielding the event loop in
     # between, so that the service goes on answering other requests meanwhile.
@@ -127,7 +127,7 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
     registered = renamed = 0
     for i, row in enumerate(changed, start=1):
         event_type: EventType
-        if row.inserted or row.code in retired_before:
+        if row["inserted"] or row["code"] in retired_before:
             event_type, registered = REGION_REGISTERED, registered + 1
         else:
             event_type, renamed = REGION_RENAMED, renamed + 1
@@ -142,8 +142,13 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
                         finished_at=datetime.now(UTC))
 
 
+def _import_records(rows: list[tuple[str, str]]) -> list[tuple[str, str, str, str | None, str | None]]:
+    return [(code, name, level_of(code).value, parent_of(code), kind_of(code)) for code, name in rows]
+
+
 def _event(event_type: EventType, row: Any, list_version: str) -> tuple[Any, str, str]:
-    data = RegionData(code=row.code, name=row.name, level=RegionLevel(row.level), parent_code=row.parent_code,
-                      kind=row.kind, list_version=list_version)
-    event = event_type.new(data, subject=row.code, regioncode=row.code if len(row.code) == 10 else None)
-    return event, event_type.topic_for(), row.code
+    code = row["code"]
+    data = RegionData(code=code, name=row["name"], level=RegionLevel(row["level"]), parent_code=row["parent_code"],
+                      kind=row["kind"], list_version=list_version)
+    event = event_type.new(data, subject=code, regioncode=code if len(code) == 10 else None)
+    return event, event_type.topic_for(), code
