@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.observability import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +24,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://posyandu.example.id/problems/"
 #: PostgreSQL's character_not_in_repertoire and untranslatable_character: text it cannot store (NUL).
 TEXT_NOT_STORABLE = frozenset({"22021", "22P05"})
+NUL_MESSAGE = "NUL characters (U+0000) are not allowed"
 #: PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping) and too_many_connections,
 #: besides the whole connection_exception class (08): the database is unavailable, the request is not at fault.
 DATABASE_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -98,6 +104,11 @@ def problem_response(status: int, title: str, detail: str, *, slug: str | None =
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def nul_error(field: str) -> dict[str, str]:
+    """The entry of a 422's `errors` for a NUL character at `field` (shared/text.py)."""
+    return {"field": field, "message": NUL_MESSAGE, "type": "string_nul"}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -106,8 +117,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
+def _sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
     return state if isinstance(state, str) else None
 
@@ -116,16 +127,55 @@ def database_unavailable(exc: BaseException) -> bool:
     """Whether an error means the database cannot be reached right now (down, restarting, connection lost, every
     pooled connection busy), rather than anything about the request. A raw OSError (refused, reset, timed out) is how
     connecting to it fails; a statement that outlives the command timeout raises asyncpg's bare TimeoutError, an
-    OSError too (shared/db.py discards its connection)."""
-    if isinstance(exc, DBAPIError):
+    OSError too (shared/db.py discards its connection). The driver's own errors count as SQLAlchemy's do."""
+    if isinstance(exc, DBAPIError | asyncpg.PostgresError):
         state = _sqlstate(exc)
-        return exc.connection_invalidated or (state is not None and (state.startswith("08")
-                                                                     or state in DATABASE_UNAVAILABLE))
+        invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        return invalidated or (state is not None and (state.startswith("08") or state in DATABASE_UNAVAILABLE))
     return isinstance(exc, OSError | PoolTimeout)
 
 
+class UnexpectedErrors:
+    """The last resort for an error no handler maps: a generic 500 problem+json, logged once with its traceback.
+
+    Starlette's own last resort (ServerErrorMiddleware) re-raises after its 500, and the server then drops the
+    client's keep-alive connection; this one answers and returns, so the connection serves the next request. An
+    error after the response started cannot be answered: the response is left incomplete, so the server closes the
+    connection and the client sees it cut short rather than complete-looking.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return  # nobody is left to answer (or the body limit already did)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"], "response_started": started})
+            if started:
+                return
+            request_id = request_id_var.get()  # set by shared.service.Observe; quoted when reporting the error
+            extra: dict[str, Any] = {"request_id": request_id} if request_id else {}
+            response = problem_response(500, "Internal server error", "The server could not complete the request.",
+                                        instance=scope["path"], **extra)
+            await response(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Map every error to problem+json: domain problems, validation, HTTP errors, and the unexpected."""
+    """Map every error to problem+json: domain problems, validation, HTTP errors, and the unexpected (a middleware,
+    so that the app is the one to answer them, see UnexpectedErrors)."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -145,34 +195,26 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 instance=request.url.path)
 
     async def on_unavailable(request: Request, exc: Exception) -> Response:
-        # A 503 the client may retry, answered here rather than by the catch-all below: that one re-raises after
-        # its 500, and the server then closes the client's keep-alive connection.
         log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)[:500]})
         return problem_response(503, "Service unavailable", "The database is unavailable at the moment; retry later.",
                                 slug="service-unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                                 instance=request.url.path)
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DBAPIError)
+        assert isinstance(exc, DBAPIError | asyncpg.PostgresError)  # the latter from the driver used directly (COPY)
         if database_unavailable(exc):
             return await on_unavailable(request, exc)
         if _sqlstate(exc) in TEXT_NOT_STORABLE:
-            # Text PostgreSQL cannot hold (a NUL character), in a body or query: bad input, not a server error.
+            # Text PostgreSQL cannot hold (a NUL character) that got past shared/text.py: bad input all the same.
             return problem_response(422, "Validation failed", "The request holds text with a NUL character.",
-                                    slug="validation-failed", instance=request.url.path,
-                                    errors=[{"field": "body", "message": "NUL characters are not allowed",
-                                             "type": "string_nul"}])
-        raise exc
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(500, "Internal server error", "The server could not complete the request.",
-                                instance=request.url.path)
+                                    slug="validation-failed", instance=request.url.path, errors=[nul_error("body")])
+        raise exc  # unexpected: UnexpectedErrors answers it
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, on_database_error)
     app.add_exception_handler(OSError, on_unavailable)
     app.add_exception_handler(PoolTimeout, on_unavailable)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(UnexpectedErrors)

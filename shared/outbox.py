@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 BROKER_CHECK_SECONDS = 5.0
 #: The longest the relay backs off before retrying (a lost connection, a failing broker).
 MAX_BACKOFF_SECONDS = 10.0
+#: Sends between two turns of the event loop while the relay publishes a batch.
+YIELD_EVERY = 50
 
 
 def _channel(service: str) -> str:
@@ -252,7 +254,9 @@ class OutboxRelay:
                        again: bool = False) -> list[RecordMetadata]:
         # Sends are queued in id order; the producer keeps per-partition order, and we wait for all acks.
         futures = []
-        for row in rows:
+        for i, row in enumerate(rows, start=1):
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a send rarely waits: a batch would otherwise hold the loop from requests
             event_id_var.set(str(row["event_id"]))
             headers = [("content-type", b"application/cloudevents+json"),
                        ("ce_id", str(row["event_id"]).encode()), ("ce_type", row["event_type"].encode()),

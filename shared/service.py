@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +37,7 @@ from shared.observability import (
 from shared.outbox import OutboxRelay
 from shared.responses import json_response
 from shared.settings import ServiceSettings
+from shared.text import refuse_nul
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,44 @@ class BodyLimit:
             await self.app(scope, counting_receive, guarded_send)
 
 
+class Observe:
+    """Request id (accepted or generated, echoed, on every log line), and per-route metrics and a log line.
+
+    Pure ASGI rather than an `@app.middleware("http")`: the app runs in the caller's task and context, and an error
+    after the response started reaches the server as an incomplete response instead of a completed one.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = adopt_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(elapsed)
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
+                                           "duration_ms": round(elapsed * 1000, 2)})
+            request_id_var.reset(token)
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -156,34 +196,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await asyncio.gather(*pending, return_exceptions=True)
             await engine.dispose()
 
-    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
+                  dependencies=[Depends(refuse_nul)])
     install_problem_handlers(app)
     _document_problems(app, spec.extra_schemas)
     for router in spec.routers:
         app.include_router(router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = adopt_request_id(request.headers.get(REQUEST_ID_HEADER))
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers[REQUEST_ID_HEADER] = request_id
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(spec.name, request.method, path, str(status)).inc()
-            HTTP_LATENCY.labels(spec.name, request.method, path).observe(elapsed)
-            if path not in ("/healthz", "/readyz", "/metrics"):
-                log.info("request", extra={"method": request.method, "path": request.url.path, "status": status,
-                                           "duration_ms": round(elapsed * 1000, 2)})
-            request_id_var.reset(token)
-
+    app.add_middleware(Observe, service=spec.name)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, overrides=spec.body_limits)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

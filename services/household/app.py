@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,8 +29,6 @@ SPEC = ServiceSpec(
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router()],
-    # The bulk import streams its body (one KK at a time in memory), so it may be far larger than a request.
-    body_limits={IMPORT_PATH: 512 * 1024 * 1024},
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
@@ -38,8 +37,14 @@ SPEC = ServiceSpec(
 )
 
 
+def spec(settings: HouseholdSettings) -> ServiceSpec:
+    """The service as configured: the bulk import's body limit is a setting."""
+    return dataclasses.replace(SPEC, body_limits={IMPORT_PATH: settings.household_import_max_bytes})
+
+
 def create_app(settings: HouseholdSettings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or HouseholdSettings())
+    settings = settings or HouseholdSettings()
+    return create_service_app(spec(settings), settings)
 
 
 def asyncapi() -> dict[str, Any]:

@@ -1,7 +1,14 @@
-"""The household service's settings: the shared ones, with its own port."""
+"""The household service's settings: the shared ones, with its own port and the bulk import's bounds."""
+
+from pydantic import Field
 
 from shared.settings import ServiceSettings
 
 
 class HouseholdSettings(ServiceSettings):
     port: int | None = 8002
+    # The bulk import streams its body (one KK at a time in memory): its own limit, counted as it streams (413).
+    household_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1_024)
+    # Imports running at once in one process (each holds a database connection and parses on the event loop); one
+    # more is refused with a 503 and Retry-After rather than queued.
+    household_import_max_concurrent: int = Field(default=2, ge=1)

@@ -6,7 +6,8 @@ the fuzzing world (so that the success paths run too). Every response must be no
 a documented status code, content type, body schema and headers; every negative case must be refused.
 
 Hypothesis runs in a worker thread and sends each request to the session's event loop, where the apps live with
-their lifespans (database pools, relays, consumers). Derandomized, so a run is reproducible.
+their lifespans (database pools, relays, consumers). Derandomized, so a run is reproducible. Generated strings may
+hold NUL characters (schemathesis' `allow_x00`, on by default); tests/security/test_nul.py puts one in every string.
 """
 
 from __future__ import annotations

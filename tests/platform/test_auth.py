@@ -38,8 +38,10 @@ async def test_a_valid_token_reads(registry: httpx.AsyncClient) -> None:
     {"Authorization": "Bearer " + mint_token(DEV_JWT_SECRET, Role.OPD, agency_id="not-a-uuid", fields=["sosial"])},
     {"Authorization": "Bearer " + mint_token(DEV_JWT_SECRET, Role.OPD, agency_id=None)},
     {"Authorization": "Bearer " + mint_token(DEV_JWT_SECRET, Role.KADER, posyandu_ids=["nope"])},
+    # A subject PostgreSQL cannot store (it is written to the audit log as the actor).
+    {"Authorization": "Bearer " + mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="admin\x00")},
 ], ids=["missing", "basic", "empty", "garbage", "expired", "wrong-secret", "unknown-role", "pembina-no-region",
-        "bad-region", "bad-agency", "opd-no-agency", "bad-posyandu-ids"])
+        "bad-region", "bad-agency", "opd-no-agency", "bad-posyandu-ids", "nul-in-subject"])
 async def test_bad_tokens_are_401(registry: httpx.AsyncClient, headers: dict[str, str]) -> None:
     response = await registry.get(URL, headers=headers)
     assert response.status_code == 401

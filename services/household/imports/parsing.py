@@ -7,6 +7,7 @@ stages are push-based (`feed`/`push`, then `close`), so the same code serves an 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from typing import Any, Literal
 
 import orjson
 
-from shared.errors import ValidationFailed
+from shared.errors import NUL_MESSAGE, ValidationFailed
+from shared.text import NUL
 
 Format = Literal["csv", "ndjson"]
 
@@ -26,6 +28,8 @@ REQUIRED_COLUMNS = ("kk_number", "village_code", "posyandu_id", "name", "sex", "
 
 #: A longer line (or CSV record) is a row error, never a reason to buffer without limit.
 MAX_LINE_BYTES = 64 * 1024
+#: How much of a streamed body is parsed between two turns of the event loop (a few milliseconds of work).
+PIECE_BYTES = 4 * 1024
 #: The schema's limit of members per household; more rows of one KK are refused as they arrive.
 MAX_GROUP_ROWS = 30
 NOT_ADJACENT = "KK seen earlier in the file; rows of one KK must be adjacent"
@@ -88,6 +92,9 @@ def _row(number: int, raw: dict[str, Any]) -> Row | Rejected:
     row = Row(number, data)
     kk = row.kk_number
     row.errors.extend(RowError(number, kk, key[:100], "Unknown field") for key in unknown)
+    # PostgreSQL text cannot hold a NUL: the row is refused here rather than its household failing in the database.
+    row.errors.extend(RowError(number, kk, key, NUL_MESSAGE) for key, value in data.items()
+                      if isinstance(value, str) and NUL in value)
     if kk is None:
         return Rejected([RowError(number, None, "kk_number", "Field required"), *row.errors])
     return row
@@ -206,8 +213,18 @@ class RowReader:
                 yield Rejected([RowError(start, None, None, f"Record longer than {MAX_LINE_BYTES} bytes "
                                                             "(an unterminated quoted field?)")])
             return
-        fields = next(csv.reader([line + "\n" for line in self._record]), [])
+        unreadable: str | None = None
+        try:
+            fields = next(csv.reader([line + "\n" for line in self._record]), [])
+        except csv.Error as exc:  # a bare carriage return in an unquoted field, say
+            fields, unreadable = [], str(exc)
         self._record, self._record_size = [], 0
+        if unreadable is not None:
+            if self._header is None:
+                raise ValidationFailed("The CSV header is not readable; nothing was imported.",
+                                       errors=[{"field": "header", "message": unreadable}])
+            yield Rejected([RowError(self._record_start, None, None, f"Unreadable CSV record: {unreadable}")])
+            return
         if self._header is None:
             self._header = _checked_header(fields)
             return
@@ -311,12 +328,19 @@ def iter_items(chunks: Iterable[bytes], fmt: Format) -> Iterator[Item]:
 
 
 async def read_items(chunks: AsyncIterable[bytes], fmt: Format) -> AsyncIterator[Item]:
-    """Households and rejected rows of a streamed body; reads on only as fast as the caller consumes."""
+    """Households and rejected rows of a streamed body; reads on only as fast as the caller consumes.
+
+    The body is parsed PIECE_BYTES at a time, yielding to the event loop after each piece: a received chunk may be
+    the whole body (and rows refused by the parser never wait on the database), so without it an import would hold
+    the loop, and every other request of the process, for as long as it parses.
+    """
     reader, grouper = RowReader(fmt), Grouper()
     async for chunk in chunks:
-        for row in reader.feed(chunk):
-            for item in grouper.push(row):
-                yield item
+        for start in range(0, len(chunk), PIECE_BYTES):
+            for row in reader.feed(chunk[start:start + PIECE_BYTES]):
+                for item in grouper.push(row):
+                    yield item
+            await asyncio.sleep(0)
     for row in reader.close():
         for item in grouper.push(row):
             yield item

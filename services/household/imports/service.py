@@ -97,7 +97,8 @@ def _problem_errors(group: Group, exc: Problem) -> list[RowError]:
     return [RowError(row.number, kk, field, exc.detail) for row in rows]
 
 
-async def _import_group(session: AsyncSession, principal: Principal, group: Group, report: _Report) -> None:
+async def _import_group(session: AsyncSession, principal: Principal, group: Group, report: _Report,
+                        pinned: dict[object, object]) -> None:
     errors = [error for row in group.rows for error in row.errors]
     if errors or group.blocked_by is not None:
         report.rejected_group(group, errors)
@@ -106,6 +107,8 @@ async def _import_group(session: AsyncSession, principal: Principal, group: Grou
     if isinstance(payload, list):
         report.rejected_group(group, payload)
         return
+    if len(pinned) < MAX_PINNED:
+        await _pin(session, payload, pinned)
     try:
         async with session.begin_nested():
             household, members = await register(session=session, principal=principal, payload=payload)
@@ -121,16 +124,11 @@ async def _import_group(session: AsyncSession, principal: Principal, group: Grou
         report.imported(group)
 
 
-async def _pin(session: AsyncSession, group: Group, pinned: dict[object, object]) -> None:
-    first = group.rows[0].data
-    for table, key in ((KnownPosyandu, first.get("posyandu_id")), (KnownRegion, first.get("village_code"))):
-        if key is None or (table, key) in pinned:
-            continue
-        try:
-            pk: object = uuid.UUID(str(key)) if table is KnownPosyandu else str(key)
-        except ValueError:
-            continue
-        pinned[(table, key)] = await session.get(table, pk)
+async def _pin(session: AsyncSession, payload: HouseholdCreate, pinned: dict[object, object]) -> None:
+    """Holds the household's posyandu and village (keys already validated, so a bad one never reaches a query)."""
+    for table, key in ((KnownPosyandu, payload.posyandu_id), (KnownRegion, payload.village_code)):
+        if (table, key) not in pinned:
+            pinned[(table, key)] = await session.get(table, key)
 
 
 async def import_households(*, session: AsyncSession, principal: Principal, items: AsyncIterable[Item],
@@ -145,12 +143,10 @@ async def import_households(*, session: AsyncSession, principal: Principal, item
     # finds them there instead of querying both again for every household.
     pinned: dict[object, object] = {}
     async for item in items:
-        if isinstance(item, Group) and len(pinned) < MAX_PINNED:
-            await _pin(session, item, pinned)
         if isinstance(item, Rejected):
             report.rejected_row(item)
         else:
-            await _import_group(session, principal, item, report)
+            await _import_group(session, principal, item, report, pinned)
         if on_progress is not None:
             on_progress(report.report)
     if report.report.rows == 0:

@@ -128,6 +128,26 @@ async def test_csv_reports_rows_by_line_and_field(registry: httpx.AsyncClient, h
         assert await members_of_kk(household_db, refused[0]["kk_number"]) == []
 
 
+async def test_an_unreadable_csv_record_is_a_row_error(registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                                                      household_db: asyncpg.Connection) -> None:
+    # A bare carriage return in an unquoted field, which Python's csv refuses (it was a 500); written by hand, since
+    # a CSV writer would quote it.
+    posyandu = await known_posyandu(registry, household_db)
+    good, broken = family(posyandu), family(posyandu)
+    broken[1]["address"] = "Jl. Mawar\rNo. 3"
+    columns = [*HOUSEHOLD_FIELDS, *MEMBER_FIELDS]
+    body = "\n".join([",".join(columns), *(",".join(str(r.get(c, "")) for c in columns) for r in good + broken)])
+    response = await post_import(household, body.encode(), CSV, tokens.kader([posyandu]))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    # Refused on its own like any unreadable row (its KK cannot be read from it); the rest of the file goes in.
+    assert (report["rows"], report["rows_rejected"], report["members_imported"]) == (4, 1, 3), report
+    assert errors_by_row(report) == {5: [(None, errors_by_row(report)[5][0][1])]}
+    assert errors_by_row(report)[5][0][1].startswith("Unreadable CSV record")
+    assert await members_of_kk(household_db, good[0]["kk_number"]) == ["Bambang", "Dewi"]
+    assert await members_of_kk(household_db, broken[0]["kk_number"]) == ["Bambang"]
+
+
 async def test_a_nik_or_kk_already_taken_refuses_the_household(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
     posyandu = await known_posyandu(registry, household_db)
