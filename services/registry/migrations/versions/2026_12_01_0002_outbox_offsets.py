@@ -8,8 +8,7 @@ Create Date: 2026-12-01 09:30:00.000000
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from shared.platform_migrations import add_outbox_offsets, drop_outbox_offsets
 
 revision: str = '3c1d7e5a9b20'
 down_revision: str | None = 'abcf4d58b483'
@@ -18,16 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('outbox_offsets',
-    sa.Column('topic', sa.Text(), nullable=False),
-    sa.Column('kafka_partition', sa.Integer(), nullable=False),
-    sa.Column('end_offset', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('topic', 'kafka_partition', name=op.f('pk_outbox_offsets'))
-    )
-    op.create_index('ix_outbox_sent', 'outbox', ['topic', 'published_at'], unique=False,
-                    postgresql_where=sa.text('published_at IS NOT NULL'))
+    add_outbox_offsets()
 
 
 def downgrade() -> None:
-    op.drop_index('ix_outbox_sent', table_name='outbox', postgresql_where=sa.text('published_at IS NOT NULL'))
-    op.drop_table('outbox_offsets')
+    drop_outbox_offsets()

@@ -1,0 +1,30 @@
+"""Schema changes to the platform tables (shared/tables.py) that every service's migration history applies alike.
+
+Each service keeps its own Alembic history, so a change to a platform table is a revision in each; the operations
+live here once, and each service's revision only calls them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+_SENT = sa.text("published_at IS NOT NULL")
+
+
+def add_outbox_offsets() -> None:
+    """The end offset the broker acknowledged per topic partition (so a relay sees a broker that lost its data),
+    and an index by topic and send time for the purge of sent rows past their topic's retention."""
+    op.create_table(
+        "outbox_offsets",
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("kafka_partition", sa.Integer(), nullable=False),
+        sa.Column("end_offset", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "kafka_partition", name=op.f("pk_outbox_offsets")),
+    )
+    op.create_index("ix_outbox_sent", "outbox", ["topic", "published_at"], unique=False, postgresql_where=_SENT)
+
+
+def drop_outbox_offsets() -> None:
+    op.drop_index("ix_outbox_sent", table_name="outbox", postgresql_where=_SENT)
+    op.drop_table("outbox_offsets")
