@@ -387,6 +387,14 @@ async def test_another_agency_can_neither_read_nor_manage_a_subscription(
         assert response.status_code == 404, (method, url, response.text)
     listed = (await referral.get(SUBSCRIPTIONS, headers=other)).json()["items"]
     assert subscription["id"] not in [s["id"] for s in listed]
+    # A token of the same agency for another field neither (the subscription carries perumahan-rakyat referrals).
+    other_field = tokens.opd(site.mamuju, ["sosial"])
+    assert (await referral.get(base, headers=other_field)).status_code == 404
+    assert subscription["id"] not in [s["id"] for s in (await referral.get(SUBSCRIPTIONS,
+                                                                          headers=other_field)).json()["items"]]
+    none_of_its_fields = await referral.post(SUBSCRIPTIONS, headers=other_field, json={
+        "url": receiver.url(_path()), "event_types": ["posyandu.referral.created.v1"]})
+    assert none_of_its_fields.status_code == 403
     assert subscription["id"] in [s["id"] for s in (await referral.get(SUBSCRIPTIONS, headers=tokens.opd(
         site.mamuju, [FIELD]))).json()["items"]]
     # An agency registers for itself only; a kader or pembina not at all; an admin names a known agency.
@@ -395,13 +403,15 @@ async def test_another_agency_can_neither_read_nor_manage_a_subscription(
     assert foreign.status_code == 403
     for token in (tokens.kader([site.mamuju_household["posyandu_id"]]), tokens.pembina("7602")):
         assert (await referral.get(SUBSCRIPTIONS, headers=token)).status_code == 403
-    for body in ({"url": receiver.url("/x"), "event_types": ["posyandu.referral.created.v1"]},
+    invalid: list[dict[str, Any]] = [
+                {"url": receiver.url("/x"), "event_types": ["posyandu.referral.created.v1"]},
                  {"agency_id": str(uuid.uuid4()), "url": receiver.url("/x"),
                   "event_types": ["posyandu.referral.created.v1"]},
                  {"agency_id": site.mamuju, "url": receiver.url("/x"), "event_types": ["posyandu.registry.x.v1"]},
-                 {"agency_id": site.mamuju, "url": receiver.url("/x"), "event_types": []}):
-        response = await referral.post(SUBSCRIPTIONS, headers=tokens.admin(), json=body)
-        assert response.status_code == 422, (body, response.text)
+                 {"agency_id": site.mamuju, "url": receiver.url("/x"), "event_types": []}]
+    for body_ in invalid:
+        response = await referral.post(SUBSCRIPTIONS, headers=tokens.admin(), json=body_)
+        assert response.status_code == 422, (body_, response.text)
     admin_made = await referral.post(SUBSCRIPTIONS, headers=tokens.admin(), json={
         "agency_id": site.dumai, "url": receiver.url(_path()), "event_types": ["posyandu.referral.created.v1"]})
     assert admin_made.status_code == 201 and admin_made.json()["agency_id"] == site.dumai

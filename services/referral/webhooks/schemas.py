@@ -38,6 +38,8 @@ class SubscriptionPublic(BaseModel):
 
     id: uuid.UUID
     agency_id: uuid.UUID
+    #: The fields whose referrals it receives (the registering token's, or all the agency's for an admin).
+    spm_fields: list[str]
     url: str
     event_types: list[str]
     #: `active`, or `disabled` by the failure budget (see `disabled_reason`; `POST .../enable` resumes).

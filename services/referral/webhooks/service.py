@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -51,15 +52,20 @@ async def create(session: AsyncSession, principal: Principal, body: Subscription
         agency_id = body.agency_id
     if agency_id is None:
         raise _invalid("agency_id", "Name the agency the webhook is for.")
-    if await session.get(KnownAgency, agency_id) is None:
+    agency = await session.get(KnownAgency, agency_id)
+    if agency is None:
         raise _invalid("agency_id", f"There is no agency {agency_id} known to this service.")
+    fields = sorted(agency.spm_fields if principal.role is Role.ADMIN
+                    else set(agency.spm_fields) & {f.value for f in principal.fields})
+    if not fields:
+        raise Forbidden("Your token holds none of your agency's fields.")
     try:
         await addresses.check(body.url, settings)
     except addresses.RefusedUrl as exc:
         raise _invalid("url", f"This URL may not be called: {exc}.") from exc
     now = utc_now()
-    row = WebhookSubscription(agency_id=agency_id, url=body.url, event_types=body.event_types, secret=new_secret(),
-                              created_by=principal.sub, created_at=now, updated_at=now)
+    row = WebhookSubscription(agency_id=agency_id, spm_fields=fields, url=body.url, event_types=body.event_types,
+                              secret=new_secret(), created_by=principal.sub, created_at=now, updated_at=now)
     session.add(row)
     await session.flush()
     await record(session, principal, action="create", resource_type="webhook-subscription", resource_id=str(row.id),
@@ -68,9 +74,12 @@ async def create(session: AsyncSession, principal: Principal, body: Subscription
 
 
 def _scope(principal: Principal) -> sa.ColumnElement[bool]:
+    """An admin: all; an agency token: its agency's subscriptions of fields it holds all of."""
     if principal.role is Role.ADMIN:
         return sa.true()
-    return col(WebhookSubscription.agency_id) == principal.agency_id
+    return sa.and_(col(WebhookSubscription.agency_id) == principal.agency_id,
+                   col(WebhookSubscription.spm_fields).op("<@", return_type=sa.Boolean)(
+                       sa.literal(sorted(f.value for f in principal.fields), ARRAY(sa.Text))))
 
 
 async def get(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *,
@@ -164,11 +173,12 @@ async def queue_deliveries(session: AsyncSession, event: CloudEvent, referral: R
     subscriptions = (await session.execute(
         select(WebhookSubscription).where(col(WebhookSubscription.agency_id).in_(agencies),
                                           WebhookSubscription.status == "active",
+                                          col(WebhookSubscription.spm_fields).contains([referral.spm_field]),
                                           col(WebhookSubscription.event_types).contains([event.type])))).scalars().all()
     for subscription in subscriptions:
-        agency = await session.get(KnownAgency, subscription.agency_id)
+        # The subscription reads as its agency's token of its fields would (disclosure.py).
         reader = Principal(sub=f"webhook:{subscription.id}", role=Role.OPD, agency_id=subscription.agency_id,
-                           fields=frozenset(SpmField(f) for f in (agency.spm_fields if agency else ())))
+                           fields=frozenset(SpmField(f) for f in subscription.spm_fields))
         data = Disclosure.of(reader, referral).referral(referral).model_dump(mode="json")
         data["action"] = event.data.get("action")
         data["previous_agency_id"] = event.data.get("previous_agency_id")

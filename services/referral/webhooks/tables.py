@@ -24,6 +24,9 @@ class WebhookSubscription(Table, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     agency_id: uuid.UUID = Field(index=True)
+    #: The fields whose referrals it receives: those of the registering agency token (all the agency's, for an
+    #: admin). Only a token holding all of them may read or manage it.
+    spm_fields: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
     url: str = Field(max_length=2000)
     event_types: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
     secret: str = Field(max_length=100)

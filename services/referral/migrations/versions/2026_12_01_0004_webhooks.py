@@ -21,6 +21,7 @@ def upgrade() -> None:
     op.create_table('webhook_subscriptions',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('agency_id', sa.Uuid(), nullable=False),
+    sa.Column('spm_fields', postgresql.ARRAY(sa.Text()), nullable=False),
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('event_types', postgresql.ARRAY(sa.Text()), nullable=False),
     sa.Column('secret', sa.String(length=100), nullable=False),
