@@ -8,7 +8,10 @@ Kabupaten Mamuju (7602) and Kota Dumai (1472) with the field perumahan-rakyat ar
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
+import hmac
 import threading
 import uuid
 from collections.abc import Iterator
@@ -177,6 +180,7 @@ async def test_a_regency_agency_receives_only_its_referrals_with_details_and_sig
     assert payloads[0]["data"]["reason"] == "Batuk lebih dari dua minggu"
     assert payloads[0]["data"]["member_nik_masked"] == made["member_nik_masked"]
     assert [p["data"]["status"] for p in payloads] == ["requested", "accepted"]
+    assert all(_hand_verified(mamuju["secret"], r) for r in received)  # README's check without a library
     with pytest.raises(WebhookVerificationError):  # another subscription's secret does not verify
         Webhook(dumai["secret"]).verify(received[0].body, received[0].headers)
 
@@ -187,6 +191,16 @@ async def test_a_regency_agency_receives_only_its_referrals_with_details_and_sig
     assert [Webhook(dumai["secret"]).verify(r.body, r.headers)["data"]["id"] for r in receiver.accepted(dumai_path)] \
         == [theirs["id"]] == [d["referral_id"] for d in dumai_log]
     assert len(await _deliveries(referral, site.mamuju, mamuju["id"])) == 2
+
+
+def _hand_verified(secret: str, received: Received) -> bool:
+    """The signature by the published algorithm, computed by hand (README.md's example without a library)."""
+    h = received.headers
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = base64.b64encode(hmac.new(key, f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + received.body,
+                                         hashlib.sha256).digest())
+    return any(hmac.compare_digest(expected, sig.split(",", 1)[1].encode())
+               for sig in h["webhook-signature"].split(" ") if sig.startswith("v1,"))
 
 
 async def test_a_receiver_that_fails_five_times_gets_every_event_once_per_id_in_order_per_referral(
