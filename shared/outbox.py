@@ -348,7 +348,9 @@ def outbox_entry(event_type: EventType, data: BaseModel, *, subject: str, key: s
 
 
 async def publish(session: AsyncSession, event_type: EventType, data: BaseModel, *, subject: str,
-                  key: str | None = None, regioncode: str | None = None, spmfield: SpmField | None = None) -> None:
-    """Record one event of the catalogue in the outbox, in the caller's transaction."""
-    await enqueue(session, event_type.publisher, [outbox_entry(event_type, data, subject=subject, key=key,
-                                                                regioncode=regioncode, spmfield=spmfield)])
+                  key: str | None = None, regioncode: str | None = None,
+                  spmfield: SpmField | None = None) -> CloudEvent:
+    """Record one event of the catalogue in the outbox, in the caller's transaction; the event written."""
+    entry = outbox_entry(event_type, data, subject=subject, key=key, regioncode=regioncode, spmfield=spmfield)
+    await enqueue(session, event_type.publisher, [entry])
+    return entry[0]

@@ -17,6 +17,8 @@ from services.referral.routing.endpoints import router as routing_rules_router
 from services.referral.settings import ReferralSettings
 from services.referral.sla.endpoints import router as sla_router
 from services.referral.sla.service import sla_loop
+from services.referral.webhooks.delivery import webhook_loop
+from services.referral.webhooks.endpoints import router as webhooks_router
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import HOUSEHOLD_TOPIC, REGISTRY_TOPIC
@@ -31,12 +33,13 @@ def spec(settings: ReferralSettings) -> ServiceSpec:
                     "lifecycle, SLA clocks with escalation, notes and outcomes. Every change is an event on "
                     "posyandu.referral.<field>.v1.",
         # Notes first: `POST /referrals/{id}/notes` must not be taken for the lifecycle action route.
-        routers=[notes_router, referrals_router, inbox_router, sla_router, routing_rules_router, audit_router()],
+        routers=[notes_router, referrals_router, inbox_router, sla_router, routing_rules_router, webhooks_router,
+                 audit_router()],
         # One consumer group over the registry (agencies) and household (needs, households) topics.
         subscriptions=[Subscription(group_id="referral", topics=[REGISTRY_TOPIC, HOUSEHOLD_TOPIC],
                                     handlers={**registry_events.handlers(settings),
                                               **household_events.handlers(settings)})],
-        background=[sla_loop],
+        background=[sla_loop, webhook_loop],
     )
 
 

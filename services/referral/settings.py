@@ -1,4 +1,4 @@
-"""The referral service's settings: the shared ones, its port, the household API, the SLA sweep and the clock."""
+"""The referral service's settings: the shared ones, its port, the household API, the SLA sweep, webhooks, the clock."""
 
 from __future__ import annotations
 
@@ -17,5 +17,19 @@ class ReferralSettings(ServiceSettings):
     sla_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     #: Categories whose automatic referrals wait as `draft` for the kader to confirm (others start `requested`).
     draft_categories: frozenset[str] = frozenset()
+    #: Webhooks: the delay before each retry of a failed delivery (the Standard Webhooks example, 27.6 h in all);
+    #: after the last the message is given up. Each delay is stretched by up to `webhook_retry_jitter` (a fraction).
+    webhook_retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, le=1)
+    #: The failure budget: a subscription is disabled when a message is given up, or after this many failed
+    #: attempts in a row (of any messages) without a success.
+    webhook_max_consecutive_failures: int = Field(default=100, ge=1)
+    #: How long the previous secret still signs after a rotation (deliveries carry both signatures).
+    webhook_secret_overlap_seconds: float = Field(default=86_400, ge=0)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    #: Hosts an operator allows although they resolve to private addresses (an agency's own network), production only.
+    webhook_allowed_hosts: frozenset[str] = frozenset()
     #: The time source of deadlines and the sweep; tests inject one that they move forward.
     clock: Clock = Field(default=system_clock, exclude=True)

@@ -24,6 +24,8 @@ class SecurityWorld:
     flag_id: str
     #: The member of A's household the flag was raised for.
     twin_id: str
+    #: A webhook subscription of A's agency.
+    webhook_id: str
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +52,13 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
         profile = await household.put(f"/api/v1/households/{a.household_id}/profiles/kesehatan", json={},
                                       headers=a.kader())
         assert profile.status_code == 201, profile.text
+        webhook = await referral.post("/api/v1/webhooks/subscriptions", headers=a.opd(), json={
+            "url": "http://127.0.0.1:9/hook", "event_types": ["posyandu.referral.snapshot.v1"]})
+        assert webhook.status_code == 201, webhook.text
     finally:
         await household_db.close()
         await referral_db.close()
-    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id)
+    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"])
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

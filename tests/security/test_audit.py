@@ -55,6 +55,9 @@ NOT_PERSONAL = {
        for path in ("/api/v1/sla/overrides", "/api/v1/sla/overrides/{override_id}", "/api/v1/sla/escalation-delays",
                     "/api/v1/sla/holiday-calendars", "/api/v1/sla/holiday-calendars/{year}",
                     "/api/v1/routing-rules", "/api/v1/routing-rules/{rule_id}")},
+    **{f"referral {path}": "webhook configuration and its delivery log (ids, times, HTTP results; no bodies)"
+       for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
+                    "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
     f"household {HH}/access-log": "the family's own view of the audit trail (officials' reads), not its data",
 }
 APPS = {"household": create_household_app(), "referral": create_referral_app()}

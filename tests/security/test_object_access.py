@@ -71,6 +71,13 @@ class Case:
     hidden_in: Callable[[W], str] | None = None
 
 
+def _webhook(method: str, tail: str) -> Case:
+    """A route of site A's agency's webhook subscription (GETs read by that agency)."""
+    return Case(lambda w: [f"/api/v1/webhooks/subscriptions/{w.webhook_id}{tail}"],
+                insider=(lambda w: w.a.opd()) if method == "GET" else None,
+                body=(lambda w: {"since": "2026-01-01T00:00:00Z"}) if tail == "/replay" else None)
+
+
 def _admin_only(path: str, method: str) -> Case:
     url = path.replace("{override_id}", "1").replace("{rule_id}", "1")
     body = {"urgency": "high", "respond_within": 1, "complete_within": 2} if method == "PUT" else None
@@ -158,6 +165,10 @@ CASES: dict[str, Case] = {
     "referral GET /api/v1/agencies/{agency_id}/referrals": Case(
         lambda w: [f"/api/v1/agencies/{w.a.agency_id}/referrals"], insider=lambda w: w.a.opd(),
         hidden_in=lambda w: w.a.referral_id),
+    # Webhooks: an agency's own (its token of the subscription's fields) or an admin's.
+    **{f"referral {method} /api/v1/webhooks/subscriptions/{{subscription_id}}{tail}": _webhook(method, tail)
+       for method, tail in (("GET", ""), ("DELETE", ""), ("POST", "/rotate-secret"), ("POST", "/enable"),
+                            ("GET", "/deliveries"), ("POST", "/replay"))},
     # SLA and routing configuration: admin only, so every other role is refused whichever object the id names.
     **{f"referral {method} {path}": _admin_only(path, method)
        for path in ("/api/v1/sla/overrides/{override_id}", "/api/v1/routing-rules/{rule_id}")
@@ -186,6 +197,7 @@ async def _state(world: W, registry: httpx.AsyncClient, household: httpx.AsyncCl
         "flags": (await household.get("/api/v1/duplicates", headers=admin)).json(),
         "referral": (await referral.get(f"/api/v1/referrals/{a.referral_id}", headers=admin)).json()["version"],
         "notes": (await referral.get(f"/api/v1/referrals/{a.referral_id}/notes", headers=admin)).json(),
+        "webhook": (await referral.get(f"/api/v1/webhooks/subscriptions/{world.webhook_id}", headers=admin)).json(),
     }
 
 

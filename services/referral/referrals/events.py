@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.tables import Referral
+from services.referral.webhooks.service import queue_deliveries
 from shared.events import referral as ev
 from shared.events.catalogue import EventType
 from shared.events.topics import SpmField
@@ -32,5 +33,9 @@ def referral_data(r: Referral, *, action: str | None = None,
 
 async def emit(session: AsyncSession, event_type: EventType, referral: Referral, *, action: str | None = None,
                previous_agency_id: uuid.UUID | None = None) -> None:
-    await publish(session, event_type, referral_data(referral, action=action, previous_agency_id=previous_agency_id),
-                  subject=str(referral.id), regioncode=referral.village_code, spmfield=SpmField(referral.spm_field))
+    event = await publish(session, event_type,
+                          referral_data(referral, action=action, previous_agency_id=previous_agency_id),
+                          subject=str(referral.id), regioncode=referral.village_code,
+                          spmfield=SpmField(referral.spm_field))
+    # The agency's webhooks get the same event (same id) in the same transaction.
+    await queue_deliveries(session, event, referral)

@@ -106,6 +106,10 @@ NOT_REFERRAL_DATA = {
        for path in ("/api/v1/sla/overrides", "/api/v1/sla/overrides/{override_id}", "/api/v1/sla/escalation-delays",
                     "/api/v1/sla/holiday-calendars", "/api/v1/sla/holiday-calendars/{year}",
                     "/api/v1/routing-rules", "/api/v1/routing-rules/{rule_id}")},
+    **{path: "webhook configuration and its delivery log (ids, times, HTTP results): no referral's fields; the "
+             "bodies sent go through disclosure.py (webhooks/service.py)"
+       for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
+                    "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
 }
 
 
