@@ -31,7 +31,7 @@ from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
-from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
 from shared.region_codes import REGION_PREFIX_PATTERN
 from shared.responses import json_response
 
@@ -62,9 +62,9 @@ async def create_referral(payload: ReferralCreate, session: SessionDep, principa
 
 async def _page(session: SessionDep, principal: Principal, limit: int, cursor: str | None,
                 **filters: Any) -> Page[ReferralPublic]:
-    after = decode_cursor(cursor, str, uuid.UUID)
+    after = decode_cursor(cursor, timestamp, uuid.UUID)
     rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
-                                after=(datetime.fromisoformat(after[0]), after[1]) if after else None, **filters)
+                                after=after, **filters)
     items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
     # A list shows household and member references and, to the two sides, the free text and evidence: audited.
     views = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -22,8 +21,7 @@ from services.referral.webhooks.schemas import (
 from services.referral.webhooks.tables import WebhookSubscription
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import BadRequest
-from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/webhooks/subscriptions", tags=["webhooks"])
@@ -37,16 +35,6 @@ def _settings(request: Request) -> ReferralSettings:
     return settings
 
 SettingsDep = Annotated[ReferralSettings, Depends(_settings)]
-
-def _time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise BadRequest("The cursor is not valid; use the next_cursor of a previous page.") from exc
-    if parsed.tzinfo is None:
-        raise BadRequest("The cursor is not valid; use the next_cursor of a previous page.")
-    return parsed
-
 
 def _with_secret(row: WebhookSubscription, status_code: int) -> Response:
     body = SubscriptionWithSecret(**view(row).model_dump(), secret=row.secret)
@@ -62,9 +50,9 @@ async def create_subscription(body: SubscriptionCreate, session: SessionDep, pri
 @router.get("", response_model=Page[SubscriptionPublic], summary="Webhook subscriptions of your agency")
 async def list_subscriptions(session: SessionDep, principal: Manager, limit: LimitParam = 50,
                              cursor: CursorParam = None, agency_id: uuid.UUID | None = None) -> Any:
-    after = decode_cursor(cursor, str, uuid.UUID)
+    after = decode_cursor(cursor, timestamp, uuid.UUID)
     rows = await service.search(session, principal, agency_id=agency_id,
-                                after=(_time(after[0]), after[1]) if after else None, limit=limit)
+                                after=after, limit=limit)
     items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
     return Page(items=[view(r) for r in items], next_cursor=next_cursor)
 
