@@ -189,7 +189,8 @@ async def _reassign(session: AsyncSession, referral: Referral, agency_id: uuid.U
         why = " and ".join(_UNMET[name] for name in unmet).format(spm_field=referral.spm_field,
                                                                  village_code=referral.village_code)
         raise _invalid("agency_id", f"Agency {agency_id} may not take this referral: {why}.")
-    if agency_id == referral.agency_id:
+    # An escalated referral may be handed back to its own agency: that ends the escalation with fresh deadlines.
+    if agency_id == referral.agency_id and referral.escalated_to_agency_id is None:
         raise _invalid("agency_id", "The referral is already assigned to this agency.")
     referral.agency_id = agency_id
     await start_clocks(session, referral, now)
