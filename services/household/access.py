@@ -31,10 +31,17 @@ async def _agency_holds_referral(session: AsyncSession, principal: Principal, ho
     if principal.agency_id is None:
         return False
     found = await session.execute(sa.select(col(AgencyAccess.referral_id)).where(
-        col(AgencyAccess.agency_id) == principal.agency_id, col(AgencyAccess.household_id) == household_id,
-        col(AgencyAccess.spm_field).in_([f.value for f in principal.fields]),
-        col(AgencyAccess.open).is_(True)).limit(1))
+        _holds_open_referral(principal), col(AgencyAccess.household_id) == household_id).limit(1))
     return found.first() is not None
+
+
+def _holds_open_referral(principal: Principal) -> Any:
+    """The agency_access rows through which an agency reads a household: an open referral of one of its token's
+    fields, routed to it or escalated to it."""
+    return sa.and_(sa.or_(col(AgencyAccess.agency_id) == principal.agency_id,
+                          col(AgencyAccess.escalated_to_agency_id) == principal.agency_id),
+                   col(AgencyAccess.open).is_(True),
+                   col(AgencyAccess.spm_field).in_([f.value for f in principal.fields]))
 
 
 async def read_basis(session: AsyncSession, principal: Principal, household: Household) -> ReadBasis | None:
@@ -65,8 +72,7 @@ def list_scope(principal: Principal) -> Any:
         return col(Household.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
     if principal.role is Role.OPD:
         return col(Household.id).in_(sa.select(col(AgencyAccess.household_id)).where(
-            col(AgencyAccess.agency_id) == principal.agency_id, col(AgencyAccess.open).is_(True),
-            col(AgencyAccess.spm_field).in_([f.value for f in principal.fields])))
+            _holds_open_referral(principal)))
     if principal.role is Role.PEMBINA:
         return col(Household.village_code).startswith(principal.region_prefix or "-")
     if principal.role is Role.ADMIN:

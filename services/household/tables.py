@@ -153,7 +153,7 @@ class Need(Table, table=True):
 
 
 class AgencyAccess(Table, table=True):
-    """Which agency holds an open referral for which household (fed by the referral topics)."""
+    """Which agency holds (or was escalated) an open referral for which household (fed by the referral topics)."""
 
     __tablename__ = "agency_access"
 
@@ -163,6 +163,10 @@ class AgencyAccess(Table, table=True):
     #: The referral's field: the agency's token must carry it (an agency of several fields acts per field).
     spm_field: str = Field(max_length=20)
     open: bool = True
+    #: The field's province agency the referral escalated to: it reads the household as the agency does.
+    escalated_to_agency_id: uuid.UUID | None = Field(default=None, index=True)
+    #: The referral's version of the last applied event: an older one arriving late changes nothing.
+    version: int = 0
 
 
 class Measurement(Table, table=True):

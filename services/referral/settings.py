@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from services.referral.clock import Clock, system_clock
 from shared.settings import ServiceSettings
+
+
+class MovePolicy(StrEnum):
+    """What a household's move does to its open referrals' agency (the posyandu and village always follow)."""
+
+    #: To the agency of the new route when it differs (or unrouted when there is none).
+    FOLLOW = "follow"
+    #: Keep the agency, with a history entry saying so.
+    STAY = "stay"
 
 
 class ReferralSettings(ServiceSettings):
@@ -31,5 +42,7 @@ class ReferralSettings(ServiceSettings):
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
     #: Hosts an operator allows although they resolve to private addresses (an agency's own network), production only.
     webhook_allowed_hosts: frozenset[str] = frozenset()
+    #: When a household moves: `follow` (its open referrals go to the new route's agency) or `stay` (keep theirs).
+    referral_move_policy: MovePolicy = MovePolicy.FOLLOW
     #: The time source of deadlines and the sweep; tests inject one that they move forward.
     clock: Clock = Field(default=system_clock, exclude=True)

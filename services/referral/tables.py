@@ -123,6 +123,8 @@ class ReferralTransition(Table, table=True):
     to_agency_id: uuid.UUID | None = None
     actor: str = Field(max_length=200)
     actor_role: str = Field(max_length=10)
+    #: The agency an opd actor acted for (the regency or, on an escalated referral, the province agency).
+    actor_agency_id: uuid.UUID | None = None
     reason: str | None = Field(default=None, max_length=2000)
     outcome: str | None = Field(default=None, max_length=2000)
     at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
@@ -138,6 +140,8 @@ class ReferralNote(Table, table=True):
     author: str = Field(max_length=200)
     author_role: str = Field(max_length=10)
     author_side: str = Field(max_length=10)
+    #: The agency an opd author wrote for.
+    author_agency_id: uuid.UUID | None = None
     text: str = Field(max_length=4000)
     created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
 

@@ -52,7 +52,7 @@ class ReferralData(BaseModel):
     escalated_at: NotPersonal[datetime | None] = None
     #: The province-level agency of the field the referral was escalated to.
     escalated_to_agency_id: NotPersonal[uuid.UUID | None] = None
-    #: The previous agency, on a reassignment.
+    #: The previous agency, on a reassignment or re-routing (and on `unrouted`, the agency it left).
     previous_agency_id: NotPersonal[uuid.UUID | None] = None
     #: When the household's need stopped holding (the referral stays open until the agency or posyandu closes it).
     need_resolved_at: NotPersonal[datetime | None] = None
@@ -81,6 +81,9 @@ REFERRAL_STATUS_CHANGED = _referral("status-changed", "A referral moved through 
 REFERRAL_REASSIGNED = _referral("reassigned", "An agency passed a referral to another agency of the same field.")
 REFERRAL_SNAPSHOT = _referral("snapshot", "The current state of an open referral, re-published for late joiners.")
 REFERRAL_ROUTED = _referral("routed", "An unrouted referral found its responsible agency (one appeared).")
+REFERRAL_UNROUTED = _referral("unrouted", "A routed referral lost its agency (deactivated, or no longer serving its "
+                              "field or region, or the household moved) and no agency holds its route now: it "
+                              "waits unrouted, visible to the pembina; previous_agency_id names the agency.")
 REFERRAL_NEED_RESOLVED = _referral("need-resolved", "The household's need no longer holds while the referral is "
                                    "open; the agency or the posyandu decides whether to close it.")
 REFERRAL_OVERDUE = _referral("overdue", "A referral passed its response or completion deadline (sent once).")

@@ -75,3 +75,57 @@ async def test_agency_access_follows_the_referral(registry: httpx.AsyncClient, h
     audit = await household_db.fetch("SELECT actor_role, purpose FROM audit_log WHERE subject_ref = $1 "
                                       "AND actor_role = 'opd'", created["id"])
     assert audit and all("open referral" in a["purpose"] for a in audit)
+
+
+async def test_agency_access_follows_escalation_and_unrouting_and_ignores_older_events(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection,
+        stack: Stack) -> None:
+    posyandu = await known_posyandu(registry, household_db)
+    created = await register(household, posyandu)
+    regency, province, stranger = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    referral_id = uuid.uuid4()
+    url = f"/api/v1/households/{created['id']}"
+    as_regency, as_province = tokens.opd(regency, ["kesehatan"]), tokens.opd(province, ["kesehatan"])
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        async def send(event: CloudEvent) -> None:
+            await producer.send_and_wait("posyandu.referral.kesehatan.v1", event.to_bytes(),
+                                         key=str(referral_id).encode())
+
+        await send(referral_event(ref.REFERRAL_CREATED, created, regency, referral_id, "requested", 1))
+        await until_status(household, url, as_regency, 200)
+        assert (await household.get(url, headers=as_province)).status_code == 404
+        escalation = referral_event(ref.REFERRAL_ESCALATED, created, regency, referral_id, "requested", 3)
+        escalation = escalation.model_copy(update={"data": {**escalation.data,
+                                                            "escalated_to_agency_id": str(province)}})
+        await send(escalation)
+        seen = (await until_status(household, url, as_province, 200)).json()
+        assert seen["members"][0]["nik"] == created["members"][0]["nik"]  # it acts on the referral too
+        assert created["id"] in [h["id"] for h in (await household.get("/api/v1/households",
+                                                                        headers=as_province)).json()["items"]]
+        assert (await household.get(url, headers=as_regency)).status_code == 200  # the regency keeps its access
+        # A late, older event (version 2) changes nothing; a marker event on another referral shows it was consumed.
+        await send(referral_event(ref.REFERRAL_REASSIGNED, created, stranger, referral_id, "requested", 2))
+        marker = uuid.uuid4()
+        await producer.send_and_wait("posyandu.referral.kesehatan.v1", referral_event(
+            ref.REFERRAL_CREATED, created, stranger, marker, "cancelled", 1).to_bytes(), key=str(marker).encode())
+        await eventually_consumed(household_db, marker)
+        for headers in (as_regency, as_province):
+            assert (await household.get(url, headers=headers)).status_code == 200
+        # Unrouted (its agency deactivated, no other for the route): nobody reads through it any more.
+        unrouted = referral_event(ref.REFERRAL_UNROUTED, created, regency, referral_id, "requested", 4)
+        unrouted = unrouted.model_copy(update={"data": {**unrouted.data, "agency_id": None}})
+        await send(unrouted)
+        await until_status(household, url, as_regency, 404)
+        assert (await household.get(url, headers=as_province)).status_code == 404
+    finally:
+        await producer.stop()
+
+
+async def eventually_consumed(household_db: asyncpg.Connection, referral_id: uuid.UUID) -> None:
+    deadline = time.monotonic() + 60
+    while not await household_db.fetchval("SELECT count(*) FROM agency_access WHERE referral_id = $1", referral_id):
+        assert time.monotonic() < deadline, "the marker event was not consumed"
+        await asyncio.sleep(0.2)

@@ -1,11 +1,12 @@
-"""Handlers for posyandu.registry.v1: the agencies routing chooses from; a new or changed one routes the waiting."""
+"""Handlers for posyandu.registry.v1: the agencies routing chooses from. A changed agency first gives up the open
+referrals it may no longer hold (deactivated, a field or a region lost), then takes the waiting ones it now covers."""
 
 from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.referrals.service import route_waiting
+from services.referral.referrals.service import reroute_from, route_waiting
 from services.referral.settings import ReferralSettings
 from services.referral.tables import KnownAgency, metadata
 from shared.consumer import Handler
@@ -30,7 +31,9 @@ def handlers(settings: ReferralSettings) -> dict[str, Handler]:
             return
         agency = await session.get(KnownAgency, data.agency_id, populate_existing=True)
         assert agency is not None
-        await route_waiting(session=session, agency=agency, now=settings.clock())
+        now = settings.clock()
+        await reroute_from(session=session, agency=agency, now=now)
+        await route_waiting(session=session, agency=agency, now=now)
 
     return {event_type.name: on_agency
             for event_type in (reg.AGENCY_REGISTERED, reg.AGENCY_UPDATED, reg.AGENCY_DEACTIVATED)}

@@ -21,6 +21,8 @@ class NotePublic(BaseModel):
     author_role: str
     #: `posyandu`, `agency` or `system`.
     author_side: str
+    #: The agency an agency-side author wrote for (the assigned one, or the province agency it escalated to).
+    author_agency_id: uuid.UUID | None = None
     #: For the referral's two sides only (free text about a family); null for a pembina.
     text: str | None
     created_at: datetime

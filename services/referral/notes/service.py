@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.referral.referrals.access import readable_referral, side_of
+from services.referral.referrals.lifecycle import Side
 from services.referral.tables import Referral, ReferralNote
 from shared.auth import Principal
 from shared.errors import Forbidden
@@ -20,10 +21,10 @@ SYSTEM_SIDE = "system"
 
 
 async def write_note(session: AsyncSession, referral: Referral, *, author: str, author_role: str, side: str,
-                     text: str, now: datetime) -> ReferralNote:
+                     text: str, now: datetime, author_agency_id: uuid.UUID | None = None) -> ReferralNote:
     """Store a note and announce it (the event says a note exists; its text is read through the API)."""
     note = ReferralNote(referral_id=referral.id, author=author, author_role=author_role, author_side=side, text=text,
-                        created_at=now)
+                        author_agency_id=author_agency_id, created_at=now)
     session.add(note)
     await session.flush()
     await publish(session, ev.REFERRAL_NOTE_ADDED,
@@ -41,8 +42,10 @@ async def add(*, session: AsyncSession, principal: Principal, referral_id: uuid.
     side = side_of(principal, referral)
     if side is None:
         raise Forbidden("Only the referral's posyandu and its assigned agency write notes.")
+    # Of an escalated referral two agencies write: the note names the one its author acts for.
     return await write_note(session, referral, author=principal.sub, author_role=principal.role.value,
-                            side=side.value, text=text, now=now)
+                            side=side.value, text=text, now=now,
+                            author_agency_id=principal.agency_id if side is Side.AGENCY else None)
 
 
 async def list_notes(*, session: AsyncSession, principal: Principal,

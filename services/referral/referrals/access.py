@@ -1,4 +1,9 @@
-"""Who may see and move which referral (DESIGN.md §4): a 404, never a 403, for a referral one may not see."""
+"""Who may see and move which referral (DESIGN.md §4): a 404, never a 403, for a referral one may not see.
+
+An agency holds a referral of its field when it is routed to it or escalated to it (the field's province agency):
+`is_assigned_agency` and `list_scope` are that one rule, for one referral and as a query; reads, lists, the inbox,
+notes and lifecycle actions all go through them.
+"""
 
 from __future__ import annotations
 
@@ -32,9 +37,15 @@ def may_see(principal: Principal, referral: Referral) -> bool:
 
 
 def is_assigned_agency(principal: Principal, referral: Referral) -> bool:
-    """An opd token of the referral's agency whose fields include the referral's field."""
-    return (principal.role is Role.OPD and referral.agency_id is not None
-            and principal.agency_id == referral.agency_id and referral.spm_field in principal.fields)
+    """An opd token of the referral's agency, or of the agency it escalated to, whose fields include its field."""
+    return (principal.role is Role.OPD and principal.agency_id is not None
+            and principal.agency_id in (referral.agency_id, referral.escalated_to_agency_id)
+            and referral.spm_field in principal.fields)
+
+
+def held_by(agency_id: uuid.UUID) -> Any:
+    """The referrals an agency holds: routed to it, or escalated to it."""
+    return sa.or_(col(Referral.agency_id) == agency_id, col(Referral.escalated_to_agency_id) == agency_id)
 
 
 def is_posyandu_side(principal: Principal, referral: Referral) -> bool:
@@ -60,9 +71,11 @@ def list_scope(principal: Principal) -> Any:
     if principal.role is Role.PEMBINA:
         return col(Referral.village_code).startswith(principal.region_prefix or "-")
     if principal.role is Role.OPD:
-        return sa.and_(col(Referral.agency_id) == principal.agency_id,
-                       col(Referral.spm_field).in_([f.value for f in principal.fields]))
+        if principal.agency_id is None:
+            return sa.false()
+        return sa.and_(held_by(principal.agency_id), col(Referral.spm_field).in_([f.value for f in principal.fields]))
     return sa.false()
+
 
 async def readable_referral(session: AsyncSession, principal: Principal, referral_id: uuid.UUID, *,
                             for_update: bool = False) -> Referral:

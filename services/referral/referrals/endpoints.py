@@ -100,13 +100,13 @@ async def list_referrals(
 
 
 @inbox_router.get("/{agency_id}/referrals", response_model=Page[ReferralPublic],
-                  summary="An agency's inbox: the referrals routed to it (the agency itself, or admin)")
+                  summary="An agency's inbox: the referrals routed or escalated to it (the agency itself, or admin)")
 async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, limit: LimitParam = 50,
                        cursor: CursorParam = None, status: Status | None = None, field: SpmField | None = None,
                        overdue: bool | None = None) -> Any:
     if principal.role is not Role.ADMIN and principal.agency_id != agency_id:
         raise NotFound(f"No inbox of agency {agency_id} that you may read.")
-    return await _page(session, principal, limit, cursor, agency_id=agency_id, status=status, spm_field=field,
+    return await _page(session, principal, limit, cursor, held_by_agency=agency_id, status=status, spm_field=field,
                        overdue=overdue)
 
 

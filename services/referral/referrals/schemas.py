@@ -95,6 +95,8 @@ class TransitionPublic(BaseModel):
     to_agency_id: uuid.UUID | None
     actor: str
     actor_role: str
+    #: The agency an opd actor acted for (the assigned one, or the province agency it escalated to).
+    actor_agency_id: uuid.UUID | None = None
     reason: str | None
     outcome: str | None
     at: datetime

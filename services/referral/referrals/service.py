@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.referral.notes.service import SYSTEM_SIDE, write_note
-from services.referral.referrals.access import readable_referral, side_of
+from services.referral.referrals.access import held_by, readable_referral, side_of
 from services.referral.referrals.events import emit
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
-from services.referral.routing.service import responsible_agency, unmet_coverage
+from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
+from services.referral.settings import MovePolicy
 from services.referral.sla.service import start_clocks
 from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
 from shared.auth import Principal, Role
@@ -41,9 +42,11 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 def _record(session: AsyncSession, referral: Referral, action: str, *, actor: Principal, at: datetime,
             from_status: str | None = None, from_agency_id: uuid.UUID | None = None, reason: str | None = None,
             outcome: str | None = None) -> None:
+    # Of an escalated referral two agencies act: the entry names the one the actor acts for.
     session.add(ReferralTransition(referral_id=referral.id, action=action, from_status=from_status,
                                    to_status=referral.status, from_agency_id=from_agency_id,
                                    to_agency_id=referral.agency_id, actor=actor.sub, actor_role=actor.role.value,
+                                   actor_agency_id=actor.agency_id if actor.role is Role.OPD else None,
                                    reason=reason, outcome=outcome, at=at))
 
 
@@ -186,7 +189,8 @@ async def _reassign(session: AsyncSession, referral: Referral, agency_id: uuid.U
         why = " and ".join(_UNMET[name] for name in unmet).format(spm_field=referral.spm_field,
                                                                  village_code=referral.village_code)
         raise _invalid("agency_id", f"Agency {agency_id} may not take this referral: {why}.")
-    if agency_id == referral.agency_id:
+    # An escalated referral may be handed back to its own agency: that ends the escalation with fresh deadlines.
+    if agency_id == referral.agency_id and referral.escalated_to_agency_id is None:
         raise _invalid("agency_id", "The referral is already assigned to this agency.")
     referral.agency_id = agency_id
     await start_clocks(session, referral, now)
@@ -222,8 +226,108 @@ async def history(*, session: AsyncSession, principal: Principal,
     return referral, list(rows.scalars().all())
 
 
+#: Open states with an agency's clocks running (a draft has no agency yet).
+_SUBMITTED = [s.value for s in OPEN - {Status.DRAFT}]
+
+
+async def _hand_over(session: AsyncSession, referral: Referral, *, action: str, reason: str,
+                     now: datetime) -> None:
+    """Gives a referral to the agency that owns its route now (the router decides) or leaves it unrouted; either
+    way back to `requested`, as a reassignment: the new agency answers afresh. A history entry and an event."""
+    from_status, from_agency_id = referral.status, referral.agency_id
+    referral.status = Status.REQUESTED.value
+    if not await _route(session, referral, now):
+        referral.agency_id = None
+        referral.respond_by = referral.complete_by = referral.escalate_at = referral.responded_at = None
+        referral.overdue_at = referral.escalated_at = referral.escalated_to_agency_id = None
+    referral.version += 1
+    referral.updated_at = now
+    await session.flush()
+    _record(session, referral, action, actor=SYSTEM, at=now, from_status=from_status, from_agency_id=from_agency_id,
+            reason=reason)
+    event = (ev.REFERRAL_UNROUTED if referral.agency_id is None
+             else ev.REFERRAL_ROUTED if from_agency_id is None else ev.REFERRAL_REASSIGNED)
+    await emit(session, event, referral, action=action, previous_agency_id=from_agency_id)
+
+
+def _reroute_reason(agency: KnownAgency, unmet: list[str], referral: Referral) -> str:
+    if "active" in unmet:
+        return "agency deactivated"
+    if "field" in unmet:
+        return f"agency no longer serves {referral.spm_field}"
+    return f"agency's jurisdiction {agency.jurisdiction_code} no longer holds village {referral.village_code}"
+
+
+async def reroute_from(*, session: AsyncSession, agency: KnownAgency, now: datetime) -> list[Referral]:
+    """The agency was deactivated or lost a field or a region: each open referral it may no longer hold (by the
+    router's `coverage`) goes to the agency that owns the route now, or waits unrouted for the pembina to see; one
+    it was escalated to is escalated to the field's province agency now (or to none). Whatever the order or the
+    number of deliveries, only what the agency fails today moves."""
+    moved = []
+    held = (await session.execute(
+        select(Referral).where(held_by(agency.id), col(Referral.status).in_(_SUBMITTED))
+        .order_by(col(Referral.created_at), col(Referral.id)).with_for_update())).scalars().all()
+    for referral in held:
+        unmet = await unmet_coverage(session, agency.id, spm_field=referral.spm_field,
+                                     village_code=referral.village_code)
+        if not unmet:
+            continue
+        reason = _reroute_reason(agency, unmet, referral)
+        if referral.agency_id == agency.id:
+            await _hand_over(session, referral, action="reroute", reason=reason, now=now)
+        else:
+            province = await province_agency(session, spm_field=referral.spm_field,
+                                             village_code=referral.village_code)
+            referral.escalated_to_agency_id = province.id if province is not None else None
+            referral.version += 1
+            referral.updated_at = now
+            await session.flush()
+            _record(session, referral, "re-escalate", actor=SYSTEM, at=now, from_status=referral.status,
+                    from_agency_id=referral.agency_id, reason=f"the agency it was escalated to: {reason}")
+            await emit(session, ev.REFERRAL_ESCALATED, referral, action="re-escalate")
+        moved.append(referral)
+    return moved
+
+
+async def household_moved(*, session: AsyncSession, household_id: uuid.UUID, posyandu_id: uuid.UUID,
+                          village_code: str, policy: MovePolicy, now: datetime) -> list[Referral]:
+    """The household moved: its open referrals follow the new posyandu and village (the kader there sees them).
+    Under `follow` a submitted referral whose route changed goes to the new route's agency (or waits unrouted);
+    under `stay` it keeps its agency, with a history entry saying so. Only referrals not yet at the new place
+    move, so a redelivered event moves nothing twice."""
+    moved = []
+    rows = (await session.execute(
+        select(Referral).where(Referral.household_id == household_id,
+                               col(Referral.status).in_([s.value for s in OPEN]),
+                               sa.or_(col(Referral.posyandu_id) != posyandu_id,
+                                      col(Referral.village_code) != village_code))
+        .order_by(col(Referral.created_at), col(Referral.id)).with_for_update())).scalars().all()
+    for referral in rows:
+        where = f"household moved to posyandu {posyandu_id}, village {village_code}"
+        referral.posyandu_id, referral.village_code = posyandu_id, village_code
+        # An unrouted referral has no agency to keep: it looks for one at the new place under either policy.
+        if referral.status != Status.DRAFT.value and (policy is MovePolicy.FOLLOW or referral.agency_id is None):
+            route = await responsible_agency(session, spm_field=referral.spm_field, village_code=village_code,
+                                             category=referral.category)
+            if (route.id if route is not None else None) != referral.agency_id:
+                await _hand_over(session, referral, action="household-move", reason=where, now=now)
+                moved.append(referral)
+                continue
+        kept = (" (the route is unchanged)" if policy is MovePolicy.FOLLOW or referral.agency_id is None
+                else "; the referral stays with its agency (REFERRAL_MOVE_POLICY=stay)")
+        referral.version += 1
+        referral.updated_at = now
+        await session.flush()
+        _record(session, referral, "household-move", actor=SYSTEM, at=now, from_status=referral.status,
+                from_agency_id=referral.agency_id, reason=where + kept)
+        await emit(session, ev.REFERRAL_STATUS_CHANGED, referral, action="household-move")
+        moved.append(referral)
+    return moved
+
+
 async def search(*, session: AsyncSession, scope: Any, spm_field: SpmField | None = None, status: Status | None = None,
-                 agency_id: uuid.UUID | None = None, posyandu_id: uuid.UUID | None = None, region: str | None = None,
+                 agency_id: uuid.UUID | None = None, held_by_agency: uuid.UUID | None = None,
+                 posyandu_id: uuid.UUID | None = None, region: str | None = None,
                  overdue: bool | None = None, unrouted: bool | None = None, created_from: datetime | None = None,
                  created_to: datetime | None = None, after: tuple[datetime, uuid.UUID] | None = None,
                  limit: int) -> list[Referral]:
@@ -236,6 +340,8 @@ async def search(*, session: AsyncSession, scope: Any, spm_field: SpmField | Non
         conditions.append(col(Referral.status) == status.value)
     if agency_id is not None:
         conditions.append(col(Referral.agency_id) == agency_id)
+    if held_by_agency is not None:
+        conditions.append(held_by(held_by_agency))
     if posyandu_id is not None:
         conditions.append(col(Referral.posyandu_id) == posyandu_id)
     if region is not None:
