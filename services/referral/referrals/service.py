@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from services.referral.notes.service import SYSTEM_SIDE, write_note
 from services.referral.referrals.access import held_by, readable_referral, side_of
 from services.referral.referrals.events import emit
+from services.referral.referrals.history import SYSTEM, record_transition
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
@@ -27,9 +28,6 @@ from shared.events import household as household_events
 from shared.events import referral as ev
 from shared.events.topics import SpmField
 
-#: The actor of what the service does by itself (automatic referrals, routing, need resolution).
-SYSTEM = Principal(sub="system", role=Role.SERVICE)
-
 
 class IllegalTransition(Conflict):
     title, slug = "Illegal transition", "illegal-transition"
@@ -37,17 +35,6 @@ class IllegalTransition(Conflict):
 
 def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"field": field, "message": message}])
-
-
-def _record(session: AsyncSession, referral: Referral, action: str, *, actor: Principal, at: datetime,
-            from_status: str | None = None, from_agency_id: uuid.UUID | None = None, reason: str | None = None,
-            outcome: str | None = None) -> None:
-    # Of an escalated referral two agencies act: the entry names the one the actor acts for.
-    session.add(ReferralTransition(referral_id=referral.id, action=action, from_status=from_status,
-                                   to_status=referral.status, from_agency_id=from_agency_id,
-                                   to_agency_id=referral.agency_id, actor=actor.sub, actor_role=actor.role.value,
-                                   actor_agency_id=actor.agency_id if actor.role is Role.OPD else None,
-                                   reason=reason, outcome=outcome, at=at))
 
 
 async def _route(session: AsyncSession, referral: Referral, now: datetime) -> bool:
@@ -85,7 +72,7 @@ async def create(*, session: AsyncSession, principal: Principal, payload: Referr
         await _route(session, referral, now)
     session.add(referral)
     await session.flush()
-    _record(session, referral, "create", actor=principal, at=now, reason=payload.reason)
+    record_transition(session, referral, "create", actor=principal, at=now, reason=payload.reason)
     await emit(session, ev.REFERRAL_CREATED, referral, action="create")
     return referral
 
@@ -111,7 +98,7 @@ async def create_from_need(*, session: AsyncSession, need: household_events.Need
         await _route(session, referral, now)
     session.add(referral)
     await session.flush()
-    _record(session, referral, "create", actor=SYSTEM, at=now, reason=referral.reason)
+    record_transition(session, referral, "create", actor=SYSTEM, at=now, reason=referral.reason)
     await emit(session, ev.REFERRAL_CREATED, referral, action="create")
     return referral
 
@@ -165,8 +152,8 @@ async def transition(*, session: AsyncSession, principal: Principal, referral_id
     referral.version += 1
     referral.updated_at = now
     await session.flush()
-    _record(session, referral, action.value, actor=principal, at=now, from_status=from_status,
-            from_agency_id=from_agency_id, reason=body.reason, outcome=body.outcome)
+    record_transition(session, referral, action.value, actor=principal, at=now, from_status=from_status,
+                      from_agency_id=from_agency_id, reason=body.reason, outcome=body.outcome)
     if action is Action.REASSIGN:
         await emit(session, ev.REFERRAL_REASSIGNED, referral, action=action.value, previous_agency_id=from_agency_id)
     else:
@@ -211,7 +198,7 @@ async def route_waiting(*, session: AsyncSession, agency: KnownAgency, now: date
             referral.version += 1
             referral.updated_at = now
             await session.flush()
-            _record(session, referral, "route", actor=SYSTEM, at=now, from_status=referral.status)
+            record_transition(session, referral, "route", actor=SYSTEM, at=now, from_status=referral.status)
             await emit(session, ev.REFERRAL_ROUTED, referral, action="route")
             routed.append(referral)
     return routed
@@ -243,8 +230,8 @@ async def _hand_over(session: AsyncSession, referral: Referral, *, action: str, 
     referral.version += 1
     referral.updated_at = now
     await session.flush()
-    _record(session, referral, action, actor=SYSTEM, at=now, from_status=from_status, from_agency_id=from_agency_id,
-            reason=reason)
+    record_transition(session, referral, action, actor=SYSTEM, at=now, from_status=from_status,
+                      from_agency_id=from_agency_id, reason=reason)
     event = (ev.REFERRAL_UNROUTED if referral.agency_id is None
              else ev.REFERRAL_ROUTED if from_agency_id is None else ev.REFERRAL_REASSIGNED)
     await emit(session, event, referral, action=action, previous_agency_id=from_agency_id)
@@ -282,8 +269,8 @@ async def reroute_from(*, session: AsyncSession, agency: KnownAgency, now: datet
             referral.version += 1
             referral.updated_at = now
             await session.flush()
-            _record(session, referral, "re-escalate", actor=SYSTEM, at=now, from_status=referral.status,
-                    from_agency_id=referral.agency_id, reason=f"the agency it was escalated to: {reason}")
+            record_transition(session, referral, "re-escalate", actor=SYSTEM, at=now, from_status=referral.status,
+                              from_agency_id=referral.agency_id, reason=f"the agency it was escalated to: {reason}")
             await emit(session, ev.REFERRAL_ESCALATED, referral, action="re-escalate")
         moved.append(referral)
     return moved
@@ -318,8 +305,8 @@ async def household_moved(*, session: AsyncSession, household_id: uuid.UUID, pos
         referral.version += 1
         referral.updated_at = now
         await session.flush()
-        _record(session, referral, "household-move", actor=SYSTEM, at=now, from_status=referral.status,
-                from_agency_id=referral.agency_id, reason=where + kept)
+        record_transition(session, referral, "household-move", actor=SYSTEM, at=now, from_status=referral.status,
+                          from_agency_id=referral.agency_id, reason=where + kept)
         await emit(session, ev.REFERRAL_STATUS_CHANGED, referral, action="household-move")
         moved.append(referral)
     return moved

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from services.referral.referrals.events import emit
+from services.referral.referrals.history import record_escalation
 from services.referral.referrals.lifecycle import OPEN, Status
 from services.referral.routing.service import province_agency
 from services.referral.settings import ReferralSettings
@@ -119,6 +120,7 @@ async def run_sla_sweep(session: AsyncSession, now: datetime) -> SweepResult:
         referral.escalated_to_agency_id = province.id if province is not None else None
         if referral.overdue_at is None:
             referral.overdue_at = now
+        record_escalation(session, referral, now)
         await session.flush()
         await emit(session, ev.REFERRAL_ESCALATED, referral, action="sweep")
         result.escalated.append(referral)

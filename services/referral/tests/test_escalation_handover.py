@@ -114,8 +114,8 @@ async def test_the_province_agency_reads_and_acts_on_an_escalated_referral_and_t
     for headers in (as_province, as_regency):
         rows = (await referral.get(f"{url}/history", headers=headers)).json()
         assert [(h["action"], h["actor_role"], h["actor_agency_id"]) for h in rows] == [
-            ("create", "kader", None), ("accept", "opd", province), ("start", "opd", province),
-            ("complete", "opd", regency)]
+            ("create", "kader", None), ("escalate", "service", None), ("accept", "opd", province),
+            ("start", "opd", province), ("complete", "opd", regency)]
         notes = (await referral.get(f"{url}/notes", headers=headers)).json()
         assert [(n["author_agency_id"], n["text"]) for n in notes] == [(province, "Tim provinsi meninjau rumah ini.")]
     assert (await outbox_types(referral_db, first["id"])) == [

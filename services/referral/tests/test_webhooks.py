@@ -3,7 +3,8 @@
 referral's order and deliver every event once per id, secret rotation with overlap, the delivery log and replay,
 the failure budget, the SSRF rules of production, and 404 for another agency.
 
-Kabupaten Mamuju (7602) and Kota Dumai (1472) with the field perumahan-rakyat are this module's own.
+Kabupaten Mamuju (7602) and Kota Dumai (1472) with the field trantibumlinmas are this module's own (the escalation
+tests hold perumahan-rakyat in Mamuju).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from services.referral.tests.factories import create_referral, eventually, known
 from services.referral.webhooks.schemas import WEBHOOK_EVENT_TYPES
 from tests.support import tokens
 
-FIELD, CATEGORY = "perumahan-rakyat", "perumahan-rakyat.rtlh"
+FIELD, CATEGORY = "trantibumlinmas", "trantibumlinmas.fire-hazard"
 MAMUJU_DESA = "7602011002"  # Binanga, Kabupaten Mamuju, Sulawesi Barat
 DUMAI_KELURAHAN = "1472011006"  # Purnama, Kota Dumai, Riau
 SUBSCRIPTIONS = "/api/v1/webhooks/subscriptions"
@@ -401,7 +402,7 @@ async def test_another_agency_can_neither_read_nor_manage_a_subscription(
         assert response.status_code == 404, (method, url, response.text)
     listed = (await referral.get(SUBSCRIPTIONS, headers=other)).json()["items"]
     assert subscription["id"] not in [s["id"] for s in listed]
-    # A token of the same agency for another field neither (the subscription carries perumahan-rakyat referrals).
+    # A token of the same agency for another field neither (the subscription carries trantibumlinmas referrals).
     other_field = tokens.opd(site.mamuju, ["sosial"])
     assert (await referral.get(base, headers=other_field)).status_code == 404
     assert subscription["id"] not in [s["id"] for s in (await referral.get(SUBSCRIPTIONS,
