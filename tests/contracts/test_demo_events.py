@@ -40,7 +40,8 @@ from services.registry.settings import RegistrySettings
 from services.reporting.app import create_app as create_reporting_app
 from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
-from shared.events.topics import ALL_TOPICS
+from shared.events.catalogue import load_all
+from shared.events.topics import ALL_TOPICS, REFERRAL_TOPICS
 from shared.service import ServiceSpec
 from shared.settings import DEV_JWT_SECRET
 from tests.support.documents import SERVICES, message_validator, messages_by_type
@@ -187,6 +188,18 @@ async def test_every_event_of_a_demo_run_validates_against_its_served_message(de
             invalid.extend(f"{event_type} ({service}): {'/'.join(map(str, e.absolute_path))}: {e.message}"
                            for e in validators[(service, message_id)].iter_errors(event))
     assert invalid == [], invalid[:20]
+
+    # The field topics carry no personal data (issue 16): every attribute of a field-topic record is one its model
+    # declares (so classified), and none of them is classified as personal data.
+    leaks: list[str] = []
+    for record in records:
+        if record.topic in REFERRAL_TOPICS.values():
+            event = _value(record)
+            model = load_all()[event["type"]]
+            declared = set(model.data_model.model_fields)
+            leaks.extend(f"{event['type']}: {key}" for key in event["data"]
+                         if key not in declared or key in model.personal_data)
+    assert leaks == [], leaks[:20]
 
     # The run is not vacuous: every topic carried events, of the types a demo produces.
     assert set(seen) == set(ALL_TOPICS), seen
