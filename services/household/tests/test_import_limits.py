@@ -23,6 +23,7 @@ from services.household.tests.factories import kk_number, known_posyandu
 from services.household.tests.test_import import NDJSON, URL, family, ndjson
 from shared.service import create_service_app
 from tests.support import tokens
+from tests.support.loop import loop_gaps
 
 #: A row the parser refuses by itself (no KK number): it never waits on the database.
 UNREADY_ROW = json.dumps({"name": "a row without its kk_number", "sex": "female"}).encode() + b"\n"
@@ -75,16 +76,7 @@ async def test_an_import_keeps_yielding_the_event_loop(household: httpx.AsyncCli
     # refused row by row by the parser: nothing in it waits on the database, so only the parser can yield.
     body = UNREADY_ROW * 150_000
     finished = asyncio.Event()
-    gaps: list[float] = []
     probes: list[float] = []
-
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not finished.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
 
     async def probe() -> None:
         while not finished.is_set():
@@ -93,14 +85,14 @@ async def test_an_import_keeps_yielding_the_event_loop(household: httpx.AsyncCli
             probes.append(time.perf_counter() - sent)
             await asyncio.sleep(0.05)
 
-    watchers = [asyncio.create_task(ticker()), asyncio.create_task(probe())]
-    await asyncio.sleep(0.1)  # both are running before the import starts
-    started = time.perf_counter()
-    response = await household.post(URL, content=body, timeout=600,
-                                    headers={**tokens.admin(), "Content-Type": NDJSON})
-    took = time.perf_counter() - started
-    finished.set()
-    await asyncio.gather(*watchers)
+    async with loop_gaps() as gaps:
+        probing = asyncio.create_task(probe())
+        started = time.perf_counter()
+        response = await household.post(URL, content=body, timeout=600,
+                                        headers={**tokens.admin(), "Content-Type": NDJSON})
+        took = time.perf_counter() - started
+        finished.set()
+        await probing
     assert response.status_code == 200 and response.json()["rows_rejected"] == 150_000, response.text
     assert took > 1, "the import should take seconds for the test to mean anything"
     # Bounds generous for a loaded machine; without the yields the longest gap is the whole parse (4.6 s here).
