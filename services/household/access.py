@@ -12,11 +12,15 @@ from sqlmodel import col
 
 from services.household.tables import AgencyAccess, Household
 from shared.auth import Principal, Role
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 
 
 class HouseholdNotFound(NotFound):
     pass
+
+
+class HouseholdClosed(Conflict):
+    title, slug = "Household closed", "household-closed"
 
 
 @dataclass(frozen=True)
@@ -95,4 +99,8 @@ async def writable_household(session: AsyncSession, principal: Principal, househ
     household = await session.get(Household, household_id, with_for_update=True)
     if household is None or not may_write(principal, household):
         raise HouseholdNotFound(f"No household {household_id} that you may change.")
+    if household.status == "closed":
+        # A closed household (README: "Life events") keeps its history but takes no more changes.
+        raise HouseholdClosed(f"Household {household_id} is closed: it takes no more changes.",
+                              current_status=household.status)
     return household

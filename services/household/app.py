@@ -13,6 +13,7 @@ from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
 from services.household.imports.endpoints import IMPORT_PATH
 from services.household.imports.endpoints import router as import_router
+from services.household.life_events.endpoints import router as life_events_router
 from services.household.measurements.endpoints import router as measurements_router
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
@@ -28,7 +29,7 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router()],
+             audit_router(), life_events_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).

@@ -150,6 +150,8 @@ class Need(Table, table=True):
     status: str = Field(default="open", max_length=10)
     detected_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
     resolved_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    #: Why it was resolved other than by its condition clearing (a life event: `deceased`, ...); None otherwise.
+    resolution: str | None = Field(default=None, max_length=20)
 
 
 class AgencyAccess(Table, table=True):
@@ -211,3 +213,24 @@ class DuplicateFlag(Table, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
     decided_by: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+
+
+class LifeEvent(Table, table=True):
+    """A death, a move, a departure or a closing as recorded, with its date (README: "Life events")."""
+
+    __tablename__ = "life_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    #: `died`, `moved`, `moved-out` (of a member) or `closed` (of the household).
+    kind: str = Field(max_length=10)
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    member_id: uuid.UUID | None = Field(default=None, foreign_key="members.id", index=True)
+    occurred_on: date
+    #: Of a move (`split`, `marriage`, `merge`, `other`) or a closing (`members-gone`, `merged`).
+    reason: str | None = Field(default=None, max_length=20)
+    #: The household a member moved to, or that a closed household merged into.
+    to_household_id: uuid.UUID | None = Field(default=None, foreign_key="households.id")
+    destination_region_code: str | None = Field(default=None, max_length=10)
+    cause_category: str | None = Field(default=None, max_length=30)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())

@@ -68,6 +68,9 @@ class NeedData(BaseModel):
     category: NotPersonal[str]
     urgency: NotPersonal[str]
     evidence: Personal[dict[str, Any]]
+    #: Why a need was resolved when it was not by its condition clearing: a life event (`deceased`, `moved-out`,
+    #: `household-closed`); None otherwise.
+    resolution: NotPersonal[str | None] = None
 
 
 def _household(name: str, model: type[BaseModel], summary: str) -> EventType:
@@ -121,3 +124,50 @@ class MemberMergedData(BaseModel):
 
 MEMBER_MERGED = _household("posyandu.member.merged.v1", MemberMergedData,
                            "A duplicate member record was merged into the survivor, which keeps both histories.")
+
+
+# Life events (README: "Life events"). Each carries the member's or household's state after it (the fields of
+# MemberData or HouseholdData), so a projection applies it as it applies an update: the newest version wins.
+
+
+class MemberDiedData(MemberData):
+    date_of_death: Personal[date]
+    #: A coded cause category (README: "Life events"), never free text.
+    cause_category: Personal[str | None]
+
+
+class MemberMovedData(MemberData):
+    """The member now belongs to `household_id` (a split, a marriage, a merge); its open needs went with it."""
+
+    from_household_id: NotPersonal[uuid.UUID]
+    moved_on: NotPersonal[date]
+    reason: NotPersonal[str]
+    #: The destination household's posyandu and village, so a consumer can re-route without waiting for it.
+    posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    moved_need_ids: NotPersonal[list[uuid.UUID]]
+
+
+class MemberMovedOutData(MemberData):
+    """The member left for a place this service does not know (status `moved-out`)."""
+
+    moved_out_on: NotPersonal[date]
+    #: Where to, as far as the family knows: a region code of any level, or none.
+    destination_region_code: NotPersonal[str | None]
+
+
+class HouseholdClosedData(HouseholdData):
+    closed_on: NotPersonal[date]
+    #: `members-gone` (every member died or left) or `merged` (into `merged_into_household_id`).
+    reason: NotPersonal[str]
+    merged_into_household_id: NotPersonal[uuid.UUID | None]
+
+
+MEMBER_DIED = _household("posyandu.member.died.v1", MemberDiedData,
+                         "A member died: status deceased; the member's open needs are resolved.")
+MEMBER_MOVED = _household("posyandu.member.moved.v1", MemberMovedData,
+                          "A member moved to another household (a split, a marriage, a merge), taking its needs.")
+MEMBER_MOVED_OUT = _household("posyandu.member.moved-out.v1", MemberMovedOutData,
+                              "A member left for an unknown place or out of the area: status moved-out.")
+HOUSEHOLD_CLOSED = _household("posyandu.household.closed.v1", HouseholdClosedData,
+                              "A household closed (every member gone, or merged into another): status closed.")

@@ -42,7 +42,7 @@ def _event_data(need: Need, household: Household, member: Member | None) -> ev.N
                        member_nik_masked=mask_nik(member.nik) if member is not None and member.nik else None,
                        posyandu_id=household.posyandu_id, village_code=household.village_code,
                        spm_field=SpmField(need.spm_field), category=need.category, urgency=need.urgency,
-                       evidence=need.evidence)
+                       evidence=need.evidence, resolution=need.resolution)
 
 
 async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
@@ -87,3 +87,22 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
 async def open_needs(session: AsyncSession, household_id: object) -> list[Need]:
     return list((await session.execute(select(Need).where(Need.household_id == household_id, Need.status == "open")
                                         .order_by(col(Need.detected_at), col(Need.category)))).scalars().all())
+
+
+async def resolve_needs(session: AsyncSession, household: Household, *, resolution: str, now: datetime,
+                        member_ids: list[object] | None = None) -> list[Need]:
+    """Resolves the open needs of the given members (of the whole household when None) for a life event, with
+    `resolution` saying why, and announces each; the rules would drop them without a reason."""
+    query = select(Need).where(Need.household_id == household.id, Need.status == "open")
+    if member_ids is not None:
+        query = query.where(col(Need.member_id).in_(member_ids))
+    resolved = list((await session.execute(query.order_by(col(Need.detected_at)).with_for_update())).scalars().all())
+    for need in resolved:
+        need.status, need.resolved_at, need.resolution = "resolved", now, resolution
+    await session.flush()
+    members: dict[object, Member] = {m.id: m for m in (await session.execute(select(Member).where(
+        col(Member.id).in_([n.member_id for n in resolved if n.member_id])))).scalars().all()}
+    await enqueue(session, ev.NEED_RESOLVED.publisher, [
+        outbox_entry(ev.NEED_RESOLVED, _event_data(need, household, members.get(need.member_id)),
+                     subject=str(household.id), regioncode=household.village_code) for need in resolved])
+    return resolved

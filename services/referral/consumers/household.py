@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.referrals import service
+from services.referral.referrals import life_events, service
+from services.referral.referrals.lifecycle import LifeEventClosure
 from services.referral.settings import ReferralSettings
 from services.referral.tables import KnownHousehold, KnownMember, metadata
 from shared.consumer import Handler
@@ -67,6 +68,35 @@ def handlers(settings: ReferralSettings) -> dict[str, Handler]:
         need = hh.NeedData.model_validate(event.data)
         await service.need_resolved(session=session, need_id=need.need_id, now=settings.clock())
 
+    async def on_member_died(session: AsyncSession, event: CloudEvent) -> None:
+        await on_member(session, event)
+        data = hh.MemberDiedData.model_validate(event.data)
+        await life_events.close_for_life_event(session=session, reason=LifeEventClosure.DECEASED,
+                                               member_id=data.member_id, now=settings.clock(),
+                                               detail=f"the member died on {data.date_of_death.isoformat()}")
+
+    async def on_member_moved_out(session: AsyncSession, event: CloudEvent) -> None:
+        await on_member(session, event)
+        data = hh.MemberMovedOutData.model_validate(event.data)
+        await life_events.close_for_life_event(session=session, reason=LifeEventClosure.MOVED_OUT,
+                                               member_id=data.member_id, now=settings.clock(),
+                                               detail=f"the member moved out of the area on "
+                                                      f"{data.moved_out_on.isoformat()}")
+
+    async def on_member_moved(session: AsyncSession, event: CloudEvent) -> None:
+        await on_member(session, event)
+        await life_events.member_moved(session=session, moved=hh.MemberMovedData.model_validate(event.data),
+                                       policy=settings.referral_move_policy, now=settings.clock())
+
+    async def on_household_closed(session: AsyncSession, event: CloudEvent) -> None:
+        await on_household(session, event)
+        data = hh.HouseholdClosedData.model_validate(event.data)
+        merged = f" into household {data.merged_into_household_id}" if data.merged_into_household_id else ""
+        await life_events.close_for_life_event(session=session, reason=LifeEventClosure.HOUSEHOLD_CLOSED,
+                                               household_id=data.household_id, now=settings.clock(),
+                                               detail=f"the household closed ({data.reason}{merged}) on "
+                                                      f"{data.closed_on.isoformat()}")
+
     return {
         hh.HOUSEHOLD_REGISTERED.name: on_household,
         hh.HOUSEHOLD_UPDATED.name: on_household,
@@ -75,4 +105,8 @@ def handlers(settings: ReferralSettings) -> dict[str, Handler]:
         hh.MEMBER_UPDATED.name: on_member,
         hh.NEED_DETECTED.name: on_need_detected,
         hh.NEED_RESOLVED.name: on_need_resolved,
+        hh.MEMBER_DIED.name: on_member_died,
+        hh.MEMBER_MOVED_OUT.name: on_member_moved_out,
+        hh.MEMBER_MOVED.name: on_member_moved,
+        hh.HOUSEHOLD_CLOSED.name: on_household_closed,
     }

@@ -69,3 +69,13 @@ RULES: dict[Action, Rule] = {
 
 #: The agency's first answer: it meets the response deadline.
 RESPONSES = frozenset({Action.RECEIVE, Action.ACCEPT, Action.REJECT})
+
+
+class LifeEventClosure(StrEnum):
+    """Why the service itself closes an open referral when the household records a life event (README: "Life
+    events"): the referral ends `cancelled` (FHIR: the task is no longer needed), acted by the system, the reason the
+    action of its history entry and of its event, so the agency reads it on its field topic."""
+
+    DECEASED = "deceased"
+    MOVED_OUT = "moved-out"
+    HOUSEHOLD_CLOSED = "household-closed"

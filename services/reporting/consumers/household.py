@@ -97,6 +97,17 @@ async def on_members(session: AsyncSession, events: list[CloudEvent]) -> None:
     await _upsert_versioned(session, members, rows)
 
 
+async def on_members_moved(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """A member moved to another household: its row as an update, and the open needs it took along are counted
+    in the new household's village."""
+    await on_members(session, events)
+    for event in events:
+        data = ev.MemberMovedData.model_validate(event.data)
+        if data.moved_need_ids:
+            await session.execute(needs.update().where(needs.c.id.in_(data.moved_need_ids)).values(
+                household_id=data.household_id, village_code=codes.village(data.village_code)))
+
+
 async def on_member_merged(session: AsyncSession, event: CloudEvent) -> None:
     """Records that a duplicate is no longer a person of its own."""
     data = ev.MemberMergedData.model_validate(event.data)
@@ -149,6 +160,11 @@ def handlers() -> dict[str, Handler | Batched]:
         ev.MEMBER_ADDED.name: Batched(on_members),
         ev.MEMBER_UPDATED.name: Batched(on_members),
         ev.MEMBER_MERGED.name: on_member_merged,
+        # Life events carry the member's or household's state after them: applied as updates, newest version wins.
+        ev.MEMBER_DIED.name: Batched(on_members),
+        ev.MEMBER_MOVED_OUT.name: Batched(on_members),
+        ev.MEMBER_MOVED.name: Batched(on_members_moved),
+        ev.HOUSEHOLD_CLOSED.name: Batched(on_households),
         ev.PROFILE_UPDATED.name: Batched(on_profiles),
         ev.MEASUREMENT_RECORDED.name: Batched(on_measurements),
         ev.NEED_DETECTED.name: _on_needs("detected_at"),
