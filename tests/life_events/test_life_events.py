@@ -234,6 +234,13 @@ async def test_a_death_closes_the_members_referral_resolves_its_needs_and_moves_
     assert (need["status"], need["resolution"]) == ("resolved", "deceased")
     detail = (await household.get(f"/api/v1/households/{created['id']}", headers=kader)).json()
     assert [m["name"] for m in detail["members"]] == ["Bambang Wijaya"]
+    listed = await household.get(f"/api/v1/households/{created['id']}/life-events", headers=kader)
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    assert (item["kind"], item["member_id"], item["occurred_on"], item["cause_category"]) == (
+        "died", sri["id"], TODAY.isoformat(), "maternal")
+    assert await household_db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'read' AND resource_type = "
+                                       "'life-events' AND subject_ref = $1", created["id"]) == 1
 
     # Events: the death, then the need's resolution with its reason; no NIK, no name.
     [event] = await _household_event(stack, created["id"], "posyandu.member.died.v1")
@@ -489,6 +496,15 @@ async def test_a_merge_moves_every_member_closes_the_household_and_its_own_refer
     need = await household_db.fetchrow("SELECT status, resolution FROM needs WHERE household_id = $1",
                                        uuid.UUID(source["id"]))
     assert (need["status"], need["resolution"]) == ("resolved", "household-closed")
+
+    # The household merged into lists the move and the closing (a page at a time).
+    first = (await household.get(f"/api/v1/households/{target['id']}/life-events", params={"limit": 1},
+                                 headers=kader)).json()
+    second = (await household.get(f"/api/v1/households/{target['id']}/life-events",
+                                  params={"limit": 1, "cursor": first["next_cursor"]}, headers=kader)).json()
+    assert [(e["kind"], e["reason"], e["to_household_id"]) for e in first["items"] + second["items"]] == [
+        ("moved", "merge", target["id"]), ("closed", "merged", target["id"])]
+    assert second["next_cursor"] is None
 
     [event] = await _household_event(stack, source["id"], "posyandu.household.closed.v1")
     assert (event.data["status"], event.data["reason"], event.data["merged_into_household_id"]) == (

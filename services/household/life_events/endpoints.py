@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from services.household.access import ReadBasis
+from services.household.access import ReadBasis, readable_household
 from services.household.households import service as households
 from services.household.households.endpoints import IfMatch, Writer, household_public, member_public
 from services.household.households.schemas import HouseholdPublic, MemberPublic
@@ -19,14 +19,17 @@ from services.household.life_events.schemas import (
     HouseholdClose,
     HouseholdMerge,
     HouseholdSplit,
+    LifeEventPublic,
     MemberMove,
     MemberMoveOut,
 )
 from services.household.tables import Household, Member
-from shared.auth import Principal, Role
+from shared.audit import record_read
+from shared.auth import Principal, PrincipalDep, Role
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/households", tags=["life events"])
@@ -108,3 +111,18 @@ async def close_household(household_id: uuid.UUID, payload: HouseholdClose, sess
     household = await service.close(session=session, principal=principal, household_id=household_id,
                                     payload=payload, if_match=if_match, now=now)
     return await _household(session, household, principal)
+
+
+@router.get("/{household_id}/life-events", response_model=Page[LifeEventPublic],
+            summary="The household's deaths, moves, departures and closing, oldest first (audited)")
+async def life_events(household_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, limit: LimitParam = 50,
+                      cursor: CursorParam = None) -> Any:
+    household, basis = await readable_household(session, principal, household_id)
+    after = decode_cursor(cursor, timestamp, uuid.UUID)
+    rows = await service.history(session=session, household_id=household.id, after=after, limit=limit)
+    items, next_cursor = page_of(rows, limit, lambda e: (e.recorded_at, e.id))
+    await record_read(session, principal, resource_type="life-events", resource_id=str(household.id),
+                      subject_ref=str(household.id), purpose=basis.purpose,
+                      fields=["kind", "occurred_on", "cause_category", "destination_region_code"])
+    return Page(items=[LifeEventPublic.model_validate(e, from_attributes=True) for e in items],
+                next_cursor=next_cursor)

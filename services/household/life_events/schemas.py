@@ -7,7 +7,7 @@ the service's clock, so every bound reads the same "today".
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,3 +84,18 @@ class HouseholdClose(_Input):
     """Closing a household whose members have all died or left (record those first)."""
 
     closed_on: date
+
+
+class LifeEventPublic(BaseModel):
+    id: uuid.UUID
+    #: `died`, `moved`, `moved-out` (of a member) or `closed` (of the household).
+    kind: str
+    household_id: uuid.UUID
+    member_id: uuid.UUID | None
+    occurred_on: date
+    reason: str | None
+    to_household_id: uuid.UUID | None
+    destination_region_code: str | None
+    cause_category: str | None
+    recorded_by: str
+    recorded_at: datetime

@@ -268,3 +268,14 @@ async def merge(*, session: AsyncSession, principal: Principal, household_id: uu
                  now=now)
     await refresh_needs(session, target, today=now.date())
     return target
+
+
+async def history(*, session: AsyncSession, household_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None,
+                  limit: int) -> list[LifeEvent]:
+    """The household's life events, oldest first: those recorded on it, and the moves and merges into it."""
+    query = select(LifeEvent).where(sa.or_(col(LifeEvent.household_id) == household_id,
+                                           col(LifeEvent.to_household_id) == household_id))
+    if after is not None:
+        query = query.where(sa.tuple_(col(LifeEvent.recorded_at), col(LifeEvent.id)) > sa.tuple_(*after))
+    query = query.order_by(col(LifeEvent.recorded_at), col(LifeEvent.id)).limit(limit + 1)
+    return list((await session.execute(query)).scalars().all())
