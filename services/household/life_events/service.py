@@ -110,7 +110,7 @@ async def record_death(*, session: AsyncSession, principal: Principal, household
     if last is not None and last > payload.date_of_death:
         raise _invalid("body.date_of_death", f"The member was measured on {last.isoformat()}, after this date of "
                                              "death.")
-    member.status, member.pregnant, member.expected_delivery_date = "deceased", False, None
+    member.status = "deceased"
     _bump(member, now)
     session.add(LifeEvent(kind="died", household_id=household.id, member_id=member.id,
                           occurred_on=payload.date_of_death, cause_category=payload.cause_category,
