@@ -270,12 +270,17 @@ async def test_a_death_closes_the_members_referral_resolves_its_needs_and_moves_
     await _counts_become(reporting, DEATH, (1, 1))
 
     # The death delivered again (the same event, and a replay under a new id) moves nothing twice.
+    # So does her older `member.added` (still active, version 1) arriving late under a new id.
     payload = await household_db.fetchval("SELECT payload FROM outbox WHERE event_id = $1", event.id)
     replay = CloudEvent.model_validate({**CloudEvent.from_bytes(payload).model_dump(), "id": uuid.uuid4()})
+    added = next(e for e in [CloudEvent.from_bytes(r["payload"]) for r in await household_db.fetch(
+        "SELECT payload FROM outbox WHERE key = $1 AND event_type = 'posyandu.member.added.v1'", created["id"])]
+        if e.data["member_id"] == sri["id"])
+    late = CloudEvent.model_validate({**added.model_dump(), "id": uuid.uuid4()})
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
     await producer.start()
     try:
-        for value in (payload, replay.to_bytes()):
+        for value in (payload, late.to_bytes(), replay.to_bytes()):
             await producer.send_and_wait(HOUSEHOLD_TOPIC, value, key=created["id"].encode())
     finally:
         await producer.stop()
@@ -289,6 +294,8 @@ async def test_a_death_closes_the_members_referral_resolves_its_needs_and_moves_
     finally:
         await reporting_db.close()
     assert await _counts(reporting, DEATH) == (1, 1)
+    assert await referral_db.fetchval("SELECT status FROM known_members WHERE id = $1",
+                                      uuid.UUID(sri["id"])) == "deceased"
     assert await referral_db.fetchval("SELECT count(*) FROM referral_transitions WHERE referral_id = $1 "
                                       "AND action = 'deceased'", row["id"]) == 1
 
