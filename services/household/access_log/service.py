@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ from shared.auth import Principal, Role
 from shared.errors import NotFound, ValidationFailed
 from shared.tables import audit_log
 
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
 #: The most entries one printed report lists (the newest of the period); it says so when there are more.
 REPORT_MAX_ENTRIES = 1000
 
@@ -30,6 +31,11 @@ class Period:
     until: datetime | None = None
 
     def __post_init__(self) -> None:
+        for name, bound in (("from", self.since), ("to", self.until)):
+            # Any year a person could mean; the others would overflow when shown in local time.
+            if bound is not None and not EARLIEST <= bound <= LATEST:
+                raise ValidationFailed(f"`{name}` lies outside the years 1900 to 9998.",
+                                       errors=[{"field": f"query.{name}", "message": "must be between 1900 and 9998"}])
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValidationFailed("The period ends before it starts.",
                                    errors=[{"field": "query.to", "message": "must be later than `from`"}])
