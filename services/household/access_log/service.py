@@ -15,7 +15,7 @@ from services.household.access import readable_household
 from services.household.tables import AccessLogOrigin, Household, metadata
 from shared.audit import record_read
 from shared.auth import Principal, Role
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Forbidden, ValidationFailed
 from shared.tables import audit_log
 
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
@@ -44,10 +44,11 @@ class Period:
 async def readable_access_log(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID) -> Household:
     """The household, if the caller may read its access log: an admin, or a kader of its posyandu. Not a pembina,
     nor an agency: the log names the officials and agencies that looked at one family, which is the family's and
-    the data controller's business, not oversight's (a pembina oversees aggregates). 404 otherwise."""
+    the data controller's business, not oversight's (a pembina oversees aggregates). A caller who may not read the
+    household gets its 404; one who may read it, but not its log, a 403."""
     household, _ = await readable_household(session, principal, household_id)
     if principal.role not in (Role.ADMIN, Role.KADER):
-        raise NotFound(f"No access log of household {household_id} that you may read.")
+        raise Forbidden("Only an admin or the household's kader reads its access log.")
     return household
 
 
