@@ -300,3 +300,20 @@ async def test_the_report_covers_the_period_asked_for(world: World, household: h
                                 params={"from": future.isoformat(), "to": (future + timedelta(days=1)).isoformat()})
     assert empty.status_code == 200
     assert "Tidak ada akses tercatat pada periode ini." in empty.text
+
+
+async def test_the_referral_service_publishes_the_read_with_its_audit_row_and_no_nik(
+        world: World, referral: httpx.AsyncClient, referral_db: asyncpg.Connection) -> None:
+    site = world.padang
+    request_id = f"akses-{uuid.uuid4().hex[:12]}"
+    read = await referral.get(f"/api/v1/referrals/{site.referral_id}",
+                              headers={**site.opd(), "X-Request-ID": request_id})
+    assert read.status_code == 200, read.text
+    audited = await referral_db.fetchrow("SELECT actor, purpose FROM audit_log WHERE request_id = $1", request_id)
+    assert audited is not None and audited["actor"] == f"opd-{site.agency_id}"
+    rows = await referral_db.fetch("SELECT topic, key, payload FROM outbox WHERE event_type = $1 AND key = $2",
+                                   HOUSEHOLD_READ.name, site.household_id)
+    published = [r for r in rows if request_id.encode() in bytes(r["payload"])]
+    assert len(published) == 1 and published[0]["topic"] == AUDIT_TOPIC
+    # The event names the fields shown, never their values: no full NIK, no evidence.
+    assert site.household["members"][0]["nik"].encode() not in bytes(published[0]["payload"])
