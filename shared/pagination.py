@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -37,7 +37,11 @@ def timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("a keyset time carries its offset")
-    return parsed
+    try:
+        # The driver sends it in UTC: a time whose UTC falls outside the years 1-9999 would fail there, as a 5xx.
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("a keyset time out of range") from exc
 
 
 def decode_cursor(cursor: str | None, *types: Callable[[Any], Any]) -> tuple[Any, ...] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta, timezone
 
 from shared.events.registry import RegionLevel
 
@@ -48,3 +49,16 @@ def kind_of(code: str) -> str | None:
 
 def is_valid_village_code(code: str) -> bool:
     return len(code) == 10 and code.isascii() and code.isdigit() and code[6] in "123"
+
+
+WIB, WITA, WIT = (timezone(timedelta(hours=h), name) for h, name in ((7, "WIB"), (8, "WITA"), (9, "WIT")))
+#: Provinces east of WIB: Bali, NTB, NTT, South, East and North Kalimantan and Sulawesi keep WITA; Maluku,
+#: North Maluku and the Papua provinces WIT.
+_WITA = {"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"}
+_WIT = {"81", "82", "91", "92", "93", "94", "95", "96", "97"}
+
+
+def local_zone(region_code: str) -> timezone:
+    """The local time of a region (by its province; Indonesia has no daylight saving time)."""
+    province = region_code[:2]
+    return WITA if province in _WITA else WIT if province in _WIT else WIB

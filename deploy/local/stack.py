@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, _die_with_parent, free_port
 from deploy.local.token import LOCAL_TOKEN_HOURS, local_token
 from shared.auth import Role, mint_token
-from shared.events.topics import ALL_TOPICS
+from shared.events.topics import ALL_TOPICS, INTERNAL_TOPICS
 from shared.settings import DEV_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def main() -> None:
         pg.start()
         broker.start()
         asyncio.run(create_databases(pg, [s.name for s in SERVICES]))
-        asyncio.run(create_topics(broker.bootstrap_servers, list(ALL_TOPICS)))
+        asyncio.run(create_topics(broker.bootstrap_servers, [*ALL_TOPICS, *INTERNAL_TOPICS]))
         for svc in SERVICES:
             env = service_env(svc.name, svc.port, pg, broker)
             subprocess.run([sys.executable, "-m", f"services.{svc.name}", "migrate"], env=env, check=True, cwd=ROOT)

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from services.household.access_log.endpoints import router as access_log_router
+from services.household.consumers import audit as audit_events
 from services.household.consumers import referrals as referral_events
 from services.household.consumers import registry as registry_events
 from services.household.duplicates.endpoints import router as duplicates_router
@@ -20,7 +22,7 @@ from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.settings import HouseholdSettings
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
-from shared.events.topics import REFERRAL_TOPICS, REGISTRY_TOPIC
+from shared.events.topics import AUDIT_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC
 from shared.service import ServiceSpec, Subscription, create_service_app
 
 SPEC = ServiceSpec(
@@ -29,12 +31,15 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router(), life_events_router],
+             audit_router(), life_events_router, access_log_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
-    # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
-    subscriptions=[Subscription(group_id="household", topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values()],
-                                handlers={**registry_events.HANDLERS, **referral_events.HANDLERS})],
+    # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit
+    # topic: the other services' reads of a household, for its access log.
+    subscriptions=[Subscription(group_id="household",
+                                topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values(), AUDIT_TOPIC],
+                                handlers={**registry_events.HANDLERS, **referral_events.HANDLERS,
+                                          **audit_events.HANDLERS})],
 )
 
 

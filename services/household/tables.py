@@ -7,11 +7,12 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.db import new_metadata, timestamptz, utc_now
+from shared.tables import audit_log
 
 metadata = new_metadata()
 
@@ -234,3 +235,19 @@ class LifeEvent(Table, table=True):
     cause_category: str | None = Field(default=None, max_length=30)
     recorded_by: str = Field(max_length=200)
     recorded_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+
+
+class AccessLogOrigin(Table, table=True):
+    """Where an audit_log row of a read in another service came from (posyandu.audit.v1): the reading service, the
+    event, and the reader's organisation; the household's own reads have none. Deleted with its audit row."""
+
+    __tablename__ = "access_log_origins"
+
+    audit_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey(audit_log.c.id, ondelete="CASCADE"),
+                                              primary_key=True))
+    event_id: uuid.UUID = Field(unique=True)
+    service: str = Field(max_length=50)
+    actor_agency_id: uuid.UUID | None = None
+    actor_agency_name: str | None = Field(default=None, max_length=200)
+    actor_posyandu_ids: list[uuid.UUID] = Field(default_factory=list,
+                                                sa_column=sa.Column(ARRAY(sa.Uuid), nullable=False))

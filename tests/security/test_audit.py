@@ -47,6 +47,11 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
                                                        lambda w: w.a.kader()),
     "referral /api/v1/agencies/{agency_id}/referrals": (lambda w: f"/api/v1/agencies/{w.a.agency_id}/referrals",
                                                         lambda w: w.a.opd()),
+    # Who looked at a family (which agencies act on it) is itself data about the family: its reads are audited.
+    f"household {HH}/access-log": (lambda w: f"/api/v1/households/{w.a.household_id}/access-log",
+                                   lambda w: w.a.kader()),
+    f"household {HH}/access-log/report": (lambda w: f"/api/v1/households/{w.a.household_id}/access-log/report",
+                                          lambda w: w.a.kader()),
 }
 NOT_PERSONAL = {
     "household /api/v1/audit-log": "the audit trail itself (admin only); a row per read of it would feed on itself",
@@ -58,7 +63,6 @@ NOT_PERSONAL = {
     **{f"referral {path}": "webhook configuration and its delivery log (ids, times, HTTP results; no bodies)"
        for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
                     "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
-    f"household {HH}/access-log": "the family's own view of the audit trail (officials' reads), not its data",
 }
 APPS = {"household": create_household_app(), "referral": create_referral_app()}
 

@@ -132,6 +132,8 @@ CASES: dict[str, Case] = {
         body=lambda w: {"name": "Nama Palsu"}),
     f"household GET {HH}/access-log": Case(lambda w: [f"/api/v1/households/{w.a.household_id}/access-log"],
                                            insider=lambda w: w.a.kader()),
+    f"household GET {HH}/access-log/report": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/access-log/report"], insider=lambda w: w.a.kader()),
     f"household PUT {HH}/profiles/{{field}}": Case(
         lambda w: [f"/api/v1/households/{w.a.household_id}/profiles/kesehatan"], body=lambda w: {}),
     f"household GET {HH}/profiles/{{field}}": Case(

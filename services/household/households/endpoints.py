@@ -6,7 +6,6 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from services.household.access import ReadBasis, list_scope, readable_household
@@ -24,16 +23,14 @@ from services.household.identifiers import mask_kk, mask_nik
 from services.household.needs.service import refresh_needs
 from services.household.profiles.schemas import Disability, Relationship, Sex
 from services.household.tables import Household, Member
-from shared.audit import AuditEntry, record_read
+from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.concurrency import etag
 from shared.db import SessionDep
-from shared.errors import NotFound
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 from shared.region_codes import REGION_PREFIX_PATTERN
 from shared.responses import json_response
-from shared.tables import audit_log
 
 router = APIRouter(prefix="/api/v1/households", tags=["households"])
 
@@ -156,15 +153,3 @@ async def update_member(household_id: uuid.UUID, member_id: uuid.UUID, payload: 
     await refresh_needs(session, household)
     basis = ReadBasis("write", full_nik=principal.role is Role.KADER)
     return json_response(member_public(member, basis, date.today()), headers={"ETag": etag(member.version)})
-
-
-@router.get("/{household_id}/access-log", response_model=list[AuditEntry],
-            summary="Who read this family's data, when and why (UU PDP right of access)")
-async def access_log(household_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
-                     limit: LimitParam = 200) -> Any:
-    household, _ = await readable_household(session, principal, household_id)
-    if principal.role not in (Role.ADMIN, Role.KADER):
-        raise NotFound(f"No access log of household {household_id} that you may read.")
-    rows = await session.execute(sa.select(audit_log).where(audit_log.c.subject_ref == str(household.id))
-                                 .order_by(audit_log.c.id.desc()).limit(limit))
-    return [dict(r) for r in rows.mappings().all()]

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.referral.clock import NowDep
+from services.referral.household_reads import HouseholdReader
 from services.referral.notes import service
 from services.referral.notes.schemas import NoteCreate, NotePublic
 from services.referral.referrals.disclosure import NOTE_PRIVATE, Disclosure
-from shared.audit import record_read
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -34,11 +34,12 @@ async def add_note(referral_id: uuid.UUID, payload: NoteCreate, session: Session
 
 
 @router.get("/{referral_id}/notes", response_model=list[NotePublic], summary="A referral's notes, oldest first")
-async def list_notes(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
+async def list_notes(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, now: NowDep) -> Any:
     referral, notes = await service.list_notes(session=session, principal=principal, referral_id=referral_id)
     # Notes are free text between the posyandu and the agency about a family: their reads are audited.
     disclosure = Disclosure.of(principal, referral)
-    await record_read(session, principal, resource_type="referral.notes", resource_id=str(referral_id),
-                      subject_ref=str(referral.household_id), purpose=f"referral notes read by {principal.role.value}",
-                      fields=disclosure.shown(NOTE_PRIVATE))
+    reader = await HouseholdReader.of(session, principal)
+    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
+                        resource_type="referral.notes", resource_id=referral_id, now=now,
+                        purpose=f"referral notes read by {principal.role.value}", fields=disclosure.shown(NOTE_PRIVATE))
     return disclosure.notes(notes)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.referral.clock import NowDep
 from services.referral.household_api import HouseholdApi
+from services.referral.household_reads import HouseholdReader
 from services.referral.referrals import fhir, service
 from services.referral.referrals.access import list_scope, readable_referral
 from services.referral.referrals.disclosure import REFERRAL_PRIVATE, TRANSITION_PRIVATE, Disclosure
@@ -24,7 +25,6 @@ from services.referral.referrals.schemas import (
     TransitionPublic,
 )
 from services.referral.tables import Referral
-from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.concurrency import etag
 from shared.db import SessionDep
@@ -60,7 +60,7 @@ async def create_referral(payload: ReferralCreate, session: SessionDep, principa
                             payload=payload, create=create)
 
 
-async def _page(session: SessionDep, principal: Principal, limit: int, cursor: str | None,
+async def _page(session: SessionDep, principal: Principal, now: datetime, limit: int, cursor: str | None,
                 **filters: Any) -> Page[ReferralPublic]:
     after = decode_cursor(cursor, timestamp, uuid.UUID)
     rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
@@ -68,11 +68,13 @@ async def _page(session: SessionDep, principal: Principal, limit: int, cursor: s
     items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
     # A list shows household and member references and, to the two sides, the free text and evidence: audited.
     views = []
+    reader = await HouseholdReader.of(session, principal)
     for r in items:
         disclosure = Disclosure.of(principal, r)
-        await record_read(session, principal, resource_type="referral", resource_id=str(r.id),
-                          subject_ref=str(r.household_id), purpose=f"referral list read by {principal.role.value}",
-                          fields=disclosure.shown(REFERRAL_PRIVATE))
+        await reader.record(session, household_id=r.household_id, village_code=r.village_code,
+                            resource_type="referral", resource_id=r.id, now=now,
+                            purpose=f"referral list read by {principal.role.value}",
+                            fields=disclosure.shown(REFERRAL_PRIVATE))
         views.append(disclosure.referral(r))
     return Page(items=views, next_cursor=next_cursor)
 
@@ -82,6 +84,7 @@ async def _page(session: SessionDep, principal: Principal, limit: int, cursor: s
 async def list_referrals(
     session: SessionDep,
     principal: PrincipalDep,
+    now: NowDep,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
     field: SpmField | None = None,
@@ -94,19 +97,20 @@ async def list_referrals(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> Any:
-    return await _page(session, principal, limit, cursor, spm_field=field, status=status, agency_id=agency,
+    return await _page(session, principal, now, limit, cursor, spm_field=field, status=status, agency_id=agency,
                        posyandu_id=posyandu, region=region, overdue=overdue, unrouted=unrouted,
                        created_from=created_from, created_to=created_to)
 
 
 @inbox_router.get("/{agency_id}/referrals", response_model=Page[ReferralPublic],
                   summary="An agency's inbox: the referrals routed or escalated to it (the agency itself, or admin)")
-async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, limit: LimitParam = 50,
+async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, now: NowDep,
+                       limit: LimitParam = 50,
                        cursor: CursorParam = None, status: Status | None = None, field: SpmField | None = None,
                        overdue: bool | None = None) -> Any:
     if principal.role is not Role.ADMIN and principal.agency_id != agency_id:
         raise NotFound(f"No inbox of agency {agency_id} that you may read.")
-    return await _page(session, principal, limit, cursor, held_by_agency=agency_id, status=status, spm_field=field,
+    return await _page(session, principal, now, limit, cursor, held_by_agency=agency_id, status=status, spm_field=field,
                        overdue=overdue)
 
 
@@ -121,7 +125,7 @@ async def republish(session: SessionDep, _: Admin, field: SpmField, since: datet
             summary="A referral (audited); for its agency with the member's NIK and name from the household service; "
                     "a FHIR R4 Task with Accept: application/fhir+json")
 async def get_referral(referral_id: uuid.UUID, request: Request, session: SessionDep,
-                       principal: PrincipalDep) -> Response:
+                       principal: PrincipalDep, now: NowDep) -> Response:
     referral = await readable_referral(session, principal, referral_id)
     disclosure = Disclosure.of(principal, referral)
     extra: dict[str, Any] = {}
@@ -135,10 +139,11 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
                                       authorization=request.headers["authorization"])
             extra = {"member_details": lookup.details, "member_details_unavailable": lookup.unavailable}
             fields += ["member_details"] if lookup.details is not None else []
-    await record_read(session, principal, resource_type="referral", resource_id=str(referral.id),
-                      subject_ref=str(referral.household_id), fields=fields,
-                      purpose="assigned agency acting on the referral" if disclosure.member_details
-                      else f"referral read by {principal.role.value}")
+    reader = await HouseholdReader.of(session, principal)
+    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
+                        resource_type="referral", resource_id=referral.id, fields=fields, now=now,
+                        purpose="assigned agency acting on the referral" if disclosure.member_details
+                        else f"referral read by {principal.role.value}")
     view = disclosure.referral(referral, ReferralDetail, **extra)
     headers = {"ETag": etag(referral.version), "Vary": "Accept"}
     if fhir.wants_fhir(request.headers.get("accept")):
@@ -148,12 +153,15 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
 
 @router.get("/{referral_id}/history", response_model=list[TransitionPublic],
             summary="Every transition of a referral: who, when, why")
-async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
+async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
+                           now: NowDep) -> Any:
     referral, rows = await service.history(session=session, principal=principal, referral_id=referral_id)
     disclosure = Disclosure.of(principal, referral)
-    await record_read(session, principal, resource_type="referral.history", resource_id=str(referral_id),
-                      subject_ref=str(referral.household_id), fields=disclosure.shown(TRANSITION_PRIVATE),
-                      purpose=f"referral history read by {principal.role.value}")
+    reader = await HouseholdReader.of(session, principal)
+    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
+                        resource_type="referral.history", resource_id=referral_id, now=now,
+                        fields=disclosure.shown(TRANSITION_PRIVATE),
+                        purpose=f"referral history read by {principal.role.value}")
     return disclosure.transitions(rows)
 
 

@@ -17,22 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.referral.tables import Holiday, HolidayCalendar
+from shared.region_codes import WIB, WIT, WITA, local_zone  # noqa: F401  (re-exported: the SLA's zones)
 
 #: The calendars shipped with the code; the migration loads them, the admin API adds later versions.
 HOLIDAYS_CSV = Path(__file__).with_name("holidays.csv")
 HOLIDAY_KINDS = ("libur-nasional", "cuti-bersama")
-
-WIB, WITA, WIT = (timezone(timedelta(hours=h), name) for h, name in ((7, "WIB"), (8, "WITA"), (9, "WIT")))
-#: Provinces east of WIB: Bali, NTB, NTT, South, East and North Kalimantan and Sulawesi keep WITA; Maluku,
-#: North Maluku and the Papua provinces WIT.
-_WITA = {"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"}
-_WIT = {"81", "82", "91", "92", "93", "94", "95", "96", "97"}
-
-
-def local_zone(village_code: str) -> timezone:
-    province = village_code[:2]
-    return WITA if province in _WITA else WIT if province in _WIT else WIB
-
 
 @dataclass(frozen=True)
 class HolidayRow:

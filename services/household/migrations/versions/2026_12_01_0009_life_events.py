@@ -1,7 +1,7 @@
 """Life events: a row per death, move, departure or closing with its date; why a need was resolved.
 
 Revision ID: 4e77cdd37968
-Revises: 5a2c8e4f9b17
+Revises: e1eee71b5f03
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '4e77cdd37968'
-down_revision: str | None = '5a2c8e4f9b17'
+down_revision: str | None = 'e1eee71b5f03'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
