@@ -128,16 +128,17 @@ def _bmi(adult: ev.AdultServices) -> float | None:
 
 def _profile_items(visit: Visit) -> dict[str, Any]:
     """The visit's items the kesehatan member profile holds too (pregnancy care, blood pressure, sugar, cough)."""
-    items: dict[str, Any] = {}
+    sections: list[dict[str, Any]] = []
     if visit.pregnancy:
         pregnancy = ev.PregnancyServices.model_validate(visit.pregnancy)
-        items |= {"antenatal_visits": pregnancy.antenatal_visit_number, "pregnant_muac_cm": pregnancy.muac_cm,
-                  "systolic_bp": pregnancy.systolic_bp, "diastolic_bp": pregnancy.diastolic_bp}
+        sections.append({"antenatal_visits": pregnancy.antenatal_visit_number, "pregnant_muac_cm": pregnancy.muac_cm,
+                         "systolic_bp": pregnancy.systolic_bp, "diastolic_bp": pregnancy.diastolic_bp})
     if visit.adult:
         adult = ev.AdultServices.model_validate(visit.adult)
-        items |= {"systolic_bp": adult.systolic_bp, "diastolic_bp": adult.diastolic_bp,
-                  "blood_sugar_mg_dl": adult.blood_sugar_mg_dl, "long_cough": adult.long_cough}
-    return {k: v for k, v in items.items() if v is not None}
+        sections.append({"systolic_bp": adult.systolic_bp, "diastolic_bp": adult.diastolic_bp,
+                         "blood_sugar_mg_dl": adult.blood_sugar_mg_dl, "long_cough": adult.long_cough})
+    # An item left out of one section does not clear what the other recorded.
+    return {k: v for section in sections for k, v in section.items() if v is not None}
 
 
 async def _follow_profile(session: AsyncSession, principal: Principal, household: Household, visit: Visit) -> None:
