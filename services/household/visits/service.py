@@ -142,12 +142,15 @@ def _profile_items(visit: Visit) -> dict[str, Any]:
 
 
 async def _follow_profile(session: AsyncSession, principal: Principal, household: Household, visit: Visit) -> None:
-    """The kesehatan profile takes the newest visit's values of the items both hold (a visit recorded late for an
-    older session leaves newer values alone); through the profile service, so its version and event follow."""
+    """The kesehatan profile takes the newest visit's values of the items both hold: a visit recorded late for an
+    older session leaves alone what a newer visit or a profile observed later recorded. Through the profile
+    service, so its version and event follow."""
     items = _profile_items(visit)
     newer = await session.scalar(sa.select(sa.func.count()).select_from(Visit).where(
         col(Visit.member_id) == visit.member_id, col(Visit.visited_on) > visit.visited_on))
-    if not items or newer:
+    latest = await profiles.versions(session, household.id, SpmField.KESEHATAN, latest_only=True)
+    observed_later = bool(latest) and latest[0].observed_on is not None and latest[0].observed_on > visit.visited_on
+    if not items or newer or observed_later:
         return
     current = (await profiles.current_profiles(session, household.id)).get(SpmField.KESEHATAN)
     active = set((await session.execute(sa.select(col(Member.id)).where(

@@ -113,6 +113,14 @@ def _check(payload: ScheduleWrite) -> None:
         raise ValidationFailed("The schedule's exceptions do not fit its monthly rule.", errors=errors)
 
 
+def _same(current: SchedulePublic, payload: ScheduleWrite) -> bool:
+    def key(s: SchedulePublic | ScheduleWrite) -> tuple[Any, ...]:
+        return (s.rule, sorted((e.date, e.reason) for e in s.extra_days),
+                sorted((m.from_date, m.to_date, m.reason) for m in s.moved_days),
+                sorted((c.date, c.reason) for c in s.cancelled_days))
+    return key(current) == key(payload)
+
+
 def _horizon(today: date) -> tuple[date, date]:
     start = today.replace(day=1)
     year, month = divmod(start.month - 1 + EVENT_HORIZON_MONTHS, 12)
@@ -148,9 +156,12 @@ async def write(*, session: AsyncSession, principal: Principal, posyandu_id: uui
         raise Forbidden("Only the posyandu's kader, its pembina and admins may change its opening days.")
     if posyandu.status != "active":
         raise Conflict("An inactive posyandu has no opening days.")
-    schedule, _ = await _load(session, posyandu_id, for_update=True)
+    schedule, current = await _load(session, posyandu_id, for_update=True)
     check_if_match(if_match, schedule.version if schedule else 0)
     _check(payload)
+    unchanged = public(posyandu.id, schedule, current)
+    if schedule is not None and _same(unchanged, payload):
+        return unchanged  # a repeated PUT changes nothing and announces nothing
     if schedule is None:
         schedule = PosyanduSchedule(posyandu_id=posyandu.id, version=0, updated_by=principal.sub)
         session.add(schedule)
