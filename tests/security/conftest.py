@@ -3,8 +3,11 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import httpx
@@ -26,6 +29,8 @@ class SecurityWorld:
     twin_id: str
     #: A webhook subscription of A's agency.
     webhook_id: str
+    #: An open session (today, an extra opening day) at A's posyandu.
+    session_id: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +60,30 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
         webhook = await referral.post("/api/v1/webhooks/subscriptions", headers=a.opd(), json={
             "url": "http://127.0.0.1:9/hook", "event_types": ["posyandu.referral.snapshot.v1"]})
         assert webhook.status_code == 201, webhook.text
+        session_id = await open_session_at(registry, household, household_db, a)
     finally:
         await household_db.close()
         await referral_db.close()
-    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"])
+    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
+                         session_id=session_id)
+
+
+async def open_session_at(registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                          household_db: asyncpg.Connection, site: Site) -> str:
+    """Today made an opening day of the site's posyandu, and its session opened by the site's kader."""
+    today = date.today().isoformat()
+    scheduled = await registry.put(f"/api/v1/posyandu/{site.posyandu_id}/schedule", headers=site.kader(),
+                                   json={"rule": None, "extra_days": [{"date": today, "reason": "Hari buka"}]})
+    assert scheduled.status_code == 200, scheduled.text
+    deadline = time.monotonic() + 60
+    while not await household_db.fetchval("SELECT count(*) FROM known_schedules WHERE posyandu_id = $1",
+                                          uuid.UUID(site.posyandu_id)):
+        assert time.monotonic() < deadline, "the household service never learnt the schedule"
+        await asyncio.sleep(0.1)
+    opened = await household.post("/api/v1/sessions", json={"posyandu_id": site.posyandu_id, "session_date": today},
+                                  headers=site.kader())
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:
