@@ -3,11 +3,8 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
 import asyncpg
 import httpx
@@ -16,7 +13,7 @@ import pytest
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
 from tests.support import tokens
-from tests.support.world import Site, build_site
+from tests.support.world import Site, build_site, open_session_at
 
 
 @dataclass(frozen=True)
@@ -66,24 +63,6 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
         await referral_db.close()
     return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
                          session_id=session_id)
-
-
-async def open_session_at(registry: httpx.AsyncClient, household: httpx.AsyncClient,
-                          household_db: asyncpg.Connection, site: Site) -> str:
-    """Today made an opening day of the site's posyandu, and its session opened by the site's kader."""
-    today = date.today().isoformat()
-    scheduled = await registry.put(f"/api/v1/posyandu/{site.posyandu_id}/schedule", headers=site.kader(),
-                                   json={"rule": None, "extra_days": [{"date": today, "reason": "Hari buka"}]})
-    assert scheduled.status_code == 200, scheduled.text
-    deadline = time.monotonic() + 60
-    while not await household_db.fetchval("SELECT count(*) FROM known_schedules WHERE posyandu_id = $1",
-                                          uuid.UUID(site.posyandu_id)):
-        assert time.monotonic() < deadline, "the household service never learnt the schedule"
-        await asyncio.sleep(0.1)
-    opened = await household.post("/api/v1/sessions", json={"posyandu_id": site.posyandu_id, "session_date": today},
-                                  headers=site.kader())
-    assert opened.status_code == 201, opened.text
-    return str(opened.json()["id"])
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:
