@@ -19,7 +19,9 @@ from services.household.life_events.endpoints import router as life_events_route
 from services.household.measurements.endpoints import router as measurements_router
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
+from services.household.sessions.endpoints import router as sessions_router
 from services.household.settings import HouseholdSettings
+from services.household.visits.endpoints import router as visits_router
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import AUDIT_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC
@@ -31,7 +33,7 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router(), life_events_router, access_log_router],
+             audit_router(), life_events_router, access_log_router, sessions_router, visits_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit

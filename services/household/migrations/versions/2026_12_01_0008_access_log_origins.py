@@ -2,7 +2,7 @@
 origin row naming the reading service, the event (unique) and the reader's organisation.
 
 Revision ID: e1eee71b5f03
-Revises: 5a2c8e4f9b17
+Revises: 3b0c05a8790b
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = 'e1eee71b5f03'
-down_revision: str | None = '5a2c8e4f9b17'
+down_revision: str | None = '3b0c05a8790b'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
