@@ -42,6 +42,8 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
                                                       lambda w: w.a.kader()),
     f"household {HH}/members/{{member_id}}/visits": (
         lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/visits", lambda w: w.a.kader()),
+    f"household {HH}/life-events": (lambda w: f"/api/v1/households/{w.a.household_id}/life-events",
+                                   lambda w: w.a.kader()),
     "referral /api/v1/referrals": (lambda w: "/api/v1/referrals", lambda w: w.a.kader()),
     "referral /api/v1/referrals/{referral_id}": (lambda w: f"/api/v1/referrals/{w.a.referral_id}",
                                                  lambda w: w.a.opd()),
