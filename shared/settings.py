@@ -82,7 +82,8 @@ class ServiceSettings(BaseSettings):
     # queued a create at the monthly posyandu day and syncs at the next one.
     idempotency_key_retention_days: float = Field(default=30.0, gt=0)
     # Audit rows (who read or changed personal data) are kept five years, then archived (if a directory is set) and
-    # deleted: a policy default for the data controller under UU 27/2022 (README, "Retention").
+    # deleted: a policy default for the data controller under UU 27/2022 (README, "Retention of the platform
+    # tables").
     audit_retention_days: float = Field(default=1826.0, gt=0)
     audit_archive_dir: str | None = None
 
