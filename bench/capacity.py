@@ -7,12 +7,18 @@ uvicorn worker each, an embedded PostgreSQL and broker), loads the registry demo
 - drives each service's typical request (household registration, household read, referral create, indicators),
   reading the process's CPU time (`/proc/<pid>/stat` utime + stime) before and after: CPU seconds per request;
 - reads VmHWM (peak RSS since the counter was reset before the load): the loaded figure;
-- fills the reporting projections with the bench generator (bench/benchmarks.py load_projections) and waits for
-  every outbox to drain and every consumer to catch up, VACUUM ANALYZEs, then per table of every database prints
-  the rows, `pg_total_relation_size` (heap, indexes, TOAST) per row and the mean `pg_column_size` of a row;
-- counts the outbox rows per event type and their mean payload bytes, per registered household.
+- loads CAPACITY_DEMO_HOUSEHOLDS (default 100) households of the demo generator (services/household/demo: profiles
+  of the six fields, child measurements, the needs and referrals they raise) and counts the events they made, per
+  household: the events of a household's posyandu day;
+- adds 20,000 households of the bench generator (bench/gen.py, the rows the service writes, as raw inserts) to the
+  household database and 100,000 members and 20,000 referrals to the reporting projections
+  (bench/benchmarks.py load_projections), so that the big tables' per-row sizes do not carry an empty index's
+  pages; waits for every outbox to drain and every consumer to catch up, VACUUM ANALYZEs, then per table of every
+  database prints the rows, `pg_total_relation_size` (heap, indexes, TOAST) per row and the mean `pg_column_size`
+  of a row;
+- counts the outbox rows per event type and their mean payload bytes.
 
-It writes bench/capacity.json and prints it; CAPACITY_HOUSEHOLDS (default 600) sets the registrations.
+It writes bench/capacity.json and prints it; CAPACITY_HOUSEHOLDS (default 300) sets the API registrations.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +36,10 @@ import httpx
 
 from bench import benchmarks as b
 from bench.__main__ import machine_info, prepare
-from bench.gen import households
+from bench.gen import Identifiers, households
 from bench.measure import Results, proc_status_kb, reset_peak_rss
 from bench.stack import ROOT, BenchStack, progress, start, stop, wait_quiet
+from services.household.demo import loader as demo
 
 OUT = ROOT / "bench" / "capacity.json"
 CONCURRENCY = 16
@@ -44,9 +51,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: CPU seconds per second each service spends idle (its consumers' fetch loop, the relay's poll), measured over a
+#: quiet minute and subtracted from every load figure.
+IDLE_CPU: dict[str, float] = {}
+
+
 async def measured(stack: BenchStack, service: str, count: int,
                    one: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
-    """Run `one(i)` for i < count from CONCURRENCY clients; the service's CPU per request and the wall rate."""
+    """Run `one(i)` for i < count from CONCURRENCY clients; the service's CPU per request (less its idle CPU over
+    the same time) and the wall rate."""
     queue = list(range(count))
 
     async def worker() -> None:
@@ -56,7 +69,8 @@ async def measured(stack: BenchStack, service: str, count: int,
     pid = stack.pid(service)
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds(pid) - cpu0 - IDLE_CPU[service] * wall
     return {"requests": count, "service_cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2),
             "cpu_ms_per_request": round(1000 * cpu / count, 2), "requests_per_second_wall": round(count / wall, 2)}
 
@@ -94,6 +108,19 @@ async def events_made(stack: BenchStack, service: str) -> list[dict[str, Any]]:
         await conn.close()
 
 
+async def outbox_counts(stack: BenchStack) -> dict[str, int]:
+    """Outbox rows per `service event_type` so far."""
+    counts: dict[str, int] = {}
+    for service in ("household", "referral"):
+        conn = await stack.connect(service)
+        try:
+            for r in await conn.fetch("SELECT event_type, count(*) AS n FROM outbox GROUP BY event_type"):
+                counts[f"{service} {r['event_type']}"] = r["n"]
+        finally:
+            await conn.close()
+    return counts
+
+
 async def drained(stack: BenchStack) -> None:
     """Every outbox published and every consumer caught up (nothing changes in the projections any more)."""
     for service in ("registry", "household", "referral", "reporting"):
@@ -108,8 +135,10 @@ async def drained(stack: BenchStack) -> None:
 async def run(stack: BenchStack, count: int) -> dict[str, Any]:
     ctx = await prepare(stack, Results())
     services = ("registry", "household", "referral", "reporting")
-    progress("a quiet minute, then the idle RSS of each worker ...")
+    progress("a quiet minute, then the idle RSS and CPU of each worker ...")
+    quiet0 = {s: (cpu_seconds(stack.pid(s)), time.perf_counter()) for s in services}
     await asyncio.sleep(60)
+    IDLE_CPU.update({s: (cpu_seconds(stack.pid(s)) - c) / (time.perf_counter() - t) for s, (c, t) in quiet0.items()})
     idle = {s: round(proc_status_kb(stack.pid(s), "VmRSS") / 1024, 1) for s in services}
     peak_reset = {s: reset_peak_rss(stack.pid(s)) for s in services}
     load: dict[str, Any] = {}
@@ -148,6 +177,30 @@ async def run(stack: BenchStack, count: int) -> dict[str, Any]:
         load["referral create (POST /api/v1/referrals)"] = await measured(stack, "referral", len(referred), refer)
 
     await drained(stack)
+    demo_count = int(os.environ.get("CAPACITY_DEMO_HOUSEHOLDS", "100"))
+    before = await outbox_counts(stack)
+    progress(f"{demo_count} demo households (profiles, measurements, needs) ...")
+    cpu0, demo0 = {s: cpu_seconds(stack.pid(s)) for s in services}, time.perf_counter()
+    async with httpx.AsyncClient(base_url=stack.url("household"), timeout=120) as household, \
+            httpx.AsyncClient(base_url=stack.url("registry"), timeout=120) as registry:
+        summary = await demo.load(household, registry, admin_token=ctx.admin["Authorization"].split()[1],
+                                  households=demo_count, concurrency=8)
+    await drained(stack)
+    # Everything a demo household costs each service: its API calls, and consuming the events they make.
+    demo_wall = time.perf_counter() - demo0
+    demo_cpu_ms = {s: round(1000 * (cpu_seconds(stack.pid(s)) - cpu0[s] - IDLE_CPU[s] * demo_wall) / demo_count, 2)
+                   for s in services}
+    after = await outbox_counts(stack)
+    per_demo_household = {k: round((after[k] - before.get(k, 0)) / demo_count, 3) for k in sorted(after)
+                          if after[k] > before.get(k, 0)}
+    progress("20,000 bench-generator households as raw inserts ...")
+    conn = await stack.connect("household")
+    try:
+        # Numbers of a district no demo region has (7399), so that none meets a demo household's.
+        for h in households(Identifiers("739901", date.today()), ctx.village, ctx.posyandu_id, 20_000, seed=13):
+            await b._raw_insert_household(conn, h, b._payloads(h))
+    finally:
+        await conn.close()
     progress("the bench generator's reporting rows (100,000 members, 20,000 referrals) ...")
     await b.load_projections(ctx, 100_000, 20_000, seed=12)
     year = str(datetime.now(UTC).year)
@@ -166,13 +219,19 @@ async def run(stack: BenchStack, count: int) -> dict[str, Any]:
     return {"info": {**machine_info("capacity", {"households": count, "concurrency": CONCURRENCY}),
                      "peak_rss_reset_before_load": peak_reset, "uvicorn_workers_per_process": 1},
             "memory_mib": {s: {"idle_rss": idle[s], "peak_rss_under_load": peak[s]} for s in services},
+            "idle_cpu_cores": {s: round(IDLE_CPU[s], 4) for s in services},
             "cpu_per_request": load,
+            "demo_households": {"households": demo_count, "members": summary.members,
+                                "measurements": summary.measurements, "profiles": summary.profiles_written,
+                                "open_needs": sum(summary.needs.values()),
+                                "cpu_ms_per_household": demo_cpu_ms,
+                                "events_per_household_by_type": per_demo_household},
             "events_per_service": {s: await events_made(stack, s) for s in ("registry", "household", "referral")},
             "tables": {s: await table_sizes(stack, s) for s in services}}
 
 
 def main() -> int:
-    count = int(os.environ.get("CAPACITY_HOUSEHOLDS", "600"))
+    count = int(os.environ.get("CAPACITY_HOUSEHOLDS", "300"))
     stack = start()
     try:
         result = asyncio.run(run(stack, count))
