@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from shared.migrate import upgrade
+from shared.retention import run_retention
 from shared.settings import ServiceSettings
 
 #: Extra commands of a service: name -> (help, add its arguments, run it with the parsed args and settings).
@@ -30,6 +32,12 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
     commands.add_parser("serve", help="run the HTTP service (and its outbox relay and consumers)")
     commands.add_parser("migrate", help="apply the database migrations, then exit")
     commands.add_parser("asyncapi", help="print the AsyncAPI document of the service's events")
+    retention = commands.add_parser("retention", help="the clean-up of expired outbox, inbox, idempotency and audit "
+                                                      "rows (shared/retention.py)")
+    retention_action = retention.add_subparsers(dest="action", required=True)
+    retention_run = retention_action.add_parser("run", help="one clean-up now (skipped while another replica's runs); "
+                                                            "prints what it deleted as JSON")
+    retention_run.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     for name, (help_text, add_arguments, _) in (extra or {}).items():
         add_arguments(commands.add_parser(name, help=help_text))
     args = parser.parse_args()
@@ -40,5 +48,8 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
         upgrade(service_dir, settings.database_url)
     elif args.command == "asyncapi":
         print(json.dumps(asyncapi(), indent=2, sort_keys=True))
+    elif args.command == "retention":
+        report = asyncio.run(run_retention(settings, service, dry_run=args.dry_run))
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:
         (extra or {})[args.command][2](args, settings)

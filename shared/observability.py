@@ -48,6 +48,10 @@ CONSUMER_LAG = Gauge("consumer_lag", "Records behind the partition's high waterm
                      ["service", "group", "topic", "partition"])
 CONSUMER_RECORDS = Counter("consumer_records_total", "Records handled by consumers, by outcome",
                            ["service", "group", "outcome"])
+RETENTION_DELETED = Counter("retention_deleted_rows_total", "Rows the retention clean-up deleted, by table",
+                            ["service", "table"])
+RETENTION_LAST_RUN = Gauge("retention_last_run_timestamp_seconds",
+                           "When this process last completed a retention clean-up (Unix time)", ["service"])
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

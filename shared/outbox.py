@@ -28,9 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import asyncpg_url
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
-from shared.events.topics import RETENTION_DAYS, SpmField
+from shared.events.topics import SpmField
 from shared.kafka import client_options, new_producer
 from shared.observability import OUTBOX_BACKLOG, OUTBOX_LEADER, OUTBOX_PUBLISHED, OUTBOX_RESENT, event_id_var
+from shared.retention import delete_expired_outbox
 from shared.settings import ServiceSettings
 from shared.tables import outbox
 
@@ -119,17 +120,17 @@ class _BrokerClients:
 class OutboxRelay:
     """Publishes a service's outbox to Kafka; run it as a background task in every replica.
 
-    Sent rows stay for their topic's retention (`purge_sent`), and the leader keeps in `outbox_offsets` the end
-    offset the broker acknowledged per topic partition. When it starts leading, whenever it connects afresh (after
-    any failure) and then every BROKER_CHECK_SECONDS, before it publishes or while idle, it compares those with the
-    broker's end offsets (one metadata and one ListOffsets request): a partition that is missing or ends lower means
-    the broker lost records it had acknowledged (a memory-only broker restarted, a topic deleted and created again),
-    and the relay sends that topic's kept rows again, in outbox order and with their event ids, keys and send times,
-    before anything new. A broker that lost nothing ends at or beyond every recorded offset (retention moves a
-    partition's start, never its end), so nothing is sent again. A loss between two checks that the producer rode
-    over by reconnecting shows in the next acknowledgements (a record placed before a recorded end): the history
-    is sent again at once, after that batch. This assumes, as the contract does, that each topic has one
-    publishing service: another producer's records would hide a loss.
+    Sent rows stay for their topic's retention (then shared/retention.py deletes them), and the leader keeps in
+    `outbox_offsets` the end offset the broker acknowledged per topic partition. When it starts leading, whenever it
+    connects afresh (after any failure) and then every BROKER_CHECK_SECONDS, before it publishes or while idle, it
+    compares those with the broker's end offsets (one metadata and one ListOffsets request): a partition that is
+    missing or ends lower means the broker lost records it had acknowledged (a memory-only broker restarted, a topic
+    deleted and created again), and the relay sends that topic's kept rows again, in outbox order and with their
+    event ids, keys and send times, before anything new. A broker that lost nothing ends at or beyond every recorded
+    offset (retention moves a partition's start, never its end), so nothing is sent again. A loss between two checks
+    that the producer rode over by reconnecting shows in the next acknowledgements (a record placed before a
+    recorded end): the history is sent again at once, after that batch. This assumes, as the contract does, that
+    each topic has one publishing service: another producer's records would hide a loss.
     """
 
     def __init__(self, settings: ServiceSettings, service: str) -> None:
@@ -189,7 +190,7 @@ class OutboxRelay:
     async def _publish_until_stopped(self, conn: asyncpg.Connection) -> None:
         broker: _BrokerClients | None = None
         backoff = 0.2
-        purge_due = check_due = 0.0
+        check_due = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
@@ -201,9 +202,6 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.labels(self.service).set(
                     len(rows) if len(rows) < self.settings.outbox_batch_size
                     else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-                if not rows and loop.time() >= purge_due:
-                    await purge_sent(conn, self.settings)
-                    purge_due = loop.time() + 600
                 # Check with fresh clients (leading anew, or after a failure), and when the last check is old.
                 check = bool(self._acknowledged) and (broker is None or loop.time() >= check_due)
                 if not rows and not check:
@@ -277,7 +275,8 @@ class OutboxRelay:
         """Send the kept rows of these topics again, in outbox order, then record where they are now."""
         log.warning("the broker lost events it had acknowledged; sending the kept ones again",
                     extra={"topics": lost, "service": self.service})
-        await purge_sent(conn, self.settings)
+        # Not what the topic would no longer hold (the scheduled clean-up may not have run yet).
+        await delete_expired_outbox(conn, self.settings, self.service)
         ends: dict[TopicPartition, int] = {}
         after = resent = 0
         while rows := await conn.fetch(
@@ -323,21 +322,6 @@ def _acknowledged_ends(sent: list[RecordMetadata]) -> dict[TopicPartition, int]:
     for md in sent:
         ends[md.topic_partition] = min(ends.get(md.topic_partition, md.offset + 1), md.offset + 1)
     return ends
-
-
-async def purge_sent(conn: asyncpg.Connection, settings: ServiceSettings) -> int:
-    """Delete sent rows older than their topic keeps records (OUTBOX_RETENTION_DAYS for every topic when set);
-    returns how many. Rows of a topic kept forever, or unknown to the catalogue, stay."""
-    if settings.outbox_retention_days is not None:
-        done = await conn.execute("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
-                                  settings.outbox_retention_days * 86400)
-    else:
-        kept = {topic: days for topic, days in RETENTION_DAYS.items() if days is not None}
-        done = await conn.execute(
-            "DELETE FROM outbox o USING unnest($1::text[], $2::float8[]) AS r(topic, days) "
-            "WHERE o.topic = r.topic AND o.published_at < now() - make_interval(secs => r.days * 86400)",
-            list(kept), [float(d) for d in kept.values()])
-    return int(done.split()[-1])
 
 
 def outbox_entry(event_type: EventType, data: BaseModel, *, subject: str, key: str | None = None,

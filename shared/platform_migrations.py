@@ -28,3 +28,23 @@ def add_outbox_offsets() -> None:
 def drop_outbox_offsets() -> None:
     op.drop_index("ix_outbox_sent", table_name="outbox", postgresql_where=_SENT)
     op.drop_table("outbox_offsets")
+
+
+#: The indexes the retention clean-up's age predicates use (shared/retention.py); the outbox's is ix_outbox_sent.
+_RETENTION_INDEXES = (("ix_inbox_event_type_processed_at", "inbox", ["event_type", "processed_at"]),
+                      ("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"]),
+                      ("ix_audit_log_at", "audit_log", ["at"]))
+
+
+def add_retention_indexes() -> None:
+    """Built CONCURRENTLY (outside the migration's transaction): on a production audit log of years, a plain CREATE
+    INDEX would block every request's audit insert for as long as the build takes."""
+    with op.get_context().autocommit_block():
+        for name, table, columns in _RETENTION_INDEXES:
+            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True, if_not_exists=True)
+
+
+def drop_retention_indexes() -> None:
+    with op.get_context().autocommit_block():
+        for name, table, _ in _RETENTION_INDEXES:
+            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)

@@ -36,6 +36,7 @@ from shared.observability import (
 )
 from shared.outbox import OutboxRelay
 from shared.responses import json_response
+from shared.retention import retention_loop
 from shared.settings import ServiceSettings
 from shared.text import refuse_nul
 
@@ -179,6 +180,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             stoppers.append(runner.stop)
         # Background jobs hold no state worth draining (what they do is in the database): cancelled on shutdown.
         jobs = [asyncio.create_task(job(settings, sessionmaker)) for job in spec.background]
+        jobs.append(asyncio.create_task(retention_loop(settings, spec.name), name=f"{spec.name}-retention"))
         log.info("service started", extra={"port": settings.port})
         try:
             yield {"settings": settings, "engine": engine, "sessionmaker": sessionmaker,

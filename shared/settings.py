@@ -72,6 +72,21 @@ class ServiceSettings(BaseSettings):
     outbox_retention_days: float | None = Field(default=None, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
 
+    # Retention (shared/retention.py): how often one replica cleans the platform tables, in batches this large,
+    # pausing between batches, never waiting longer than the lock timeout for a table lock.
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    retention_batch_pause_seconds: float = Field(default=0.05, ge=0, le=60)
+    retention_lock_timeout_ms: int = Field(default=1000, ge=1, le=600_000)
+    # A retry with the same Idempotency-Key later than this is a new create: a month covers a kader's phone that
+    # queued a create at the monthly posyandu day and syncs at the next one.
+    idempotency_key_retention_days: float = Field(default=30.0, gt=0)
+    # Audit rows (who read or changed personal data) are kept five years, then archived (if a directory is set) and
+    # deleted: a policy default for the data controller under UU 27/2022 (README, "Retention of the platform
+    # tables").
+    audit_retention_days: float = Field(default=1826.0, gt=0)
+    audit_archive_dir: str | None = None
+
     @property
     def algorithms(self) -> list[str]:
         return [a.strip() for a in self.auth_algorithms.split(",") if a.strip()]

@@ -50,6 +50,9 @@ inbox = sa.Table(
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# The retention clean-up finds an event type's expired rows by this index (shared/retention.py).
+sa.Index("ix_inbox_event_type_processed_at", inbox.c.event_type, inbox.c.processed_at)
+
 idempotency_keys = sa.Table(
     "idempotency_keys",
     platform_metadata,
@@ -62,6 +65,9 @@ idempotency_keys = sa.Table(
     sa.Column("headers", JSONB),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# The retention clean-up finds expired keys by this index.
+sa.Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
 
 audit_log = sa.Table(
     "audit_log",
@@ -82,3 +88,5 @@ audit_log = sa.Table(
 sa.Index("ix_audit_log_resource", audit_log.c.resource_type, audit_log.c.resource_id)
 sa.Index("ix_audit_log_subject_ref", audit_log.c.subject_ref)
 sa.Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.at)
+# The retention clean-up finds (and archives in order) expired rows by this index.
+sa.Index("ix_audit_log_at", audit_log.c.at)

@@ -70,6 +70,8 @@ def service_env(name: str, port: int, pg: EmbeddedPostgres, broker: EmbeddedBrok
         # The embedded broker answers fetches only when the wait expires: keep it short.
         "KAFKA_FETCH_MAX_WAIT_MS": os.environ.get("KAFKA_FETCH_MAX_WAIT_MS", "10"),
         "AUTH_JWT_SECRET": DEV_JWT_SECRET,
+        # The demo loaders replay their creates with fixed Idempotency-Keys on every `make run`, months apart.
+        "IDEMPOTENCY_KEY_RETENTION_DAYS": os.environ.get("IDEMPOTENCY_KEY_RETENTION_DAYS", "36500"),
         "PYTHONPATH": str(ROOT),
     }
 

@@ -46,3 +46,7 @@ RETENTION_DAYS: dict[str, int | None] = {REGISTRY_TOPIC: None, HOUSEHOLD_TOPIC: 
 def dead_letter_topic(consumer_group: str) -> str:
     """Where a consumer group parks the records it could not process."""
     return f"posyandu.dlq.{consumer_group}"
+
+#: How many days Kafka keeps each dead-letter topic's records (deploy/k8s/base/kafka/topics.yaml): a dead letter can
+#: be replayed through the inbox that long after it was parked.
+DEAD_LETTER_RETENTION_DAYS = 30

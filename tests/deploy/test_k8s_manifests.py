@@ -649,3 +649,27 @@ def test_dev_is_one_of_everything(dev: tuple[Obj, ...]) -> None:
     assert all(t["spec"]["replicas"] == 1 for t in of_kind(dev, "KafkaTopic"))
     assert one(dev, "Cluster", "posyandu-pg")["spec"]["instances"] == 1
     assert int(configmap_keys(dev, "posyandu-common")["KAFKA_FETCH_MAX_WAIT_MS"]) <= 100
+
+
+def sizing_table() -> dict[str, dict[str, Any]]:
+    """The resources deploy/README.md's "Sizing" section derives per service (its first table)."""
+    text = (REPO / "deploy" / "README.md").read_text()
+    section = text.split("\n## Sizing\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, dict[str, Any]] = {}
+    for line in section.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0] in SERVICE_PORTS:
+            cpu_request, cpu_limit, memory = cells[1:4]
+            rows[cells[0]] = {"requests": {"cpu": cpu_request, "memory": memory},
+                              "limits": {"cpu": cpu_limit, "memory": memory}}
+    return rows
+
+
+def test_production_resources_are_the_ones_the_sizing_derives(production: tuple[Obj, ...]) -> None:
+    """Requests and limits are the measured sizing of deploy/README.md, and memory request = limit (no overcommit)."""
+    sized = sizing_table()
+    assert set(sized) == set(SERVICE_PORTS)
+    for service in services_in(production):
+        (container,) = one(production, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        assert container["resources"] == sized[service], service
+        assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"]

@@ -24,7 +24,8 @@ from shared import outbox
 from shared.db import create_engine, create_sessionmaker
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC, RETENTION_DAYS, SpmField
-from shared.outbox import OutboxRelay, enqueue, purge_sent
+from shared.outbox import OutboxRelay, enqueue
+from shared.retention import delete_expired_outbox
 from tests.support import tokens
 from tests.support.kafka import Received, events_about, read_topic
 
@@ -272,10 +273,11 @@ async def test_sent_rows_are_kept_as_long_as_their_topic_keeps_records(
             left = {r["id"] for r in await db.fetch("SELECT id FROM outbox")}
             return [i in left for i in ids]
 
-        assert await purge_sent(db, settings) == 2
+        assert await delete_expired_outbox(db, settings, "registry") == 2
         assert await kept() == [keep for *_, keep in rows]
         # OUTBOX_RETENTION_DAYS, when set, applies to every topic; a row not sent yet is never purged.
-        assert await purge_sent(db, settings.model_copy(update={"outbox_retention_days": 100})) == 3
+        assert await delete_expired_outbox(db, settings.model_copy(update={"outbox_retention_days": 100}),
+                                           "registry") == 3
         assert await kept() == [False, True, False, False, False, False, True]
     finally:
         await db.close()
