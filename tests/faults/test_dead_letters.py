@@ -145,12 +145,13 @@ async def test_poison_listed_replayed_once_after_the_fix_and_discarded(stack: St
                                          headers=tokens.admin())
                 assert response.status_code == 422, response.text
             kader = tokens.kader([uuid.uuid4()])
-            for method, path, body in (("GET", BASE, None), ("GET", f"{BASE}/{ids['6171']}", None),
-                                       ("POST", f"{BASE}/{ids['6171']}/replay", None),
-                                       ("POST", f"{BASE}/replay", {}),
-                                       ("POST", f"{BASE}/{malformed_id}/discard", {"reason": "not mine"})):
-                assert (await hh.request(method, path, json=body, headers=kader)).status_code == 403
-                assert (await hh.request(method, path, json=body)).status_code == 401
+            calls: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+                ("GET", BASE, None), ("GET", f"{BASE}/{ids['6171']}", None),
+                ("POST", f"{BASE}/{ids['6171']}/replay", None), ("POST", f"{BASE}/replay", {}),
+                ("POST", f"{BASE}/{malformed_id}/discard", {"reason": "not mine"}))
+            for method, path, call_body in calls:
+                assert (await hh.request(method, path, json=call_body, headers=kader)).status_code == 403
+                assert (await hh.request(method, path, json=call_body)).status_code == 401
             assert await count(state="pending") == 4  # nothing above changed anything
 
             # Inspect one: the body, and an audit row for the read.
