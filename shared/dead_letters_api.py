@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
 from shared import dead_letters as dl
 from shared.auth import Principal, Role, require_roles
@@ -18,6 +18,17 @@ from shared.errors import ValidationFailed
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+
+def _plausible(value: datetime) -> datetime:
+    # Far years would overflow on the way to UTC and the database: a 422, never a 500.
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("a time between the years 1900 and 9998")
+    return value
+
+
+#: A filter time: ISO 8601 with its offset, years 1900-9998.
+FilterTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
 DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The dead letter's id")]
 INSPECT_PURPOSE = "dead-letter inspection by an operator"
 
@@ -67,8 +78,8 @@ class ReplayFilter(BaseModel):
     event_type: str | None = Field(default=None, min_length=1, max_length=200)
     error: str | None = Field(default=None, min_length=1, max_length=200,
                               description="Case-insensitive substring of the error")
-    since: AwareDatetime | None = Field(default=None, description="Dead-lettered at or after")
-    until: AwareDatetime | None = Field(default=None, description="Dead-lettered before")
+    since: FilterTime | None = Field(default=None, description="Dead-lettered at or after")
+    until: FilterTime | None = Field(default=None, description="Dead-lettered before")
     limit: int = Field(default=100, ge=1, le=500)
 
     @model_validator(mode="after")
@@ -109,8 +120,8 @@ def dead_letters_router(service: str, handlers: dl.GroupHandlers) -> APIRouter:
         event_type: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         error: Annotated[str | None, Query(min_length=1, max_length=200,
                                            description="Case-insensitive substring of the error")] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Dead-lettered at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="Dead-lettered before")] = None,
+        since: Annotated[FilterTime | None, Query(description="Dead-lettered at or after")] = None,
+        until: Annotated[FilterTime | None, Query(description="Dead-lettered before")] = None,
     ) -> Any:
         _group_checked(group, groups, "query")
         _range_checked(since, until)
