@@ -5,8 +5,9 @@ event ids in the inbox; a redelivered event finds its id there and changes nothi
 fails, the transaction rolls back and the batch is handled again one record per transaction, so one bad record
 costs its neighbours nothing. Offsets are committed only after the transaction commits. A record that is not a
 valid event, or whose handler keeps failing for reasons other than an unreachable database, goes to
-`posyandu.dlq.<group>` with the error, and the runner moves on. Broker errors (a rebalance, UNKNOWN_MEMBER_ID
-from the embedded broker) make it rejoin.
+`posyandu.dlq.<group>` with the error (and into the service's `dead_letters` table, where the admin API and CLI
+list, replay and discard it: shared/dead_letters.py), and the runner moves on. Broker errors (a rebalance,
+UNKNOWN_MEMBER_ID from the embedded broker) make it rejoin.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.errors import database_unavailable
@@ -30,7 +32,7 @@ from shared.events.topics import dead_letter_topic
 from shared.kafka import new_consumer, new_producer
 from shared.observability import CONSUMER_LAG, CONSUMER_RECORDS, event_id_var
 from shared.settings import ServiceSettings
-from shared.tables import inbox
+from shared.tables import dead_letters, inbox
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +67,59 @@ class PermanentError(Exception):
 
 async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: str,
                      handlers: Mapping[str, Handler | Batched], events: list[CloudEvent]) -> int:
-    """Applies the events (each of a type in `handlers`) in one transaction, each at most once for the group:
-    one inbox insert claims their ids, and only the claimed ones reach their handlers. Returns how many were
-    applied; on any error the transaction rolls back and nothing is."""
+    """Applies the events (each of a type in `handlers`) in one transaction, each at most once for the group.
+    Returns how many were applied; on any error the transaction rolls back and nothing is."""
+    if not events:
+        return 0
+    async with sessionmaker() as session, session.begin():
+        return await apply_in(session, group_id, handlers, events)
+
+
+async def apply_in(session: AsyncSession, group_id: str, handlers: Mapping[str, Handler | Batched],
+                   events: list[CloudEvent]) -> int:
+    """Applies the events in the caller's transaction, each at most once for the group: one inbox insert claims
+    their ids, and only the claimed ones reach their handlers. Returns how many were applied. A replay of a
+    dead letter (shared/dead_letters.py) goes through here too, so it meets the same inbox."""
     if not events:
         return 0
     applied = 0
     outer_event_id = event_id_var.get()
     try:
-        async with sessionmaker() as session, session.begin():
-            result = await session.execute(
-                insert(inbox).values([{"consumer_group": group_id, "event_id": event.id, "event_type": event.type}
-                                      for event in events]).on_conflict_do_nothing().returning(inbox.c.event_id))
-            claimed = set(result.scalars())
-            batched: dict[str, list[CloudEvent]] = {}
-            for event in events:
-                if event.id not in claimed:
-                    continue
-                claimed.discard(event.id)  # an id twice in one batch is applied once
-                applied += 1
-                handler = handlers[event.type]
-                if isinstance(handler, Batched):
-                    batched.setdefault(event.type, []).append(event)
-                    continue
-                event_id_var.set(str(event.id))
-                await handler(session, event)
-            event_id_var.set(outer_event_id)
-            for event_type, of_type in batched.items():
-                await cast(Batched, handlers[event_type]).apply(session, of_type)
+        result = await session.execute(
+            insert(inbox).values([{"consumer_group": group_id, "event_id": event.id, "event_type": event.type}
+                                  for event in events]).on_conflict_do_nothing().returning(inbox.c.event_id))
+        claimed = set(result.scalars())
+        batched: dict[str, list[CloudEvent]] = {}
+        for event in events:
+            if event.id not in claimed:
+                continue
+            claimed.discard(event.id)  # an id twice in one batch is applied once
+            applied += 1
+            handler = handlers[event.type]
+            if isinstance(handler, Batched):
+                batched.setdefault(event.type, []).append(event)
+                continue
+            event_id_var.set(str(event.id))
+            await handler(session, event)
+        event_id_var.set(outer_event_id)
+        for event_type, of_type in batched.items():
+            await cast(Batched, handlers[event_type]).apply(session, of_type)
     finally:
         event_id_var.set(outer_event_id)
     return applied
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error of a dead letter, without the record's values: a validation error names its fields and what is
+    wrong with them (not the input), a database error gives the driver's message (not the statement's
+    parameters), since both are listed to operators and sent in the DLQ topic's `dlq_error` header."""
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['msg']}"
+                             for e in exc.errors(include_input=False, include_url=False))
+        return f"ValidationError: {problems}"
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc).__name__}: {str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -224,7 +248,7 @@ class ConsumerRunner:
         try:
             event = CloudEvent.from_bytes(record.value)
         except (ValueError, ValidationError) as exc:
-            await self._dead_letter(record, f"malformed event: {exc}")
+            await self._dead_letter(record, "malformed event: " + describe_error(exc))
             return
         if event.type not in self.handlers:
             CONSUMER_RECORDS.labels(self.service, self.group_id, "ignored").inc()
@@ -238,7 +262,7 @@ class ConsumerRunner:
                     CONSUMER_RECORDS.labels(self.service, self.group_id, "applied" if applied else "duplicate").inc()
                     return
                 except (PermanentError, ValidationError) as exc:
-                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    await self._dead_letter(record, describe_error(exc), event)
                     return
                 except Exception as exc:
                     if database_unavailable(exc):
@@ -250,22 +274,37 @@ class ConsumerRunner:
                         continue
                     attempt += 1
                     if attempt >= self.settings.consumer_max_attempts:
-                        await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                        await self._dead_letter(record, describe_error(exc), event)
                         return
                     log.warning("handler failed; retrying", extra={"attempt": attempt, "error": repr(exc)})
                     await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
         finally:
             event_id_var.set(None)
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str,
+                           event: CloudEvent | None = None) -> None:
         assert self._producer is not None
+        error = error[:2000]
+        # Recorded before the topic (once per source record, so a redelivery after a crash in between is
+        # harmless), both awaited before the offset moves on: a record is never dropped, only parked.
+        await self._record_dead_letter(record, error, event)
         headers = [*(record.headers or ()),
-                   ("dlq_error", error[:2000].encode()), ("dlq_topic", record.topic.encode()),
+                   ("dlq_error", error.encode()), ("dlq_topic", record.topic.encode()),
                    ("dlq_partition", str(record.partition).encode()), ("dlq_offset", str(record.offset).encode()),
                    ("dlq_consumer_group", self.group_id.encode())]
-        # Awaited before the offset moves on: a record is never dropped, only parked.
         await self._producer.send_and_wait(dead_letter_topic(self.group_id), value=record.value, key=record.key,
                                            headers=headers)
         CONSUMER_RECORDS.labels(self.service, self.group_id, "dead-lettered").inc()
         log.error("record dead-lettered", extra={"group": self.group_id, "topic": record.topic,
                                                   "offset": record.offset, "error": error[:500]})
+
+    async def _record_dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str,
+                                  event: CloudEvent | None) -> None:
+        """The dead letter's row in the service's database, for the admin API and CLI (shared/dead_letters.py)."""
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(insert(dead_letters).values(
+                consumer_group=self.group_id, topic=record.topic, kafka_partition=record.partition,
+                kafka_offset=record.offset, key=record.key, payload=record.value or b"", error=error,
+                event_id=event.id if event else None, event_type=event.type if event else None,
+                event_time=event.time if event else None,
+            ).on_conflict_do_nothing(index_elements=["consumer_group", "topic", "kafka_partition", "kafka_offset"]))

@@ -46,6 +46,11 @@ OUTBOX_RESENT = Counter("outbox_resent_total", "Sent outbox rows sent again to a
 OUTBOX_LEADER = Gauge("outbox_relay_leader", "1 while this process is the service's active relay", ["service"])
 CONSUMER_LAG = Gauge("consumer_lag", "Records behind the partition's high watermark",
                      ["service", "group", "topic", "partition"])
+CONSUMER_DEAD_LETTERS = Gauge("consumer_dead_letters", "Dead letters of a consumer group by state (pending, replayed, "
+                              "discarded), counted from the service's dead_letters table",
+                              ["service", "group", "state"])
+READINESS = Gauge("service_ready", "1 while the last readiness check of this process found the dependency "
+                  "reachable, else 0", ["service", "check"])
 CONSUMER_RECORDS = Counter("consumer_records_total", "Records handled by consumers, by outcome",
                            ["service", "group", "outcome"])
 RETENTION_DELETED = Counter("retention_deleted_rows_total", "Rows the retention clean-up deleted, by table",

@@ -48,3 +48,39 @@ def drop_retention_indexes() -> None:
     with op.get_context().autocommit_block():
         for name, table, _ in _RETENTION_INDEXES:
             op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+
+
+def add_dead_letters() -> None:
+    """The dead letters the consumer runner parked, with what an operator decided about each (shared/tables.py)."""
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("consumer_group", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("kafka_partition", sa.Integer(), nullable=False),
+        sa.Column("kafka_offset", sa.BigInteger(), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=True),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("event_id", sa.UUID(), nullable=True),
+        sa.Column("event_type", sa.Text(), nullable=True),
+        sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("dead_lettered_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("state", sa.Text(), server_default="pending", nullable=False),
+        sa.Column("replay_attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("replay_outcome", sa.Text(), nullable=True),
+        sa.Column("discarded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("discarded_by", sa.Text(), nullable=True),
+        sa.Column("discard_reason", sa.Text(), nullable=True),
+        sa.CheckConstraint("state IN ('pending', 'replayed', 'discarded')", name=op.f("ck_dead_letters_state")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+        sa.UniqueConstraint("consumer_group", "topic", "kafka_partition", "kafka_offset",
+                            name=op.f("uq_dead_letters_consumer_group_topic_kafka_partition_kafka_offset")),
+    )
+    op.create_index("ix_dead_letters_state", "dead_letters", ["state", "consumer_group", "id"], unique=False)
+
+
+def drop_dead_letters() -> None:
+    op.drop_index("ix_dead_letters_state", table_name="dead_letters")
+    op.drop_table("dead_letters")

@@ -23,12 +23,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import TokenVerifier
 from shared.consumer import Batched, ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker
+from shared.dead_letters import depth_loop
+from shared.dead_letters_api import dead_letters_router
 from shared.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_response
 from shared.events.asyncapi import asyncapi_document
 from shared.json_schema import add_component, model_schema
 from shared.observability import (
     HTTP_LATENCY,
     HTTP_REQUESTS,
+    READINESS,
     REQUEST_ID_HEADER,
     adopt_request_id,
     configure_logging,
@@ -67,6 +70,10 @@ class ServiceSpec:
     extra_schemas: Sequence[type[BaseModel]] = ()
     #: Background jobs started with the service, given the sessionmaker.
     background: Sequence[Callable[[ServiceSettings, async_sessionmaker[AsyncSession]], Coroutine[Any, Any, None]]] = ()
+
+    @property
+    def group_handlers(self) -> dict[str, dict[str, Handler | Batched]]:
+        return {sub.group_id: sub.handlers for sub in self.subscriptions}
 
     @property
     def consumed_topics(self) -> tuple[str, ...]:
@@ -181,6 +188,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         # Background jobs hold no state worth draining (what they do is in the database): cancelled on shutdown.
         jobs = [asyncio.create_task(job(settings, sessionmaker)) for job in spec.background]
         jobs.append(asyncio.create_task(retention_loop(settings, spec.name), name=f"{spec.name}-retention"))
+        if spec.subscriptions:
+            groups = [sub.group_id for sub in spec.subscriptions]
+            jobs.append(asyncio.create_task(depth_loop(spec.name, groups, sessionmaker)))
         log.info("service started", extra={"port": settings.port})
         try:
             yield {"settings": settings, "engine": engine, "sessionmaker": sessionmaker,
@@ -204,6 +214,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     _document_problems(app, spec.extra_schemas)
     for router in spec.routers:
         app.include_router(router)
+    if spec.subscriptions:
+        # Every consuming service has the admin API of its dead letters.
+        app.include_router(dead_letters_router(spec.name, spec.group_handlers))
 
     app.add_middleware(Observe, service=spec.name)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, overrides=spec.body_limits)
@@ -217,6 +230,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def readyz(request: Request) -> Response:
         checks = {"database": await _database_ok(request.state.engine),
                   "broker": await _broker_ok(settings.kafka_bootstrap_servers)}
+        for check, ok in checks.items():
+            READINESS.labels(spec.name, check).set(1 if ok else 0)
         ready = all(checks.values())
         body = {"status": "ready" if ready else "not-ready",
                 "checks": {k: "ok" if v else "unreachable" for k, v in checks.items()}}

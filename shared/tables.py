@@ -90,3 +90,36 @@ sa.Index("ix_audit_log_subject_ref", audit_log.c.subject_ref)
 sa.Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.at)
 # The retention clean-up finds (and archives in order) expired rows by this index.
 sa.Index("ix_audit_log_at", audit_log.c.at)
+
+#: Every record the consumer runner parked in `posyandu.dlq.<group>`, written in the same step as the DLQ topic
+#: (the topic stays the contract for external tools; this table holds what an operator decided about each record).
+#: `state` is `pending` until the record is replayed (`replayed`, with the replay's outcome) or discarded with a
+#: reason (`discarded`, kept). One row per source record: a redelivered poison record is recorded once.
+dead_letters = sa.Table(
+    "dead_letters",
+    platform_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("consumer_group", sa.Text, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("kafka_partition", sa.Integer, nullable=False),
+    sa.Column("kafka_offset", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.LargeBinary),
+    #: The record's value as it arrived (personal data: read only through the audited inspect).
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    #: Null when the record is not a valid CloudEvent.
+    sa.Column("event_id", UUID(as_uuid=True)),
+    sa.Column("event_type", sa.Text),
+    sa.Column("event_time", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("state", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("replay_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("replayed_at", sa.DateTime(timezone=True)),
+    sa.Column("replay_outcome", sa.Text),
+    sa.Column("discarded_at", sa.DateTime(timezone=True)),
+    sa.Column("discarded_by", sa.Text),
+    sa.Column("discard_reason", sa.Text),
+    sa.UniqueConstraint("consumer_group", "topic", "kafka_partition", "kafka_offset"),
+    sa.CheckConstraint("state IN ('pending', 'replayed', 'discarded')", name="state"),
+)
+sa.Index("ix_dead_letters_state", dead_letters.c.state, dead_letters.c.consumer_group, dead_letters.c.id)

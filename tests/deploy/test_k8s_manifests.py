@@ -54,6 +54,7 @@ COMPONENT_OBJECTS = {
     "NetworkPolicy": "{}",
     "KafkaUser": "{}",
     "Database": "{}",
+    "ServiceMonitor": "{}",
 }
 SERVICE_PORTS = {"registry": 8001, "household": 8002, "referral": 8003, "reporting": 8004}
 #: The services that consume, each with the consumer group named after itself.

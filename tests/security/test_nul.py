@@ -24,6 +24,7 @@ from services.registry.app import create_app as create_registry_app
 from services.reporting.app import create_app as create_reporting_app
 from services.reporting.app import spec as reporting_spec
 from services.reporting.settings import ReportingSettings
+from shared.dead_letters_api import dead_letters_router
 from shared.service import create_service_app
 from tests.security.conftest import SecurityWorld
 from tests.support import tokens
@@ -137,9 +138,12 @@ CASES = _cases()
 
 @pytest.fixture(scope="module")
 async def reporting(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """The reporting app on a database of its own, without its consumers: these requests only read."""
+    """The reporting app on a database of its own, without its consumers (these requests only read), but with the
+    dead-letter API that its consumer groups give it."""
     dsn = await stack.migrated_database("reporting", "reporting_nul")
-    app = create_service_app(dataclasses.replace(reporting_spec(), subscriptions=()),
+    spec = reporting_spec()
+    app = create_service_app(dataclasses.replace(spec, subscriptions=(), routers=[
+        *spec.routers, dead_letters_router(spec.name, spec.group_handlers)]),
                              ReportingSettings(**service_settings(stack, dsn)))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),

@@ -84,6 +84,11 @@ def _admin_only(path: str, method: str) -> Case:
     return Case(lambda w: [url], body=(lambda w: body) if body else None)
 
 
+def _dead_letter(tail: str) -> Case:
+    return Case(lambda w: [f"/api/v1/dead-letters/1{tail}"],
+                body=(lambda w: {"reason": "bukan urusan saya"}) if tail == "/discard" else None)
+
+
 HH = "/api/v1/households/{household_id}"
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
 CASES: dict[str, Case] = {
@@ -194,6 +199,10 @@ CASES: dict[str, Case] = {
     **{f"referral {method} {path}": _admin_only(path, method)
        for path in ("/api/v1/sla/overrides/{override_id}", "/api/v1/routing-rules/{rule_id}")
        for method in ("GET", "PUT", "DELETE")},
+    # Dead letters: admin only in every consuming service, so every other role is refused whichever record it names.
+    **{f"{service} {method} /api/v1/dead-letters/{{dead_letter_id}}{tail}": _dead_letter(tail)
+       for service in ("household", "referral")
+       for method, tail in (("GET", ""), ("POST", "/replay"), ("POST", "/discard"))},
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
@@ -29,11 +30,15 @@ from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla, Uni
 from services.referral.tables import EscalationDelay, Referral, SlaOverride
 from shared.categories import Urgency
 from shared.events import referral as ev
+from shared.events.topics import SpmField
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 _SWEEP_LOCK = zlib.crc32(b"referral-sla-sweep")
+#: The overdue referrals still open, per field: the alert `ReferralsOverdue` (deploy/k8s/base/monitoring) reads it.
+REFERRALS_OVERDUE = Gauge("referrals_overdue", "Open referrals past an SLA deadline (marked overdue by the sweep), "
+                          "by SPM field", ["spm_field"])
 #: States whose clocks run: routed, submitted and not closed.
 _CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
 
@@ -134,8 +139,21 @@ async def _fresh(session: AsyncSession, referral_id: object) -> Referral:
     return referral
 
 
+async def refresh_overdue_gauge(session: AsyncSession) -> dict[str, int]:
+    """Sets `referrals_overdue` per field from the open referrals the sweep marked overdue (zero for a field with
+    none), and returns the counts. Every replica does it, so any replica's gauge is current for the alert."""
+    counts: dict[str, int] = {field: n for field, n in await session.execute(
+        sa.select(col(Referral.spm_field), sa.func.count())
+        .where(col(Referral.status).in_(_CLOCKED), col(Referral.overdue_at).is_not(None))
+        .group_by(col(Referral.spm_field)))}
+    for spm_field in SpmField:
+        REFERRALS_OVERDUE.labels(spm_field.value).set(counts.get(spm_field.value, 0))
+    return counts
+
+
 async def sla_loop(settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """The background job: sweep every interval; one replica at a time (advisory lock), errors logged and retried."""
+    """The background job: sweep every interval; one replica at a time (advisory lock), errors logged and retried.
+    Each replica then recounts the overdue referrals for the gauge."""
     assert isinstance(settings, ReferralSettings)
     while True:
         try:
@@ -146,6 +164,7 @@ async def sla_loop(settings: ServiceSettings, sessionmaker: async_sessionmaker[A
                     if result.overdue or result.escalated:
                         log.info("sla sweep", extra={"overdue": len(result.overdue),
                                                      "escalated": len(result.escalated)})
+                await refresh_overdue_gauge(session)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -110,6 +110,9 @@ NOT_REFERRAL_DATA = {
              "bodies sent go through disclosure.py (webhooks/service.py)"
        for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
                     "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
+    **{path: "dead letters of the referral's consumer (admin only), which reads the registry and household topics: "
+             "a household or registry event, never a referral's fields; reading a body is audited"
+       for path in ("/api/v1/dead-letters", "/api/v1/dead-letters/{dead_letter_id}")},
 }
 
 

@@ -2,7 +2,7 @@
 audit log by time (shared/platform_migrations.py, the same revision in every service).
 
 Revision ID: 1e5598845ecc
-Revises: 4e77cdd37968
+Revises: 70eb97708dfa
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from shared.platform_migrations import add_retention_indexes, drop_retention_indexes
 
 revision: str = '1e5598845ecc'
-down_revision: str | None = '4e77cdd37968'
+down_revision: str | None = '70eb97708dfa'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 audit log by time (shared/platform_migrations.py, the same revision in every service).
 
 Revision ID: 138de23d3e08
-Revises: 6b69eda189e0
+Revises: dc7de8a5f09a
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from shared.platform_migrations import add_retention_indexes, drop_retention_indexes
 
 revision: str = '138de23d3e08'
-down_revision: str | None = '6b69eda189e0'
+down_revision: str | None = 'dc7de8a5f09a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

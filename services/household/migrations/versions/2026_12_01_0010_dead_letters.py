@@ -1,0 +1,24 @@
+"""Dead letters: each record the consumer runner parks in posyandu.dlq.<group>, with what an operator decided about
+it (replayed, discarded with a reason), for the admin API and CLI (shared/dead_letters.py).
+
+Revision ID: 70eb97708dfa
+Revises: 4e77cdd37968
+Create Date: 2026-12-01 12:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+from shared.platform_migrations import add_dead_letters, drop_dead_letters
+
+revision: str = '70eb97708dfa'
+down_revision: str | None = '4e77cdd37968'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    add_dead_letters()
+
+
+def downgrade() -> None:
+    drop_dead_letters()
