@@ -14,6 +14,7 @@ from services.household.households.endpoints import router as households_router
 from services.household.imports.endpoints import IMPORT_PATH
 from services.household.imports.endpoints import router as import_router
 from services.household.measurements.endpoints import router as measurements_router
+from services.household.needs.sweep import need_sweep_loop
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.settings import HouseholdSettings
@@ -34,6 +35,8 @@ SPEC = ServiceSpec(
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
     subscriptions=[Subscription(group_id="household", topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values()],
                                 handlers={**registry_events.HANDLERS, **referral_events.HANDLERS})],
+    # The daily sweep of the age- and time-dependent need rules (once a day across replicas).
+    background=[need_sweep_loop],
 )
 
 

@@ -1,7 +1,8 @@
-"""The household service's settings: the shared ones, with its own port and the bulk import's bounds."""
+"""The household service's settings: the shared ones, its own port, the bulk import's bounds, the need sweep."""
 
 from pydantic import Field
 
+from services.household.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 
@@ -12,3 +13,11 @@ class HouseholdSettings(ServiceSettings):
     # Imports running at once in one process (each holds a database connection and parses on the event loop); one
     # more is refused with a 503 and Retry-After rather than queued.
     household_import_max_concurrent: int = Field(default=2, ge=1)
+    # The daily need sweep (needs/sweep.py): re-evaluates the age- and time-dependent rules once a day (UTC).
+    need_sweep_enabled: bool = True
+    #: How often the background job checks whether today's sweep is still to run (one short query).
+    need_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    #: Households re-evaluated per transaction (each holds its households' row locks until it commits).
+    need_sweep_batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: The time source of the sweep; tests inject one that they move forward.
+    clock: Clock = Field(default=system_clock, exclude=True)

@@ -9,7 +9,15 @@ from sqlmodel import col, select
 
 from services.household.identifiers import mask_nik
 from services.household.measurements.service import growth_snapshots
-from services.household.needs.rules import DetectedNeed, HouseholdSnapshot, MemberSnapshot, NeedKey, detect, diff
+from services.household.needs.rules import (
+    DetectedNeed,
+    HouseholdSnapshot,
+    MemberSnapshot,
+    NeedDiff,
+    NeedKey,
+    detect,
+    diff,
+)
 from services.household.profiles.service import current_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
@@ -46,8 +54,8 @@ def _event_data(need: Need, household: Household, member: Member | None) -> ev.N
 
 
 async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
-                        registered: list[Member] | None = None) -> None:
-    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing.
+                        registered: list[Member] | None = None) -> NeedDiff:
+    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing. Returns what changed.
 
     `registered`: the household was created in this transaction with these members (it has no needs yet)."""
     snapshot, members = await snapshot_of(session, household, registered)
@@ -82,6 +90,7 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
         entries.append(outbox_entry(event_type, _event_data(need, household, member),  # type: ignore[arg-type]
                                     subject=str(household.id), regioncode=household.village_code))
     await enqueue(session, ev.NEED_DETECTED.publisher, entries)
+    return changes
 
 
 async def open_needs(session: AsyncSession, household_id: object) -> list[Need]:
