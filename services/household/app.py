@@ -17,7 +17,9 @@ from services.household.measurements.endpoints import router as measurements_rou
 from services.household.needs.sweep import need_sweep_loop
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
+from services.household.sessions.endpoints import router as sessions_router
 from services.household.settings import HouseholdSettings
+from services.household.visits.endpoints import router as visits_router
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import REFERRAL_TOPICS, REGISTRY_TOPIC
@@ -29,7 +31,7 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router()],
+             audit_router(), sessions_router, visits_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).

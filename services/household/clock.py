@@ -1,9 +1,12 @@
-"""The household service's time source: injectable, so tests move the day forward without waiting for it."""
+"""The household service's time source: injectable (settings.clock), so tests move the day forward without waiting."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 #: Returns the current time, timezone-aware (UTC).
 Clock = Callable[[], datetime]
@@ -17,3 +20,12 @@ def today_by(clock: Clock) -> date:
     """The day by the clock: the UTC date, as every other date the household service derives (date.today() on
     its UTC servers), so that the sweep and an edit on the same day agree on everyone's age."""
     return clock().astimezone(UTC).date()
+
+
+async def request_now(request: Request) -> datetime:
+    """The current time by the service's clock (settings.clock), for a request."""
+    clock: Clock = request.state.settings.clock
+    return clock()
+
+
+NowDep = Annotated[datetime, Depends(request_now)]

@@ -229,3 +229,64 @@ class NeedSweep(Table, table=True):
     resolved: int
     started_at: datetime = Field(sa_column=timestamptz())
     finished_at: datetime = Field(sa_column=timestamptz())
+
+
+class KnownSchedule(Table, table=True):
+    """Each posyandu's opening-day schedule as the registry announced it (posyandu.schedule.changed.v1)."""
+
+    __tablename__ = "known_schedules"
+
+    posyandu_id: uuid.UUID = Field(primary_key=True)
+    #: The event's rule and dated exceptions (shared.events.registry.ScheduleData without the computed dates).
+    schedule: dict[str, Any] = Field(sa_column=_json())
+    version: int
+
+
+class PosyanduSession(Table, table=True):
+    """One opening day at one posyandu, opened and closed by its kader; closed, it takes no more visits."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.UniqueConstraint("posyandu_id", "session_date"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    posyandu_id: uuid.UUID
+    village_code: str = Field(max_length=10)
+    session_date: date
+    #: `open` or `closed`.
+    status: str = Field(default="open", max_length=10)
+    opened_by: str = Field(max_length=200)
+    opened_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())
+    closed_by: str | None = Field(default=None, max_length=200)
+    closed_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
+    version: int = 1
+
+
+class Visit(Table, table=True):
+    """One member's visit at one session: the services received, one typed section per life-cycle group."""
+
+    __tablename__ = "visits"
+    __table_args__ = (sa.UniqueConstraint("session_id", "member_id"),
+                      sa.Index("ix_visits_member_date", "member_id", "visited_on"))
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    session_id: uuid.UUID = Field(foreign_key="sessions.id")
+    member_id: uuid.UUID = Field(foreign_key="members.id")
+    household_id: uuid.UUID = Field(foreign_key="households.id", index=True)
+    posyandu_id: uuid.UUID
+    #: The session's date.
+    visited_on: date
+    #: DOMAIN.md §8's group (`infant`, `toddler`, `school-age`, `adult`, `elderly`) and age on the visit date.
+    life_cycle_group: str = Field(max_length=12)
+    age_months: int
+    pregnant: bool = False
+    #: The sections, each as its model in shared.events.household dumps it (null: not seen for that group).
+    child: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
+    pregnancy: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
+    adolescent: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
+    adult: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
+    #: Counselling (penyuluhan) topics given.
+    counselling: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.ARRAY(sa.Text), nullable=False))
+    #: The child's measurement taken at this visit (recorded through the measurements module).
+    measurement_id: uuid.UUID | None = Field(default=None, foreign_key="measurements.id")
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz())

@@ -10,6 +10,7 @@ from services.registry.agencies.endpoints import router as agencies_router
 from services.registry.posyandu.endpoints import router as posyandu_router
 from services.registry.regions.endpoints import router as regions_router
 from services.registry.republish import router as republish_router
+from services.registry.schedule.endpoints import router as schedule_router
 from services.registry.settings import RegistrySettings
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
@@ -20,7 +21,7 @@ SPEC = ServiceSpec(
     title="Posyandu registry",
     description="Regions (wilayah), posyandu and their cadres, agencies (OPD) with their SPM fields, and the "
                 "routing rule for referrals. Every change is an event on posyandu.registry.v1.",
-    routers=[regions_router, posyandu_router, agencies_router, republish_router, audit_router()],
+    routers=[regions_router, posyandu_router, agencies_router, republish_router, audit_router(), schedule_router],
     # The national region list is about 2.3 MB as CSV.
     body_limits={"/api/v1/regions/import": 64 * 1024 * 1024},
 )

@@ -1,13 +1,14 @@
 """Re-announce the registry's current state, so that consumers can (re)build their read models.
 
 The embedded broker keeps nothing across restarts, and a service that starts consuming late has missed
-the history: this publishes every region, posyandu, cadre and agency again as the event of its current
+the history: this publishes every region, posyandu, cadre, agency and schedule again as the event of its current
 state. Consumers treat those events as upserts (they are versioned where versions exist), so a
 republish is harmless to those that already know.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -16,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.agencies.service import agency_data
+from services.registry.clock import NowDep
 from services.registry.posyandu.service import cadre_data, posyandu_data
-from services.registry.tables import Agency, Cadre, Posyandu, Region
+from services.registry.schedule.service import event_data as schedule_event
+from services.registry.tables import Agency, Cadre, Posyandu, PosyanduSchedule, Region, ScheduleException
 from shared.auth import Role, require_roles
 from shared.db import SessionDep
 from shared.events import registry as ev
@@ -33,9 +36,10 @@ class RepublishReport(BaseModel):
     posyandu: int
     cadres: int
     agencies: int
+    schedules: int = 0
 
 
-async def republish(session: AsyncSession) -> RepublishReport:
+async def republish(session: AsyncSession, *, today: date) -> RepublishReport:
     events: list[tuple[CloudEvent, str, str]] = []
 
     def add(event_type: EventType, data: BaseModel, subject: str, regioncode: str | None = None) -> None:
@@ -59,12 +63,21 @@ async def republish(session: AsyncSession) -> RepublishReport:
     agencies = (await session.execute(select(Agency).order_by(col(Agency.created_at)))).scalars().all()
     for a in agencies:
         add(ev.AGENCY_REGISTERED if a.status == "active" else ev.AGENCY_DEACTIVATED, agency_data(a), str(a.id))
+    by_id = {p.id: p for p in posyandu}
+    schedules = (await session.execute(select(PosyanduSchedule))).scalars().all()
+    exceptions = (await session.execute(select(ScheduleException).order_by(col(ScheduleException.on_date))
+                                        )).scalars().all()
+    for sch in schedules:
+        owner = by_id[sch.posyandu_id]
+        own = [e for e in exceptions if e.posyandu_id == owner.id]
+        add(ev.SCHEDULE_CHANGED, schedule_event(owner, sch, own, today), str(owner.id), owner.village_code)
     await enqueue(session, "registry", events)
-    return RepublishReport(regions=len(regions), posyandu=len(posyandu), cadres=len(cadres), agencies=len(agencies))
+    return RepublishReport(regions=len(regions), posyandu=len(posyandu), cadres=len(cadres), agencies=len(agencies),
+                           schedules=len(schedules))
 
 
 @router.post("/republish", response_model=RepublishReport,
-             summary="Publish the current state of every region, posyandu, cadre and agency again (admin)")
-async def republish_registry(session: SessionDep,
+             summary="Publish the current state of every region, posyandu, cadre, agency and schedule again (admin)")
+async def republish_registry(session: SessionDep, now: NowDep,
                              _: Any = Depends(require_roles(Role.ADMIN))) -> Any:
-    return await republish(session)
+    return await republish(session, today=now.date())

@@ -1,7 +1,12 @@
-"""The registry service's settings: the shared ones, with its own port."""
+"""The registry service's settings: the shared ones, with its own port and the clock."""
 
+from pydantic import Field
+
+from services.registry.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 
 class RegistrySettings(ServiceSettings):
     port: int | None = 8001
+    # The time source (the coming months a schedule event lists); tests inject their own.
+    clock: Clock = Field(default=system_clock, exclude=True)

@@ -87,3 +87,34 @@ class Agency(Table, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
     updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
+
+
+class PosyanduSchedule(Table, table=True):
+    """A posyandu's monthly opening-day rule (none: only its explicit dates); its exceptions are rows below."""
+
+    __tablename__ = "posyandu_schedules"
+
+    posyandu_id: uuid.UUID = Field(foreign_key="posyandu.id", primary_key=True)
+    #: `first` .. `fourth` or `last` with a weekday (`monday` ..), e.g. the second Tuesday; both null: no rule.
+    rule_ordinal: str | None = Field(default=None, max_length=10)
+    rule_weekday: str | None = Field(default=None, max_length=10)
+    version: int = Field(default=1)
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamptz(nullable=False))
+
+
+class ScheduleException(Table, table=True):
+    """An extra opening day, a rule day moved to another date, or a cancelled rule day, with its reason."""
+
+    __tablename__ = "schedule_exceptions"
+    __table_args__ = (sa.UniqueConstraint("posyandu_id", "on_date"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    posyandu_id: uuid.UUID = Field(foreign_key="posyandu_schedules.posyandu_id", index=True)
+    #: `extra`, `moved` or `cancelled`.
+    kind: str = Field(max_length=10)
+    #: The extra day, the rule day moved away from, or the cancelled day.
+    on_date: date
+    #: A moved day's new date.
+    to_date: date | None = None
+    reason: str = Field(max_length=200)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.events.catalogue import EventType, register
 from shared.events.personal_data import NotPersonal, Personal
@@ -121,3 +122,118 @@ class MemberMergedData(BaseModel):
 
 MEMBER_MERGED = _household("posyandu.member.merged.v1", MemberMergedData,
                            "A duplicate member record was merged into the survivor, which keeps both histories.")
+
+
+# --- opening days: sessions and visits ----------------------------------------------------------------------------
+
+
+class SessionData(BaseModel):
+    """One opening day at one posyandu (a session); the subject and key are the session id."""
+
+    session_id: NotPersonal[uuid.UUID]
+    posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    session_date: NotPersonal[date]
+    status: NotPersonal[str]
+    version: NotPersonal[int]
+
+
+class VisitCounts(BaseModel):
+    """Visits of a closed session per life-cycle group (DOMAIN.md §8) on the session date; `pregnant` counts the
+    pregnant women among them again."""
+
+    infant: NotPersonal[int]
+    toddler: NotPersonal[int]
+    school_age: NotPersonal[int]
+    adult: NotPersonal[int]
+    elderly: NotPersonal[int]
+    pregnant: NotPersonal[int]
+    total: NotPersonal[int]
+
+
+class SessionClosedData(SessionData):
+    visits: NotPersonal[VisitCounts]
+
+
+SESSION_OPENED = _household("posyandu.session.opened.v1", SessionData,
+                            "A kader opened a session: one opening day at one posyandu, taking visits.")
+SESSION_CLOSED = _household("posyandu.session.closed.v1", SessionClosedData,
+                            "A session was closed (it takes no more visits), with its visits counted per "
+                            "life-cycle group.")
+
+
+class ChildServices(BaseModel):
+    """What a child under five received (the measurement itself is a measurement, linked by its id)."""
+
+    vitamin_a: Personal[bool | None] = Field(default=None, description="Vitamin A capsule (February and August only)")
+    deworming: Personal[bool | None] = Field(default=None, description="Deworming tablet (from 12 months)")
+    supplementary_feeding: Personal[bool | None] = Field(default=None, description="Supplementary feeding (PMT)")
+    kms_book_held: Personal[bool | None] = Field(default=None, description="The KMS card / KIA book was shown")
+
+
+class PregnancyServices(BaseModel):
+    antenatal_visit_number: Personal[int | None] = Field(default=None, ge=1, le=20,
+                                                         description="Which antenatal visit of this pregnancy")
+    muac_cm: Personal[float | None] = Field(default=None, ge=5, le=60, allow_inf_nan=False)
+    systolic_bp: Personal[int | None] = Field(default=None, ge=40, le=300, description="mmHg")
+    diastolic_bp: Personal[int | None] = Field(default=None, ge=20, le=200, description="mmHg")
+    iron_tablets: Personal[int | None] = Field(default=None, ge=0, le=180, description="Iron tablets (TTD) given")
+
+
+class AdolescentServices(BaseModel):
+    haemoglobin_g_dl: Personal[float | None] = Field(default=None, ge=2, le=25, allow_inf_nan=False)
+    anaemia: Personal[bool | None] = Field(default=None, description="Anaemia screening result (true: anaemic)")
+    muac_cm: Personal[float | None] = Field(default=None, ge=5, le=60, allow_inf_nan=False)
+
+
+class ScreeningResult(StrEnum):
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+
+
+class AdultServices(BaseModel):
+    """Screening of adults and the elderly (blood pressure, blood sugar, BMI, TB symptoms, mental health)."""
+
+    systolic_bp: Personal[int | None] = Field(default=None, ge=40, le=300, description="mmHg")
+    diastolic_bp: Personal[int | None] = Field(default=None, ge=20, le=200, description="mmHg")
+    blood_sugar_mg_dl: Personal[int | None] = Field(default=None, ge=20, le=1000)
+    weight_kg: Personal[float | None] = Field(default=None, ge=20, le=300, allow_inf_nan=False)
+    height_cm: Personal[float | None] = Field(default=None, ge=100, le=250, allow_inf_nan=False)
+    long_cough: Personal[bool | None] = Field(default=None, description="Cough for 2 weeks or more")
+    tb_screening: Personal[ScreeningResult | None] = Field(default=None, description="TB symptom screening")
+    mental_health_screening: Personal[ScreeningResult | None] = None
+
+
+class AdultVisitData(AdultServices):
+    bmi: Personal[float | None] = Field(default=None, description="From weight and height, kg/m²")
+
+
+class ChildVisitData(ChildServices):
+    weighed: Personal[bool] = Field(default=False, description="A weight was recorded at this visit (SKDN's D)")
+    #: The KMS signal of this visit's weighing (`N`, `T`, `O`, `B`; SKDN's N counts `N`).
+    kms_signal: Personal[str | None] = None
+
+
+class VisitData(BaseModel):
+    """One member's visit at a session; the subject and key are the household id, like its measurements."""
+
+    visit_id: NotPersonal[uuid.UUID]
+    session_id: NotPersonal[uuid.UUID]
+    posyandu_id: NotPersonal[uuid.UUID]
+    household_id: NotPersonal[uuid.UUID]
+    member_id: NotPersonal[uuid.UUID]
+    visited_on: NotPersonal[date]
+    life_cycle_group: Personal[str]
+    age_months: Personal[int]
+    pregnant: Personal[bool]
+    child: Personal[ChildVisitData | None] = None
+    pregnancy: Personal[PregnancyServices | None] = None
+    adolescent: Personal[AdolescentServices | None] = None
+    adult: Personal[AdultVisitData | None] = None
+    counselling: Personal[list[str]] = Field(default_factory=list)
+    measurement_id: NotPersonal[uuid.UUID | None] = None
+
+
+VISIT_RECORDED = _household("posyandu.visit.recorded.v1", VisitData,
+                            "A member's visit at a session was recorded with the services received per life-cycle "
+                            "group (no NIK).")

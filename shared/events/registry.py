@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from shared.events.catalogue import EventType, RegionCodePresence, register
 from shared.events.personal_data import NotPersonal
 from shared.events.topics import REGISTRY_TOPIC, SpmField
+from shared.opening_days import MonthlyRule, Ordinal, Schedule, Weekday
 
 
 class RegionLevel(StrEnum):
@@ -106,3 +107,47 @@ AGENCY_REGISTERED = _agency("posyandu.agency.registered.v1",
                             "An agency (OPD) was registered with its fields and jurisdiction.")
 AGENCY_UPDATED = _agency("posyandu.agency.updated.v1", "An agency's fields, jurisdiction or details changed.")
 AGENCY_DEACTIVATED = _agency("posyandu.agency.deactivated.v1", "An agency no longer takes referrals.")
+
+
+class MonthlyRuleData(BaseModel):
+    """E.g. the second Tuesday of every month (`second`, `tuesday`); `last` is the month's last such weekday."""
+
+    ordinal: NotPersonal[Ordinal]
+    weekday: NotPersonal[Weekday]
+
+
+class MovedDayData(BaseModel):
+    from_date: NotPersonal[date]
+    to_date: NotPersonal[date]
+
+
+class ScheduleRules(BaseModel):
+    """The whole schedule: a monthly rule (or none) and the dated exceptions (the reasons stay behind the REST API,
+    free text). A consumer computes any range of opening days from it (`to_schedule`)."""
+
+    rule: NotPersonal[MonthlyRuleData | None]
+    extra_days: NotPersonal[list[date]]
+    moved_days: NotPersonal[list[MovedDayData]]
+    cancelled_days: NotPersonal[list[date]]
+
+    def to_schedule(self) -> Schedule:
+        return Schedule(rule=MonthlyRule(self.rule.ordinal, self.rule.weekday) if self.rule else None,
+                        extra=frozenset(self.extra_days), moved={m.from_date: m.to_date for m in self.moved_days},
+                        cancelled=frozenset(self.cancelled_days))
+
+
+class ScheduleData(ScheduleRules):
+    """A posyandu's schedule after a change, with the opening days it gives for the coming months."""
+
+    posyandu_id: NotPersonal[uuid.UUID]
+    village_code: NotPersonal[str]
+    #: The opening days from the first of the month of the change through `opening_days_to`.
+    opening_days: NotPersonal[list[date]]
+    opening_days_from: NotPersonal[date]
+    opening_days_to: NotPersonal[date]
+    version: NotPersonal[int]
+
+
+SCHEDULE_CHANGED = _registry("posyandu.schedule.changed.v1", ScheduleData,
+                             "A posyandu's opening days changed (monthly rule, extra, moved or cancelled days); "
+                             "carries the whole schedule and the resulting dates for the coming months.")

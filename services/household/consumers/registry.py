@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.household.tables import Household, KnownPosyandu, KnownRegion, metadata
+from services.household.tables import Household, KnownPosyandu, KnownRegion, KnownSchedule, metadata
 from shared.consumer import Handler
 from shared.events import registry as reg
 from shared.events.envelope import CloudEvent
@@ -37,6 +37,17 @@ async def on_posyandu(session: AsyncSession, event: CloudEvent) -> None:
         index_elements=["id"], set_=values, where=table.c.version < data.version))
 
 
+async def on_schedule(session: AsyncSession, event: CloudEvent) -> None:
+    data = reg.ScheduleData.model_validate(event.data)
+    table = metadata.tables[KnownSchedule.__tablename__]
+    # The rule and exceptions are the whole schedule; the listed dates cover only its next months.
+    schedule = reg.ScheduleRules.model_validate(data, from_attributes=True).model_dump(mode="json")
+    await session.execute(insert(table).values(posyandu_id=data.posyandu_id, schedule=schedule, version=data.version)
+                          .on_conflict_do_update(index_elements=["posyandu_id"],
+                                                 set_={"schedule": schedule, "version": data.version},
+                                                 where=table.c.version < data.version))
+
+
 HANDLERS: dict[str, Handler] = {
     reg.REGION_REGISTERED.name: on_region,
     reg.REGION_RENAMED.name: on_region,
@@ -44,4 +55,5 @@ HANDLERS: dict[str, Handler] = {
     reg.POSYANDU_REGISTERED.name: on_posyandu,
     reg.POSYANDU_UPDATED.name: on_posyandu,
     reg.POSYANDU_DEACTIVATED.name: on_posyandu,
+    reg.SCHEDULE_CHANGED.name: on_schedule,
 }

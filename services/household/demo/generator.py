@@ -1,4 +1,5 @@
-"""Deterministic plans of demo households: members, identifiers, per-field profiles and child measurements.
+"""Deterministic plans of demo households: members, identifiers, per-field profiles, child measurements and the
+visits of the posyandu's last opening days (sessions), the children weighed at them.
 
 Pure functions (no I/O): :func:`plan_households` turns the demo posyandu, a count and a reference date into the
 same list of :class:`HouseholdPlan` every time (``random.Random(2026)``); the first ``k`` plans do not depend on
@@ -23,8 +24,13 @@ from services.household.growth.tables import LMS, Sex, Table, lms_for_age, lms_f
 from services.household.needs.config import DEFAULT_CONFIG
 from services.household.needs.rules import pregnancy_month
 from shared.events.topics import SpmField
+from shared.opening_days import MonthlyRule, Ordinal, Weekday
 
 SEED = 2026
+#: The demo posyandu's opening day, as the registry demo schedules it: the children are weighed at the last
+#: DEMO_SESSIONS of these days, and members visit then.
+DEMO_OPENING_RULE = MonthlyRule(Ordinal.SECOND, Weekday.TUESDAY)
+DEMO_SESSIONS = 3
 
 #: Forced situations, one every third household, cycling; each makes needs of the field(s) in its comment.
 SCENARIOS: tuple[str, ...] = (
@@ -149,6 +155,15 @@ class MeasurementPlan:
                 "muac_cm": self.muac_cm, "head_circumference_cm": self.head_circumference_cm}
 
 
+@dataclass(frozen=True)
+class VisitPlan:
+    """One member's visit at the session of ``on``: the visit body without the member id."""
+
+    member: int
+    on: date
+    services: dict[str, Any]
+
+
 @dataclass
 class HouseholdPlan:
     number: int
@@ -166,6 +181,7 @@ class HouseholdPlan:
     #: Per field: member index -> member section.
     member_sections: dict[SpmField, dict[int, dict[str, Any]]] = field(default_factory=dict)
     measurements: list[MeasurementPlan] = field(default_factory=list)
+    visits: list[VisitPlan] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:
@@ -214,6 +230,11 @@ def _months_before(day: date, months: int) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def session_dates(reference: date, count: int = DEMO_SESSIONS) -> list[date]:
+    """The demo posyandu's last ``count`` opening days on or before the reference date, oldest first."""
+    return list(DEMO_OPENING_RULE.days(_months_before(reference, count + 1), reference))[-count:]
 
 
 def lms_value(lms: LMS, z: float, *, restricted_tail: bool = False) -> float:
@@ -453,7 +474,7 @@ class _Household:
         return sections
 
     def measurements(self) -> list[MeasurementPlan]:
-        """Three monthly weighings of every child under five; some children stunted, wasted or underweight."""
+        """A weighing of every child under five at each of the last sessions; some stunted, wasted or underweight."""
         rng, plans = self.rng, []
         forced = self.scenario == "toddler-growth"
         for i, m in enumerate(self.members):
@@ -473,8 +494,7 @@ class _Household:
                 whz = min(1.5, max(-1.7, whz))
             sex = Sex(m.sex)
             previous: tuple[float, float] | None = None  # (weight, length) of the month before
-            for back in (2, 1, 0):
-                on = _months_before(self.ref, back)
+            for on in session_dates(self.ref):
                 age_days = (on - m.birth_date).days
                 if age_days < 1 or _months(m.birth_date, on) >= MAX_MEASURED_MONTHS:
                     continue
@@ -652,7 +672,58 @@ class _Household:
         plan.household_sections[SpmField.SOSIAL] = {"dtsen_decile": decile, "aid_received": aid}
         plan.member_sections[SpmField.SOSIAL] = social
         plan.measurements = self.measurements()
+        plan.visits = self.visits(plan.measurements, plan.member_sections[SpmField.KESEHATAN])
         return plan
+
+    def visits(self, measurements: list[MeasurementPlan], health: dict[int, dict[str, Any]]) -> list[VisitPlan]:
+        """Who came to which session for what: every child weighed there, pregnant women for antenatal care, some
+        adolescents, adults and elderly for screening. A generator of its own (the household plans stay as they
+        were); the last session's screening values are the profile's, which was observed on the reference date."""
+        rng = random.Random(f"{SEED}-visits-{self.number}")
+        weighed = {(m.member, m.measured_on): m for m in measurements}
+        dates = session_dates(self.ref)
+        plans: list[VisitPlan] = []
+        for i, m in enumerate(self.members):
+            section, book_held = health.get(i, {}), rng.random() < 0.85
+            for n, on in enumerate(dates):
+                if on < m.birth_date:
+                    continue
+                months, last = _months(m.birth_date, on), n == len(dates) - 1
+                years = months // 12
+                body: dict[str, Any] = {}
+                if months < MAX_MEASURED_MONTHS:
+                    if (measurement := weighed.get((i, on))) is None:
+                        continue
+                    values = {k: v for k, v in measurement.body().items() if k != "measured_on" and v is not None}
+                    supplement = on.month in (2, 8)
+                    body["child"] = {"measurement": values, "kms_book_held": book_held,
+                                     "vitamin_a": (supplement and months >= 6) or None,
+                                     "deworming": (supplement and months >= 12) or None,
+                                     "supplementary_feeding": rng.random() < 0.15 or None}
+                    body["counselling"] = ["nutrition"] if rng.random() < 0.5 else []
+                if m.pregnant and (number := section.get("antenatal_visits", 0) - (len(dates) - 1 - n)) >= 1:
+                    body["pregnancy"] = {"antenatal_visit_number": number, "iron_tablets": 30,
+                                         "muac_cm": section.get("pregnant_muac_cm") if last else None}
+                    body["counselling"] = ["pregnancy-care"]
+                if 10 <= years <= 18 and last and rng.random() < 0.4:
+                    haemoglobin = round(rng.uniform(10.2, 14.5), 1)
+                    body["adolescent"] = {"haemoglobin_g_dl": haemoglobin, "anaemia": haemoglobin < 12.0,
+                                          "muac_cm": round(rng.uniform(19.0, 26.0), 1)}
+                    body["counselling"] = ["reproductive-health"]
+                if years >= 19 and rng.random() < (0.5 if years >= 60 else 0.25):
+                    body["adult"] = {
+                        "systolic_bp": section.get("systolic_bp") if last else None,
+                        "diastolic_bp": section.get("diastolic_bp") if last else None,
+                        "blood_sugar_mg_dl": section.get("blood_sugar_mg_dl") if last else None,
+                        "long_cough": section.get("long_cough") if last else None,
+                        "tb_screening": "positive" if last and section.get("long_cough") else "negative",
+                        "mental_health_screening": "negative"}
+                    body.setdefault("counselling", ["non-communicable-disease"])
+                if body:
+                    services = {k: ({f: v for f, v in part.items() if v is not None} if isinstance(part, dict)
+                                    else part) for k, part in body.items()}
+                    plans.append(VisitPlan(member=i, on=on, services=services))
+        return plans
 
 
 def plan_households(posyandu: Sequence[DemoPosyandu], count: int, reference_date: date,

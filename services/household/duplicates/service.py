@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import may_write
-from services.household.tables import DuplicateFlag, Household, Measurement, Member
+from services.household.tables import DuplicateFlag, Household, Measurement, Member, Visit
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
@@ -95,7 +95,8 @@ async def dismiss(*, session: AsyncSession, principal: Principal, flag_id: uuid.
 
 async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UUID,
                 survivor_id: uuid.UUID) -> tuple[DuplicateFlag, Member, list[Household]]:
-    """Merges the other record into the survivor: measurements move over, a NIK is kept, an event tells everyone."""
+    """Merges the other record into the survivor: measurements and visits move over, a NIK is kept, an event tells
+    everyone."""
     flag, records = await _decidable(session, principal, flag_id)
     if survivor_id not in records:
         raise ValidationFailed("The survivor must be one of the two flagged members.",
@@ -113,6 +114,11 @@ async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UU
     survivor.version, survivor.updated_at = survivor.version + 1, now
     await session.execute(sa.update(Measurement).where(col(Measurement.member_id) == merged.id)
                           .values(member_id=survivor.id, household_id=survivor_household.id))
+    # Visits move too, except at a session where the survivor has its own (one visit per member and session).
+    await session.execute(sa.update(Visit).where(
+        col(Visit.member_id) == merged.id,
+        col(Visit.session_id).not_in(sa.select(col(Visit.session_id)).where(col(Visit.member_id) == survivor.id)))
+        .values(member_id=survivor.id, household_id=survivor_household.id))
     flag.status, flag.decided_by, flag.decided_at = "merged", principal.sub, now
     await session.flush()
     await publish(session, ev.MEMBER_MERGED, ev.MemberMergedData(

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from services.household.access import writable_household
 from services.household.dates import PastDate
-from services.household.growth import assess, kms_signal, two_consecutive_t
+from services.household.growth import GrowthResult, assess, kms_signal, two_consecutive_t
 from services.household.needs.rules import GrowthSnapshot, age_in_months
 from services.household.tables import Household, Measurement, Member
 from shared.auth import Principal
@@ -22,10 +22,11 @@ from shared.outbox import publish
 MAX_AGE_MONTHS = 60
 
 
-class MeasurementCreate(BaseModel):
+class MeasurementValues(BaseModel):
+    """What was measured (a visit's child section carries these; its date is the session's)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    measured_on: PastDate
     weight_kg: float | None = Field(default=None, gt=0, le=60)
     length_height_cm: float | None = Field(default=None, gt=20, le=150)
     measured_lying: bool | None = Field(default=None, description="Length lying (true) or height standing (false)")
@@ -34,12 +35,33 @@ class MeasurementCreate(BaseModel):
     oedema: bool = False
 
     @model_validator(mode="after")
-    def _something_measured(self) -> MeasurementCreate:
+    def _something_measured(self) -> MeasurementValues:
         if all(v is None for v in (self.weight_kg, self.length_height_cm, self.head_circumference_cm, self.muac_cm)):
             raise ValueError("record at least one of weight, length/height, head circumference or MUAC")
         if self.length_height_cm is not None and self.measured_lying is None:
             raise ValueError("say whether the length/height was measured lying or standing (measured_lying)")
         return self
+
+
+class MeasurementCreate(MeasurementValues):
+    measured_on: PastDate
+
+
+#: WHO's flags for biologically implausible z-scores (WHO Anthro): beyond them a value is an error of measurement or
+#: entry (a weight for the wrong child, a length in mm), not a child's state.
+IMPLAUSIBLE = {"waz": (-6.0, 5.0), "haz": (-6.0, 6.0), "whz": (-5.0, 5.0)}
+#: The input an implausible index points at.
+_INPUTS = {"waz": "weight_kg", "haz": "length_height_cm", "whz": "weight_kg"}
+
+
+def check_plausible(result: GrowthResult) -> None:
+    """422 for a measurement impossible for the child's age, sex and length (WHO's implausibility flags)."""
+    errors = [{"field": _INPUTS[index], "message": f"{index.upper()} {z:+.2f} is outside WHO's plausible range "
+                                                   f"{low:+.0f} to {high:+.0f}: check the value and the unit"}
+              for index, (low, high) in IMPLAUSIBLE.items()
+              if (z := getattr(result, index)) is not None and not low <= z <= high]
+    if errors:
+        raise ValidationFailed("The measurement is impossible for the child's age and sex.", errors=errors)
 
 
 class MemberNotMeasurable(NotFound):
@@ -62,6 +84,7 @@ async def record(*, session: AsyncSession, principal: Principal, household_id: u
     result = assess(sex=member.sex, birth_date=member.birth_date, measured_on=payload.measured_on,
                     weight_kg=payload.weight_kg, length_height_cm=payload.length_height_cm,
                     measured_lying=payload.measured_lying, muac_cm=payload.muac_cm, oedema=payload.oedema)
+    check_plausible(result)
     signal = None
     if payload.weight_kg is not None:
         earlier = [(m.measured_on, m.weight_kg) for m in await history(session, member.id)

@@ -31,6 +31,11 @@ async def register_demo_posyandu(registry: httpx.AsyncClient) -> None:
             "/api/v1/posyandu", json={"code": code, "name": "Posyandu Melati Uji", "village_code": village},
             headers={"Authorization": f"Bearer {ADMIN}", "Idempotency-Key": f"demo-posyandu-{code}"})
         assert response.status_code == 201, response.text
+        # The registry demo's schedule: the household demo holds its sessions on these days.
+        scheduled = await registry.put(f"/api/v1/posyandu/{response.json()['id']}/schedule",
+                                       json={"rule": {"ordinal": "second", "weekday": "tuesday"}},
+                                       headers={"Authorization": f"Bearer {ADMIN}"})
+        assert scheduled.status_code == 200, scheduled.text
 
 
 def test_the_plan_is_reproducible() -> None:
@@ -61,6 +66,15 @@ async def test_the_demo_loads_needs_in_every_field_and_replays(
     assert sum(summary.needs.values()) < 4 * HOUSEHOLDS
     if summary.measurements_skipped is None:
         assert summary.measurements > 0
+    # The children were weighed at the posyandu's last sessions, each opened, visited and closed.
+    assert summary.sessions == len(VILLAGES) * 3 and summary.visits > summary.measurements
+    sessions = await household_db.fetch(
+        "SELECT s.status, s.session_date, count(v.id) AS visits, count(v.measurement_id) AS weighed FROM sessions s"
+        " JOIN visits v ON v.session_id = s.id WHERE v.household_id = ANY($1::uuid[]) GROUP BY s.id",
+        [uuid.UUID(h) for h in summary.household_ids])
+    assert len(sessions) == summary.sessions and all(s["status"] == "closed" for s in sessions)
+    assert all(s["session_date"].weekday() == 1 and 8 <= s["session_date"].day <= 14 for s in sessions)
+    assert sum(s["weighed"] for s in sessions) == summary.measurements
     ids = [uuid.UUID(h) for h in summary.household_ids]
 
     # Members: every NIK valid and consistent with birth date and sex; a few from another district are flagged.
@@ -92,13 +106,13 @@ async def test_the_demo_loads_needs_in_every_field_and_replays(
         return [await household_db.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = ANY($1::uuid[])", ids)
                 for table, column in (("households", "id"), ("members", "household_id"),
                                       ("profile_versions", "household_id"), ("needs", "household_id"),
-                                      ("measurements", "household_id"))]
+                                      ("measurements", "household_id"), ("visits", "household_id"))]
 
     households_before = await household_db.fetchval("SELECT count(*) FROM households")
     before = await counts()
     again = await demo.load(household, registry, admin_token=ADMIN, households=HOUSEHOLDS, reference_date=reference)
     assert (again.created, again.replayed, again.conflicts) == (0, HOUSEHOLDS, 0)
-    assert (again.profiles_written, again.measurements) == (0, 0)
+    assert (again.profiles_written, again.measurements, again.visits, again.sessions) == (0, 0, 0, summary.sessions)
     assert again.household_ids == summary.household_ids and again.needs == summary.needs
     assert await counts() == before
     assert await household_db.fetchval("SELECT count(*) FROM households") == households_before

@@ -1,4 +1,4 @@
-"""The registry's demo data for `make run`: the demo regions, their agencies and a few posyandu.
+"""The registry's demo data for `make run`: the demo regions, their agencies and a few posyandu with their schedule.
 
 Loaded through the public API with fixed Idempotency-Keys, so a second run replays instead of
 duplicating, and the ids come back the same.
@@ -31,6 +31,8 @@ PROVINCE_AGENCIES = [
     ("Dinas Sosial Provinsi", ["sosial"]),
 ]
 POSYANDU_NAMES = ["Melati", "Mawar", "Anggrek"]
+#: Every demo posyandu opens on the second Tuesday of the month (the household demo's sessions fall on these days).
+DEMO_SCHEDULE = {"rule": {"ordinal": "second", "weekday": "tuesday"}}
 CADRES = [("Siti Rahmawati", ["kesehatan", "pendidikan", "sosial"]),
           ("Budi Santoso", ["pekerjaan-umum", "perumahan-rakyat", "trantibumlinmas"])]
 
@@ -84,4 +86,6 @@ async def load(client: httpx.AsyncClient, admin_token: str) -> DemoIds:
                 _check(await client.post(f"/api/v1/posyandu/{posyandu['id']}/cadres",
                                          json={"name": cadre_name, "duties": duties, "phone": "+62 812 0000 0000"},
                                          headers={**auth, "Idempotency-Key": f"demo-cadre-{code}-{cadre_name}"}))
+            # A PUT of the same schedule again changes nothing: no new version, no event.
+            _check(await client.put(f"/api/v1/posyandu/{posyandu['id']}/schedule", json=DEMO_SCHEDULE, headers=auth))
     return ids

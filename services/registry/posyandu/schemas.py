@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,18 +11,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared.events.registry import Status
 from shared.events.topics import SpmField
+from shared.opening_days import Weekday
 from shared.region_codes import VILLAGE_CODE_PATTERN
-
-
-class Weekday(StrEnum):
-    MONDAY = "monday"
-    TUESDAY = "tuesday"
-    WEDNESDAY = "wednesday"
-    THURSDAY = "thursday"
-    FRIDAY = "friday"
-    SATURDAY = "saturday"
-    SUNDAY = "sunday"
-
 
 Name = Annotated[str, Field(min_length=2, max_length=200)]
 Address = Annotated[str, Field(min_length=1, max_length=500)]
