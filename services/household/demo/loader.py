@@ -1,7 +1,7 @@
 """Loads the demo households through the public APIs of a running registry and household service.
 
 Idempotent: each household is registered with the fixed ``Idempotency-Key: demo-household-<n>``; its profiles (and
-child measurements) are written only when that registration really created it. A replayed registration
+child measurements and vaccine doses) are written only when that registration really created it. A replayed registration
 (``Idempotent-Replayed: true``) writes nothing, except the profiles an interrupted earlier load left out.
 """
 
@@ -25,6 +25,7 @@ from services.household.demo.generator import (
 from shared.events.topics import SpmField
 
 MEASUREMENTS_PATH = "/api/v1/households/{household_id}/members/{member_id}/measurements"
+DOSES_PATH = "/api/v1/households/{household_id}/members/{member_id}/immunizations"
 
 
 @dataclass
@@ -38,6 +39,7 @@ class DemoSummary:
     members: int = 0
     profiles_written: int = 0
     measurements: int = 0
+    doses: int = 0
     #: Why no measurements were written, when none were.
     measurements_skipped: str | None = None
     #: Open needs of the demo households by SPM field, and by category.
@@ -142,6 +144,14 @@ class _Loader:
             _check(response)
             self.summary.measurements += 1
 
+    async def vaccinate(self, household_id: str, plan: HouseholdPlan, member_ids: list[str]) -> None:
+        """The children's doses, oldest first (a dose needs the one before it recorded)."""
+        for d in plan.doses:
+            url = DOSES_PATH.format(household_id=household_id, member_id=member_ids[d.member])
+            _check(await self.client.post(url, json=d.body(), headers={
+                **self.auth, "Idempotency-Key": f"{plan.idempotency_key}-d{d.member}-{d.vaccine}-{d.dose}"}))
+            self.summary.doses += 1
+
     async def load_one(self, plan: HouseholdPlan) -> None:
         async with self.limit:
             response = await self.register(plan)
@@ -162,6 +172,7 @@ class _Loader:
                 for spm_field in PROFILE_FIELDS:
                     await self.put_profile(household_id, plan, spm_field, member_ids)
                 await self.measure(household_id, plan, member_ids)
+                await self.vaccinate(household_id, plan, member_ids)
             else:
                 self.summary.replayed += 1
                 await self.complete_profiles(household_id, plan, member_ids)
@@ -221,7 +232,7 @@ def describe(summary: DemoSummary) -> str:
     fields = ", ".join(f"{name} {count}" for name, count in summary.needs.items())
     lines = [f"{summary.households} households ({summary.created} new, {summary.replayed} already there"
              + (f", {summary.conflicts} conflicting" if summary.conflicts else "")
-             + f"), {summary.members} members, {summary.measurements} measurements",
+             + f"), {summary.members} members, {summary.measurements} measurements, {summary.doses} vaccine doses",
              f"open needs by field: {fields}; households without needs: {summary.households_without_needs}"]
     if summary.measurements_skipped:
         lines.append(f"measurements skipped: {summary.measurements_skipped}")
