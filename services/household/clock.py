@@ -28,4 +28,11 @@ async def request_now(request: Request) -> datetime:
     return clock()
 
 
+async def request_today(request: Request) -> date:
+    """Today (UTC) by the service's clock, for a request."""
+    clock: Clock = getattr(request.state.settings, "clock", system_clock)
+    return today_by(clock)
+
+
 NowDep = Annotated[datetime, Depends(request_now)]
+TodayDep = Annotated[date, Depends(request_today)]

@@ -1,8 +1,9 @@
 """The daily need sweep: a row per completed sweep (where the next one starts), and the birth-date index it selects
-members by.
+members by. It also joins the two heads of the sessions (0005) and immunisation (0006) migrations, both written
+on 0004 at the same time.
 
 Revision ID: ed810539111d
-Revises: 5a2c8e4f9b17
+Revises: 3b0c05a8790b, f3de4e31faa5
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'ed810539111d'
-down_revision: str | None = '5a2c8e4f9b17'
+down_revision: str | tuple[str, ...] | None = ('3b0c05a8790b', 'f3de4e31faa5')
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
