@@ -8,7 +8,9 @@ Kota Kupang (5371, province 53), a regency no other test uses; its regions are i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +22,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.household.app import spec as household_spec
-from services.household.needs.sweep import _SWEEP_LOCK, latest_birth_date_for_months, latest_birth_date_for_years
+from services.household.immunization.schedule import add_months, national_versions, reached, schedule_of
+from services.household.needs.sweep import _SWEEP_LOCK, latest_birth_date_for_years
 from services.household.needs.sweep import run_daily_sweep as sweep_once
 from services.household.settings import HouseholdSettings
 from services.referral.tests.factories import eventually, known_agency, known_posyandu
@@ -171,28 +174,70 @@ async def test_a_member_turning_60_gets_one_need_and_one_referral_on_that_day_an
                                       uuid.UUID(turning["id"])) == 1
 
 
-async def test_a_child_turning_two_leaves_the_immunisation_rule_and_its_need_resolves_as_an_edit_would(
+@contextlib.asynccontextmanager
+async def instance(settings: HouseholdSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """Another instance of the household service on these settings, without consumers (the session's app
+    consumes): its API, and its background jobs."""
+    app = create_service_app(dataclasses.replace(household_spec(settings), subscriptions=[]), settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
+                                     base_url="http://household") as client:
+            yield client
+
+
+async def _record_doses(client: httpx.AsyncClient, place: Kupang, created: dict[str, Any], member_id: str,
+                        doses: list[tuple[str, int, date]]) -> None:
+    for vaccine, number, given_on in doses:
+        response = await client.post(f"/api/v1/households/{created['id']}/members/{member_id}/immunizations",
+                                     json={"vaccine": vaccine, "dose_number": number,
+                                           "given_on": given_on.isoformat(), "place": "posyandu"},
+                                     headers=tokens.kader([place.posyandu_id]))
+        assert response.status_code == 201, response.text
+
+
+async def test_a_child_turning_two_without_a_booster_gets_one_need_and_one_referral_and_the_dose_resolves_it(
         kupang: Kupang, household: httpx.AsyncClient, referral: httpx.AsyncClient, sweeps: Any,
-        household_db: asyncpg.Connection, referral_db: asyncpg.Connection) -> None:
-    day = date.today() + timedelta(days=12)
-    mother = _person(date(1996, 5, 5))
-    child = _person(latest_birth_date_for_months(24, day), sex="male", relationship="child", name="Yosef")
-    created = await _household(household, kupang, child, mother, profiles={
-        "kesehatan": {"members": {"Yosef": {"immunization_status": "incomplete"}}}})
-    [need] = await _needs(household_db, created["id"])
-    assert need["category"] == "kesehatan.immunization"
+        household_settings: HouseholdSettings, household_db: asyncpg.Connection,
+        referral_db: asyncpg.Connection) -> None:
+    birthday = date.today() + timedelta(days=1)
+    born = add_months(birthday, -24)
+    created = await _household(household, kupang, _person(born, sex="male", relationship="child", name="Yosef"),
+                               _person(date(1996, 5, 5)))
+    child = next(m["id"] for m in created["members"] if m["name"] == "Yosef")
+    # Every dose of the schedule on its day, but the fourth DPT-HB-Hib (due at 18 months, overdue at two).
+    schedule = schedule_of(national_versions()).in_force(date.today())
+    assert schedule is not None
+    given = sorted(((r.vaccine, r.dose, reached(born, r.due_age)) for r in schedule.rows
+                    if r.applies_in(NAMOSAIN) and (r.vaccine, r.dose) != ("dpt-hb-hib", 4)), key=lambda d: d[2])
+    await _record_doses(household, kupang, created, child, given)
+    # Complete for his age until his birthday (recording the history one dose at a time opened and closed a need).
+    assert [n for n in await _needs(household_db, created["id"]) if n["status"] == "open"] == []
+    events_before = len(await _need_events(household_db, created["id"]))
 
-    async def referred() -> asyncpg.Record | None:
-        return await referral_db.fetchrow("SELECT * FROM referrals WHERE need_id = $1", need["id"])
+    await sweep_once(sweeps, clock=MovableClock(birthday - timedelta(days=1)), batch_size=50)
+    assert [n for n in await _needs(household_db, created["id"]) if n["status"] == "open"] == []
+    result = await sweep_once(sweeps, clock=MovableClock(birthday), batch_size=50)
+    assert result is not None and uuid.UUID(created["id"]) in result.households
+    [need] = [n for n in await _needs(household_db, created["id"]) if n["status"] == "open"]
+    assert (need["category"], str(need["member_id"])) == ("kesehatan.immunization", child)
+    evidence = json.loads(need["evidence"])
+    assert evidence["overdue"] == ["dpt-hb-hib-4"] and evidence["age_months"] == 24
+    assert (await _need_events(household_db, created["id"]))[events_before:] == [
+        "posyandu.household.need-detected.v1"]
 
-    await eventually(referred, "the referral of the immunisation need")
-    await sweep_once(sweeps, clock=MovableClock(day - timedelta(days=1)), batch_size=50)
-    assert [n["status"] for n in await _needs(household_db, created["id"])] == ["open"]
-    result = await sweep_once(sweeps, clock=MovableClock(day), batch_size=50)
-    assert result is not None and result.resolved >= 1
-    [resolved] = await _needs(household_db, created["id"])
-    assert resolved["status"] == "resolved"
-    assert await _need_events(household_db, created["id"]) == [
+    async def referred() -> list[asyncpg.Record] | None:
+        return await referral_db.fetch("SELECT * FROM referrals WHERE need_id = $1", need["id"]) or None
+
+    [made] = await eventually(referred, "the referral of the swept need")
+    assert (made["category"], str(made["agency_id"])) == ("kesehatan.immunization", kupang.agency_id)
+
+    # On his birthday the kader records the booster (through an instance whose clock says it is that day).
+    on_the_day = household_settings.model_copy(update={"clock": MovableClock(birthday)})
+    async with instance(on_the_day) as client:
+        await _record_doses(client, kupang, created, child, [("dpt-hb-hib", 4, birthday)])
+    assert await household_db.fetchval("SELECT status FROM needs WHERE id = $1", need["id"]) == "resolved"
+    assert [n for n in await _needs(household_db, created["id"]) if n["status"] == "open"] == []
+    assert (await _need_events(household_db, created["id"]))[events_before:] == [
         "posyandu.household.need-detected.v1", "posyandu.household.need-resolved.v1"]
 
     async def told() -> asyncpg.Record | None:
@@ -200,6 +245,7 @@ async def test_a_child_turning_two_leaves_the_immunisation_rule_and_its_need_res
                                           "NULL", need["id"])
 
     await eventually(told, "the referral service to learn the need resolved")
+    assert await referral_db.fetchval("SELECT count(*) FROM referrals WHERE need_id = $1", need["id"]) == 1
 
 
 async def test_missed_days_are_caught_up_by_the_next_sweep(
@@ -259,14 +305,11 @@ async def test_the_service_sweeps_at_start_up_and_a_restart_does_not_sweep_again
     async def swept(on: date) -> asyncpg.Record | None:
         return await household_db.fetchrow("SELECT * FROM need_sweeps WHERE swept_on = $1", on)
 
-    # A second instance of the service, without consumers (the session's app consumes): its background job only.
-    app = create_service_app(dataclasses.replace(household_spec(settings), subscriptions=[]), settings)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+    async with instance(settings):
         first = await eventually(lambda: swept(day), "the sweep at start-up")
     assert len(await _needs(household_db, created["id"])) == 1
 
-    restarted = create_service_app(dataclasses.replace(household_spec(settings), subscriptions=[]), settings)
-    async with LifespanManager(restarted, startup_timeout=30, shutdown_timeout=30):
+    async with instance(settings):  # restarted
         reads = clock.reads
 
         async def looked_twice() -> bool:

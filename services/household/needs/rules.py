@@ -278,7 +278,7 @@ def _kesehatan(ctx: _Context, member: MemberSnapshot, section: KesehatanMember |
     yield from _pregnancy(ctx, member, section)
     months = age_in_months(member.birth_date, ctx.today)
     if (member.immunization is not None and member.immunization.status == "incomplete"
-            and 0 <= months < cfg.immunization_under_age_months):
+            and 0 <= months <= cfg.immunization_max_age_months):
         yield _need("kesehatan.immunization", mid, {
             "age_months": months, "immunization_status": "incomplete",
             "schedule_version": member.immunization.schedule_version,

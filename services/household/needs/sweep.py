@@ -10,7 +10,12 @@ Which members, as a set query over the birth-date index rather than the whole ta
 
 * those whose age in whole years or months reached a rule's threshold on one of the days swept (both ends of
   every age range: entering and leaving it), from :func:`rule_thresholds`;
-* pregnant members whose pregnancy month changed on one of those days (the antenatal visits due follow it).
+* pregnant members whose pregnancy month changed on one of those days (the antenatal visits due follow it);
+* children whose computed immunisation status may have turned: they reached a dose's overdue age or passed its
+  latest age (:func:`immunization_birth_ranges`), or a dose due after an earlier one fell overdue
+  (:func:`later_dose_windows`, by the earlier dose's day); every under-five when a schedule version came into
+  force. These are a few days wider than exact (a calendar month's length varies): a household refreshed for
+  nothing emits nothing.
 
 Once per day across replicas: a control transaction takes a transaction-scoped advisory lock, reads the last swept
 day from `need_sweeps`, refreshes the households in batches (each its own transaction, so edits wait on a batch at
@@ -38,6 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from services.household.clock import Clock, today_by
+from services.household.immunization.repository import load_schedule
+from services.household.immunization.schedule import Schedule
+from services.household.immunization.tables import Dose
 from services.household.needs.config import DEFAULT_CONFIG, NeedRulesConfig
 from services.household.needs.service import refresh_needs
 from services.household.settings import HouseholdSettings
@@ -78,7 +86,7 @@ def rule_thresholds(config: NeedRulesConfig = DEFAULT_CONFIG) -> Thresholds:
             c.elderly_min_age,
             c.pregnancy_min_safe_age, c.pregnancy_max_safe_age + 1,
         }),
-        months=frozenset({0, c.growth_max_age_months + 1, c.immunization_under_age_months}),
+        months=frozenset({0, c.growth_max_age_months + 1, c.immunization_max_age_months + 1}),
     )
 
 
@@ -126,8 +134,81 @@ def delivery_date_ranges(since: date, today: date, config: NeedRulesConfig = DEF
     return _merged((before + shift, today + shift) for shift in shifts)
 
 
+#: How far a schedule age in calendar months can land from the same age taken as whole months of age (a month
+#: is 28-31 days), plus the day after a latest age (when a dose becomes missed).
+_SCHEDULE_SLACK = timedelta(days=4)
+
+
+def _age_parts(age: str) -> tuple[int, str]:
+    return int(age[:-1]), age[-1]
+
+
+def _born_before(day: date, age: str) -> date:
+    """About the birth date of a child who reaches `age` on `day` (exactly, for ages in days)."""
+    n, unit = _age_parts(age)
+    return day - timedelta(days=n) if unit == "d" else latest_birth_date_for_months(n, day)
+
+
+def immunization_birth_ranges(schedule: Schedule, since: date, today: date) -> list[DateRange]:
+    """Birth dates of children who reached a dose's overdue age or passed its latest age on a day of
+    [since, today], in any version of the schedule (widened by :data:`_SCHEDULE_SLACK`)."""
+    ages = {age for version in schedule.versions for row in version.rows
+            for age in (row.overdue_age, row.latest_age) if age is not None}
+    before = since - timedelta(days=1)
+    return _merged((_born_before(before, age) - _SCHEDULE_SLACK, _born_before(today, age) + _SCHEDULE_SLACK)
+                   for age in ages)
+
+
+@dataclass(frozen=True)
+class LaterDoseWindow:
+    """A dose due `min_interval_days` after the previous one falls overdue a window later: children who had the
+    previous dose (`vaccine`, `previous_dose`) on a day of (after, up_to] may have turned on a day swept."""
+
+    vaccine: str
+    previous_dose: int
+    after: date
+    up_to: date
+
+
+def later_dose_windows(schedule: Schedule, since: date, today: date) -> list[LaterDoseWindow]:
+    """For each dose of any version due after an interval: the days of the previous dose that put its overdue day
+    (previous + interval + the dose's window between due and overdue age) on a day of [since, today]."""
+    windows: set[LaterDoseWindow] = set()
+    for version in schedule.versions:
+        for row in version.rows:
+            if row.min_interval_days is None:
+                continue
+            (due, due_unit), (overdue, overdue_unit) = _age_parts(row.due_age), _age_parts(row.overdue_age)
+            window = timedelta(days=(overdue - due) if due_unit == overdue_unit == "d"
+                               else round(_days_of(row.overdue_age) - _days_of(row.due_age)))
+            shift = timedelta(days=row.min_interval_days) + window
+            windows.add(LaterDoseWindow(row.vaccine, row.dose - 1,
+                                        since - timedelta(days=1) - shift - _SCHEDULE_SLACK,
+                                        today - shift + _SCHEDULE_SLACK))
+    return sorted(windows, key=lambda w: (w.vaccine, w.previous_dose, w.after))
+
+
+def _days_of(age: str) -> float:
+    n, unit = _age_parts(age)
+    return n if unit == "d" else n * 30.4375
+
+
 def _within(column: Any, ranges: list[DateRange]) -> sa.ColumnElement[bool]:
     return sa.or_(sa.false(), *[sa.and_(column > after, column <= up_to) for after, up_to in ranges])
+
+
+def _immunization_turned(schedule: Schedule, since: date, today: date,
+                         config: NeedRulesConfig) -> sa.ColumnElement[bool]:
+    """SQL: the member's immunisation status may have turned on a day of [since, today]."""
+    if any(since <= version.valid_from <= today for version in schedule.versions):
+        # A new version is in force: every child the status is computed for.
+        return col(Member.birth_date) > latest_birth_date_for_months(config.immunization_max_age_months + 1, today)
+    later = [sa.and_(col(Dose.vaccine) == w.vaccine, col(Dose.dose_number) == w.previous_dose,
+                     col(Dose.given_on) > w.after, col(Dose.given_on) <= w.up_to)
+             for w in later_dose_windows(schedule, since, today)]
+    had_previous = (sa.exists().where(col(Dose.member_id) == col(Member.id), col(Dose.status) == "active",
+                                      sa.or_(sa.false(), *later)))
+    return sa.or_(_within(col(Member.birth_date), immunization_birth_ranges(schedule, since, today)), had_previous)
 
 
 async def concerned_households(session: AsyncSession, *, since: date, today: date,
@@ -135,12 +216,14 @@ async def concerned_households(session: AsyncSession, *, since: date, today: dat
     """The active households with an active member whom the days [since, today] may have changed, by id."""
     births = birth_date_ranges(rule_thresholds(config), since, today)
     deliveries = delivery_date_ranges(since, today, config)
+    schedule = await load_schedule(session)
     query = (select(Member.household_id).distinct()
              .join(Household, col(Household.id) == col(Member.household_id))
              .where(Member.status == "active", Household.status == "active",
                     sa.or_(_within(col(Member.birth_date), births),
                            sa.and_(col(Member.pregnant).is_(True),
-                                   _within(col(Member.expected_delivery_date), deliveries))))
+                                   _within(col(Member.expected_delivery_date), deliveries)),
+                           _immunization_turned(schedule, since, today, config)))
              .order_by(col(Member.household_id)))
     return list((await session.execute(query)).scalars().all())
 

@@ -366,7 +366,8 @@ def computed(code: StatusCode) -> ImmunizationStatus:
 
 
 @pytest.mark.parametrize(("months", "status", "fires"), [
-    (0, "incomplete", True), (23, "incomplete", True), (24, "incomplete", False),
+    (0, "incomplete", True), (23, "incomplete", True), (24, "incomplete", True), (59, "incomplete", True),
+    (60, "incomplete", False),
     (12, "complete-for-age", False), (12, "unknown", False), (12, None, False),
 ])
 def test_immunization(months: int, status: StatusCode | None, fires: bool) -> None:

@@ -9,11 +9,15 @@ from datetime import date, timedelta
 
 import pytest
 
+from services.household.immunization.schedule import national_versions, reached, schedule_of
+from services.household.immunization.status import GivenDose, ImmunizationStatus, status
 from services.household.needs import DEFAULT_CONFIG, GrowthSnapshot, HouseholdSnapshot, MemberSnapshot, detect
 from services.household.needs.sweep import (
     DateRange,
     birth_date_ranges,
     delivery_date_ranges,
+    immunization_birth_ranges,
+    later_dose_windows,
     latest_birth_date_for_months,
     latest_birth_date_for_years,
     rule_thresholds,
@@ -32,6 +36,10 @@ from shared.events.topics import SpmField
 #: Days around the awkward places of the calendar: leap days, month ends, the turn of a year.
 DAYS = [date(2024, 2, 29), date(2025, 2, 28), date(2025, 3, 1), date(2024, 3, 31), date(2025, 1, 1),
         date(2025, 6, 15)]
+
+
+#: A computed status with a dose overdue: the immunisation rule's ages alone decide.
+INCOMPLETE = ImmunizationStatus(status="incomplete", schedule_version="kemenkes-2023")
 
 
 def _in(value: date, ranges: list[DateRange]) -> bool:
@@ -53,9 +61,9 @@ def _everyone(births: list[date], *, pregnancies: Sequence[tuple[date, int]] = (
             mid = uuid.uuid4()
             members.append(MemberSnapshot(member_id=mid, birth_date=born, sex="female", relationship="other",
                                           pregnant=True, expected_delivery_date=date(2200, 1, 1),
-                                          disability="physical", growth=growth))
+                                          disability="physical", growth=growth, immunization=INCOMPLETE))
             education[mid] = PendidikanMember(enrolled=enrolled, highest_completed="sd")
-            health[mid] = KesehatanMember(immunization_status="incomplete", systolic_bp=150, antenatal_visits=20)
+            health[mid] = KesehatanMember(systolic_bp=150, antenatal_visits=20)
             social[mid] = SosialMember(lives_alone=True)
     for expected, visits in pregnancies:
         mid = uuid.uuid4()
@@ -123,6 +131,51 @@ def test_every_pregnancy_whose_antenatal_visits_fall_due_is_selected_by_delivery
 def test_the_thresholds_come_from_the_configured_rules() -> None:
     thresholds = rule_thresholds(DEFAULT_CONFIG)
     assert {4, 7, 5, 15, 19, 45, 18, 20, 36, 60} <= thresholds.years
-    assert {24, 61} <= thresholds.months
-    lowered = rule_thresholds(type(DEFAULT_CONFIG)(elderly_min_age=65, immunization_under_age_months=18))
-    assert 65 in lowered.years and 60 not in lowered.years and 18 in lowered.months
+    assert {60, 61} <= thresholds.months
+    lowered = rule_thresholds(type(DEFAULT_CONFIG)(elderly_min_age=65, immunization_max_age_months=35))
+    assert 65 in lowered.years and 60 not in lowered.years and 36 in lowered.months
+
+
+def _dose_histories(born: date, schedule_on: date) -> list[list[GivenDose]]:
+    """Ways a child's record can look: only the birth dose; every dose on its due day but the two-year boosters;
+    every first dose six weeks late (so the later doses fall due after their interval, not at their age), with the
+    later doses or without them."""
+    rows = schedule_of(national_versions()).in_force(schedule_on).rows  # type: ignore[union-attr]
+    on_time = [GivenDose(r.vaccine, r.dose, reached(born, r.due_age)) for r in rows]
+    late: list[GivenDose] = []
+    for r in sorted(rows, key=lambda r: (r.vaccine, r.dose)):
+        day = reached(born, r.due_age) + timedelta(days=45 if r.dose == 1 else 0)
+        if late and late[-1].vaccine == r.vaccine and r.min_interval_days:
+            day = max(day, late[-1].given_on + timedelta(days=r.min_interval_days))
+        late.append(GivenDose(r.vaccine, r.dose, day))
+    return [[GivenDose("hb0", 1, born)], [d for d in on_time if d.dose < 4 and (d.vaccine, d.dose) != ("mr", 2)],
+            late, [d for d in late if d.dose == 1],
+            # DPT-HB-Hib 3 four months late: the fourth dose falls due a year after it (at 20 months, not 18).
+            [GivenDose(d.vaccine, d.dose, reached(born, "8m")) if (d.vaccine, d.dose) == ("dpt-hb-hib", 3) else d
+             for d in on_time if (d.vaccine, d.dose) != ("dpt-hb-hib", 4)]]
+
+
+@pytest.mark.parametrize(("today", "days"), [(date(2025, 3, 1), 1), (date(2024, 3, 31), 3), (date(2025, 6, 15), 1)],
+                         ids=str)
+def test_every_child_whose_immunisation_status_turns_is_selected(today: date, days: int) -> None:
+    schedule = schedule_of(national_versions())
+    since, before = today - timedelta(days=days - 1), today - timedelta(days=days)
+    births = immunization_birth_ranges(schedule, since, today)
+    windows = later_dose_windows(schedule, since, today)
+    turned = missed = 0
+    for born in (today - timedelta(days=n) for n in range(0, 62 * 31)):
+        for doses in _dose_histories(born, today):
+            if any(before < d.given_on <= today for d in doses):
+                continue  # a dose recorded on a day swept: its recording refreshed the needs
+            old = status(born, doses, on=before, schedule=schedule).status
+            new = status(born, doses, on=today, schedule=schedule).status
+            if old == new:
+                continue
+            turned += 1
+            selected = _in(born, births) or any(
+                w.after < d.given_on <= w.up_to for w in windows for d in doses
+                if (d.vaccine, d.dose) == (w.vaccine, w.previous_dose))
+            missed += not selected
+    assert turned and missed == 0
+    # A few days per schedule age (more at the end of February), not every child.
+    assert births and all((up_to - after).days <= days + 14 for after, up_to in births)
