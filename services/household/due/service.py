@@ -9,8 +9,12 @@ What is due on the day (README "The due list"):
 * `screening`: adolescents (10-18) and adults (19-59) not screened at a visit in the last 12 months, and the
   elderly (60+) not screened at the previous session (posyandu lansia screen monthly).
 
+What a member received at a visit to the session itself is no longer due (a dose through the status, a weighing,
+vitamin A, an antenatal visit or a screening through the visit's sections): the list shrinks as the day goes on.
+
 Who missed the last session: members who were in its monthly target group (under five, pregnant or 60+ on its
-date) and had no visit at it. Each entry carries the household's address, RT and RW so that the kader can visit.
+date), had no visit at it, and have not come to this one yet. Each entry carries the household's address, RT and
+RW so that the kader can visit.
 """
 
 from __future__ import annotations
@@ -129,6 +133,8 @@ async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: 
     screened = await _last_screening(session, [m.id for m in members], before=day)
     visited_previous = set((await session.execute(select(Visit.member_id).where(
         Visit.session_id == previous.id))).scalars().all()) if previous is not None else set()
+    served = {v.member_id: v for v in (await session.execute(select(Visit).where(
+        Visit.session_id == held.id))).scalars().all()} if held is not None else {}
     entries = []
     for member, household in rows:
         months = age_in_months(member.birth_date, day)
@@ -151,12 +157,23 @@ async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: 
         elif years in ADOLESCENT_YEARS or years >= 19:
             if last is None or last <= day - SCREENING_INTERVAL:
                 entry.due.append(DueItem("screening"))
-        if previous is not None and member.id not in visited_previous and _target_group(member, previous.session_date):
+        if (visit := served.get(member.id)) is not None:
+            entry.due = [d for d in entry.due if not _received(d, visit)]
+        if (previous is not None and member.id not in visited_previous and member.id not in served
+                and _target_group(member, previous.session_date)):
             entry.missed_last_session = True
         if entry.due or entry.missed_last_session:
             entries.append(entry)
     return DueList(posyandu_id=posyandu_id, on=day, session_id=held.id if held else None, previous_session=previous,
                    entries=entries)
+
+
+def _received(item: DueItem, visit: Visit) -> bool:
+    """Whether the visit gave the service (doses are settled by the status, from the doses recorded)."""
+    child = visit.child or {}
+    return {"weighing": bool(child.get("weighed")), "vitamin-a": bool(child.get("vitamin_a")),
+            "antenatal-visit": visit.pregnancy is not None,
+            "screening": visit.adolescent is not None or visit.adult is not None}.get(item.service, False)
 
 
 def _target_group(member: Member, on: date) -> bool:
