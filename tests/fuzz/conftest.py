@@ -18,7 +18,7 @@ from services.reporting.tests.conftest import (  # noqa: F401  (the reporting ap
     reporting_settings,
 )
 from tests.support import tokens
-from tests.support.world import Site, build_site
+from tests.support.world import Site, build_site, open_session_at
 
 #: The household and referral targets (their agency handles `kesehatan` in 3101).
 FUZZ_VILLAGE = "3101011001"  # Pulau Panggang
@@ -32,6 +32,8 @@ class FuzzWorld:
     posyandu_id: str
     cadre_id: str
     agency_id: str
+    #: An open session (today) at the site's posyandu.
+    session_id: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,7 @@ async def fuzz_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, 
     try:
         site = await build_site(registry=registry, household=household, referral=referral,
                                 household_db=household_db, referral_db=referral_db, village_code=FUZZ_VILLAGE)
+        session_id = await open_session_at(registry, household, household_db, site)
     finally:
         await household_db.close()
         await referral_db.close()
@@ -56,7 +59,8 @@ async def fuzz_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, 
     agency = await registry.post("/api/v1/agencies", headers=admin, json={
         "name": "Dinas Fuzz", "level": "regency", "jurisdiction_code": "3101", "spm_fields": ["pendidikan"]})
     assert agency.status_code == 201, agency.text
-    return FuzzWorld(site=site, posyandu_id=posyandu_id, cadre_id=cadre.json()["id"], agency_id=agency.json()["id"])
+    return FuzzWorld(site=site, posyandu_id=posyandu_id, cadre_id=cadre.json()["id"], agency_id=agency.json()["id"],
+                     session_id=session_id)
 
 
 #: The referral service's configuration tables, children after parents: fuzzed admin writes to them (a routing

@@ -94,7 +94,7 @@ def _real_ids(service: str, world: FuzzWorld) -> dict[str, str]:
         return {"posyandu_id": world.posyandu_id, "cadre_id": world.cadre_id, "agency_id": world.agency_id,
                 "code": "3101021001"}
     return {"household_id": site.household_id, "member_id": site.member_id, "referral_id": site.referral_id,
-            "agency_id": site.agency_id}
+            "agency_id": site.agency_id, "session_id": world.session_id}
 
 
 def _send(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callable[[schemathesis.Case], Any]:

@@ -13,7 +13,7 @@ import pytest
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
 from tests.support import tokens
-from tests.support.world import Site, build_site
+from tests.support.world import Site, build_site, open_session_at
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class SecurityWorld:
     twin_id: str
     #: A webhook subscription of A's agency.
     webhook_id: str
+    #: An open session (today, an extra opening day) at A's posyandu.
+    session_id: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +57,12 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
         webhook = await referral.post("/api/v1/webhooks/subscriptions", headers=a.opd(), json={
             "url": "http://127.0.0.1:9/hook", "event_types": ["posyandu.referral.snapshot.v1"]})
         assert webhook.status_code == 201, webhook.text
+        session_id = await open_session_at(registry, household, household_db, a)
     finally:
         await household_db.close()
         await referral_db.close()
-    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"])
+    return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
+                         session_id=session_id)
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

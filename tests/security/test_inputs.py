@@ -70,6 +70,12 @@ MASS_ASSIGNMENT: list[tuple[str, str, Callable[[W], str], Callable[[W], dict[str
      lambda w: {"status": "completed"}, lambda w: w.a.opd(), "status"),
     ("referral", "POST", lambda w: f"/api/v1/referrals/{w.a.referral_id}/notes",
      lambda w: {"text": "catatan", "author_side": "system"}, lambda w: w.a.opd(), "author_side"),
+    ("household", "POST", lambda w: "/api/v1/sessions", lambda w: {
+        "posyandu_id": w.a.posyandu_id, "session_date": "2026-01-13", "status": "closed"}, lambda w: w.a.kader(),
+     "status"),
+    ("household", "POST", lambda w: f"/api/v1/sessions/{w.session_id}/visits", lambda w: {
+        "member_id": w.a.member_id, "counselling": ["nutrition"], "life_cycle_group": "infant"},
+     lambda w: w.a.kader(), "life_cycle_group"),
 ]
 
 
@@ -145,7 +151,8 @@ LIST_ROUTES = _list_routes()
 def _fill(path: str, w: W) -> str:
     return (path.replace("{household_id}", w.a.household_id).replace("{agency_id}", w.a.agency_id)
             .replace("{code}", "3172").replace("{posyandu_id}", w.a.posyandu_id)
-            .replace("{subscription_id}", w.webhook_id))
+            .replace("{subscription_id}", w.webhook_id).replace("{session_id}", w.session_id)
+            .replace("{member_id}", w.a.member_id))
 
 
 @pytest.mark.parametrize(("service", "path"), LIST_ROUTES, ids=[f"{s} {p}" for s, p in LIST_ROUTES])

@@ -109,6 +109,14 @@ CASES: dict[str, Case] = {
         body=lambda w: {"phone": "089999999999"}),
     "registry DELETE /api/v1/posyandu/{posyandu_id}/cadres/{cadre_id}": Case(
         lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/cadres/{w.a.cadre_id}"]),
+    "registry GET /api/v1/posyandu/{posyandu_id}/schedule": Case(
+        lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/schedule"],
+        public="a posyandu's opening days (rule, dates, reasons) are public notice, with no personal data"),
+    "registry GET /api/v1/posyandu/{posyandu_id}/opening-days": Case(
+        lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/opening-days?from=2027-01-01"],
+        public="a posyandu's opening days are public notice, with no personal data"),
+    "registry PUT /api/v1/posyandu/{posyandu_id}/schedule": Case(
+        lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/schedule"], body=lambda w: {"rule": None}),
     "registry GET /api/v1/agencies/{agency_id}": Case(
         lambda w: [f"/api/v1/agencies/{w.a.agency_id}"],
         public="the agency directory (name, jurisdiction, fields, office contact) is public"),
@@ -147,6 +155,17 @@ CASES: dict[str, Case] = {
     f"household GET {MEASUREMENTS}": Case(
         lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/measurements"],
         insider=lambda w: w.a.kader()),
+    f"household GET {HH}/members/{{member_id}}/visits": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/visits"],
+        insider=lambda w: w.a.kader()),
+    "household GET /api/v1/sessions/{session_id}": Case(lambda w: [f"/api/v1/sessions/{w.session_id}"],
+                                                        insider=lambda w: w.a.kader()),
+    "household POST /api/v1/sessions/{session_id}/close": Case(lambda w: [f"/api/v1/sessions/{w.session_id}/close"]),
+    "household GET /api/v1/sessions/{session_id}/visits": Case(
+        lambda w: [f"/api/v1/sessions/{w.session_id}/visits"], insider=lambda w: w.a.kader()),
+    "household POST /api/v1/sessions/{session_id}/visits": Case(
+        lambda w: [f"/api/v1/sessions/{w.session_id}/visits"],
+        body=lambda w: {"member_id": w.a.member_id, "counselling": ["nutrition"]}),
     "household POST /api/v1/duplicates/{flag_id}/merge": Case(
         lambda w: [f"/api/v1/duplicates/{w.flag_id}/merge"], body=lambda w: {"survivor_id": w.a.member_id}),
     "household POST /api/v1/duplicates/{flag_id}/dismiss": Case(lambda w: [f"/api/v1/duplicates/{w.flag_id}/dismiss"]),
@@ -198,6 +217,9 @@ async def _state(world: W, registry: httpx.AsyncClient, household: httpx.AsyncCl
         "referral": (await referral.get(f"/api/v1/referrals/{a.referral_id}", headers=admin)).json()["version"],
         "notes": (await referral.get(f"/api/v1/referrals/{a.referral_id}/notes", headers=admin)).json(),
         "webhook": (await referral.get(f"/api/v1/webhooks/subscriptions/{world.webhook_id}", headers=admin)).json(),
+        "schedule": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/schedule", headers=admin)).json(),
+        "session": (await household.get(f"/api/v1/sessions/{world.session_id}", headers=admin)).json(),
+        "visits": (await household.get(f"/api/v1/sessions/{world.session_id}/visits", headers=admin)).json(),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -74,3 +75,22 @@ async def build_site(*, registry: httpx.AsyncClient, household: httpx.AsyncClien
     await eventually(agency_may_read, "the household service to learn the referral")
     return Site(village_code=village_code, posyandu_id=posyandu_id, cadre_id=cadre.json()["id"], agency_id=agency_id,
                 spm_field=spm_field, household=created, referral=ref)
+
+
+async def open_session_at(registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                          household_db: asyncpg.Connection, site: Site) -> str:
+    """Today made an opening day of the site's posyandu, and its session opened by the site's kader."""
+    today = date.today().isoformat()
+    scheduled = await registry.put(f"/api/v1/posyandu/{site.posyandu_id}/schedule", headers=site.kader(),
+                                   json={"rule": None, "extra_days": [{"date": today, "reason": "Hari buka"}]})
+    assert scheduled.status_code == 200, scheduled.text
+
+    async def schedule_known() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM known_schedules WHERE posyandu_id = $1",
+                                                uuid.UUID(site.posyandu_id)))
+
+    await eventually(schedule_known, "the household service to learn the schedule")
+    opened = await household.post("/api/v1/sessions", json={"posyandu_id": site.posyandu_id, "session_date": today},
+                                  headers=site.kader())
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])

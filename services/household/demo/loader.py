@@ -264,18 +264,21 @@ class _Loader:
         for loaded in self.loaded:
             if loaded[0].posyandu.id in self.scheduled:
                 by_posyandu.setdefault(loaded[0].posyandu.id, []).append(loaded)
-        for households in by_posyandu.values():
-            posyandu = households[0][0].posyandu
-            for on in session_dates(self.reference):
-                session = await self.open_session(posyandu, on)
-                async with asyncio.TaskGroup() as group:
-                    for plan, _, member_ids in households:
-                        for v in plan.visits:
-                            if v.on == on:
-                                group.create_task(self.visit(session["id"], plan, member_ids, v.member, on,
-                                                             v.services))
-                _check(await self.client.post(f"/api/v1/sessions/{session['id']}/close", headers=self.auth))
-                self.summary.sessions += 1
+        async with asyncio.TaskGroup() as posyandu_group:  # the posyandu side by side, each day after day
+            for households in by_posyandu.values():
+                posyandu_group.create_task(self.hold_sessions_at(households))
+
+    async def hold_sessions_at(self, households: list[tuple[HouseholdPlan, str, list[str]]]) -> None:
+        posyandu = households[0][0].posyandu
+        for on in session_dates(self.reference):
+            session = await self.open_session(posyandu, on)
+            async with asyncio.TaskGroup() as group:
+                for plan, _, member_ids in households:
+                    for v in plan.visits:
+                        if v.on == on:
+                            group.create_task(self.visit(session["id"], plan, member_ids, v.member, on, v.services))
+            _check(await self.client.post(f"/api/v1/sessions/{session['id']}/close", headers=self.auth))
+            self.summary.sessions += 1
 
     async def complete_profiles(self, household_id: str, plan: HouseholdPlan, member_ids: list[str]) -> None:
         """After a replay: write the fields an interrupted earlier load did not reach (profiles go in field order)."""
@@ -313,7 +316,9 @@ async def load(household: httpx.AsyncClient, registry: httpx.AsyncClient, *, adm
             for loaded in loader.loaded:
                 group.create_task(loader.count_needs(*loaded))
     except ExceptionGroup as failed:
-        first = failed.exceptions[0]
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):  # task groups inside task groups: the first real failure
+            first = first.exceptions[0]
         raise first if isinstance(first, Exception) else failed from None
     summary = loader.summary
     summary.needs = dict(sorted(summary.needs.items()))

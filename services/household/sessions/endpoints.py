@@ -60,11 +60,12 @@ async def open_session(payload: SessionOpen, session: SessionDep, principal: Pri
                             payload=payload, create=create)
 
 
-@router.get("", response_model=Page[SessionPublic], summary="A posyandu's sessions, newest first")
+@router.get("", response_model=Page[SessionPublic],
+            summary="Sessions the caller may read (its kader's posyandu, a pembina's region), newest first")
 async def list_sessions(
     session: SessionDep,
     principal: PrincipalDep,
-    posyandu_id: uuid.UUID,
+    posyandu_id: uuid.UUID | None = None,
     start: Annotated[date | None, Query(alias="from", description="First session date (included)")] = None,
     end: Annotated[date | None, Query(alias="to", description="Last session date (included)")] = None,
     limit: LimitParam = 50,

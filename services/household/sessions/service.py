@@ -137,15 +137,26 @@ async def close_session(*, session: AsyncSession, principal: Principal, session_
     return found
 
 
-async def list_sessions(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
+def readable(principal: Principal) -> Any:
+    """The WHERE clause limiting sessions to those the caller may read (None: all of them)."""
+    if principal.role is Role.ADMIN:
+        return None
+    if principal.role is Role.KADER:
+        return col(PosyanduSession.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
+    if principal.role is Role.PEMBINA:
+        return col(PosyanduSession.village_code).startswith(principal.region_prefix or "-")
+    return sa.false()
+
+
+async def list_sessions(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID | None,
                         start: date | None, end: date | None, after: tuple[date, uuid.UUID] | None,
                         limit: int) -> list[PosyanduSession]:
-    """A posyandu's sessions, newest first (404 for a posyandu whose sessions the caller may not read)."""
-    posyandu = await session.get(KnownPosyandu, posyandu_id)
-    if posyandu is None or not (may_run(principal, posyandu_id) or (
-            principal.role is Role.PEMBINA and principal.oversees_region(posyandu.village_code))):
-        raise NotFound(f"No posyandu {posyandu_id} whose sessions you may read.")
-    query: Any = select(PosyanduSession).where(PosyanduSession.posyandu_id == posyandu_id)
+    """The sessions the caller may read (of one posyandu, or all), newest first."""
+    query: Any = select(PosyanduSession)
+    if (scope := readable(principal)) is not None:
+        query = query.where(scope)
+    if posyandu_id is not None:
+        query = query.where(PosyanduSession.posyandu_id == posyandu_id)
     if start is not None:
         query = query.where(col(PosyanduSession.session_date) >= start)
     if end is not None:

@@ -91,9 +91,12 @@ async def test_only_the_posyandus_kader_opens_reads_and_closes_its_sessions(
     assert (await household.get(url, headers=tokens.kader([uuid.uuid4()]))).status_code == 404
     assert (await household.post(f"{url}/close", headers=tokens.pembina("5171"))).status_code == 403
     assert (await household.post(f"{url}/close", headers=tokens.kader([uuid.uuid4()]))).status_code == 404
-    other = await household.get("/api/v1/sessions", params={"posyandu_id": posyandu},
-                                headers=tokens.kader([uuid.uuid4()]))
-    assert other.status_code == 404
+    for outsider in (tokens.kader([uuid.uuid4()]), tokens.pembina("3171"), tokens.opd(uuid.uuid4(), ["kesehatan"])):
+        listed = await household.get("/api/v1/sessions", params={"posyandu_id": posyandu}, headers=outsider)
+        assert listed.status_code == 200 and listed.json()["items"] == []
+    for insider in (tokens.kader([posyandu]), tokens.pembina("5171"), tokens.admin()):
+        listed = await household.get("/api/v1/sessions", headers=insider, params={"limit": 500})
+        assert session["id"] in [s["id"] for s in listed.json()["items"]]
     assert (await household.get(url, headers=tokens.admin())).json()["status"] == "open"
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from conftest import Stack
+from services.household.tests.factories import kk_number, member, nik
 from services.household.tests.opening_days import (
     JADWAL,
     bali_posyandu,
@@ -249,3 +250,62 @@ async def test_a_visit_outside_an_open_session_of_the_posyandu_is_refused(
     late = await household.post(f"/api/v1/sessions/{session['id']}/visits", json=body, headers=tokens.kader([ours]))
     assert late.status_code == 409 and "closed" in late.json()["detail"]
     assert await _stored(household_db, adult) == before
+
+
+async def test_a_profile_observed_after_the_session_keeps_its_values(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    posyandu = await bali_posyandu(registry, household_db)
+    today = date.today()
+    earlier = today - timedelta(days=20)
+    await schedule(registry, household_db, posyandu, extra_days(earlier))
+    people = await life_cycle_household(household, posyandu, today)
+    hid, man = people["household"]["id"], people["adult"]["id"]
+    kader = tokens.kader([posyandu])
+    observed = await household.put(f"/api/v1/households/{hid}/profiles/kesehatan", headers=kader,
+                                   params={"observed_on": today.isoformat()},
+                                   json={"members": {man: {"systolic_bp": 128, "diastolic_bp": 82}}})
+    assert observed.status_code == 201, observed.text
+    session = await open_session(household, posyandu, earlier)
+    response = await household.post(f"/api/v1/sessions/{session['id']}/visits", headers=kader, json={
+        "member_id": man, "adult": {"systolic_bp": 165, "diastolic_bp": 100}})
+    assert response.status_code == 201, response.text
+    profile = await kesehatan(household, hid, posyandu)
+    assert profile["version"] == 1 and profile["profile"]["members"][man] == {"systolic_bp": 128, "diastolic_bp": 82}
+
+
+async def test_a_merged_member_takes_its_visits_to_the_survivor(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    posyandu = await bali_posyandu(registry, household_db)
+    today = date.today()
+    first_day, second_day = today - timedelta(days=40), today - timedelta(days=10)
+    await schedule(registry, household_db, posyandu, extra_days(first_day, second_day))
+    kader = tokens.kader([posyandu])
+    people = await life_cycle_household(household, posyandu, today)
+    survivor = people["elderly"]
+    # The same grandmother registered again, without a NIK, in another household of the village.
+    again = await household.post("/api/v1/households", headers=kader, json={
+        "kk_number": kk_number(district="517101"), "village_code": "5171011001", "posyandu_id": posyandu,
+        "members": [member("Wayan Gede", "male", date(1980, 5, 5), "head", nik=nik(date(1980, 5, 5), "male",
+                                                                                   district="517101")),
+                    member(survivor["name"], "female", date.fromisoformat(survivor["birth_date"]), "parent",
+                           with_nik=False)]})
+    assert again.status_code == 201, again.text
+    duplicate = next(m for m in again.json()["members"] if m["name"] == survivor["name"])
+    first, second = await open_session(household, posyandu, first_day), await open_session(household, posyandu,
+                                                                                            second_day)
+    body = {"counselling": ["elderly-care"]}
+    for session, who in ((first, survivor["id"]), (first, duplicate["id"]), (second, duplicate["id"])):
+        response = await household.post(f"/api/v1/sessions/{session['id']}/visits", headers=kader,
+                                        json={"member_id": who, **body})
+        assert response.status_code == 201, response.text
+    flag = next(f for f in (await household.get("/api/v1/duplicates", headers=kader)).json()
+                if {f["member_id"], f["candidate_id"]} == {survivor["id"], duplicate["id"]})
+    merged = await household.post(f"/api/v1/duplicates/{flag['id']}/merge", json={"survivor_id": survivor["id"]},
+                                  headers=kader)
+    assert merged.status_code == 200, merged.text
+    visits = (await household.get(
+        f"/api/v1/households/{people['household']['id']}/members/{survivor['id']}/visits", headers=kader)).json()
+    # The second session's visit moved over; at the first, the survivor's own visit stays the one.
+    assert [v["visited_on"] for v in visits["items"]] == [second_day.isoformat(), first_day.isoformat()]
+    assert await household_db.fetchval("SELECT count(*) FROM visits WHERE member_id = $1",
+                                       uuid.UUID(duplicate["id"])) == 1

@@ -25,7 +25,7 @@ from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import registry as ev
-from shared.opening_days import DayKind, Ordinal, Schedule, Weekday
+from shared.opening_days import DayKind, Ordinal, Weekday
 from shared.opening_days import MonthlyRule as Rule
 from shared.outbox import publish
 
@@ -49,14 +49,16 @@ async def _load(session: AsyncSession, posyandu_id: uuid.UUID, *, for_update: bo
     return schedule, list(rows.scalars().all())
 
 
-def _computable(schedule: PosyanduSchedule | None, exceptions: list[ScheduleException]) -> Schedule:
+def _rules(schedule: PosyanduSchedule | None, exceptions: list[ScheduleException]) -> ev.ScheduleRules:
+    """The schedule as its event carries it (without reasons), which also computes its days (`to_schedule`)."""
     rule = None
     if schedule is not None and schedule.rule_ordinal and schedule.rule_weekday:
-        rule = Rule(Ordinal(schedule.rule_ordinal), Weekday(schedule.rule_weekday))
-    return Schedule(rule=rule,
-                    extra=frozenset(e.on_date for e in exceptions if e.kind == "extra"),
-                    moved={e.on_date: e.to_date for e in exceptions if e.kind == "moved" and e.to_date},
-                    cancelled=frozenset(e.on_date for e in exceptions if e.kind == "cancelled"))
+        rule = ev.MonthlyRuleData(ordinal=Ordinal(schedule.rule_ordinal), weekday=Weekday(schedule.rule_weekday))
+    return ev.ScheduleRules(
+        rule=rule, extra_days=sorted(e.on_date for e in exceptions if e.kind == "extra"),
+        moved_days=sorted((ev.MovedDayData(from_date=e.on_date, to_date=e.to_date)
+                           for e in exceptions if e.kind == "moved" and e.to_date), key=lambda m: m.from_date),
+        cancelled_days=sorted(e.on_date for e in exceptions if e.kind == "cancelled"))
 
 
 def public(posyandu_id: uuid.UUID, schedule: PosyanduSchedule | None,
@@ -129,17 +131,11 @@ def _horizon(today: date) -> tuple[date, date]:
 
 def event_data(posyandu: Posyandu, schedule: PosyanduSchedule, exceptions: list[ScheduleException],
                today: date) -> ev.ScheduleData:
-    computable = _computable(schedule, exceptions)
+    rules = _rules(schedule, exceptions)
     start, end = _horizon(today)
-    rule = (ev.MonthlyRuleData(ordinal=computable.rule.ordinal, weekday=computable.rule.weekday)
-            if computable.rule else None)
-    return ev.ScheduleData(
-        posyandu_id=posyandu.id, village_code=posyandu.village_code, rule=rule,
-        extra_days=sorted(computable.extra),
-        moved_days=[ev.MovedDayData(from_date=f, to_date=t) for f, t in sorted(computable.moved.items())],
-        cancelled_days=sorted(computable.cancelled),
-        opening_days=[d.date for d in computable.opening_days(start, end)],
-        opening_days_from=start, opening_days_to=end, version=schedule.version)
+    return ev.ScheduleData(**dict(rules), posyandu_id=posyandu.id, village_code=posyandu.village_code,
+                           opening_days=[d.date for d in rules.to_schedule().opening_days(start, end)],
+                           opening_days_from=start, opening_days_to=end, version=schedule.version)
 
 
 async def get(*, session: AsyncSession, posyandu_id: uuid.UUID) -> SchedulePublic:
@@ -194,4 +190,4 @@ async def opening_days(*, session: AsyncSession, posyandu_id: uuid.UUID, start: 
     reasons = {(e.to_date if e.kind == "moved" else e.on_date): e.reason for e in exceptions if e.kind != "cancelled"}
     return [OpeningDayPublic(date=d.date, kind=d.kind, moved_from=d.moved_from,
                              reason=reasons.get(d.date) if d.kind is not DayKind.RULE else None)
-            for d in _computable(schedule, exceptions).opening_days(start, end)]
+            for d in _rules(schedule, exceptions).to_schedule().opening_days(start, end)]

@@ -120,7 +120,8 @@ async def test_only_the_posyandus_kader_its_pembina_and_admins_write_its_schedul
     assert await registry_db.fetchval("SELECT count(*) FROM posyandu_schedules WHERE posyandu_id = $1",
                                       uuid.UUID(posyandu)) == 0
     assert (await registry.put(url, json=body, headers=tokens.pembina("5171"))).status_code == 200
-    assert (await registry.put(url, json=body, headers=tokens.admin())).json()["version"] == 2
+    other = {"rule": {"ordinal": "first", "weekday": "monday"}}
+    assert (await registry.put(url, json=other, headers=tokens.admin())).json()["version"] == 2
     unknown = await registry.put(f"/api/v1/posyandu/{uuid.uuid4()}/schedule", json=body, headers=tokens.admin())
     assert unknown.status_code == 404
 
@@ -165,3 +166,21 @@ async def test_the_opening_days_range_is_bounded(registry: httpx.AsyncClient) ->
         assert response.status_code == 422, params
     default = await registry.get(url, params={"from": "2027-01-01"}, headers=tokens.admin())
     assert default.status_code == 200 and default.json()["items"] == []
+
+
+async def test_a_repeated_schedule_changes_nothing_and_a_republish_announces_it_again(
+        registry: httpx.AsyncClient, registry_db: asyncpg.Connection) -> None:
+    posyandu = await bali_posyandu(registry)
+    url = f"/api/v1/posyandu/{posyandu}/schedule"
+    first = await registry.put(url, json=second_tuesday_schedule(), headers=tokens.admin())
+    again = await registry.put(url, json=second_tuesday_schedule(), headers=tokens.admin())
+    assert first.json() == again.json() and again.headers["ETag"] == '"1"'
+
+    async def announced() -> int:
+        return int(await registry_db.fetchval("SELECT count(*) FROM outbox WHERE event_type = $1 AND key = $2",
+                                              "posyandu.schedule.changed.v1", posyandu))
+
+    assert await announced() == 1
+    report = await registry.post("/api/v1/registry/republish", headers=tokens.admin())
+    assert report.status_code == 200 and report.json()["schedules"] >= 1
+    assert await announced() == 2
