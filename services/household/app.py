@@ -11,6 +11,7 @@ from services.household.consumers import referrals as referral_events
 from services.household.consumers import registry as registry_events
 from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
+from services.household.immunization.endpoints import fhir_router as immunization_fhir_router
 from services.household.immunization.endpoints import router as immunization_router
 from services.household.immunization.endpoints import schedule_router as immunization_schedule_router
 from services.household.imports.endpoints import IMPORT_PATH
@@ -30,7 +31,7 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router(), immunization_schedule_router, immunization_router],
+             audit_router(), immunization_schedule_router, immunization_router, immunization_fhir_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).
