@@ -113,7 +113,8 @@ async def _member(session: AsyncSession, household: Household, member_id: uuid.U
 
 def check_dose(payload: DoseCreate, *, member: Member, doses: list[Dose], schedule: Schedule, today: date) -> None:
     """Refuses (422) a dose the child cannot have had: unknown vaccine or dose, before birth, in the future, out of
-    order or too soon after the previous dose; 409 for a dose already recorded."""
+    order or too soon after the previous dose; 409 for a dose already recorded. (No later dose can be recorded
+    without this one: doses are recorded in order and only a vaccine's latest dose can be voided.)"""
     field = "given_on"
     try:
         check_past(payload.given_on, today=today)
@@ -144,15 +145,6 @@ def check_dose(payload: DoseCreate, *, member: Member, doses: list[Dose], schedu
                                   f"{row.min_interval_days or 1} needed",
                            f"Dose {payload.dose_number} of {payload.vaccine} is dated {gap} days after dose "
                            f"{previous.dose_number}; the schedule wants at least {row.min_interval_days or 1}.")
-    following = same.get(payload.dose_number + 1)
-    if following is not None:
-        next_row = schedule.row(payload.vaccine, following.dose_number, following.given_on)
-        needed = (next_row.min_interval_days if next_row else None) or 1
-        if (following.given_on - payload.given_on).days < needed:
-            raise _invalid(field, f"not at least {needed} days before dose {following.dose_number}",
-                           f"Dose {following.dose_number} of {payload.vaccine} is recorded on "
-                           f"{following.given_on.isoformat()}: dose {payload.dose_number} must come at least "
-                           f"{needed} days earlier.")
 
 
 async def add_dose(*, session: AsyncSession, principal: Principal, household: Household, member: Member,

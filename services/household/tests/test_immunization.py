@@ -106,6 +106,7 @@ async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.Async
         (body("bcg", 1, date.today() + timedelta(days=3)), "given_on", "future"),
         (body("dpt-hb-hib", 2, add_months(birth, 3)), "dose_number", "dose 1 is not recorded"),
         (body("opv", 2, add_months(birth, 1) + timedelta(days=10)), "given_on", "at least 28"),
+        (body("opv", 2, add_months(birth, 1) - timedelta(days=5)), "given_on", "-5 days after dose 1"),
         (body("opv", 9, add_months(birth, 4)), "dose_number", "not a dose"),
         (body("varicella", 1, add_months(birth, 2)), "vaccine", "not a vaccine"),
     ]
