@@ -125,14 +125,19 @@ async def test_round_trip_into_another_member_and_reimport_is_idempotent(
     for vaccine, number, given in [("bcg", 1, birth), ("opv", 1, add_months(birth, 1)),
                                    ("opv", 2, add_months(birth, 2)), ("pcv", 1, add_months(birth, 2))]:
         await give(household, kader, url, vaccine, number, given)
+    measured = await household.post(f"/api/v1/households/{source['id']}/members/{baby['id']}/measurements",
+                                    headers=kader, json={"measured_on": date.today().isoformat(), "weight_kg": 6.1,
+                                                         "length_height_cm": 61.0, "measured_lying": True})
+    assert measured.status_code == 201, measured.text
     exported = (await household.get(f"/api/v1/households/{source['id']}/members/{baby['id']}/fhir",
                                     headers=kader)).json()
 
     # Re-importing the export changes nothing: every record is this platform's own.
     again = await household.post(IMPORT, json=exported, headers=kader)
     assert again.status_code == 200, again.text
-    assert again.json()["counts"] == {"skipped": 1, "duplicate": 4}
+    assert again.json()["counts"] == {"skipped": 1, "duplicate": 6}
     assert await count(household_db, "immunization_doses", baby["id"]) == 4
+    assert await count(household_db, "measurements", baby["id"]) == 1
 
     # The same history for a twin in Kota Bima with the same birth date: the bundle, re-pointed to the twin's NIK.
     target, twin = await family_with_baby(household, bima, birth, village=PARUGA)
@@ -142,16 +147,24 @@ async def test_round_trip_into_another_member_and_reimport_is_idempotent(
             identifier["value"] = twin["nik"]
     first = await household.post(IMPORT, json=moved, headers={**kader, "Content-Type": fhir.MEDIA_TYPE})
     assert first.status_code == 200, first.text
-    assert first.json()["counts"] == {"skipped": 1, "created": 4}
+    assert first.json()["counts"] == {"skipped": 1, "created": 6}
     assert {e["member_id"] for e in first.json()["entries"] if e["outcome"] == "created"} == {twin["id"]}
+    # The weight and the length of one day became one measurement, with the twin's own z-scores.
+    observed = [e for e in first.json()["entries"] if e["resource_type"] == "Observation"]
+    assert len(observed) == 2 and len({e["target_id"] for e in observed}) == 1
+    row = await household_db.fetchrow("SELECT weight_kg, length_height_cm, measured_lying, waz FROM measurements "
+                                      "WHERE member_id = $1", uuid.UUID(twin["id"]))
+    assert (row["weight_kg"], row["length_height_cm"], row["measured_lying"]) == (6.1, 61.0, True)
+    assert row["waz"] is not None
     twin_doses = (await household.get(doses_url(target["id"], twin["id"]), headers=kader)).json()
     assert sorted((d["vaccine"], d["dose_number"], d["given_on"]) for d in twin_doses) == sorted(
         (v, n, g.isoformat()) for v, n, g in [("bcg", 1, birth), ("opv", 1, add_months(birth, 1)),
                                               ("opv", 2, add_months(birth, 2)), ("pcv", 1, add_months(birth, 2))])
     # ... and the same bundle a second time matches the twin's doses (vaccine, dose, date): nothing counted twice.
     second = await household.post(IMPORT, json=moved, headers=kader)
-    assert second.json()["counts"] == {"skipped": 1, "matched": 4}
+    assert second.json()["counts"] == {"skipped": 1, "matched": 6}
     assert await count(household_db, "immunization_doses", twin["id"]) == 4
+    assert await count(household_db, "measurements", twin["id"]) == 1
     assert await household_db.fetchval("SELECT count(*) FROM outbox WHERE key = $1 AND event_type = "
                                        "'posyandu.immunization.recorded.v1'", target["id"]) == 4
 
