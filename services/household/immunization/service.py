@@ -22,7 +22,7 @@ from services.household.dates import check_past
 from services.household.immunization import repository
 from services.household.immunization.schedule import Schedule, ScheduleVersionIn
 from services.household.immunization.status import ImmunizationStatus, status
-from services.household.immunization.tables import Dose, ScheduleVersionRecord
+from services.household.immunization.tables import Dose, ImportedResource, ScheduleVersionRecord
 from services.household.profiles.service import current_profile_data, store_version
 from services.household.tables import Household, Member
 from shared.auth import Principal
@@ -207,6 +207,22 @@ async def _announce(session: AsyncSession, event: Any, household: Household, mem
         dose_number=dose.dose_number, given_on=dose.given_on, place=dose.place, lot_number=dose.lot_number,
         age_days=(dose.given_on - member.birth_date).days, source=source, immunization_status=computed.status,
         schedule_version=computed.schedule_version), subject=str(household.id), regioncode=household.village_code)
+
+
+async def move_doses(*, session: AsyncSession, merged: Member, survivor: Member, household: Household,
+                     recorded_by: str) -> None:
+    """A duplicate member's dose records move to the survivor (merge): a dose the survivor already has stays the
+    survivor's, and the other record's copy is voided, so no dose is counted twice."""
+    theirs = {(d.vaccine, d.dose_number) for d in (await repository.live_doses(session, [survivor.id]))[survivor.id]}
+    for dose in (await session.execute(select(Dose).where(Dose.member_id == merged.id).with_for_update())
+                 ).scalars().all():
+        if dose.status == "active" and (dose.vaccine, dose.dose_number) in theirs:
+            dose.status, dose.voided_by, dose.voided_at = "voided", recorded_by, datetime.now(UTC)
+            dose.void_reason = f"merged into member {survivor.id}, who has this dose recorded"
+        dose.member_id, dose.household_id = survivor.id, household.id
+    await session.execute(sa.update(ImportedResource).where(col(ImportedResource.member_id) == merged.id)
+                          .values(member_id=survivor.id))
+    await session.flush()
 
 
 async def member_status(*, session: AsyncSession, household: Household, member: Member,
