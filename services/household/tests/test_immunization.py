@@ -127,6 +127,11 @@ async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.Async
     after = await household_db.fetchval("SELECT count(*) FROM immunization_doses WHERE member_id = $1",
                                         uuid.UUID(baby["id"]))
     assert after == before + 1
+    # A corrected birth date may not put the recorded doses before the birth.
+    moved = await household.patch(f"/api/v1/households/{created['id']}/members/{baby['id']}", headers=kader,
+                                  json={"birth_date": (add_months(birth, 1) + timedelta(days=1)).isoformat()})
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "body.birth_date", moved.text
+    assert "vaccine dose" in moved.json()["detail"]
     # Only the two accepted doses wrote dose events; no refused one did.
     assert await household_db.fetchval("SELECT count(*) FROM outbox WHERE key = $1 AND event_type = "
                                        "'posyandu.immunization.recorded.v1'", created["id"]) == 2
