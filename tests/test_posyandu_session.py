@@ -86,7 +86,7 @@ async def _due(household: httpx.AsyncClient, posyandu: str, target: str) -> dict
     found: dict[str, dict[str, Any]] = {}
     cursor = None
     while True:
-        params = {"session": target, "limit": 3, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"session": target, "limit": 3, **({"cursor": cursor} if cursor else {})}
         response = await household.get(f"/api/v1/posyandu/{posyandu}/due", params=params,
                                        headers=tokens.kader([posyandu]))
         assert response.status_code == 200, response.text
@@ -181,7 +181,7 @@ async def test_a_whole_opening_day_from_the_due_list_to_skdn(
                                   json={"posyandu_id": posyandu, "session_date": today.isoformat()})
     assert opened.status_code == 201, opened.text
     held = opened.json()
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         family["infant"]["id"]: {"child": {"measurement": {"weight_kg": 7.8, "length_height_cm": 69.0,
                                                             "measured_lying": True}, "kms_book_held": True},
                                  "counselling": ["breastfeeding"]},

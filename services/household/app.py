@@ -12,6 +12,7 @@ from services.household.consumers import registry as registry_events
 from services.household.due.endpoints import router as due_router
 from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
+from services.household.immunization.endpoints import fhir_router as immunization_fhir_router
 from services.household.immunization.endpoints import router as immunization_router
 from services.household.immunization.endpoints import schedule_router as immunization_schedule_router
 from services.household.imports.endpoints import IMPORT_PATH
@@ -35,7 +36,7 @@ SPEC = ServiceSpec(
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router(), sessions_router, visits_router, immunization_schedule_router,
-             immunization_router, due_router],
+             immunization_router, immunization_fhir_router, due_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1).

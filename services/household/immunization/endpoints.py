@@ -6,12 +6,14 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from services.household.access import readable_household
+from services.household.access import ReadBasis, readable_household
 from services.household.clock import TodayDep
-from services.household.immunization import repository, service
+from services.household.immunization import exchange, fhir, repository, service
+from services.household.immunization.fhir import BundleIn
 from services.household.immunization.schedule import ScheduleRow, ScheduleVersionIn
 from services.household.immunization.service import DoseCreate, DoseVoid, MemberNotFound
 from services.household.immunization.status import ImmunizationStatus
@@ -24,6 +26,7 @@ from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.responses import json_response
 
 schedule_router = APIRouter(prefix="/api/v1/immunization/schedule", tags=["immunisation"])
+fhir_router = APIRouter(tags=["immunisation"])
 router = APIRouter(prefix="/api/v1/households/{household_id}/members/{member_id}/immunizations",
                    tags=["immunisation"])
 
@@ -106,13 +109,19 @@ async def add_schedule_version(payload: ScheduleVersionIn, session: SessionDep, 
 
 async def _readable_member(session: SessionDep, principal: PrincipalDep, household_id: uuid.UUID,
                            member_id: uuid.UUID, resource_type: str) -> tuple[Household, Member]:
+    household, member, _ = await _read_member(session, principal, household_id, member_id, resource_type)
+    return household, member
+
+
+async def _read_member(session: SessionDep, principal: PrincipalDep, household_id: uuid.UUID, member_id: uuid.UUID,
+                       resource_type: str) -> tuple[Household, Member, ReadBasis]:
     household, basis = await readable_household(session, principal, household_id)
     member = await session.get(Member, member_id)
     if member is None or member.household_id != household.id:
         raise MemberNotFound(f"No member {member_id} in household {household_id}.")
     await record_read(session, principal, resource_type=resource_type, resource_id=str(member_id),
                       subject_ref=str(household.id), purpose=basis.purpose)
-    return household, member
+    return household, member, basis
 
 
 @router.post("", status_code=201, response_model=DosePublic,
@@ -157,3 +166,30 @@ async def void_dose(household_id: uuid.UUID, member_id: uuid.UUID, dose_id: uuid
                                               member_id=member_id, dose_id=dose_id, payload=payload, today=today)
     await refresh_needs(session, household, today=today)
     return DosePublic.model_validate(dose, from_attributes=True)
+
+
+#: The export in the OpenAPI document: a FHIR R4 Bundle.
+FHIR_BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
+    "description": "A FHIR R4 `collection` Bundle: the member as a `Patient` (the NIK only for a reader who may "
+                   "see it), each dose as an `Immunization`, each measured value as an `Observation` (LOINC, UCUM)",
+    "content": {fhir.MEDIA_TYPE: {"schema": {
+        "type": "object", "description": "A FHIR R4 Bundle resource (https://hl7.org/fhir/R4/bundle.html)",
+        "required": ["resourceType", "type", "entry"],
+        "properties": {"resourceType": {"const": "Bundle"}, "type": {"const": "collection"},
+                       "entry": {"type": "array", "items": {"type": "object"}}}}}}}}
+
+
+@fhir_router.get("/api/v1/households/{household_id}/members/{member_id}/fhir", response_class=Response,
+                 responses=FHIR_BUNDLE_RESPONSE,
+                 summary="The member's doses and growth measurements as a FHIR R4 Bundle (audited)")
+async def export_fhir(household_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep,
+                      principal: PrincipalDep) -> Response:
+    _, member, basis = await _read_member(session, principal, household_id, member_id, "fhir.bundle")
+    body = await exchange.export_bundle(session=session, member=member, with_nik=basis.full_nik)
+    return Response(orjson.dumps(body), media_type=fhir.RESPONSE_MEDIA_TYPE)
+
+
+@fhir_router.post("/api/v1/fhir/import", response_model=exchange.ImportReport,
+                  summary="Import a FHIR R4 Bundle of Immunization and Observation resources, matched by NIK")
+async def import_fhir(bundle: BundleIn, session: SessionDep, principal: Writer, today: TodayDep) -> Any:
+    return await exchange.import_bundle(session=session, principal=principal, bundle=bundle, today=today)

@@ -63,8 +63,11 @@ async def computed_statuses(session: AsyncSession, household: Household, members
     children = [m for m in members if m.status == "active" and _under_five(m, today)]
     if not children:
         return {}
-    schedule = schedule or await load_schedule(session)
     doses = await live_doses(session, [m.id for m in children])
+    if not any(doses.values()):
+        # Nothing recorded for any of them: unknown, without reading the schedule (most households, most runs).
+        return {m.id: ImmunizationStatus(status="unknown", schedule_version=None) for m in children}
+    schedule = schedule or await load_schedule(session)
     return {m.id: status(m.birth_date, given(doses[m.id]), on=today, schedule=schedule,
                          village_code=household.village_code) for m in children}
 

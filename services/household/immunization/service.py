@@ -22,7 +22,7 @@ from services.household.dates import check_past
 from services.household.immunization import repository
 from services.household.immunization.schedule import Schedule, ScheduleVersionIn
 from services.household.immunization.status import ImmunizationStatus, status
-from services.household.immunization.tables import Dose, ScheduleVersionRecord
+from services.household.immunization.tables import Dose, ImportedResource, ScheduleVersionRecord
 from services.household.profiles.service import current_profile_data, store_version
 from services.household.tables import Household, Member
 from shared.auth import Principal
@@ -113,7 +113,8 @@ async def _member(session: AsyncSession, household: Household, member_id: uuid.U
 
 def check_dose(payload: DoseCreate, *, member: Member, doses: list[Dose], schedule: Schedule, today: date) -> None:
     """Refuses (422) a dose the child cannot have had: unknown vaccine or dose, before birth, in the future, out of
-    order or too soon after the previous dose; 409 for a dose already recorded."""
+    order or too soon after the previous dose; 409 for a dose already recorded. (No later dose can be recorded
+    without this one: doses are recorded in order and only a vaccine's latest dose can be voided.)"""
     field = "given_on"
     try:
         check_past(payload.given_on, today=today)
@@ -144,15 +145,6 @@ def check_dose(payload: DoseCreate, *, member: Member, doses: list[Dose], schedu
                                   f"{row.min_interval_days or 1} needed",
                            f"Dose {payload.dose_number} of {payload.vaccine} is dated {gap} days after dose "
                            f"{previous.dose_number}; the schedule wants at least {row.min_interval_days or 1}.")
-    following = same.get(payload.dose_number + 1)
-    if following is not None:
-        next_row = schedule.row(payload.vaccine, following.dose_number, following.given_on)
-        needed = (next_row.min_interval_days if next_row else None) or 1
-        if (following.given_on - payload.given_on).days < needed:
-            raise _invalid(field, f"not at least {needed} days before dose {following.dose_number}",
-                           f"Dose {following.dose_number} of {payload.vaccine} is recorded on "
-                           f"{following.given_on.isoformat()}: dose {payload.dose_number} must come at least "
-                           f"{needed} days earlier.")
 
 
 async def add_dose(*, session: AsyncSession, principal: Principal, household: Household, member: Member,
@@ -215,6 +207,22 @@ async def _announce(session: AsyncSession, event: Any, household: Household, mem
         dose_number=dose.dose_number, given_on=dose.given_on, place=dose.place, lot_number=dose.lot_number,
         age_days=(dose.given_on - member.birth_date).days, source=source, immunization_status=computed.status,
         schedule_version=computed.schedule_version), subject=str(household.id), regioncode=household.village_code)
+
+
+async def move_doses(*, session: AsyncSession, merged: Member, survivor: Member, household: Household,
+                     recorded_by: str) -> None:
+    """A duplicate member's dose records move to the survivor (merge): a dose the survivor already has stays the
+    survivor's, and the other record's copy is voided, so no dose is counted twice."""
+    theirs = {(d.vaccine, d.dose_number) for d in (await repository.live_doses(session, [survivor.id]))[survivor.id]}
+    for dose in (await session.execute(select(Dose).where(Dose.member_id == merged.id).with_for_update())
+                 ).scalars().all():
+        if dose.status == "active" and (dose.vaccine, dose.dose_number) in theirs:
+            dose.status, dose.voided_by, dose.voided_at = "voided", recorded_by, datetime.now(UTC)
+            dose.void_reason = f"merged into member {survivor.id}, who has this dose recorded"
+        dose.member_id, dose.household_id = survivor.id, household.id
+    await session.execute(sa.update(ImportedResource).where(col(ImportedResource.member_id) == merged.id)
+                          .values(member_id=survivor.id))
+    await session.flush()
 
 
 async def member_status(*, session: AsyncSession, household: Household, member: Member,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from services.household.immunization.schedule import add_months
+from services.household.tests.factories import member, register
 from services.household.tests.immunization_support import doses_url, family_with_baby, mataram_posyandu
 from tests.support import tokens
 
@@ -106,6 +107,7 @@ async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.Async
         (body("bcg", 1, date.today() + timedelta(days=3)), "given_on", "future"),
         (body("dpt-hb-hib", 2, add_months(birth, 3)), "dose_number", "dose 1 is not recorded"),
         (body("opv", 2, add_months(birth, 1) + timedelta(days=10)), "given_on", "at least 28"),
+        (body("opv", 2, add_months(birth, 1) - timedelta(days=5)), "given_on", "-5 days after dose 1"),
         (body("opv", 9, add_months(birth, 4)), "dose_number", "not a dose"),
         (body("varicella", 1, add_months(birth, 2)), "vaccine", "not a vaccine"),
     ]
@@ -125,6 +127,11 @@ async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.Async
     after = await household_db.fetchval("SELECT count(*) FROM immunization_doses WHERE member_id = $1",
                                         uuid.UUID(baby["id"]))
     assert after == before + 1
+    # A corrected birth date may not put the recorded doses before the birth.
+    moved = await household.patch(f"/api/v1/households/{created['id']}/members/{baby['id']}", headers=kader,
+                                  json={"birth_date": (add_months(birth, 1) + timedelta(days=1)).isoformat()})
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "body.birth_date", moved.text
+    assert "vaccine dose" in moved.json()["detail"]
     # Only the two accepted doses wrote dose events; no refused one did.
     assert await household_db.fetchval("SELECT count(*) FROM outbox WHERE key = $1 AND event_type = "
                                        "'posyandu.immunization.recorded.v1'", created["id"]) == 2
@@ -162,3 +169,40 @@ async def test_a_kaders_kesehatan_profile_keeps_the_computed_status(registry: ht
     members = put.json()["profile"]["members"]
     assert members[baby["id"]] == {"immunization_status": "incomplete"}
     assert members[mother["id"]]["systolic_bp"] == 150
+
+
+async def test_a_merged_duplicate_brings_its_doses_without_counting_one_twice(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    posyandu = await mataram_posyandu(registry, household_db)
+    kader = tokens.kader([posyandu])
+    birth = ago(1, 10)
+    records = []
+    for head in ("Baiq Sumiati", "Lalu Saprudin"):
+        created = await register(household, posyandu, village_code="5271011004", members=[
+            member(head, "female", date(1990, 3, 3), "head", with_nik=False),
+            member("Baiq Aulia", "female", birth, "child", with_nik=False)])
+        records.append((created, next(m for m in created["members"] if m["name"] == "Baiq Aulia")))
+    (first, survivor), (_, duplicate) = records
+
+    async def dose(who: tuple[dict[str, Any], dict[str, Any]], vaccine: str, given: date) -> None:
+        response = await household.post(doses_url(who[0]["id"], who[1]["id"]), headers=kader, json={
+            "vaccine": vaccine, "dose_number": 1, "given_on": given.isoformat(), "place": "puskesmas"})
+        assert response.status_code == 201, response.text
+
+    await dose(records[0], "bcg", birth)
+    await dose(records[0], "opv", add_months(birth, 1))
+    await dose(records[1], "bcg", birth + timedelta(days=2))  # the same BCG, written down by another kader
+    await dose(records[1], "hb0", birth)
+    flags = (await household.get("/api/v1/duplicates", headers=kader)).json()
+    flag = next(f for f in flags if {f["member_id"], f["candidate_id"]} == {survivor["id"], duplicate["id"]})
+    merged = await household.post(f"/api/v1/duplicates/{flag['id']}/merge", json={"survivor_id": survivor["id"]},
+                                  headers=kader)
+    assert merged.status_code == 200, merged.text
+
+    listed = (await household.get(doses_url(first["id"], survivor["id"]), headers=kader)).json()
+    assert sorted((d["vaccine"], d["status"]) for d in listed) == [
+        ("bcg", "active"), ("bcg", "voided"), ("hb0", "active"), ("opv", "active")]
+    kept = next(d for d in listed if d["vaccine"] == "bcg" and d["status"] == "active")
+    assert kept["given_on"] == birth.isoformat()  # the survivor's own record of the dose wins
+    profile = (await household.get(f"/api/v1/households/{first['id']}/profiles/kesehatan", headers=kader)).json()
+    assert profile["profile"]["members"][survivor["id"]]["immunization_status"] == "complete-for-age"
