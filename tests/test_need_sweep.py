@@ -224,6 +224,10 @@ async def test_a_child_turning_two_without_a_booster_gets_one_need_and_one_refer
     assert evidence["overdue"] == ["dpt-hb-hib-4"] and evidence["age_months"] == 24
     assert (await _need_events(household_db, created["id"]))[events_before:] == [
         "posyandu.household.need-detected.v1"]
+    # The status the household publishes (and reporting counts) turned with the day too.
+    profile = await household_db.fetchval("SELECT data FROM profile_versions WHERE household_id = $1 AND spm_field = "
+                                          "'kesehatan' ORDER BY version DESC LIMIT 1", uuid.UUID(created["id"]))
+    assert json.loads(profile)["members"][child]["immunization_status"] == "incomplete"
 
     async def referred() -> list[asyncpg.Record] | None:
         return await referral_db.fetch("SELECT * FROM referrals WHERE need_id = $1", need["id"]) or None

@@ -169,6 +169,9 @@ async def test_a_whole_opening_day_from_the_due_list_to_skdn(
     assert before["Daud Tefa"]["missed_last_session"] is False and "weighing" in _services(before["Daud Tefa"])
     assert "Lena Tefa" in before  # an adult not screened this year
     assert before["Rut Ndolu"]["address"] == FORMULA and before["Rut Ndolu"]["rt"] == "004"
+    audit = await household_db.fetchrow("SELECT * FROM audit_log WHERE resource_type = 'due-list' AND resource_id = $1 "
+                                        "ORDER BY id DESC LIMIT 1", posyandu)
+    assert audit is not None and audit["actor_role"] == "kader"
     exported = await household.get(f"/api/v1/posyandu/{posyandu}/due", params={"session": today.isoformat()},
                                    headers={**kader, "Accept": "text/csv"})
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
@@ -255,3 +258,40 @@ async def test_a_whole_opening_day_from_the_due_list_to_skdn(
                                                         "posyandu.visit.recorded.v1",
                                                         "posyandu.immunization.recorded.v1"}
     assert not [n for r in ours for n in niks if n in r.record.value.decode()]
+
+
+async def test_the_due_list_is_the_kaders_and_refuses_a_day_that_is_no_opening_day(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    imported = await registry.post("/api/v1/regions/import", content=REGIONS.encode(),
+                                   headers={**tokens.admin(), "Content-Type": "text/csv"})
+    assert imported.status_code == 200, imported.text
+    made = await registry.post("/api/v1/posyandu", headers=tokens.admin(), json={
+        "code": f"K{uuid.uuid4().hex[:8].upper()}", "name": "Posyandu Kenari", "village_code": NUNBAUN_SABU})
+    assert made.status_code == 201, made.text
+    posyandu = made.json()["id"]
+
+    async def known() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM known_posyandu WHERE id = $1",
+                                                uuid.UUID(posyandu)))
+
+    await eventually(known, "the household service to learn the posyandu")
+    url = f"/api/v1/posyandu/{posyandu}/due"
+    audited = await household_db.fetchval("SELECT count(*) FROM audit_log WHERE resource_id = $1", posyandu)
+    kader = tokens.kader([posyandu])
+    for target, field_message in [(date.today().isoformat(), "not an opening day of the posyandu"),
+                                  ("yesterday", "neither a session id nor a date"),
+                                  (str(uuid.uuid4()), "not a session of this posyandu")]:
+        refused = await household.get(url, params={"session": target}, headers=kader)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [{"field": "session", "message": field_message}]
+    missing = await household.get(url, headers=kader)
+    assert missing.status_code == 422
+    for outsider in (tokens.kader([str(uuid.uuid4())]), tokens.pembina("5371"), tokens.opd(str(uuid.uuid4()),
+                                                                                           ["kesehatan"])):
+        hidden = await household.get(url, params={"session": date.today().isoformat()}, headers=outsider)
+        assert hidden.status_code == 404, hidden.text
+    unknown = await household.get(f"/api/v1/posyandu/{uuid.uuid4()}/due", params={"session": "2026-01-01"},
+                                  headers=tokens.admin())
+    assert unknown.status_code == 404
+    assert await household_db.fetchval("SELECT count(*) FROM audit_log WHERE resource_id = $1", posyandu) == audited

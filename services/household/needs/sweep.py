@@ -4,7 +4,8 @@ An edit re-evaluates its household's needs on the day of the edit; but a child t
 moves into the month when another antenatal visit is due, a man turns 60, without anyone editing anything. Once a
 day the sweep finds the members whose situation may have changed since the last sweep and refreshes their
 households through the edit's own path (:func:`~services.household.needs.service.refresh_needs`), so a need that
-starts or stops holding emits exactly the events an edit would, and an unchanged one emits nothing.
+starts or stops holding emits exactly the events an edit would, and an unchanged one emits nothing. A child's
+computed immunisation status is published again where it changed (a kesehatan profile version, as after a dose).
 
 Which members, as a set query over the birth-date index rather than the whole table:
 
@@ -45,6 +46,7 @@ from sqlmodel import col, select
 from services.household.clock import Clock, today_by
 from services.household.immunization.repository import load_schedule
 from services.household.immunization.schedule import Schedule
+from services.household.immunization.service import sync_profile_status
 from services.household.immunization.tables import Dose
 from services.household.needs.config import DEFAULT_CONFIG, NeedRulesConfig
 from services.household.needs.service import refresh_needs
@@ -252,6 +254,8 @@ async def sweep_needs(sessionmaker: async_sessionmaker[AsyncSession], *, since: 
                 household = await session.get(Household, household_id, with_for_update=True)
                 if household is None or household.status != "active":
                     continue
+                # The published immunisation statuses follow the day too (reporting's complete-for-age reads them).
+                await sync_profile_status(session=session, household=household, today=today)
                 changes = await refresh_needs(session, household, today=today)
                 result.households.append(household_id)
                 result.detected += len(changes.detected)
