@@ -81,12 +81,13 @@ async def _register(household: httpx.AsyncClient, posyandu: str, members: dict[s
     return {"household": created, **{role: by_name[m["name"]] for role, m in members.items()}}
 
 
-async def _due(household: httpx.AsyncClient, posyandu: str, target: str) -> dict[str, dict[str, Any]]:
+async def _due(household: httpx.AsyncClient, posyandu: str, target: str | None) -> dict[str, dict[str, Any]]:
     """The due list by member name (every page)."""
     found: dict[str, dict[str, Any]] = {}
     cursor = None
     while True:
-        params: dict[str, str | int] = {"session": target, "limit": 3, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 3, **({"session": target} if target else {}),
+                                        **({"cursor": cursor} if cursor else {})}
         response = await household.get(f"/api/v1/posyandu/{posyandu}/due", params=params,
                                        headers=tokens.kader([posyandu]))
         assert response.status_code == 200, response.text
@@ -158,6 +159,7 @@ async def test_a_whole_opening_day_from_the_due_list_to_skdn(
 
     # The due list before today's session.
     before = await _due(household, posyandu, today.isoformat())
+    assert await _due(household, posyandu, None) == before  # without a session: the next opening day, today
     vitamin_a = {"vitamin-a"} if today.month in (2, 8) else set()
     assert {"weighing", *vitamin_a} <= _services(before["Rut Ndolu"]) and "bcg-1" not in _services(before["Rut Ndolu"])
     assert "opv-4" in _services(before["Rut Ndolu"])  # every dose after BCG is overdue at eight months
@@ -285,8 +287,9 @@ async def test_the_due_list_is_the_kaders_and_refuses_a_day_that_is_no_opening_d
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["errors"] == [{"field": "session", "message": field_message}]
-    missing = await household.get(url, headers=kader)
+    missing = await household.get(url, headers=kader)  # no schedule: no next opening day
     assert missing.status_code == 422
+    assert missing.json()["errors"] == [{"field": "session", "message": "no upcoming opening day"}]
     for outsider in (tokens.kader([str(uuid.uuid4())]), tokens.pembina("5371"), tokens.opd(str(uuid.uuid4()),
                                                                                            ["kesehatan"])):
         hidden = await household.get(url, params={"session": date.today().isoformat()}, headers=outsider)

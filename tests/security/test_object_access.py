@@ -9,6 +9,7 @@ A new route with an id that is not in CASES fails `test_every_route_with_an_id_i
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,12 @@ def _admin_only(path: str, method: str) -> Case:
 
 
 HH = "/api/v1/households/{household_id}"
+
+
+def _member_paths(tail: str) -> Callable[[W], list[str]]:
+    return lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/{tail}"]
+
+
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
 CASES: dict[str, Case] = {
     # registry: regions, posyandu and agencies are the public directory every role works with.
@@ -166,6 +173,17 @@ CASES: dict[str, Case] = {
     "household POST /api/v1/sessions/{session_id}/visits": Case(
         lambda w: [f"/api/v1/sessions/{w.session_id}/visits"],
         body=lambda w: {"member_id": w.a.member_id, "counselling": ["nutrition"]}),
+    **{f"household GET {HH}/members/{{member_id}}/{tail}": Case(_member_paths(tail), insider=lambda w: w.a.kader())
+       for tail in ("immunizations", "immunizations/status", "fhir")},
+    f"household POST {HH}/members/{{member_id}}/immunizations": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations"],
+        body=lambda w: {"vaccine": "bcg", "dose_number": 1, "given_on": "2026-01-05", "place": "posyandu"}),
+    f"household POST {HH}/members/{{member_id}}/immunizations/{{dose_id}}/void": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/"
+                   f"{uuid.UUID(int=1)}/void"], body=lambda w: {"reason": "salah catat"}),
+    "household GET /api/v1/posyandu/{posyandu_id}/due": Case(
+        lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/due", f"/api/v1/posyandu/{w.a.posyandu_id}/due?format=csv"],
+        insider=lambda w: w.a.kader()),
     "household POST /api/v1/duplicates/{flag_id}/merge": Case(
         lambda w: [f"/api/v1/duplicates/{w.flag_id}/merge"], body=lambda w: {"survivor_id": w.a.member_id}),
     "household POST /api/v1/duplicates/{flag_id}/dismiss": Case(lambda w: [f"/api/v1/duplicates/{w.flag_id}/dismiss"]),

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
+from services.household.clock import TodayDep
 from services.household.due import service
 from shared.audit import record_read
 from shared.auth import PrincipalDep
@@ -94,15 +95,19 @@ async def get_due_list(
     posyandu_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
-    session_: Annotated[str, Query(alias="session", min_length=1, max_length=36,
-                                   description="A session id of this posyandu, or an opening day (YYYY-MM-DD)")],
+    today: TodayDep,
+    session_: Annotated[str | None, Query(
+        alias="session", min_length=1, max_length=36,
+        description="A session id of this posyandu, or an opening day (YYYY-MM-DD); default its next opening day")
+    ] = None,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
     format: Annotated[Literal["json", "csv"] | None, Query(description="`csv` for the whole list as CSV")] = None,
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
     after = decode_cursor(cursor, uuid.UUID)
-    found = await service.due_list(session=session, principal=principal, posyandu_id=posyandu_id, target=session_)
+    found = await service.due_list(session=session, principal=principal, posyandu_id=posyandu_id, target=session_,
+                                     today=today)
     await record_read(session, principal, resource_type="due-list", resource_id=str(posyandu_id),
                       purpose=f"due list for {found.on.isoformat()}", fields=["name", "birth_date", "address"])
     as_csv = format == "csv" or (format is None and CSV in (accept or "").lower())

@@ -83,9 +83,26 @@ class DueList:
     entries: list[DueEntry]
 
 
-async def _target_day(session: AsyncSession, posyandu_id: uuid.UUID,
-                      target: str) -> tuple[date, PosyanduSession | None]:
-    """The day a `?session=` names: a session of this posyandu by id, or an opening day by date."""
+#: How far ahead the next opening day is looked for when no `session` is named.
+NEXT_DAY_HORIZON = timedelta(days=92)
+
+
+async def _schedule(session: AsyncSession, posyandu_id: uuid.UUID) -> Any:
+    known = await session.get(KnownSchedule, posyandu_id)
+    return reg.ScheduleRules.model_validate(known.schedule).to_schedule() if known is not None else None
+
+
+async def _target_day(session: AsyncSession, posyandu_id: uuid.UUID, target: str | None,
+                      today: date) -> tuple[date, PosyanduSession | None]:
+    """The day a `?session=` names: a session of this posyandu by id, or an opening day by date; without one, the
+    posyandu's next opening day from today."""
+    if target is None:
+        schedule = await _schedule(session, posyandu_id)
+        days = schedule.opening_days(today, today + NEXT_DAY_HORIZON) if schedule is not None else []
+        if not days:
+            raise ValidationFailed("The posyandu has no opening day in the next three months: name the session.",
+                                   errors=[{"field": "session", "message": "no upcoming opening day"}])
+        target = days[0].date.isoformat()
     try:
         session_id = uuid.UUID(target)
     except ValueError:
@@ -104,20 +121,20 @@ async def _target_day(session: AsyncSession, posyandu_id: uuid.UUID,
     held = (await session.execute(select(PosyanduSession).where(
         PosyanduSession.posyandu_id == posyandu_id, PosyanduSession.session_date == day))).scalars().first()
     if held is None:
-        known = await session.get(KnownSchedule, posyandu_id)
-        schedule = reg.ScheduleRules.model_validate(known.schedule).to_schedule() if known is not None else None
+        schedule = await _schedule(session, posyandu_id)
         if schedule is None or not schedule.is_opening_day(day):
             raise ValidationFailed(f"{day} is not an opening day of this posyandu.",
                                    errors=[{"field": "session", "message": "not an opening day of the posyandu"}])
     return day, held
 
 
-async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID, target: str) -> DueList:
+async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID, target: str | None,
+                   today: date) -> DueList:
     """Who is due for what at the posyandu's session on a day, and who missed the session before it."""
     posyandu = await session.get(KnownPosyandu, posyandu_id)
     if posyandu is None or not may_run(principal, posyandu_id):
         raise PosyanduNotFound(f"No posyandu {posyandu_id} whose due list you may read.")
-    day, held = await _target_day(session, posyandu_id, target)
+    day, held = await _target_day(session, posyandu_id, target, today)
     previous = (await session.execute(select(PosyanduSession).where(
         PosyanduSession.posyandu_id == posyandu_id, col(PosyanduSession.session_date) < day)
         .order_by(col(PosyanduSession.session_date).desc()).limit(1))).scalars().first()
