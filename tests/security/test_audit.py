@@ -38,6 +38,14 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
         lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/measurements",
         lambda w: w.a.kader()),
     "household /api/v1/duplicates": (lambda w: "/api/v1/duplicates", lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/immunizations": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations",
+        lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/immunizations/status": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/status",
+        lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/fhir": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/fhir", lambda w: w.a.opd()),
     "referral /api/v1/referrals": (lambda w: "/api/v1/referrals", lambda w: w.a.kader()),
     "referral /api/v1/referrals/{referral_id}": (lambda w: f"/api/v1/referrals/{w.a.referral_id}",
                                                  lambda w: w.a.opd()),
@@ -59,6 +67,7 @@ NOT_PERSONAL = {
        for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
                     "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
     f"household {HH}/access-log": "the family's own view of the audit trail (officials' reads), not its data",
+    "household /api/v1/immunization/schedule": "the national immunisation schedule: public reference data",
 }
 APPS = {"household": create_household_app(), "referral": create_referral_app()}
 
