@@ -9,7 +9,6 @@ A new route with an id that is not in CASES fails `test_every_route_with_an_id_i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,11 +87,8 @@ def _admin_only(path: str, method: str) -> Case:
 HH = "/api/v1/households/{household_id}"
 
 
-def _member_paths(tail: str) -> Callable[[W], list[str]]:
-    return lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/{tail}"]
-
-
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
+DOSES = HH + "/members/{member_id}/immunizations"
 CASES: dict[str, Case] = {
     # registry: regions, posyandu and agencies are the public directory every role works with.
     "registry GET /api/v1/regions/{code}": Case(lambda w: ["/api/v1/regions/3172011001"],
@@ -173,14 +169,21 @@ CASES: dict[str, Case] = {
     "household POST /api/v1/sessions/{session_id}/visits": Case(
         lambda w: [f"/api/v1/sessions/{w.session_id}/visits"],
         body=lambda w: {"member_id": w.a.member_id, "counselling": ["nutrition"]}),
-    **{f"household GET {HH}/members/{{member_id}}/{tail}": Case(_member_paths(tail), insider=lambda w: w.a.kader())
-       for tail in ("immunizations", "immunizations/status", "fhir")},
-    f"household POST {HH}/members/{{member_id}}/immunizations": Case(
+    f"household POST {DOSES}": Case(
         lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations"],
         body=lambda w: {"vaccine": "bcg", "dose_number": 1, "given_on": "2026-01-05", "place": "posyandu"}),
-    f"household POST {HH}/members/{{member_id}}/immunizations/{{dose_id}}/void": Case(
+    f"household GET {DOSES}": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations"],
+        insider=lambda w: w.a.kader()),
+    f"household GET {DOSES}/status": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/status"],
+        insider=lambda w: w.a.kader()),
+    f"household POST {DOSES}/{{dose_id}}/void": Case(
         lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/"
-                   f"{uuid.UUID(int=1)}/void"], body=lambda w: {"reason": "salah catat"}),
+                   "00000000-0000-0000-0000-000000000001/void"], body=lambda w: {"reason": "bukan wewenang"}),
+    f"household GET {HH}/members/{{member_id}}/fhir": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/fhir"],
+        insider=lambda w: w.a.kader()),
     "household GET /api/v1/posyandu/{posyandu_id}/due": Case(
         lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/due", f"/api/v1/posyandu/{w.a.posyandu_id}/due?format=csv"],
         insider=lambda w: w.a.kader()),
