@@ -105,7 +105,8 @@ async def registry_db(registry_settings: RegistrySettings) -> AsyncIterator[asyn
 @pytest.fixture(scope="session")
 async def household_settings(stack: Stack) -> HouseholdSettings:
     dsn = await stack.migrated_database("household", "household")
-    return HouseholdSettings(**service_settings(stack, dsn))
+    # The need sweep runs only when a test calls it (with the day it chooses), not from the background loop.
+    return HouseholdSettings(**service_settings(stack, dsn), need_sweep_enabled=False)
 
 
 @pytest.fixture(scope="session")

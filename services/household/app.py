@@ -11,12 +11,17 @@ from services.household.access_log.endpoints import router as access_log_router
 from services.household.consumers import audit as audit_events
 from services.household.consumers import referrals as referral_events
 from services.household.consumers import registry as registry_events
+from services.household.due.endpoints import router as due_router
 from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
+from services.household.immunization.endpoints import fhir_router as immunization_fhir_router
+from services.household.immunization.endpoints import router as immunization_router
+from services.household.immunization.endpoints import schedule_router as immunization_schedule_router
 from services.household.imports.endpoints import IMPORT_PATH
 from services.household.imports.endpoints import router as import_router
 from services.household.life_events.endpoints import router as life_events_router
 from services.household.measurements.endpoints import router as measurements_router
+from services.household.needs.sweep import need_sweep_loop
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.sessions.endpoints import router as sessions_router
@@ -33,7 +38,8 @@ SPEC = ServiceSpec(
     description="Households (kartu keluarga) and their members, a profile per SPM field, and the needs the "
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
-             audit_router(), life_events_router, access_log_router, sessions_router, visits_router],
+             audit_router(), life_events_router, access_log_router, sessions_router, visits_router,
+             immunization_schedule_router, immunization_router, immunization_fhir_router, due_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit
@@ -42,6 +48,8 @@ SPEC = ServiceSpec(
                                 topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values(), AUDIT_TOPIC],
                                 handlers={**registry_events.HANDLERS, **referral_events.HANDLERS,
                                           **audit_events.HANDLERS})],
+    # The daily sweep of the age- and time-dependent need rules (once a day across replicas).
+    background=[need_sweep_loop],
 )
 
 

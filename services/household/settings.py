@@ -1,4 +1,4 @@
-"""The household service's settings: the shared ones, with its own port and the bulk import's bounds."""
+"""The household service's settings: the shared ones, its own port, the bulk import's bounds, the need sweep."""
 
 from pydantic import Field
 
@@ -13,5 +13,12 @@ class HouseholdSettings(ServiceSettings):
     # Imports running at once in one process (each holds a database connection and parses on the event loop); one
     # more is refused with a 503 and Retry-After rather than queued.
     household_import_max_concurrent: int = Field(default=2, ge=1)
-    # The time source (which dates are in the future for sessions and visits); tests inject their own.
+    # The daily need sweep (needs/sweep.py): re-evaluates the age- and time-dependent rules once a day (UTC).
+    need_sweep_enabled: bool = True
+    #: How often the background job checks whether today's sweep is still to run (one short query).
+    need_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    #: Households re-evaluated per transaction (each holds its households' row locks until it commits).
+    need_sweep_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # The time source (the need sweep's day, the immunisation status and schedule version in force, which
+    # dates are in the future for sessions and visits); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)

@@ -95,6 +95,8 @@ class Member(Table, table=True):
         sa.Index("uq_members_live_nik", "nik", unique=True,
                  postgresql_where=sa.text("nik IS NOT NULL AND status = 'active'")),
         sa.Index("ix_members_name_birth", sa.text("lower(name)"), "birth_date"),
+        # The need sweep selects the members whose age crosses a rule's threshold by birth-date ranges.
+        sa.Index("ix_members_birth_date", "birth_date", postgresql_where=sa.text("status = 'active'")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -251,6 +253,23 @@ class AccessLogOrigin(Table, table=True):
     actor_agency_name: str | None = Field(default=None, max_length=200)
     actor_posyandu_ids: list[uuid.UUID] = Field(default_factory=list,
                                                 sa_column=sa.Column(ARRAY(sa.Uuid), nullable=False))
+
+
+class NeedSweep(Table, table=True):
+    """One row per daily need sweep that completed: the day it evaluated, from which day, and what it did."""
+
+    __tablename__ = "need_sweeps"
+
+    #: The day (UTC) the rules were evaluated on; the latest row is where the next sweep starts.
+    swept_on: date = Field(primary_key=True)
+    #: The day after the previous sweep: members whose thresholds fell in [since, swept_on] were evaluated.
+    since: date
+    households: int
+    detected: int
+    resolved: int
+    started_at: datetime = Field(sa_column=timestamptz())
+    finished_at: datetime = Field(sa_column=timestamptz())
+
 
 class KnownSchedule(Table, table=True):
     """Each posyandu's opening-day schedule as the registry announced it (posyandu.schedule.changed.v1)."""

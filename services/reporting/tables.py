@@ -184,7 +184,56 @@ class ReferralRow(Table, table=True):
     escalated_at: datetime | None = Field(default=None, sa_column=timestamptz(nullable=True))
 
 
+class SessionRow(Table, table=True):
+    """An opening day at a posyandu (a session) and whether it was closed."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.Index("ix_sessions_village_code", "village_code", "session_date",
+                               postgresql_ops=_PREFIX_OPS),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    posyandu_id: uuid.UUID
+    village_code: str = Field(max_length=10)
+    session_date: date
+    status: str = Field(max_length=10)
+    version: int
+
+
+class VisitRow(Table, table=True):
+    """A member's visit at a session: the life-cycle group and the SKDN items (book held, weighed, KMS signal);
+    the screening values and counselling are not kept."""
+
+    __tablename__ = "visits"
+    __table_args__ = (sa.Index("ix_visits_household_visited_on", "household_id", "visited_on"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    household_id: uuid.UUID
+    member_id: uuid.UUID = Field(index=True)
+    session_id: uuid.UUID
+    visited_on: date
+    life_cycle_group: str = Field(max_length=12)
+    pregnant: bool = False
+    kms_book_held: bool | None = None
+    weighed: bool = False
+    kms_signal: str | None = Field(default=None, max_length=5)
+
+
+class DoseRow(Table, table=True):
+    """A vaccine dose a child was given (voided: a recording mistake, not counted)."""
+
+    __tablename__ = "doses"
+    __table_args__ = (sa.Index("ix_doses_household_vaccine", "household_id", "vaccine"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    household_id: uuid.UUID
+    member_id: uuid.UUID
+    vaccine: str = Field(max_length=30)
+    dose_number: int
+    given_on: date
+    voided: bool = False
+
+
 #: The projection tables, in the order a rebuild empties them.
 PROJECTIONS: tuple[str, ...] = ("regions", "posyandu", "agencies", "households", "members", "member_merges",
                                 "profile_versions",
-                                "measurements", "needs", "referrals")
+                                "measurements", "needs", "referrals", "sessions", "visits", "doses")

@@ -287,3 +287,31 @@ class VisitData(BaseModel):
 VISIT_RECORDED = _household("posyandu.visit.recorded.v1", VisitData,
                             "A member's visit at a session was recorded with the services received per life-cycle "
                             "group (no NIK).")
+
+
+class ImmunizationData(BaseModel):
+    """A dose recorded or voided, with the child's status as computed after it (the status is never typed)."""
+
+    dose_id: NotPersonal[uuid.UUID]
+    household_id: NotPersonal[uuid.UUID]
+    member_id: NotPersonal[uuid.UUID]
+    vaccine: Personal[str]
+    dose_number: Personal[int]
+    given_on: NotPersonal[date]
+    #: `posyandu`, `puskesmas`, `elsewhere` or `parent-report`.
+    place: Personal[str]
+    lot_number: Personal[str | None]
+    age_days: Personal[int]
+    #: Where the record came from: `api` or the FHIR system an imported resource names.
+    source: NotPersonal[str]
+    #: The member's computed status after this change (`complete-for-age`, `incomplete`, `unknown`).
+    immunization_status: Personal[str]
+    #: The schedule version it was computed with.
+    schedule_version: NotPersonal[str | None]
+
+
+IMMUNIZATION_RECORDED = _household("posyandu.immunization.recorded.v1", ImmunizationData,
+                                   "A child's vaccine dose was recorded (at the posyandu, the puskesmas, elsewhere, "
+                                   "or as the parent reported it); carries the computed immunisation status.")
+IMMUNIZATION_VOIDED = _household("posyandu.immunization.voided.v1", ImmunizationData,
+                                 "A recorded dose was voided as a mistake; carries the status computed without it.")

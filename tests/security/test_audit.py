@@ -40,10 +40,20 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
     "household /api/v1/duplicates": (lambda w: "/api/v1/duplicates", lambda w: w.a.kader()),
     "household /api/v1/sessions/{session_id}/visits": (lambda w: f"/api/v1/sessions/{w.session_id}/visits",
                                                       lambda w: w.a.kader()),
+    "household /api/v1/posyandu/{posyandu_id}/due": (lambda w: f"/api/v1/posyandu/{w.a.posyandu_id}/due",
+                                                     lambda w: w.a.kader()),
     f"household {HH}/members/{{member_id}}/visits": (
         lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/visits", lambda w: w.a.kader()),
     f"household {HH}/life-events": (lambda w: f"/api/v1/households/{w.a.household_id}/life-events",
                                    lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/immunizations": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations",
+        lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/immunizations/status": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/status",
+        lambda w: w.a.kader()),
+    f"household {HH}/members/{{member_id}}/fhir": (
+        lambda w: f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/fhir", lambda w: w.a.opd()),
     "referral /api/v1/referrals": (lambda w: "/api/v1/referrals", lambda w: w.a.kader()),
     "referral /api/v1/referrals/{referral_id}": (lambda w: f"/api/v1/referrals/{w.a.referral_id}",
                                                  lambda w: w.a.opd()),
@@ -69,6 +79,7 @@ NOT_PERSONAL = {
     **{f"referral {path}": "webhook configuration and its delivery log (ids, times, HTTP results; no bodies)"
        for path in ("/api/v1/webhooks/subscriptions", "/api/v1/webhooks/subscriptions/{subscription_id}",
                     "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries")},
+    "household /api/v1/immunization/schedule": "the national immunisation schedule: public reference data",
     **{f"household {path}": "a posyandu's sessions: dates, states and who opened them; no member's data"
        for path in ("/api/v1/sessions", "/api/v1/sessions/{session_id}")},
     **{f"{service} /api/v1/dead-letters": "dead letters without their bodies (ids, offsets, event types, errors "

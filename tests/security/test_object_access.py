@@ -90,7 +90,10 @@ def _dead_letter(tail: str) -> Case:
 
 
 HH = "/api/v1/households/{household_id}"
+
+
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
+DOSES = HH + "/members/{member_id}/immunizations"
 CASES: dict[str, Case] = {
     # registry: regions, posyandu and agencies are the public directory every role works with.
     "registry GET /api/v1/regions/{code}": Case(lambda w: ["/api/v1/regions/3172011001"],
@@ -173,6 +176,24 @@ CASES: dict[str, Case] = {
     "household POST /api/v1/sessions/{session_id}/visits": Case(
         lambda w: [f"/api/v1/sessions/{w.session_id}/visits"],
         body=lambda w: {"member_id": w.a.member_id, "counselling": ["nutrition"]}),
+    f"household POST {DOSES}": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations"],
+        body=lambda w: {"vaccine": "bcg", "dose_number": 1, "given_on": "2026-01-05", "place": "posyandu"}),
+    f"household GET {DOSES}": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations"],
+        insider=lambda w: w.a.kader()),
+    f"household GET {DOSES}/status": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/status"],
+        insider=lambda w: w.a.kader()),
+    f"household POST {DOSES}/{{dose_id}}/void": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/immunizations/"
+                   "00000000-0000-0000-0000-000000000001/void"], body=lambda w: {"reason": "bukan wewenang"}),
+    f"household GET {HH}/members/{{member_id}}/fhir": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/fhir"],
+        insider=lambda w: w.a.kader()),
+    "household GET /api/v1/posyandu/{posyandu_id}/due": Case(
+        lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/due", f"/api/v1/posyandu/{w.a.posyandu_id}/due?format=csv"],
+        insider=lambda w: w.a.kader()),
     "household POST /api/v1/duplicates/{flag_id}/merge": Case(
         lambda w: [f"/api/v1/duplicates/{w.flag_id}/merge"], body=lambda w: {"survivor_id": w.a.member_id}),
     "household POST /api/v1/duplicates/{flag_id}/dismiss": Case(lambda w: [f"/api/v1/duplicates/{w.flag_id}/dismiss"]),

@@ -1,5 +1,5 @@
-"""Deterministic plans of demo households: members, identifiers, per-field profiles, child measurements and the
-visits of the posyandu's last opening days (sessions), the children weighed at them.
+"""Deterministic plans of demo households: members, identifiers, per-field profiles, child measurements, doses
+and the visits of the posyandu's last opening days (sessions), the children weighed at them.
 
 Pure functions (no I/O): :func:`plan_households` turns the demo posyandu, a count and a reference date into the
 same list of :class:`HouseholdPlan` every time (``random.Random(2026)``); the first ``k`` plans do not depend on
@@ -10,6 +10,7 @@ in every field; the rest draw their situation from realistic, mostly need-free d
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -21,6 +22,7 @@ from typing import Any
 
 from services.household.growth.kms import completed_months, default_min_gain_g
 from services.household.growth.tables import LMS, Sex, Table, lms_for_age, lms_for_length
+from services.household.immunization.schedule import ScheduleRow, national_versions, reached, schedule_of
 from services.household.needs.config import DEFAULT_CONFIG
 from services.household.needs.rules import pregnancy_month
 from shared.events.topics import SpmField
@@ -40,7 +42,7 @@ SCENARIOS: tuple[str, ...] = (
     "poor-without-aid",     # sosial: decile <= 4, no aid, no JKN
     "out-of-school",        # pendidikan: a school-age child not enrolled, a sibling at dropout risk
     "high-risk-pregnancy",  # kesehatan: a pregnant woman at risk (age, MUAC or missed antenatal visits)
-    "toddler-growth",       # kesehatan: incomplete immunisation, stunted/wasted/underweight measurements
+    "toddler-growth",       # kesehatan: doses missed (incomplete), stunted/wasted/underweight measurements
     "elderly-alone",        # sosial (+ kesehatan): an elderly person living alone, poor, hypertensive
     "displaced",            # trantibumlinmas + perumahan-rakyat + sosial: house destroyed, family displaced
     "tb-suspect",           # kesehatan: an adult with a long cough
@@ -164,6 +166,23 @@ class VisitPlan:
     services: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class DosePlan:
+    member: int
+    vaccine: str
+    dose: int
+    given_on: date
+    place: str
+    lot_number: str | None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"vaccine": self.vaccine, "dose_number": self.dose,
+                                "given_on": self.given_on.isoformat(), "place": self.place}
+        if self.lot_number:
+            body["lot_number"] = self.lot_number
+        return body
+
+
 @dataclass
 class HouseholdPlan:
     number: int
@@ -182,6 +201,8 @@ class HouseholdPlan:
     member_sections: dict[SpmField, dict[int, dict[str, Any]]] = field(default_factory=dict)
     measurements: list[MeasurementPlan] = field(default_factory=list)
     visits: list[VisitPlan] = field(default_factory=list)
+    #: Vaccine doses of the under-fives, in the order to record them (by date).
+    doses: list[DosePlan] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:
@@ -259,6 +280,9 @@ class _Household:
         self.scenario = scenario
         self.members: list[MemberPlan] = []
         self.names: set[str] = set()
+        #: Member index -> how the child's doses go: `complete-for-age`, `incomplete` (some missed), `unknown`
+        #: (no history entered).
+        self.immunization: dict[int, str] = {}
 
     # -- members -----------------------------------------------------------------------------------------------
 
@@ -441,12 +465,13 @@ class _Household:
         for i, m in enumerate(self.members):
             age, months = _age(m.birth_date, self.ref), _months(m.birth_date, self.ref)
             section: dict[str, Any] = {"health_insurance": insurance}
+            # The status is computed from the doses (doses()); this draws how a child's doses went.
             if months < 24:
-                section["immunization_status"] = "incomplete" if s == "toddler-growth" else _weighted(
+                self.immunization[i] = "incomplete" if s == "toddler-growth" else _weighted(
                     rng, [("complete-for-age", 85), ("incomplete", 11), ("unknown", 4)])
             elif months < 60:
-                section["immunization_status"] = _weighted(rng, [("complete-for-age", 85), ("incomplete", 10),
-                                                                 ("unknown", 5)])
+                self.immunization[i] = _weighted(rng, [("complete-for-age", 85), ("incomplete", 10),
+                                                       ("unknown", 5)])
             if m.pregnant and m.expected_delivery_date is not None:
                 month = pregnancy_month(m.expected_delivery_date, self.ref)
                 due = DEFAULT_CONFIG.anc_due_visits(month)
@@ -673,6 +698,7 @@ class _Household:
         plan.member_sections[SpmField.SOSIAL] = social
         plan.measurements = self.measurements()
         plan.visits = self.visits(plan.measurements, plan.member_sections[SpmField.KESEHATAN])
+        plan.doses = self.doses()
         return plan
 
     def visits(self, measurements: list[MeasurementPlan], health: dict[int, dict[str, Any]]) -> list[VisitPlan]:
@@ -724,6 +750,62 @@ class _Household:
                                     else part) for k, part in body.items()}
                     plans.append(VisitPlan(member=i, on=on, services=services))
         return plans
+
+    def doses(self) -> list[DosePlan]:
+        """The doses of the national schedule in force on the reference date that each under-five has had by then:
+        on time or a little late (most), with one vaccine stopped early (`incomplete`), or none (`unknown`).
+        Drawn from a generator of their own, so adding doses changed no other part of the plan."""
+        rng = random.Random(f"{SEED}-doses-{self.number}")
+        version = _national_schedule().in_force(self.ref)
+        if version is None:
+            return []
+        rows = sorted((r for r in version.rows if r.applies_in(self.posyandu.village_code)),
+                      key=lambda r: (reached(self.ref, r.due_age), r.vaccine, r.dose))
+        plans: list[DosePlan] = []
+        for i, pattern in sorted(self.immunization.items()):
+            if pattern == "unknown":
+                continue
+            birth = self.members[i].birth_date
+            # A dose that can still be caught up (past its overdue age, not its latest) makes the child incomplete.
+            overdue_now = [r for r in rows if reached(birth, r.overdue_age) <= self.ref
+                           and (r.latest_age is None or reached(birth, r.latest_age) >= self.ref)]
+            stop = rng.choice(overdue_now) if pattern == "incomplete" and overdue_now else None
+            last: dict[str, date] = {}
+            for row in rows:
+                if stop is not None and row.vaccine == stop.vaccine and row.dose >= stop.dose:
+                    continue
+                given = self._dose_day(rng, birth, row, last.get(row.vaccine))
+                if given is None:
+                    continue
+                last[row.vaccine] = given
+                place = _weighted(rng, [("puskesmas", 6), ("elsewhere", 3), ("parent-report", 1)]) \
+                    if row.due_age == "0d" else _weighted(rng, [("posyandu", 16), ("puskesmas", 3),
+                                                                ("parent-report", 1)])
+                lot = None if place == "parent-report" else \
+                    f"{row.vaccine[:3].upper()}{given:%y}{rng.randint(1, 999):03d}"
+                plans.append(DosePlan(member=i, vaccine=row.vaccine, dose=row.dose, given_on=given, place=place,
+                                      lot_number=lot))
+        return sorted(plans, key=lambda d: (d.given_on, d.member, d.vaccine, d.dose))
+
+    def _dose_day(self, rng: random.Random, birth: date, row: ScheduleRow, previous: date | None) -> date | None:
+        """The day a dose was given: its due day plus a few days, after the previous dose's interval; None when
+        that is not yet (or the dose's latest age passed)."""
+        if row.dose > 1 and previous is None:
+            return None
+        due = reached(birth, row.due_age)
+        if due > self.ref:
+            return None
+        day = min(self.ref, due + timedelta(days=rng.choice((0, 0, 1, 3, 7, 12))))
+        if previous is not None:
+            day = max(day, previous + timedelta(days=row.min_interval_days or 1))
+        if row.latest_age is not None and day > reached(birth, row.latest_age):
+            return None
+        return day if day <= self.ref else None
+
+
+@functools.cache
+def _national_schedule() -> Any:
+    return schedule_of(national_versions())
 
 
 def plan_households(posyandu: Sequence[DemoPosyandu], count: int, reference_date: date,

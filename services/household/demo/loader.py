@@ -1,7 +1,7 @@
 """Loads the demo households through the public APIs of a running registry and household service.
 
 Idempotent: each household is registered with the fixed ``Idempotency-Key: demo-household-<n>``; its profiles (and
-child measurements) are written only when that registration really created it. A replayed registration
+child measurements and vaccine doses) are written only when that registration really created it. A replayed registration
 (``Idempotent-Replayed: true``) writes nothing, except the profiles an interrupted earlier load left out.
 
 Then the sessions: at each demo posyandu with a schedule, its last opening days are opened, the planned visits
@@ -31,6 +31,7 @@ from services.household.demo.generator import (
 from shared.events.topics import SpmField
 
 MEASUREMENTS_PATH = "/api/v1/households/{household_id}/members/{member_id}/measurements"
+DOSES_PATH = "/api/v1/households/{household_id}/members/{member_id}/immunizations"
 
 
 @dataclass
@@ -47,6 +48,7 @@ class DemoSummary:
     #: Sessions held (opened, visited, closed; replayed ones too) and the visits recorded at them now.
     sessions: int = 0
     visits: int = 0
+    doses: int = 0
     #: Why no measurements were written, when none were.
     measurements_skipped: str | None = None
     #: Open needs of the demo households by SPM field, and by category.
@@ -176,6 +178,14 @@ class _Loader:
             _check(response)
             self.summary.measurements += 1
 
+    async def vaccinate(self, household_id: str, plan: HouseholdPlan, member_ids: list[str]) -> None:
+        """The children's doses, oldest first (a dose needs the one before it recorded)."""
+        for d in plan.doses:
+            url = DOSES_PATH.format(household_id=household_id, member_id=member_ids[d.member])
+            _check(await self.client.post(url, json=d.body(), headers={
+                **self.auth, "Idempotency-Key": f"{plan.idempotency_key}-d{d.member}-{d.vaccine}-{d.dose}"}))
+            self.summary.doses += 1
+
     async def load_one(self, plan: HouseholdPlan) -> None:
         async with self.limit:
             response = await self.register(plan)
@@ -197,6 +207,7 @@ class _Loader:
                     await self.put_profile(household_id, plan, spm_field, member_ids)
                 if plan.posyandu.id not in self.scheduled:
                     await self.measure(household_id, plan, member_ids)
+                await self.vaccinate(household_id, plan, member_ids)
             else:
                 self.summary.replayed += 1
                 await self.complete_profiles(household_id, plan, member_ids)
@@ -322,7 +333,7 @@ def describe(summary: DemoSummary) -> str:
     lines = [f"{summary.households} households ({summary.created} new, {summary.replayed} already there"
              + (f", {summary.conflicts} conflicting" if summary.conflicts else "")
              + f"), {summary.members} members, {summary.measurements} measurements, {summary.sessions} sessions "
-             f"with {summary.visits} visits",
+             f"with {summary.visits} visits, {summary.doses} vaccine doses",
              f"open needs by field: {fields}; households without needs: {summary.households_without_needs}"]
     if summary.measurements_skipped:
         lines.append(f"measurements skipped: {summary.measurements_skipped}")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import may_write
+from services.household.immunization import service as immunization
 from services.household.tables import DuplicateFlag, Household, Measurement, Member, Visit
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -95,8 +96,8 @@ async def dismiss(*, session: AsyncSession, principal: Principal, flag_id: uuid.
 
 async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UUID,
                 survivor_id: uuid.UUID) -> tuple[DuplicateFlag, Member, list[Household]]:
-    """Merges the other record into the survivor: measurements and visits move over, a NIK is kept, an event tells
-    everyone."""
+    """Merges the other record into the survivor: measurements, visits and doses move over, a NIK is kept, an event
+    tells everyone."""
     flag, records = await _decidable(session, principal, flag_id)
     if survivor_id not in records:
         raise ValidationFailed("The survivor must be one of the two flagged members.",
@@ -119,6 +120,8 @@ async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UU
         col(Visit.member_id) == merged.id,
         col(Visit.session_id).not_in(sa.select(col(Visit.session_id)).where(col(Visit.member_id) == survivor.id)))
         .values(member_id=survivor.id, household_id=survivor_household.id))
+    await immunization.move_doses(session=session, merged=merged, survivor=survivor, household=survivor_household,
+                                  recorded_by=principal.sub)
     flag.status, flag.decided_by, flag.decided_at = "merged", principal.sub, now
     await session.flush()
     await publish(session, ev.MEMBER_MERGED, ev.MemberMergedData(
@@ -126,4 +129,6 @@ async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UU
         merged_household_id=merged_household.id), subject=str(survivor_household.id),
         regioncode=survivor_household.village_code)
     households = [survivor_household] + ([merged_household] if merged_household.id != survivor_household.id else [])
+    for household in households:  # the merged doses change the statuses the kesehatan profile publishes
+        await immunization.sync_profile_status(session=session, household=household, today=now.date())
     return flag, survivor, households

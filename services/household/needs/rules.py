@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
+from services.household.immunization.status import ImmunizationStatus
 from services.household.needs.config import CATEGORIES, DEFAULT_CONFIG, NeedRulesConfig, Urgency
 from services.household.profiles.schemas import (
     HIGHEST_COMPLETED_ORDER,
@@ -92,6 +93,9 @@ class MemberSnapshot:
     expected_delivery_date: date | None = None
     disability: str = "none"
     growth: GrowthSnapshot | None = None
+    #: The immunisation status computed from the doses and the schedule in force on the day (immunization/status.py;
+    #: never typed). None: not computed (not an under-five, or nothing to compute from).
+    immunization: ImmunizationStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +276,15 @@ def _kesehatan(ctx: _Context, member: MemberSnapshot, section: KesehatanMember |
     cfg, mid = ctx.config, member.member_id
     yield from _growth(ctx, member)
     yield from _pregnancy(ctx, member, section)
+    months = age_in_months(member.birth_date, ctx.today)
+    if (member.immunization is not None and member.immunization.status == "incomplete"
+            and 0 <= months <= cfg.immunization_max_age_months):
+        yield _need("kesehatan.immunization", mid, {
+            "age_months": months, "immunization_status": "incomplete",
+            "schedule_version": member.immunization.schedule_version,
+            "overdue": [f"{d.vaccine}-{d.dose}" for d in member.immunization.overdue]})
     if section is None:
         return
-    months = age_in_months(member.birth_date, ctx.today)
-    if section.immunization_status == "incomplete" and 0 <= months < cfg.immunization_under_age_months:
-        yield _need("kesehatan.immunization", mid, {"age_months": months, "immunization_status": "incomplete"})
     systolic, diastolic = section.systolic_bp, section.diastolic_bp
     if (age_in_years(member.birth_date, ctx.today) >= cfg.hypertension_min_age
             and ((systolic is not None and systolic >= cfg.hypertension_systolic)

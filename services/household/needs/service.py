@@ -8,8 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.identifiers import mask_nik
+from services.household.immunization.repository import computed_statuses
 from services.household.measurements.service import growth_snapshots
-from services.household.needs.rules import DetectedNeed, HouseholdSnapshot, MemberSnapshot, NeedKey, detect, diff
+from services.household.needs.rules import (
+    DetectedNeed,
+    HouseholdSnapshot,
+    MemberSnapshot,
+    NeedDiff,
+    NeedKey,
+    detect,
+    diff,
+)
 from services.household.profiles.service import current_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
@@ -17,22 +26,25 @@ from shared.events.topics import SpmField
 from shared.outbox import enqueue, outbox_entry
 
 
-async def snapshot_of(session: AsyncSession, household: Household,
-                      registered: list[Member] | None = None) -> tuple[HouseholdSnapshot, dict[object, Member]]:
-    """What the rules look at. `registered`: the members of a household created in this transaction, which has
-    no measurements or profiles yet, so nothing needs reading."""
+async def snapshot_of(session: AsyncSession, household: Household, registered: list[Member] | None = None, *,
+                      today: date | None = None) -> tuple[HouseholdSnapshot, dict[object, Member]]:
+    """What the rules look at on `today` (the immunisation status is computed for that day). `registered`: the
+    members of a household created in this transaction, which has no measurements, doses or profiles yet, so
+    nothing needs reading."""
     if registered is None:
         members = list((await session.execute(select(Member).where(
             Member.household_id == household.id, Member.status == "active"))).scalars().all())
         growth = await growth_snapshots(session, household.id)
         profiles = await current_profiles(session, household.id)
+        immunization = await computed_statuses(session, household, members, today=today or date.today())
     else:
-        members, growth, profiles = registered, {}, {}
+        members, growth, profiles, immunization = registered, {}, {}, {}
     snapshot = HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
                                 pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
-                                disability=m.disability, growth=growth.get(m.id)) for m in members],
+                                disability=m.disability, growth=growth.get(m.id),
+                                immunization=immunization.get(m.id)) for m in members],
         profiles=profiles)  # type: ignore[arg-type]
     return snapshot, {m.id: m for m in members}
 
@@ -46,12 +58,13 @@ def _event_data(need: Need, household: Household, member: Member | None) -> ev.N
 
 
 async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
-                        registered: list[Member] | None = None) -> None:
-    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing.
+                        registered: list[Member] | None = None) -> NeedDiff:
+    """Detect once, resolve when cleared: an unchanged condition writes and emits nothing. Returns what changed.
 
     `registered`: the household was created in this transaction with these members (it has no needs yet)."""
-    snapshot, members = await snapshot_of(session, household, registered)
-    current = detect(snapshot, today=today or date.today())
+    today = today or date.today()
+    snapshot, members = await snapshot_of(session, household, registered, today=today)
+    current = detect(snapshot, today=today)
     open_rows = {} if registered is not None else {(n.member_id, n.category): n for n in (await session.execute(
         select(Need).where(Need.household_id == household.id, Need.status == "open").with_for_update())
     ).scalars().all()}
@@ -82,6 +95,7 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
         entries.append(outbox_entry(event_type, _event_data(need, household, member),  # type: ignore[arg-type]
                                     subject=str(household.id), regioncode=household.village_code))
     await enqueue(session, ev.NEED_DETECTED.publisher, entries)
+    return changes
 
 
 async def open_needs(session: AsyncSession, household_id: object) -> list[Need]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, ValidationError
 
 from services.household.access import readable_household
+from services.household.clock import TodayDep
 from services.household.needs.service import open_needs, refresh_needs
 from services.household.profiles import service
 from services.household.profiles.schemas import PROFILE_MODELS
@@ -66,7 +67,7 @@ PROFILE_BODY = {"requestBody": {"required": True, "description": "The profile of
 @router.put("/profiles/{field}", response_model=ProfileVersionPublic, status_code=201,
             summary="Record a new version of the household's profile for one SPM field", openapi_extra=PROFILE_BODY)
 async def put_profile(household_id: uuid.UUID, field: SpmField, session: SessionDep, principal: Writer,
-                      body: Annotated[dict[str, Any], Body()],
+                      body: Annotated[dict[str, Any], Body()], today: TodayDep,
                       observed_on: Annotated[date | None, Query(description="When observed (default today)")] = None,
                       ) -> Response:
     try:
@@ -76,8 +77,9 @@ async def put_profile(household_id: uuid.UUID, field: SpmField, session: Session
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()]) from exc
     household, version = await service.record(session=session, principal=principal, household_id=household_id,
-                                              field=field, profile=profile, observed_on=observed_on or date.today())
-    await refresh_needs(session, household)
+                                              field=field, profile=profile, observed_on=observed_on or today,
+                                              today=today)
+    await refresh_needs(session, household, today=today)
     return json_response(_public(version), 201)
 
 

@@ -288,7 +288,10 @@ class KesehatanMember(BaseModel):
 
     model_config = _CONFIG
 
-    immunization_status: ImmunizationStatus | None = None
+    immunization_status: ImmunizationStatus | None = Field(
+        default=None, json_schema_extra={"readOnly": True},
+        description="Read-only: computed from the recorded doses and the national schedule in force (README "
+                    "\"Immunisation\"); refused on input")
     antenatal_visits: int | None = Field(default=None, ge=0, le=20, description="Antenatal visits this pregnancy")
     pregnant_muac_cm: float | None = Field(default=None, ge=5, le=60, allow_inf_nan=False,
                                            description="Mid-upper arm circumference of the pregnant woman, cm")

@@ -97,7 +97,7 @@ async def test_profile_observations_are_not_in_the_future_nor_before_the_member(
                                    json=housing, headers=kader)
     assert accepted.status_code == 201, accepted.text
     baby = next(m for m in created["members"] if m["name"] == "Bayi")
-    health = {"members": {baby["id"]: {"immunization_status": "complete-for-age"}}}
+    health = {"members": {baby["id"]: {"health_insurance": "jkn-pbi"}}}
     before_birth = await household.put(f"{url}/kesehatan", json=health, headers=kader,
                                        params={"observed_on": (baby_born - timedelta(days=1)).isoformat()})
     assert problem_fields(before_birth) == [f"members.{baby['id']}"]

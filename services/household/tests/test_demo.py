@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 
@@ -95,6 +96,19 @@ async def test_the_demo_loads_needs_in_every_field_and_replays(
     assert any(a < 2 for a in ages) and any(6 < a < 18 for a in ages) and any(a >= 60 for a in ages)
     assert any(row["pregnant"] and row["expected_delivery_date"] > reference for row in rows)
 
+    # Doses for the under-fives, consistent with their ages: most children complete for age, some late.
+    doses = await household_db.fetch(
+        "SELECT d.given_on, m.birth_date FROM immunization_doses d JOIN members m ON m.id = d.member_id"
+        " WHERE d.household_id = ANY($1::uuid[])", ids)
+    assert len(doses) == summary.doses > 0
+    assert all(row["birth_date"] <= row["given_on"] <= reference for row in doses)
+    latest_health = await household_db.fetch(
+        "SELECT DISTINCT ON (household_id) data FROM profile_versions WHERE household_id = ANY($1::uuid[])"
+        " AND spm_field = 'kesehatan' ORDER BY household_id, version DESC", ids)
+    statuses = [section.get("immunization_status") for row in latest_health
+                for section in json.loads(row["data"]).get("members", {}).values()]
+    assert statuses.count("complete-for-age") > statuses.count("incomplete") > 0, statuses
+
     # The kader of a posyandu sees its demo households.
     posyandu_id, count = next(iter(summary.posyandu_households.items()))
     listed = await household.get("/api/v1/households", params={"posyandu": posyandu_id, "limit": 100},
@@ -106,13 +120,15 @@ async def test_the_demo_loads_needs_in_every_field_and_replays(
         return [await household_db.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = ANY($1::uuid[])", ids)
                 for table, column in (("households", "id"), ("members", "household_id"),
                                       ("profile_versions", "household_id"), ("needs", "household_id"),
-                                      ("measurements", "household_id"), ("visits", "household_id"))]
+                                      ("measurements", "household_id"), ("visits", "household_id"),
+                                      ("immunization_doses", "household_id"))]
 
     households_before = await household_db.fetchval("SELECT count(*) FROM households")
     before = await counts()
     again = await demo.load(household, registry, admin_token=ADMIN, households=HOUSEHOLDS, reference_date=reference)
     assert (again.created, again.replayed, again.conflicts) == (0, HOUSEHOLDS, 0)
-    assert (again.profiles_written, again.measurements, again.visits, again.sessions) == (0, 0, 0, summary.sessions)
+    assert (again.profiles_written, again.measurements, again.visits, again.sessions, again.doses) == (
+        0, 0, 0, summary.sessions, 0)
     assert again.household_ids == summary.household_ids and again.needs == summary.needs
     assert await counts() == before
     assert await household_db.fetchval("SELECT count(*) FROM households") == households_before

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from services.household.immunization.status import ImmunizationStatus, PendingDose, StatusCode
 from services.household.needs import (
     CATEGORIES,
     DEFAULT_CONFIG,
@@ -163,7 +164,8 @@ def test_every_automatic_category_has_a_rule() -> None:
             member(30, member_id=uuid.UUID(int=12), pregnant=True),
             # severe malnutrition, stunting, underweight, immunization
             member(0, months=12, member_id=uuid.UUID(int=13),
-                   growth=GrowthSnapshot(measured_on=TODAY, whz=-3.5, haz=-2.5, waz=-2.5)),
+                   growth=GrowthSnapshot(measured_on=TODAY, whz=-3.5, haz=-2.5, waz=-2.5),
+                   immunization=computed("incomplete")),
             # wasting
             member(0, months=20, member_id=uuid.UUID(int=14), growth=GrowthSnapshot(measured_on=TODAY, whz=-2.5)),
             # neglected elderly living alone
@@ -178,7 +180,6 @@ def test_every_automatic_category_has_a_rule() -> None:
             SpmField.KESEHATAN: KesehatanProfile(members={
                 uuid.UUID(int=12): KesehatanMember(systolic_bp=150, long_cough=True, severe_mental_illness=True,
                                                    pregnant_muac_cm=22, health_insurance="none"),
-                uuid.UUID(int=13): KesehatanMember(immunization_status="incomplete"),
             }),
             SpmField.PEKERJAAN_UMUM: PekerjaanUmumProfile(household=PekerjaanUmumHousehold(
                 drinking_water_source="surface-water", toilet="none", wastewater="open-drain")),
@@ -358,14 +359,30 @@ def test_no_measurement_no_growth_need() -> None:
 # --- kesehatan: other -----------------------------------------------------------------------------------------------
 
 
+def computed(code: StatusCode) -> ImmunizationStatus:
+    """A status as immunization/status.py computes it, with polio 2 overdue when incomplete."""
+    overdue = (PendingDose("opv", 2, TODAY, TODAY),) if code == "incomplete" else ()
+    return ImmunizationStatus(status=code, schedule_version="kemenkes-2023", overdue=overdue)
+
+
 @pytest.mark.parametrize(("months", "status", "fires"), [
-    (0, "incomplete", True), (23, "incomplete", True), (24, "incomplete", False),
+    (0, "incomplete", True), (23, "incomplete", True), (24, "incomplete", True), (59, "incomplete", True),
+    (60, "incomplete", False),
     (12, "complete-for-age", False), (12, "unknown", False), (12, None, False),
 ])
-def test_immunization(months: int, status: str | None, fires: bool) -> None:
-    need = check(household(child(months), kesehatan={"immunization_status": status}), "kesehatan.immunization", fires)
+def test_immunization(months: int, status: StatusCode | None, fires: bool) -> None:
+    baby = replace(child(months), immunization=computed(status) if status else None)
+    need = check(household(baby), "kesehatan.immunization", fires)
     if need:
-        assert need.evidence == {"age_months": months, "immunization_status": "incomplete"}
+        assert need.evidence == {"age_months": months, "immunization_status": "incomplete",
+                                 "schedule_version": "kemenkes-2023", "overdue": ["opv-2"]}
+
+
+def test_immunization_reads_the_computed_status_not_the_profile() -> None:
+    # A stored profile value (what reporting reads) never makes the rule fire by itself: the rule computes.
+    stale = household(replace(child(12), immunization=computed("complete-for-age")),
+                      kesehatan={"immunization_status": "incomplete"})
+    check(stale, "kesehatan.immunization", False)
 
 
 def pregnant(age: int = 28, *, gestational_days: int | None = None) -> MemberSnapshot:

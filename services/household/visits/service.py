@@ -161,8 +161,11 @@ async def _follow_profile(session: AsyncSession, principal: Principal, household
     updated = section.model_copy(update=items)
     if updated == section:
         return
-    sections = {str(m): s.model_dump(mode="json", exclude_none=True) for m, s in members.items()}
-    sections[str(visit.member_id)] = updated.model_dump(mode="json", exclude_none=True)
+    # The stored profile carries the computed immunisation statuses, which a write may not type: the profile
+    # service computes them again.
+    computed = {"immunization_status"}
+    sections = {str(m): s.model_dump(mode="json", exclude_none=True, exclude=computed) for m, s in members.items()}
+    sections[str(visit.member_id)] = updated.model_dump(mode="json", exclude_none=True, exclude=computed)
     profile = KesehatanProfile.model_validate({"members": sections})
     await profiles.record(session=session, principal=principal, household_id=household.id,
                           field=SpmField.KESEHATAN, profile=profile, observed_on=visit.visited_on)

@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.consumers import codes
 from services.reporting.tables import (
+    DoseRow,
     HouseholdRow,
     MeasurementRow,
     MemberMergeRow,
     MemberRow,
     NeedRow,
     ProfileVersionRow,
+    SessionRow,
+    VisitRow,
 )
 from shared.consumer import Batched, Handler
 from shared.events import household as ev
@@ -31,6 +34,9 @@ merges = MemberMergeRow.__table__  # type: ignore[attr-defined]
 profiles = ProfileVersionRow.__table__  # type: ignore[attr-defined]
 measurements = MeasurementRow.__table__  # type: ignore[attr-defined]
 needs = NeedRow.__table__  # type: ignore[attr-defined]
+sessions = SessionRow.__table__  # type: ignore[attr-defined]
+visits = VisitRow.__table__  # type: ignore[attr-defined]
+doses = DoseRow.__table__  # type: ignore[attr-defined]
 
 
 def _newest_wins(table: sa.Table, columns: list[str]) -> dict[str, object]:
@@ -152,6 +158,47 @@ def _on_needs(column: str) -> Batched:
     return Batched(apply)
 
 
+async def on_session(session: AsyncSession, event: CloudEvent) -> None:
+    """A session opened or closed (newest version wins)."""
+    data = ev.SessionData.model_validate(event.data)
+    values = {"posyandu_id": data.posyandu_id, "village_code": codes.village(data.village_code),
+              "session_date": data.session_date, "status": data.status, "version": data.version}
+    await session.execute(insert(sessions).values(id=data.session_id, **values).on_conflict_do_update(
+        index_elements=["id"], set_=values, where=sessions.c.version < data.version))
+
+
+async def on_visits(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """Keeps visits' life-cycle group and SKDN items (immutable); the screening values stay in the household."""
+    rows = {}
+    for event in events:
+        data = ev.VisitData.model_validate(event.data)
+        child = data.child
+        rows[data.visit_id] = {"id": data.visit_id, "household_id": data.household_id, "member_id": data.member_id,
+                               "session_id": data.session_id, "visited_on": data.visited_on,
+                               "life_cycle_group": data.life_cycle_group, "pregnant": data.pregnant,
+                               "kms_book_held": child.kms_book_held if child else None,
+                               "weighed": bool(child and child.weighed),
+                               "kms_signal": child.kms_signal if child else None}
+    await session.execute(insert(visits).on_conflict_do_nothing(), list(rows.values()))
+
+
+def _on_doses(voided: bool) -> Batched:
+    async def apply(session: AsyncSession, events: list[CloudEvent]) -> None:
+        rows = {}
+        for event in events:
+            data = ev.ImmunizationData.model_validate(event.data)
+            rows[data.dose_id] = {"id": data.dose_id, "household_id": data.household_id, "member_id": data.member_id,
+                                  "vaccine": data.vaccine, "dose_number": data.dose_number,
+                                  "given_on": data.given_on, "voided": voided}
+        statement = insert(doses)
+        # A void is final, whichever of the two events arrives first.
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["id"], set_={"voided": doses.c.voided | statement.excluded.voided}), list(rows.values()))
+
+    apply.__doc__ = "A dose recorded" if not voided else "A dose voided (a recording mistake: no longer counted)"
+    return Batched(apply)
+
+
 def handlers() -> dict[str, Handler | Batched]:
     return {
         ev.HOUSEHOLD_REGISTERED.name: Batched(on_households),
@@ -169,4 +216,9 @@ def handlers() -> dict[str, Handler | Batched]:
         ev.MEASUREMENT_RECORDED.name: Batched(on_measurements),
         ev.NEED_DETECTED.name: _on_needs("detected_at"),
         ev.NEED_RESOLVED.name: _on_needs("resolved_at"),
+        ev.SESSION_OPENED.name: on_session,
+        ev.SESSION_CLOSED.name: on_session,
+        ev.VISIT_RECORDED.name: Batched(on_visits),
+        ev.IMMUNIZATION_RECORDED.name: _on_doses(voided=False),
+        ev.IMMUNIZATION_VOIDED.name: _on_doses(voided=True),
     }

@@ -4,9 +4,9 @@ Withheld cells are written as `x` in CSV and Excel, and as null in JSON: the sma
 that no small one can be derived alike (telling them apart would narrow both), and never a number.
 
 Text comes from other systems' events (region, village and agency names, need categories, referral statuses), so
-no text cell may reach a spreadsheet program as a formula (OWASP CSV injection): a text that begins with `=`, `+`,
-`-`, `@`, a tab or a carriage return gets a leading `'`, and Excel cells are written as strings, never formulas.
-Numbers stay numbers.
+no text cell may reach a spreadsheet program as a formula (OWASP CSV injection): a text that begins like one gets
+a leading `'` (shared/spreadsheet.py, the household's due list uses it too), and Excel cells are written as
+strings, never formulas. Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from starlette.responses import Response
 
 from services.reporting.indicators.schemas import ReportTable
 from shared.responses import json_response
+from shared.spreadsheet import neutralised
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]
 WITHHELD = "x"
-#: What a spreadsheet program reads as the start of a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def negotiate(requested: ExportFormat | None, accept: str | None) -> ExportFormat:
@@ -51,13 +50,6 @@ def _cells(table: ReportTable) -> list[list[Any]]:
         hidden = set(row.get("suppressed") or ())
         out.append([marker if c.key in hidden else row.get(c.key) for c in table.columns])
     return out
-
-
-def neutralised(value: Any) -> Any:
-    """A text cell as plain text: prefixed with `'` when it starts like a formula. Anything else as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _excel_cell(sheet: Any, value: Any) -> Any:

@@ -25,6 +25,16 @@ class Indicator:
         return self.label_id if lang == "id" else self.label_en
 
 
+#: The vaccines of the national schedule (household immunization/schedule.csv) whose coverage is reported: the
+#: under-twos given at least one (live) dose of each by the period's end.
+VACCINES = [("hb0", "HB-0"), ("bcg", "BCG"), ("opv", "Polio (bOPV)"), ("dpt-hb-hib", "DPT-HB-Hib"),
+            ("ipv", "IPV"), ("pcv", "PCV"), ("rotavirus", "Rotavirus"), ("mr", "MR"), ("je", "JE")]
+
+
+def slug(code: str) -> str:
+    return code.replace("-", "_")
+
+
 def _count(key: str, en: str, id_: str) -> Indicator:
     return Indicator(key, "count", en, id_)
 
@@ -54,6 +64,14 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _count("kesehatan.children_measured", "Children measured (D)", "Balita ditimbang (D)"),
         _rate("kesehatan.measured_rate", "Children measured / registered (D/S)", "Cakupan penimbangan (D/S)",
               "kesehatan.children_measured", "kesehatan.children_under_five"),
+        # SKDN: K from the KMS/KIA book seen at the child's latest visit, N from the KMS signal of the latest
+        # weighing of the period.
+        _count("kesehatan.kms_book_held", "Children with a KMS/KIA book (K)", "Balita memiliki KMS/buku KIA (K)"),
+        _rate("kesehatan.kms_book_rate", "Children with a book / registered (K/S)", "Cakupan KMS (K/S)",
+              "kesehatan.kms_book_held", "kesehatan.children_under_five"),
+        _count("kesehatan.weight_rose", "Children whose weight rose (N)", "Balita naik berat badannya (N)"),
+        _rate("kesehatan.weight_rose_rate", "Weight rose / weighed (N/D)", "Balita naik berat badan (N/D)",
+              "kesehatan.weight_rose", "kesehatan.children_measured"),
         _count("kesehatan.measured_height", "Children with height-for-age", "Balita diukur TB/U"),
         _count("kesehatan.stunted", "Stunted children", "Balita stunting"),
         _rate("kesehatan.stunting_rate", "Stunting prevalence", "Prevalensi stunting",
@@ -70,6 +88,10 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _count("kesehatan.immunization_complete", "Under-twos immunised for age", "Baduta imunisasi lengkap"),
         _rate("kesehatan.immunization_rate", "Immunisation complete for age", "Cakupan imunisasi lengkap",
               "kesehatan.immunization_complete", "kesehatan.children_under_two"),
+        *(indicator for code, name in VACCINES for indicator in (
+            _count(f"kesehatan.vaccinated_{slug(code)}", f"Under-twos given {name}", f"Baduta mendapat {name}"),
+            _rate(f"kesehatan.vaccinated_{slug(code)}_rate", f"{name} coverage of under-twos",
+                  f"Cakupan {name} baduta", f"kesehatan.vaccinated_{slug(code)}", "kesehatan.children_under_two"))),
     ],
     SpmField.PENDIDIKAN: [
         _count("pendidikan.aged_7_18", "Members aged 7-18", "Anggota usia 7-18 tahun"),
@@ -119,6 +141,19 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
     ],
 }
 
+#: Services at the posyandu's opening days, per life-cycle group (flows of the period; `pregnant` counts the visits of
+#: pregnant women again).
+SERVICES = [
+    _count("services.sessions", "Opening days held", "Hari buka posyandu"),
+    _count("services.visits", "Visits", "Kunjungan"),
+    _count("services.infant", "Visits of infants", "Kunjungan bayi"),
+    _count("services.toddler", "Visits of toddlers", "Kunjungan balita"),
+    _count("services.school_age", "Visits of school-age members", "Kunjungan usia sekolah dan remaja"),
+    _count("services.adult", "Visits of adults", "Kunjungan dewasa"),
+    _count("services.elderly", "Visits of the elderly", "Kunjungan lansia"),
+    _count("services.pregnant", "Visits of pregnant women", "Kunjungan ibu hamil"),
+]
+
 NEEDS = [
     _count("needs.detected", "Needs detected", "Kebutuhan terdeteksi"),
     _count("needs.resolved", "Needs resolved", "Kebutuhan terselesaikan"),
@@ -150,7 +185,8 @@ REFERRALS = [
 ]
 
 ALL: dict[str, Indicator] = {i.key: i for i in
-                             [*COVERAGE, *(i for f in FIELD_INDICATORS.values() for i in f), *NEEDS, *REFERRALS]}
+                             [*COVERAGE, *SERVICES, *(i for f in FIELD_INDICATORS.values() for i in f), *NEEDS,
+                              *REFERRALS]}
 
 
 #: Counts of one row that sum to another of it: the life-cycle groups make up the members, and every referral
@@ -158,11 +194,15 @@ ALL: dict[str, Indicator] = {i.key: i for i in
 PARTITIONS: list[tuple[str, list[str]]] = [
     ("coverage.members", ["coverage.infant", "coverage.toddler", "coverage.school_age", "coverage.adult",
                           "coverage.elderly"]),
+    ("services.visits", ["services.infant", "services.toddler", "services.school_age", "services.adult",
+                         "services.elderly"]),
     ("referrals.created", ["referrals.open", "referrals.completed", "referrals.failed", "referrals.cancelled",
                            "referrals.rejected"]),
 ]
 
 
 def indicators_for(fields: list[SpmField]) -> list[Indicator]:
-    """The columns of the indicator table for the given fields (coverage always; needs and referrals of them)."""
-    return [*COVERAGE, *(i for f in SpmField if f in fields for i in FIELD_INDICATORS[f]), *NEEDS, *REFERRALS]
+    """The columns of the indicator table for the given fields (coverage and services always; needs and referrals
+    of them)."""
+    return [*COVERAGE, *SERVICES, *(i for f in SpmField if f in fields for i in FIELD_INDICATORS[f]), *NEEDS,
+            *REFERRALS]

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.indicators.catalogue import VACCINES, slug
 from services.reporting.indicators.periods import Period
 
 Values = dict[str, float | int | None]
@@ -173,7 +174,7 @@ neglect_counts AS (
 # Each child's latest measurement of the period (under five years on the day measured).
 _GROWTH_COUNTS = """
 latest AS (
-    SELECT DISTINCT ON (x.member_id) x.member_id, hh.region, x.haz_class, x.waz_class, x.whz_class
+    SELECT DISTINCT ON (x.member_id) x.member_id, hh.region, x.haz_class, x.waz_class, x.whz_class, x.kms_signal
     FROM measurements x JOIN hh ON hh.id = x.household_id
     WHERE x.measured_on >= CAST(:start_date AS date) AND x.measured_on < CAST(:end_date AS date)
       AND x.age_days < 1827 AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = x.member_id)
@@ -185,17 +186,58 @@ growth_counts AS (
            count(*) FILTER (WHERE whz_class IS NOT NULL) AS measured_weight_height,
            count(*) FILTER (WHERE whz_class IN ('wasted', 'severely-wasted')) AS wasted,
            count(*) FILTER (WHERE waz_class IS NOT NULL) AS measured_weight,
-           count(*) FILTER (WHERE waz_class IN ('underweight', 'severely-underweight')) AS underweight
+           count(*) FILTER (WHERE waz_class IN ('underweight', 'severely-underweight')) AS underweight,
+           count(*) FILTER (WHERE kms_signal = 'N') AS weight_rose
     FROM latest GROUP BY 1)"""
+
+# K: the under-fives whose latest visit by the period's end that says so saw their KMS/KIA book.
+_KMS_COUNTS = f"""
+kms_counts AS (
+    SELECT m.region, count(*) AS kms_book_held FROM mm m
+    WHERE {_aged(0, 59)}
+      AND (SELECT v.kms_book_held FROM visits v
+           WHERE v.member_id = m.id AND v.kms_book_held IS NOT NULL AND v.visited_on < CAST(:end_date AS date)
+           ORDER BY v.visited_on DESC, v.id LIMIT 1)
+    GROUP BY 1)"""
+
+# Coverage by vaccine: the under-twos given at least one live dose of each by the period's end.
+_VACCINE_COUNTS = f"""
+vaccine_counts AS (
+    SELECT m.region, {", ".join(f"count(DISTINCT m.id) FILTER (WHERE d.vaccine = '{code}') AS vaccinated_{slug(code)}"
+                                for code, _ in VACCINES)}
+    FROM mm m JOIN doses d ON d.member_id = m.id AND NOT d.voided AND d.given_on < CAST(:end_date AS date)
+    WHERE {_aged(0, 23)}
+    GROUP BY 1)"""
+
+# Visits of the period per life-cycle group (the group on the visit's day, as the household service recorded it).
+_VISIT_COUNTS = """
+visit_counts AS (
+    SELECT hh.region, count(*) AS visits,
+           count(*) FILTER (WHERE v.life_cycle_group = 'infant') AS visits_infant,
+           count(*) FILTER (WHERE v.life_cycle_group = 'toddler') AS visits_toddler,
+           count(*) FILTER (WHERE v.life_cycle_group = 'school-age') AS visits_school_age,
+           count(*) FILTER (WHERE v.life_cycle_group = 'adult') AS visits_adult,
+           count(*) FILTER (WHERE v.life_cycle_group = 'elderly') AS visits_elderly,
+           count(*) FILTER (WHERE v.pregnant) AS visits_pregnant
+    FROM visits v JOIN hh ON hh.id = v.household_id
+    WHERE v.visited_on >= CAST(:start_date AS date) AND v.visited_on < CAST(:end_date AS date)
+    GROUP BY 1)"""
 
 # Every household-based indicator in one statement, each part grouped by region. Every part starts from the
 # households in scope, so left joins from their counts lose no region.
 _STOCKS = f"""
 WITH {_HOUSEHOLDS}, {_PROFILES}, {_MEMBERS}, {_MEMBER_COUNTS}, {_MEMBER_ITEMS}, {_PROFILE_COUNTS}, {_NEGLECT_COUNTS},
-     {_GROWTH_COUNTS}
+     {_GROWTH_COUNTS}, {_KMS_COUNTS}, {_VACCINE_COUNTS}, {_VISIT_COUNTS}
 SELECT * FROM (SELECT region, count(*) AS households FROM hh GROUP BY 1) household_counts
 LEFT JOIN member_counts USING (region) LEFT JOIN member_items USING (region) LEFT JOIN profile_counts USING (region)
-LEFT JOIN neglect_counts USING (region) LEFT JOIN growth_counts USING (region)"""
+LEFT JOIN neglect_counts USING (region) LEFT JOIN growth_counts USING (region) LEFT JOIN kms_counts USING (region)
+LEFT JOIN vaccine_counts USING (region) LEFT JOIN visit_counts USING (region)"""
+
+# Opening days held in the period, by the posyandu's village (with or without households).
+_SESSIONS = """
+SELECT left(village_code, :n) AS region, count(*) AS sessions FROM sessions
+WHERE village_code LIKE :like AND session_date >= CAST(:start_date AS date) AND session_date < CAST(:end_date AS date)
+GROUP BY 1"""
 
 _NEEDS = """
 SELECT left(village_code, :n) AS region,
@@ -247,6 +289,11 @@ _STOCK_KEYS: dict[str, str] = {
     "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6",
     **{k: f"kesehatan.{k}" for k in ("children_measured", "measured_height", "stunted", "measured_weight_height",
                                      "wasted", "measured_weight", "underweight")},
+    "weight_rose": "kesehatan.weight_rose", "kms_book_held": "kesehatan.kms_book_held",
+    **{f"vaccinated_{slug(code)}": f"kesehatan.vaccinated_{slug(code)}" for code, _ in VACCINES},
+    "visits": "services.visits",
+    **{f"visits_{group}": f"services.{group}" for group in ("infant", "toddler", "school_age", "adult", "elderly",
+                                                           "pregnant")},
     "immunization_complete": "kesehatan.immunization_complete", "out_of_school": "pendidikan.out_of_school",
     "paud_enrolled": "pendidikan.paud_enrolled",
     "pu_profiled": "pekerjaan-umum.households_profiled", "safe_water": "pekerjaan-umum.safe_water",
@@ -260,6 +307,7 @@ _STOCK_KEYS: dict[str, str] = {
                                   "beggar")},
 }
 _NEEDS_KEYS = {k: f"needs.{k}" for k in ("detected", "resolved", "open")}
+_SESSIONS_KEYS = {"sessions": "services.sessions"}
 _REFERRAL_KEYS = {c: f"referrals.{c}" for c in (
     "created", "accepted", "rejected", "completed", "failed", "cancelled", "open", "overdue", "unrouted", "responded",
     "response_hours_median", "response_hours_p90", "completion_hours_median", "completion_hours_p90",
@@ -293,7 +341,8 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
     A count missing from a group (no such row, or a null from an outer join) means zero, a percentile none.
     """
     out: dict[str, Values] = defaultdict(dict)
-    for sql, keys in ((_STOCKS, _STOCK_KEYS), (_NEEDS, _NEEDS_KEYS), (_REFERRALS, _REFERRAL_KEYS)):
+    for sql, keys in ((_STOCKS, _STOCK_KEYS), (_SESSIONS, _SESSIONS_KEYS), (_NEEDS, _NEEDS_KEYS),
+                      (_REFERRALS, _REFERRAL_KEYS)):
         await _grouped(session, sql, scope, keys, out)
     return dict(out)
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.indicators import repository
+from services.reporting.indicators.catalogue import VACCINES, slug
 from services.reporting.indicators.repository import Scope, Values
 
 _HOUSEHOLDS = """
@@ -139,6 +140,47 @@ WHERE pv.spm_field = 'sosial'
   AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id::text = e.key)
 GROUP BY 1"""
 
+# SKDN's K and N, coverage by vaccine, visits per group, opening days: each the plain way.
+_SKDN = f"""
+WITH {_HOUSEHOLDS}, {_MEMBERS},
+last_visit AS (
+    SELECT DISTINCT ON (v.member_id) v.member_id, v.kms_book_held FROM visits v
+    WHERE v.kms_book_held IS NOT NULL AND v.visited_on < CAST(:end_date AS date)
+    ORDER BY v.member_id, v.visited_on DESC, v.id)
+SELECT left(mm.village_code, :n) AS region,
+       count(*) FILTER (WHERE mm.months < 60 AND lv.kms_book_held) AS kms_book_held,
+       {", ".join(f"count(*) FILTER (WHERE mm.months < 24 AND EXISTS (SELECT 1 FROM doses d WHERE d.member_id = mm.id "
+                  f"AND d.vaccine = '{code}' AND NOT d.voided AND d.given_on < CAST(:end_date AS date))) "
+                  f"AS vaccinated_{slug(code)}" for code, _ in VACCINES)}
+FROM mm LEFT JOIN last_visit lv ON lv.member_id = mm.id
+GROUP BY 1"""
+
+_WEIGHT_ROSE = f"""
+WITH {_HOUSEHOLDS},
+latest AS (
+    SELECT DISTINCT ON (x.member_id) x.member_id, hh.village_code, x.kms_signal
+    FROM measurements x JOIN hh ON hh.id = x.household_id
+    WHERE x.measured_on >= CAST(:start_date AS date) AND x.measured_on < CAST(:end_date AS date)
+      AND x.age_days < 1827 AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = x.member_id)
+    ORDER BY x.member_id, x.measured_on DESC, x.id)
+SELECT left(village_code, :n) AS region, count(*) FILTER (WHERE kms_signal = 'N') AS weight_rose
+FROM latest GROUP BY 1"""
+
+_VISITS = f"""
+WITH {_HOUSEHOLDS}
+SELECT left(hh.village_code, :n) AS region, count(v.id) AS visits,
+       {", ".join(f"count(v.id) FILTER (WHERE v.life_cycle_group = '{g}') AS visits_{slug(g)}"
+                  for g in ("infant", "toddler", "school-age", "adult", "elderly"))},
+       count(v.id) FILTER (WHERE v.pregnant) AS visits_pregnant
+FROM hh JOIN visits v ON v.household_id = hh.id
+     AND v.visited_on BETWEEN CAST(:start_date AS date) AND CAST(:end_date AS date) - 1
+GROUP BY 1"""
+
+_SESSIONS = """
+SELECT left(village_code, :n) AS region, count(*) AS sessions FROM sessions
+WHERE village_code LIKE :like AND session_date BETWEEN CAST(:start_date AS date) AND CAST(:end_date AS date) - 1
+GROUP BY 1"""
+
 #: Each query's columns under their indicator keys.
 _KEYS: dict[str, tuple[str, dict[str, str]]] = {
     "coverage": (_COVERAGE, {
@@ -163,6 +205,12 @@ _KEYS: dict[str, tuple[str, dict[str, str]]] = {
         "decile_1_4": "sosial.decile_1_4", "decile_1_4_with_aid": "sosial.decile_1_4_with_aid"}),
     "neglect": (_NEGLECT, {k: f"sosial.{k}" for k in (
         "neglected_child", "neglected_elderly", "neglected_disabled", "homeless", "beggar")}),
+    "skdn": (_SKDN, {"kms_book_held": "kesehatan.kms_book_held",
+                     **{f"vaccinated_{slug(c)}": f"kesehatan.vaccinated_{slug(c)}" for c, _ in VACCINES}}),
+    "weight_rose": (_WEIGHT_ROSE, {"weight_rose": "kesehatan.weight_rose"}),
+    "visits": (_VISITS, {"visits": "services.visits", **{f"visits_{g}": f"services.{g}" for g in (
+        "infant", "toddler", "school_age", "adult", "elderly", "pregnant")}}),
+    "sessions": (_SESSIONS, {"sessions": "services.sessions"}),
     "needs": (repository._NEEDS, repository._NEEDS_KEYS),
     "referrals": (repository._REFERRALS, repository._REFERRAL_KEYS),
 }

@@ -62,7 +62,7 @@ class Country:
         self.rnd = random.Random(seed)
         self.rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in (
             "regions", "agencies", "households", "members", "member_merges", "profile_versions", "measurements",
-            "needs", "referrals")}
+            "needs", "referrals", "sessions", "visits", "doses")}
         self.villages: list[str] = []
         self.agencies: list[tuple[uuid.UUID, list[str]]] = []
 
@@ -94,6 +94,8 @@ class Country:
             self.referral(self.rnd.choice(self.villages))
         for _ in range(20):
             self.need(self.new_id(), EMPTY_VILLAGE)
+        for _ in range(300):
+            self.session(self.rnd.choice(self.villages))
         return self
 
     def regions_and_agencies(self) -> None:
@@ -144,6 +146,7 @@ class Country:
             if self.rnd.random() < 0.04:
                 self.rows["member_merges"].append((member_id, members[0][0]))
             self.measurements(household_id, member_id, birth)
+            self.visits_and_doses(household_id, member_id, birth)
         for field in FIELDS:
             if self.rnd.random() < 0.6:
                 self.profiles(household_id, field, [m for m, _ in members])
@@ -161,7 +164,30 @@ class Country:
             age = (measured_on - birth).days
             classes = [self.rnd.choice([None, "normal", *bad]) for bad in CLASSES]
             self.rows["measurements"].append((self.new_id(), household_id, member_id, measured_on,
-                                              self.rnd.choice((age, age, 1826, 1827)), *classes, None, None))
+                                              self.rnd.choice((age, age, 1826, 1827)), *classes, None,
+                                              self.rnd.choice([None, "N", "T", "O", "B"])))
+
+    def visits_and_doses(self, household_id: uuid.UUID, member_id: uuid.UUID, birth: date) -> None:
+        """Visits around the periods' bounds (the book seen, not seen or not asked) and, for the young, doses
+        (some voided, some given after a period)."""
+        groups = ["infant", "toddler", "school-age", "adult", "elderly"]
+        for _ in range(self.rnd.randrange(3)):
+            self.rows["visits"].append((
+                self.new_id(), household_id, member_id, self.new_id(),
+                self.day(max(birth, date(2023, 12, 1)), date(2026, 1, 31)), self.rnd.choice(groups),
+                self.rnd.random() < 0.1, self.rnd.choice([None, True, False]), self.rnd.random() < 0.5,
+                self.rnd.choice([None, "N", "T"])))
+        if birth < date(2021, 1, 1):
+            return
+        for vaccine in self.rnd.sample(["hb0", "bcg", "opv", "dpt-hb-hib", "ipv", "pcv", "rotavirus", "mr", "je"],
+                                       self.rnd.randrange(0, 5)):
+            self.rows["doses"].append((self.new_id(), household_id, member_id, vaccine, 1,
+                                       self.day(birth, date(2026, 1, 31)), self.rnd.random() < 0.1))
+
+    def session(self, village: str) -> None:
+        self.rows["sessions"].append((self.new_id(), self.new_id(), village, self.day(date(2023, 12, 1),
+                                                                                      date(2026, 1, 31)),
+                                      self.rnd.choice(["open", "closed"]), 1))
 
     def profiles(self, household_id: uuid.UUID, field: str, members: list[uuid.UUID]) -> None:
         for version in range(1, self.rnd.randrange(2, 5)):
@@ -240,6 +266,10 @@ COLUMNS = {
     "referrals": ["id", "village_code", "posyandu_id", "spm_field", "category", "urgency", "status", "agency_id",
                   "version", "created_at", "respond_by", "complete_by", "responded_at", "closed_at", "overdue_at",
                   "escalated_at"],
+    "sessions": ["id", "posyandu_id", "village_code", "session_date", "status", "version"],
+    "visits": ["id", "household_id", "member_id", "session_id", "visited_on", "life_cycle_group", "pregnant",
+               "kms_book_held", "weighed", "kms_signal"],
+    "doses": ["id", "household_id", "member_id", "vaccine", "dose_number", "given_on", "voided"],
 }
 
 

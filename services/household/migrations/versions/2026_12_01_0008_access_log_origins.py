@@ -2,7 +2,7 @@
 origin row naming the reading service, the event (unique) and the reader's organisation.
 
 Revision ID: e1eee71b5f03
-Revises: 3b0c05a8790b
+Revises: ed810539111d
 Create Date: 2026-12-01 12:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = 'e1eee71b5f03'
-down_revision: str | None = '3b0c05a8790b'
+down_revision: str | None = 'ed810539111d'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Immunisation: the versioned national schedule, the doses given per child, the computed status, FHIR exchange."""
