@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from services.household.clock import Clock, system_clock
+from shared.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from services.referral.clock import Clock, system_clock
+from shared.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.agencies.service import agency_data
-from services.registry.clock import NowDep
 from services.registry.posyandu.service import cadre_data, posyandu_data
 from services.registry.schedule.service import event_data as schedule_event
 from services.registry.tables import Agency, Cadre, Posyandu, PosyanduSchedule, Region, ScheduleException
 from shared.auth import Role, require_roles
+from shared.clock import NowDep
 from shared.db import SessionDep
 from shared.events import registry as ev
 from shared.events.catalogue import EventType

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from services.registry.clock import Clock, system_clock
+from shared.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 

@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
-from services.household.clock import TodayDep
 from services.household.due import service
 from shared.audit import record_read
 from shared.auth import PrincipalDep
+from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from shared.responses import json_response

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from services.household.access import ReadBasis, readable_household
-from services.household.clock import TodayDep
 from services.household.immunization import exchange, fhir, repository, service
 from services.household.immunization.fhir import BundleIn
 from services.household.immunization.schedule import ScheduleRow, ScheduleVersionIn
@@ -21,6 +20,7 @@ from services.household.needs.service import refresh_needs
 from services.household.tables import Household, Member
 from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.responses import json_response

@@ -13,7 +13,6 @@ from services.household.households import service as households
 from services.household.households.endpoints import IfMatch, Writer, household_public, member_public
 from services.household.households.schemas import HouseholdPublic, MemberPublic
 from services.household.life_events import service
-from services.household.life_events.clock import NowDep
 from services.household.life_events.schemas import (
     DeathRecord,
     HouseholdClose,
@@ -26,6 +25,7 @@ from services.household.life_events.schemas import (
 from services.household.tables import Household, Member
 from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent

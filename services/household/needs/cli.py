@@ -8,9 +8,9 @@ import asyncio
 import json
 from datetime import date
 
-from services.household.clock import today_by
 from services.household.needs.sweep import SweepResult, run_daily_sweep
 from services.household.settings import HouseholdSettings
+from shared.clock import today_by
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

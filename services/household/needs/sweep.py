@@ -43,7 +43,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services.household.clock import Clock, today_by
 from services.household.immunization.repository import load_schedule
 from services.household.immunization.schedule import Schedule
 from services.household.immunization.service import sync_profile_status
@@ -52,6 +51,7 @@ from services.household.needs.config import DEFAULT_CONFIG, NeedRulesConfig
 from services.household.needs.service import refresh_needs
 from services.household.settings import HouseholdSettings
 from services.household.tables import Household, Member, NeedSweep
+from shared.clock import Clock, today_by
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, ValidationError
 
 from services.household.access import readable_household
-from services.household.clock import TodayDep
 from services.household.needs.service import open_needs, refresh_needs
 from services.household.profiles import service
 from services.household.profiles.schemas import PROFILE_MODELS
 from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
 from shared.events.topics import SpmField

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
-from services.household.clock import NowDep
 from services.household.sessions import service
 from services.household.sessions.service import SessionOpen
 from services.household.tables import PosyanduSession
 from shared.auth import PrincipalDep
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent

@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from services.referral.clock import NowDep
 from services.referral.household_reads import HouseholdReader
 from services.referral.notes import service
 from services.referral.notes.schemas import NoteCreate, NotePublic
 from services.referral.referrals.disclosure import NOTE_PRIVATE, Disclosure
 from shared.auth import PrincipalDep
+from shared.clock import NowDep
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.responses import json_response

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from services.referral.clock import NowDep
 from services.referral.household_api import HouseholdApi
 from services.referral.household_reads import HouseholdReader
 from services.referral.referrals import fhir, service
@@ -26,6 +25,7 @@ from services.referral.referrals.schemas import (
 )
 from services.referral.tables import Referral
 from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.errors import NotFound

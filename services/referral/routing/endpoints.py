@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
-from services.referral.clock import NowDep
 from services.referral.routing import rules
 from services.referral.routing.schemas import RuleBody, RulePublic
 from services.referral.tables import RoutingRule
 from shared.auth import Principal, Role, require_roles
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.events.topics import SpmField

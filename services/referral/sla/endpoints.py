@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
-from services.referral.clock import NowDep
 from services.referral.sla import admin
 from services.referral.sla.schemas import (
     CalendarBody,
@@ -20,6 +19,7 @@ from services.referral.sla.schemas import (
 from services.referral.tables import SlaOverride
 from shared.auth import Principal, Role, require_roles
 from shared.categories import Urgency
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from services.registry.clock import NowDep
 from services.registry.schedule import service
 from services.registry.schedule.schemas import (
     FIRST_DATE,
@@ -19,6 +18,7 @@ from services.registry.schedule.schemas import (
     ScheduleWrite,
 )
 from shared.auth import PrincipalDep
+from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.errors import ValidationFailed

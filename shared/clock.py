@@ -1,4 +1,5 @@
-"""The household service's time source: injectable (settings.clock), so tests move the day forward without waiting."""
+"""The services' time source: injectable (each service's `settings.clock`), so tests move time forward without
+sleeping. Every rule that reads "now" or "today" takes it from here."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ def system_clock() -> datetime:
 
 
 def today_by(clock: Clock) -> date:
-    """The day by the clock: the UTC date, as every other date the household service derives (date.today() on
-    its UTC servers), so that the sweep and an edit on the same day agree on everyone's age."""
+    """The day by the clock: the UTC date, so that a background job (the need sweep) and a request on the same day
+    agree on everyone's age."""
     return clock().astimezone(UTC).date()
 
 
