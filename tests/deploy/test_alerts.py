@@ -17,6 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Stack
+from deploy.local.embedded import EmbeddedBroker
 from shared.events.topics import SpmField
 from tests.faults.conftest import ServiceProcess, eventually, unique
 from tests.support import tokens
@@ -115,11 +116,14 @@ def processes(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
 
 
 async def test_each_running_service_exports_the_metrics_its_alerts_use(stack: Stack, tmp_path: Path,
-                                                                       processes: list[ServiceProcess]) -> None:
+                                                                       processes: list[ServiceProcess],
+                                                                       broker: EmbeddedBroker) -> None:
+    # A broker of the test's own: the session's in-process services consume under the same group ids and would
+    # share (or take) the partitions whose lag these processes must report.
     for name in ALL:
         dsn = await stack.migrated_database(name, unique(f"{name}_metrics"))
         env = {"SLA_SWEEP_INTERVAL_SECONDS": "3600"} if name == "referral" else {}
-        processes.append(ServiceProcess(name, dsn, stack.broker.bootstrap_servers, tmp_path, **env))
+        processes.append(ServiceProcess(name, dsn, broker.bootstrap_servers, tmp_path, **env))
     await asyncio.gather(*(process.start() for process in processes))
     by_name = {process.name: process for process in processes}
 

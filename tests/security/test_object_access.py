@@ -146,6 +146,26 @@ CASES: dict[str, Case] = {
     f"household PATCH {HH}/members/{{member_id}}": Case(
         lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}"],
         body=lambda w: {"name": "Nama Palsu"}),
+    # Life events: valid bodies, so that only access can refuse them (B's household is the other site's).
+    f"household POST {HH}/members/{{member_id}}/death": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/death"],
+        body=lambda w: {"date_of_death": "2026-11-01"}),
+    f"household POST {HH}/members/{{member_id}}/move-out": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/move-out"],
+        body=lambda w: {"moved_out_on": "2026-11-01"}),
+    f"household POST {HH}/members/{{member_id}}/move": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/members/{w.a.member_id}/move"],
+        body=lambda w: {"to_household_id": w.b.household_id, "moved_on": "2026-11-01", "reason": "marriage"}),
+    f"household POST {HH}/split": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/split"],
+        body=lambda w: {"kk_number": "3171011405190099", "member_ids": [w.a.member_id], "moved_on": "2026-11-01"}),
+    f"household POST {HH}/merge": Case(
+        lambda w: [f"/api/v1/households/{w.a.household_id}/merge"],
+        body=lambda w: {"into_household_id": w.b.household_id, "merged_on": "2026-11-01"}),
+    f"household POST {HH}/close": Case(lambda w: [f"/api/v1/households/{w.a.household_id}/close"],
+                                       body=lambda w: {"closed_on": "2026-11-01"}),
+    f"household GET {HH}/life-events": Case(lambda w: [f"/api/v1/households/{w.a.household_id}/life-events"],
+                                            insider=lambda w: w.a.kader()),
     f"household GET {HH}/access-log": Case(lambda w: [f"/api/v1/households/{w.a.household_id}/access-log"],
                                            insider=lambda w: w.a.kader()),
     f"household GET {HH}/access-log/report": Case(
