@@ -71,6 +71,6 @@ def register(name: str, data_model: type[BaseModel], *, publisher: str, topic: s
 
 def load_all() -> dict[str, EventType]:
     """Import every module that registers event types, and return the whole catalogue."""
-    from shared.events import audit, household, referral, registry  # noqa: F401
+    from shared.events import audit, household, programmes, referral, registry  # noqa: F401
 
     return CATALOGUE
