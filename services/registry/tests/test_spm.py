@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from services.registry.demo.programmes import PROVINCE_PROGRAMMES, REALISED_MONTHS, REGENCY_PROGRAMMES, load_programmes
 from services.registry.tests.factories import agency_body, create_agency
 from services.registry.tests.test_programmes import ANTAP, JEMBRANA, TABANAN, bali, create_programme, events_of
 from shared.spm import SERVICE_TYPES
@@ -187,3 +189,39 @@ async def test_the_republish_includes_programmes_realisations_and_target_figures
     assert [e["data"]["month"] for e in events[4:]] == ["2027-01", "2027-02"]
     figures = await _figures(registry_db, agency["id"], JEMBRANA, 2026, BALITA)
     assert [e["data"]["target"] for e in figures] == [5, 5]
+
+
+async def test_the_demo_programmes_load_with_a_partner_and_their_months_and_replay(
+        registry: httpx.AsyncClient, registry_db: asyncpg.Connection) -> None:
+    await bali(registry)
+    regions = [("51", "Bali"), (TABANAN, "Kabupaten Tabanan"), (ANTAP, "Antap")]
+    agencies = {f"{label} {place}": (await create_agency(registry, code, fields, name=f"{label} {place} Demo"))["id"]
+                for code, place, label, fields in [
+                    (TABANAN, "Kabupaten Tabanan", "Dinas Kesehatan", ["kesehatan"]),
+                    (TABANAN, "Kabupaten Tabanan", "Dinas PUPR dan Perumahan", ["pekerjaan-umum",
+                                                                                 "perumahan-rakyat"]),
+                    ("51", "Bali", "Dinas Kesehatan Provinsi", ["kesehatan"])]}
+    auth = tokens.admin()
+
+    def check(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code < 400, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    ids = await load_programmes(registry, auth, regions, dict(agencies), check)
+    assert len(ids) == len(REGENCY_PROGRAMMES) + len(PROVINCE_PROGRAMMES)
+    owners = {}
+    for programme_id in ids.values():
+        programme = (await registry.get(f"/api/v1/programmes/{programme_id}", headers=auth)).json()
+        owner = (await registry.get(f"/api/v1/agencies/{programme['agency_id']}", headers=auth)).json()
+        owners[owner["name"]] = owner["kind"]
+        months = (await registry.get(f"/api/v1/programmes/{programme_id}/realisations", headers=auth)).json()
+        assert [m["month"] for m in months["items"]] == list(REALISED_MONTHS)
+        assert all(b["spent"] > 0 and not b["over_budget"] for b in months["budget"])
+    assert owners["Baznas Kabupaten Tabanan"] == "partner"
+    assert {kind for name, kind in owners.items() if not name.startswith("Baznas")} == {"opd"}
+    events = await registry_db.fetchval("SELECT count(*) FROM outbox WHERE key = ANY($1)", list(ids.values()))
+
+    again = await load_programmes(registry, auth, regions, dict(agencies), check)
+    assert again == ids
+    assert await registry_db.fetchval("SELECT count(*) FROM outbox WHERE key = ANY($1)", list(ids.values())) == events
