@@ -9,14 +9,19 @@ import asyncpg
 import httpx
 
 from services.referral.tests.factories import create_referral, eventually, known_household, known_posyandu
-from services.registry.tests.test_programmes import ANTAP, TABANAN, bali
 from tests.support import tokens
+
+#: Reserved for the issue 15 tests: Kabupaten Tabanan (5102) in Bali.
+BALI_REGIONS = "kode,nama\n51,Bali\n51.02,Kabupaten Tabanan\n51.02.01,Selemadeg\n51.02.01.2001,Antap\n"
+TABANAN, ANTAP = "5102", "5102012001"
 
 
 async def test_a_partner_agency_is_not_kept_for_routing_and_a_referral_waits_unrouted(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
         registry_db: asyncpg.Connection, household_db: asyncpg.Connection, referral_db: asyncpg.Connection) -> None:
-    await bali(registry)
+    imported = await registry.post("/api/v1/regions/import", content=BALI_REGIONS,
+                                   headers={**tokens.admin(), "Content-Type": "text/csv"})
+    assert imported.status_code == 200, imported.text
 
     async def village_known() -> bool:
         return bool(await household_db.fetchval("SELECT count(*) FROM known_regions WHERE code = $1", ANTAP))
