@@ -66,14 +66,15 @@ async def load_programmes(client: httpx.AsyncClient, auth: dict[str, str], regio
                       for label, title, service_type, budget, outputs in PROVINCE_PROGRAMMES]
     ids: dict[str, str] = {}
     for code, agency, title, service_type, region_codes, budget, outputs in plans:
-        body = {"agency_id": agencies[agency], "name": f"{title} {names[code]}"[:200],
+        programme_name = f"{title} {names[code]}"[:200]
+        body: dict[str, Any] = {"agency_id": agencies[agency], "name": programme_name,
                 "spm_field": service_type.split(".")[0], "service_type": service_type, "region_codes": region_codes,
                 "period_start": f"{DEMO_YEAR}-01-01", "period_end": f"{DEMO_YEAR}-12-31",
                 "budget": [{"source": s, "amount": a} for s, a in budget],
                 "outputs": [{"code": c, "name": n, "unit": u, "target": t} for c, n, u, t in outputs]}
         programme = check(await client.post("/api/v1/programmes", json=body, headers={
             **auth, "Idempotency-Key": f"demo-programme-{code}-{service_type}"}))
-        ids[body["name"]] = programme["id"]
+        ids[programme_name] = programme["id"]
         url = f"/api/v1/programmes/{programme['id']}/realisations"
         reported = {r["month"] for r in check(await client.get(url, headers=auth))["items"]}
         for month in REALISED_MONTHS:

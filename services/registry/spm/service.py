@@ -62,7 +62,8 @@ async def _authorised_agency(session: AsyncSession, principal: Principal, payloa
         agency_id = payload.agency_id
     else:
         raise Forbidden("Only agencies and admins set target figures.")
-    agency = await session.get(Agency, agency_id)
+    # Locked: two first figures of the same key arriving at once are serialised here, not a unique-key error.
+    agency = await session.get(Agency, agency_id, with_for_update=True)
     if agency is None or agency.status != "active":
         raise ValidationFailed(f"{agency_id} is not an active agency.",
                                errors=[{"field": "agency_id", "message": "unknown or inactive agency"}])
