@@ -142,6 +142,8 @@ async def test_a_change_must_keep_the_reported_months_valid(registry: httpx.Asyn
     assert (await registry.put(f"{url}/realisations/2027-05", headers=opd_of(agency), json={
         "outputs": [{"code": "kelas-ibu", "quantity": 1}], "spent": [{"source": "csr", "amount": 1}]})
             ).status_code == 200
+    unchanged = await registry.patch(url, json={"name": programme["name"]}, headers=headers)
+    assert unchanged.status_code == 200 and unchanged.headers["ETag"] == '"1"'  # no change: no new version
     shorter = await registry.patch(url, json={"period_end": "2027-04-30"}, headers=headers)
     assert shorter.status_code == 422 and shorter.json()["errors"][0]["field"] == "period_end"
     unplanned = await registry.patch(url, json={"outputs": programme_body()["outputs"][:1]}, headers=headers)
