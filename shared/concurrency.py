@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import PreconditionFailed
+from shared.errors import PreconditionFailed, PreconditionRequired
 
 
 def etag(version: int) -> str:
@@ -18,3 +18,11 @@ def check_if_match(if_match: str | None, current_version: int) -> None:
         return
     raise PreconditionFailed(f"The resource has changed: its current ETag is {etag(current_version)}.",
                              current_etag=etag(current_version))
+
+
+def require_if_match(if_match: str | None, current_version: int) -> None:
+    """As `check_if_match`, but a missing `If-Match` is a 428: for changes that must not overwrite blindly."""
+    if if_match is None:
+        raise PreconditionRequired(f"Send If-Match with the current ETag ({etag(current_version)}) to change this.",
+                                   current_etag=etag(current_version))
+    check_if_match(if_match, current_version)

@@ -79,6 +79,10 @@ class PreconditionFailed(Problem):
     status, title, slug = 412, "Precondition failed", "precondition-failed"
 
 
+class PreconditionRequired(Problem):
+    status, title, slug = 428, "Precondition required", "precondition-required"
+
+
 class PayloadTooLarge(Problem):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 

@@ -1,7 +1,8 @@
 """Re-announce the registry's current state, so that consumers can (re)build their read models.
 
 The embedded broker keeps nothing across restarts, and a service that starts consuming late has missed
-the history: this publishes every region, posyandu, cadre, agency and schedule again as the event of its current
+the history: this publishes every region, posyandu, cadre, agency, schedule, programme with its monthly realisation,
+and agency target figure again as the event of its current
 state. Consumers treat those events as upserts (they are versioned where versions exist), so a
 republish is harmless to those that already know.
 """
@@ -18,11 +19,25 @@ from sqlmodel import col, select
 
 from services.registry.agencies.service import agency_data
 from services.registry.posyandu.service import cadre_data, posyandu_data
+from services.registry.programmes.service import programme_data, realisation_data
 from services.registry.schedule.service import event_data as schedule_event
-from services.registry.tables import Agency, Cadre, Posyandu, PosyanduSchedule, Region, ScheduleException
+from services.registry.spm.service import event_data as target_event
+from services.registry.spm.service import subject as target_subject
+from services.registry.tables import (
+    Agency,
+    Cadre,
+    Posyandu,
+    PosyanduSchedule,
+    Programme,
+    ProgrammeRealisation,
+    Region,
+    ScheduleException,
+    TargetFigure,
+)
 from shared.auth import Role, require_roles
 from shared.clock import NowDep
 from shared.db import SessionDep
+from shared.events import programmes as pev
 from shared.events import registry as ev
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
@@ -37,6 +52,9 @@ class RepublishReport(BaseModel):
     cadres: int
     agencies: int
     schedules: int = 0
+    programmes: int = 0
+    realisations: int = 0
+    target_figures: int = 0
 
 
 async def republish(session: AsyncSession, *, today: date) -> RepublishReport:
@@ -71,13 +89,27 @@ async def republish(session: AsyncSession, *, today: date) -> RepublishReport:
         owner = by_id[sch.posyandu_id]
         own = [e for e in exceptions if e.posyandu_id == owner.id]
         add(ev.SCHEDULE_CHANGED, schedule_event(owner, sch, own, today), str(owner.id), owner.village_code)
+    programmes = (await session.execute(select(Programme).order_by(col(Programme.created_at)))).scalars().all()
+    for prog in programmes:
+        add(pev.PROGRAMME_REGISTERED if prog.version == 1 else pev.PROGRAMME_UPDATED, programme_data(prog),
+            str(prog.id))
+    by_programme = {prog.id: prog for prog in programmes}
+    realisations = (await session.execute(select(ProgrammeRealisation).order_by(
+        col(ProgrammeRealisation.programme_id), col(ProgrammeRealisation.month)))).scalars().all()
+    for real in realisations:
+        add(pev.PROGRAMME_REALISED, realisation_data(by_programme[real.programme_id], real), str(real.programme_id))
+    figures = (await session.execute(select(TargetFigure))).scalars().all()
+    for figure in figures:
+        add(pev.TARGET_FIGURE_SET, target_event(figure), target_subject(figure))
     await enqueue(session, "registry", events)
     return RepublishReport(regions=len(regions), posyandu=len(posyandu), cadres=len(cadres), agencies=len(agencies),
-                           schedules=len(schedules))
+                           schedules=len(schedules), programmes=len(programmes), realisations=len(realisations),
+                           target_figures=len(figures))
 
 
 @router.post("/republish", response_model=RepublishReport,
-             summary="Publish the current state of every region, posyandu, cadre, agency and schedule again (admin)")
+             summary="Publish the current state of every region, posyandu, cadre, agency, schedule, programme, "
+                     "realisation and target figure again (admin)")
 async def republish_registry(session: SessionDep, now: NowDep,
                              _: Any = Depends(require_roles(Role.ADMIN))) -> Any:
     return await republish(session, today=now.date())

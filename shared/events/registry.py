@@ -26,6 +26,14 @@ class AgencyLevel(StrEnum):
     REGENCY = "regency"
 
 
+class AgencyKind(StrEnum):
+    """`opd`: a regional government agency; `partner`: an organisation such as Baznas, Kemenag or BKKBN that runs
+    programmes supporting posyandu but takes no routed referrals."""
+
+    OPD = "opd"
+    PARTNER = "partner"
+
+
 class Status(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
@@ -72,6 +80,7 @@ class AgencyData(BaseModel):
     spm_fields: NotPersonal[list[SpmField]]
     status: NotPersonal[Status]
     version: NotPersonal[int]
+    kind: NotPersonal[AgencyKind] = AgencyKind.OPD
 
 
 def _registry(name: str, model: type[BaseModel], summary: str, *, regioncode: RegionCodePresence = "required"

@@ -28,6 +28,8 @@ class SecurityWorld:
     webhook_id: str
     #: An open session (today, an extra opening day) at A's posyandu.
     session_id: str = ""
+    #: A programme of A's agency serving A's village.
+    programme_id: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +60,17 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
             "url": "http://127.0.0.1:9/hook", "event_types": ["posyandu.referral.snapshot.v1"]})
         assert webhook.status_code == 201, webhook.text
         session_id = await open_session_at(registry, household, household_db, a)
+        programme = await registry.post("/api/v1/programmes", headers=a.opd(), json={
+            "name": "PMT Balita Penjaringan", "spm_field": a.spm_field, "service_type": "kesehatan.kab.balita",
+            "region_codes": [a.village_code], "period_start": "2027-01-01", "period_end": "2027-12-31",
+            "budget": [{"source": "apbd-regency", "amount": 1_000_000}],
+            "outputs": [{"code": "pmt-packages", "name": "Paket PMT", "unit": "paket", "target": 10}]})
+        assert programme.status_code == 201, programme.text
     finally:
         await household_db.close()
         await referral_db.close()
     return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
-                         session_id=session_id)
+                         session_id=session_id, programme_id=programme.json()["id"])
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

@@ -94,7 +94,21 @@ HH = "/api/v1/households/{household_id}"
 
 MEASUREMENTS = HH + "/members/{member_id}/measurements"
 DOSES = HH + "/members/{member_id}/immunizations"
+
+
+def _programme(method: str, tail: str) -> Case:
+    """A route of site A's programme: read by the agencies of its field and its region's pembina and kader, written
+    by its own agency only."""
+    bodies: dict[str, Any] = {"PATCH": {"name": "Program lain"}, "PUT": {}}
+    return Case(lambda w: [f"/api/v1/programmes/{w.programme_id}{tail.replace('{month}', '2027-01')}"],
+                insider=(lambda w: w.a.opd()) if method == "GET" else None,
+                body=(lambda w: bodies[method]) if method in bodies else None)
+
+
 CASES: dict[str, Case] = {
+    **{f"registry {method} /api/v1/programmes/{{programme_id}}{tail}": _programme(method, tail)
+       for method, tail in (("GET", ""), ("PATCH", ""), ("GET", "/history"), ("GET", "/realisations"),
+                            ("PUT", "/realisations/{month}"))},
     # registry: regions, posyandu and agencies are the public directory every role works with.
     "registry GET /api/v1/regions/{code}": Case(lambda w: ["/api/v1/regions/3172011001"],
                                                public="the official region list is public reference data"),
@@ -272,6 +286,7 @@ async def _state(world: W, registry: httpx.AsyncClient, household: httpx.AsyncCl
         "schedule": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/schedule", headers=admin)).json(),
         "session": (await household.get(f"/api/v1/sessions/{world.session_id}", headers=admin)).json(),
         "visits": (await household.get(f"/api/v1/sessions/{world.session_id}/visits", headers=admin)).json(),
+        "programme": (await registry.get(f"/api/v1/programmes/{world.programme_id}/history", headers=admin)).json(),
     }
 
 

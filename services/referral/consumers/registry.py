@@ -1,5 +1,7 @@
 """Handlers for posyandu.registry.v1: the agencies routing chooses from. A changed agency first gives up the open
-referrals it may no longer hold (deactivated, a field or a region lost), then takes the waiting ones it now covers."""
+referrals it may no longer hold (deactivated, a field or a region lost), then takes the waiting ones it now covers.
+Partner organisations (kind `partner`: Baznas, Kemenag, BKKBN, ...) are not kept: they take no referrals, neither
+by routing nor by reassignment or escalation (their kind is fixed at registration)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from shared.events.envelope import CloudEvent
 def handlers(settings: ReferralSettings) -> dict[str, Handler]:
     async def on_agency(session: AsyncSession, event: CloudEvent) -> None:
         data = reg.AgencyData.model_validate(event.data)
+        if data.kind is reg.AgencyKind.PARTNER:
+            return
         table = metadata.tables[KnownAgency.__tablename__]
         values = {"name": data.name, "level": data.level.value, "jurisdiction_code": data.jurisdiction_code,
                   "spm_fields": [f.value for f in data.spm_fields], "status": data.status.value,

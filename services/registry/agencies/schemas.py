@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from services.registry.posyandu.schemas import Address, Email, Name, Phone
-from shared.events.registry import AgencyLevel, Status
+from shared.events.registry import AgencyKind, AgencyLevel, Status
 from shared.events.topics import SpmField
 
 
@@ -25,6 +25,9 @@ class AgencyCreate(BaseModel):
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
+    kind: AgencyKind = Field(default=AgencyKind.OPD,
+                             description="`partner` for an organisation such as Baznas, Kemenag or BKKBN: it runs "
+                                         "programmes but takes no routed referrals; fixed at registration")
 
 
 class AgencyUpdate(BaseModel):
@@ -54,6 +57,7 @@ class AgencyPublic(BaseModel):
     email: str | None
     phone: str | None
     address: str | None
+    kind: AgencyKind
     status: Status
     version: int
     created_at: datetime

@@ -32,7 +32,7 @@ class NoResponsibleAgency(NotFound):
 def agency_data(a: Agency) -> ev.AgencyData:
     return ev.AgencyData(agency_id=a.id, name=a.name, level=ev.AgencyLevel(a.level),
                          jurisdiction_code=a.jurisdiction_code, spm_fields=[SpmField(f) for f in a.spm_fields],
-                         status=ev.Status(a.status), version=a.version)
+                         status=ev.Status(a.status), version=a.version, kind=ev.AgencyKind(a.kind))
 
 
 async def _emit(session: AsyncSession, event_type: EventType, agency: Agency) -> None:
@@ -49,7 +49,7 @@ async def register(*, session: AsyncSession, payload: AgencyCreate) -> Agency:
     if region is None or region.retired_at is not None:
         raise ValidationFailed(f"{payload.jurisdiction_code} is not an active region.",
                                errors=[{"field": "jurisdiction_code", "message": "unknown or retired region"}])
-    agency = Agency(**payload.model_dump(exclude={"spm_fields"}),
+    agency = Agency(**payload.model_dump(exclude={"spm_fields", "kind"}), kind=payload.kind.value,
                     spm_fields=sorted({f.value for f in payload.spm_fields}))
     session.add(agency)
     await session.flush()
@@ -115,11 +115,13 @@ async def list_agencies(*, session: AsyncSession, field: str | None, region: str
 
 
 async def route(*, session: AsyncSession, field: SpmField, village_code: str) -> Agency:
-    """The responsible active agency: the village's regency/city agency for the field, else its province's."""
+    """The responsible active agency: the village's regency/city agency for the field, else its province's
+    (partner organisations are never responsible: they take no routed referrals)."""
     await require_village(session=session, code=village_code)
     query = (
         select(Agency)
-        .where(Agency.status == "active", col(Agency.spm_fields).any_() == field.value,
+        .where(Agency.status == "active", Agency.kind == ev.AgencyKind.OPD.value,
+               col(Agency.spm_fields).any_() == field.value,
                sa.or_(sa.and_(col(Agency.level) == "regency", col(Agency.jurisdiction_code) == village_code[:4]),
                       sa.and_(col(Agency.level) == "province", col(Agency.jurisdiction_code) == village_code[:2])))
         # Regency/city first; among equals the longest-standing, so the answer is stable.

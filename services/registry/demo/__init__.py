@@ -1,4 +1,5 @@
-"""The registry's demo data for `make run`: the demo regions, their agencies and a few posyandu with their schedule.
+"""The registry's demo data for `make run`: the demo regions, their agencies and a few posyandu with their schedule,
+and the agencies' and a partner organisation's programmes with their first months' realisation (demo/programmes.py).
 
 Loaded through the public API with fixed Idempotency-Keys, so a second run replays instead of
 duplicating, and the ids come back the same.
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from services.registry.demo.programmes import load_programmes
 
 REGIONS_CSV = Path(__file__).with_name("regions.csv")
 
@@ -41,6 +44,7 @@ CADRES = [("Siti Rahmawati", ["kesehatan", "pendidikan", "sosial"]),
 class DemoIds:
     posyandu: dict[str, str] = field(default_factory=dict)
     agencies: dict[str, str] = field(default_factory=dict)
+    programmes: dict[str, str] = field(default_factory=dict)
 
 
 def demo_regions() -> list[tuple[str, str]]:
@@ -73,6 +77,7 @@ async def load(client: httpx.AsyncClient, admin_token: str) -> DemoIds:
             agency = _check(await client.post("/api/v1/agencies", json=body,
                                               headers={**auth, "Idempotency-Key": f"demo-agency-{code}-{label}"}))
             ids.agencies[agency_name] = agency["id"]
+    ids.programmes = await load_programmes(client, auth, regions, ids.agencies, _check)
     for regency in sorted(code for code, _ in regions if len(code) == 4):
         villages = sorted(code for code, _ in regions if len(code) == 10 and code.startswith(regency))[:3]
         for village, flower in zip(villages, POSYANDU_NAMES, strict=False):
