@@ -145,3 +145,19 @@ def figure(*, agency_id: uuid.UUID, region: str, year: int, service_type: str, t
            version: int) -> pg.TargetFigureData:
     return pg.TargetFigureData(agency_id=agency_id, region_code=region, year=year, service_type=service_type,
                                target=target, version=version)
+
+
+def add_inputs(stream: Stream, *, agency_id: uuid.UUID, region: str, year: int) -> None:
+    """A programme (two versions), two months of realisation and a target figure, as the registry publishes them."""
+    data = programme(agency_id=agency_id, year=year, service_type="kesehatan.kab.balita", regions=[region],
+                     budget={"apbd-regency": 50_000_000})
+    subject = str(data.programme_id)
+    stream.add(pg.PROGRAMME_REGISTERED, data, subject=subject)
+    stream.add(pg.PROGRAMME_UPDATED, data.model_copy(update={"version": 2, "status": pg.ProgrammeStatus.CLOSED}),
+               subject=subject)
+    for month in ("01", "02"):
+        stream.add(pg.PROGRAMME_REALISED, realisation(data, f"{year}-{month}", {"apbd-regency": 1_000_000}),
+                   subject=subject)
+    stream.add(pg.TARGET_FIGURE_SET, figure(agency_id=agency_id, region=region, year=year,
+                                            service_type="kesehatan.kab.balita", target=12, version=1),
+               subject=str(agency_id))
