@@ -27,7 +27,6 @@ from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.service import region_name_of
 from services.reporting.spm import repository
 from services.reporting.spm.targets import rule_of
-from shared.errors import ValidationFailed
 from shared.events.programmes import BudgetSource
 from shared.spm import SERVICE_TYPES, GovernmentLevel, ServiceType
 
@@ -305,7 +304,3 @@ async def _agency_rows(session: AsyncSession, audience: Audience, query: MatrixQ
             rows.append(_row(head, st, _cells(st, values, withheld, figure, inputs.get(st.code))))
     return rows
 
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}.", errors=[{"field": f"query.{field}", "message": message,
-                                                             "type": "value_error"}])
