@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from openpyxl import load_workbook
@@ -28,8 +29,10 @@ from services.reporting.tests.spm_scenario import EXPECTED, SATU, TIGA, Sulut, f
 from shared.errors import PROBLEM_MEDIA_TYPE
 from shared.events import programmes as pg
 from shared.events.catalogue import EventType
+from shared.events.topics import dead_letter_topic
 from shared.spm import SERVICE_TYPES, GovernmentLevel
 from tests.support import tokens
+from tests.support.kafka import read_topic
 
 MATRIX = "/api/v1/spm/matrix"
 
@@ -230,6 +233,10 @@ async def test_small_cells_are_suppressed_and_what_derives_from_them(reporting: 
     province = cell(table, "71", "kesehatan.kab.ibu-hamil")
     assert (province["target_computed"], province["served"], province["in_need"]) == (9, 7, 5)
     assert province["achievement_percent"] == round(100 * 7 / 9, 2)
+    # An agency's served protect the region's: Bolaang Mongondow's is withheld, so its one agency's 6 are too.
+    agencies = await matrix(reporting, tokens.pembina("71"), region="7101", year=sulut.year, columns="agencies")
+    health = cell(agencies, str(sulut.agencies["kesehatan-7101"]), "kesehatan.kab.ibu-hamil")
+    assert health["served"] is None and "served" in health["suppressed"]
     # Budgets are never withheld (nor the agency's figure: see the figure's test).
     assert bolmong["budget_realised"] is not None and "budget_realised" not in bolmong["suppressed"]
 
@@ -318,3 +325,26 @@ async def test_bad_query_parameters_are_a_422_problem(reporting: httpx.AsyncClie
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     [name] = params
     assert [e["field"] for e in response.json()["errors"]] == [f"query.{name}"]
+
+
+async def test_inputs_with_malformed_region_codes_are_dead_lettered(reporting_settings: ReportingSettings,
+                                                                   sulut: Sulut) -> None:
+    agency = sulut.agencies["kesehatan-7101"]
+    bad = programme(agency_id=agency, year=sulut.year, service_type="kesehatan.kab.balita", regions=["7101", "%"],
+                    budget={"csr": 1})
+    stream = Stream(default_time=spm_scenario.at(sulut.last))
+    stream.add(pg.PROGRAMME_REGISTERED, bad, subject=str(bad.programme_id))
+    stream.add(pg.TARGET_FIGURE_SET, figure(agency_id=agency, region="71__", year=sulut.year,
+                                            service_type="kesehatan.kab.balita", target=5, version=1),
+               subject=str(agency))
+    await publish(reporting_settings.kafka_bootstrap_servers, stream.events)
+    ids = {event.id for _, event in stream.events}
+    parked = await read_topic(reporting_settings.kafka_bootstrap_servers, dead_letter_topic("reporting"),
+                              until=lambda received: ids <= {r.event.id for r in received if r.event}, timeout=60)
+    assert all(r.headers["dlq_error"] for r in parked if r.event is not None and r.event.id in ids)
+    conn = await asyncpg.connect(reporting_settings.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM spm_programmes WHERE id = $1", bad.programme_id) == 0
+        assert await conn.fetchval("SELECT count(*) FROM spm_target_figures WHERE region_code = '71__'") == 0
+    finally:
+        await conn.close()
