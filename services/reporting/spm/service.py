@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -112,16 +112,14 @@ class _Inputs:
     """What one column holds besides the suppressed counts: programmes and budgets by source."""
 
     programmes: int = 0
-    planned: dict[str, int] | None = None
-    realised: dict[str, int] | None = None
+    planned: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    realised: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
 
     def add(self, programme: dict[str, Any]) -> None:
         self.programmes += 1
-        for key, lines in (("planned", programme["budget"]), ("realised", programme["spent"])):
-            totals = getattr(self, key) or dict.fromkeys(SOURCES, 0)
+        for totals, lines in ((self.planned, programme["budget"]), (self.realised, programme["spent"])):
             for line in lines:
                 totals[line["source"]] = totals.get(line["source"], 0) + int(line["amount"])
-            setattr(self, key, totals)
 
 
 def _inputs(programmes: list[dict[str, Any]], code: str, *, containing: bool,
@@ -155,7 +153,7 @@ def _cells(st: ServiceType, counts: dict[Any, Any], withheld: set[Any], figure: 
     if figure is None and "target_computed" in hidden:
         hidden.append("target_effective")
     inputs = inputs or _Inputs()
-    planned, realised = inputs.planned or dict.fromkeys(SOURCES, 0), inputs.realised or dict.fromkeys(SOURCES, 0)
+    planned, realised = inputs.planned, inputs.realised
     spent = sum(realised.values())
     values: dict[str, Any] = {
         "target_unit": rule.unit if rule else None, "target_computed": computed, "target_agency": figure,
