@@ -239,6 +239,7 @@ def main() -> None:
             print(f"  {name:<10} {url}/docs   (events: {url}/asyncapi.json)")
         if "reporting" in urls:
             print(f"  dashboard  {urls['reporting']}/dashboard?token=<a token below>")
+            print(f"  SPM report {urls['reporting']}/api/v1/spm/matrix?format=xlsx   (Bearer token; ?region=&year=)")
         print(f"  kafka      {broker.bootstrap_servers}")
         print(f"  postgres   {pg.dsn('<service>')}")
         print(f"\nBearer tokens, valid {LOCAL_TOKEN_HOURS} h (also in {DATA / 'dev-tokens.json'}; "

@@ -11,6 +11,7 @@ from services.reporting.dashboard.endpoints import router as dashboard_router
 from services.reporting.indicators.endpoints import router as indicators_router
 from services.reporting.matrix.endpoints import router as matrix_router
 from services.reporting.settings import ReportingSettings
+from services.reporting.spm.endpoints import router as spm_router
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import ALL_TOPICS
 from shared.service import ServiceSpec, Subscription, create_service_app
@@ -23,7 +24,7 @@ def spec() -> ServiceSpec:
         description="Indicators of the six SPM fields by region, period, field and agency, the cross-agency "
                     "matrix, CSV and Excel exports and a dashboard, from projections of every topic. No personal "
                     "data; small cells are suppressed for everyone but an admin.",
-        routers=[indicators_router, matrix_router, dashboard_router],
+        routers=[indicators_router, matrix_router, dashboard_router, spm_router],
         publishes=False,
         subscriptions=[Subscription(group_id=GROUP, topics=list(ALL_TOPICS), handlers=all_handlers())],
     )

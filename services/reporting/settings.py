@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.clock import Clock, system_clock
 from shared.settings import ServiceSettings
 
 
@@ -11,3 +12,5 @@ class ReportingSettings(ServiceSettings):
     port: int | None = 8004
     #: Counts below this are withheld from everyone but an admin (and rates and percentiles built on them).
     suppression_threshold: int = Field(default=5, ge=1, le=1000)
+    # The time source (the SPM matrix's default year); tests inject their own.
+    clock: Clock = Field(default=system_clock, exclude=True)

@@ -233,7 +233,55 @@ class DoseRow(Table, table=True):
     voided: bool = False
 
 
+class SpmProgrammeRow(Table, table=True):
+    """An agency's programme (issue 15) as its newest version: the SPM matrix's inputs and budget by source."""
+
+    __tablename__ = "spm_programmes"
+
+    id: uuid.UUID = Field(primary_key=True)
+    agency_id: uuid.UUID = Field(index=True)
+    spm_field: str = Field(max_length=20)
+    service_type: str = Field(max_length=80, index=True)
+    region_codes: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.Text), nullable=False))
+    period_start: date
+    period_end: date
+    status: str = Field(max_length=10)
+    #: The planned budget: [{"source": ..., "amount": ...}], whole rupiah.
+    budget: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
+    version: int
+
+
+class SpmRealisationRow(Table, table=True):
+    """A programme's delivered outputs and spending in one month (the month's whole figures, newest version)."""
+
+    __tablename__ = "spm_realisations"
+
+    programme_id: uuid.UUID = Field(primary_key=True)
+    month: str = Field(primary_key=True, max_length=7)
+    agency_id: uuid.UUID
+    #: [{"source": ..., "amount": ...}], whole rupiah.
+    spent: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
+    outputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
+    version: int
+
+
+class SpmTargetFigureRow(Table, table=True):
+    """An agency's own target figure for a region, year and service type (null: withdrawn), newest version."""
+
+    __tablename__ = "spm_target_figures"
+
+    agency_id: uuid.UUID = Field(primary_key=True)
+    region_code: str = Field(primary_key=True, max_length=10)
+    year: int = Field(primary_key=True)
+    service_type: str = Field(primary_key=True, max_length=80)
+    target: int | None = None
+    version: int
+    #: When the agency set it (the event's time): of two agencies' figures for one cell, the later stands.
+    set_at: datetime = Field(sa_column=timestamptz())
+
+
 #: The projection tables, in the order a rebuild empties them.
 PROJECTIONS: tuple[str, ...] = ("regions", "posyandu", "agencies", "households", "members", "member_merges",
                                 "profile_versions",
-                                "measurements", "needs", "referrals", "sessions", "visits", "doses")
+                                "measurements", "needs", "referrals", "sessions", "visits", "doses",
+                                "spm_programmes", "spm_realisations", "spm_target_figures")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.reporting.consumers import household, referrals, registry
+from services.reporting.consumers import household, programmes, referrals, registry
 from shared.consumer import Batched, Handler
 
 #: The consumer group of the service (its inbox rows and committed offsets).
@@ -10,4 +10,4 @@ GROUP = "reporting"
 
 
 def all_handlers() -> dict[str, Handler | Batched]:
-    return {**registry.handlers(), **household.handlers(), **referrals.handlers()}
+    return {**registry.handlers(), **household.handlers(), **referrals.handlers(), **programmes.handlers()}

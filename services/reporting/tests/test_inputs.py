@@ -37,7 +37,8 @@ BAD_PERIODS = ["0000", "9999", "0000-01", "9999-12", "9999-Q4", "0001", "1899-12
 def test_every_report_is_found() -> None:
     assert set(OPERATIONS) >= {"/api/v1/indicators", "/api/v1/indicators/needs",
                                "/api/v1/indicators/referrals/timeline", "/api/v1/rankings/villages", "/api/v1/matrix"}
-    assert set(WITH_PERIOD) == set(OPERATIONS)
+    # The SPM matrix goes by SPM year and month (`year`, `month`; its bad inputs in test_spm_matrix.py).
+    assert set(WITH_PERIOD) == set(OPERATIONS) - {"/api/v1/spm/matrix"}
 
 
 @pytest.mark.parametrize("path", WITH_PERIOD)

@@ -21,7 +21,7 @@ from deploy.local.stack import create_topics
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from services.reporting.tables import PROJECTIONS
-from services.reporting.tests import scenario
+from services.reporting.tests import scenario, spm_scenario
 from services.reporting.tests.factories import publish, until_consumed
 from shared.events.topics import ALL_TOPICS
 from tests.support import tokens
@@ -53,6 +53,7 @@ async def test_rebuild_replays_to_the_same_projections(stack: Stack, rebuild_bro
     settings = ReportingSettings(**{**service_settings(stack, dsn),
                                     "kafka_bootstrap_servers": rebuild_broker.bootstrap_servers})
     world = scenario.build()
+    spm_scenario.add_inputs(world.stream, agency_id=world.agencies["kesehatan-8101"], region="8101", year=2026)
     events = list(world.stream.events)
     random.Random(11).shuffle(events)
     events += events[::3]
@@ -65,10 +66,12 @@ async def test_rebuild_replays_to_the_same_projections(stack: Stack, rebuild_bro
             before_api = (await client.get("/api/v1/indicators", params=params, headers=tokens.admin())).json()
             before = await snapshot(dsn)
             assert len(before["households"]) == 11 and len(before["referrals"]) == 8
+            assert [len(before[t]) for t in ("spm_programmes", "spm_realisations", "spm_target_figures")] == [1, 2, 1]
             # Damage the projections: the rebuild must not depend on what is there.
             conn = await asyncpg.connect(dsn)
             await conn.execute("DELETE FROM households WHERE village_code = $1", scenario.TAMILOUW)
             await conn.execute("UPDATE referrals SET status = 'cancelled'")
+            await conn.execute("DELETE FROM spm_realisations")
             await conn.close()
 
             env = {**os.environ, "DATABASE_URL": dsn, "KAFKA_BOOTSTRAP_SERVERS": rebuild_broker.bootstrap_servers,
