@@ -208,3 +208,27 @@ async def test_every_event_of_a_demo_run_validates_against_its_served_message(de
             "posyandu.agency.registered.v1", "posyandu.household.registered.v1", "posyandu.member.added.v1",
             "posyandu.profile.updated.v1", "posyandu.household.need-detected.v1",
             "posyandu.referral.created.v1"} <= types, types
+
+
+async def test_the_demo_programmes_reach_the_province_officers_spm_matrix(demo_run: DemoRun) -> None:
+    """Issue 15 end to end: the programmes the registry demo registers (several agencies, a partner organisation
+    among them) travel the registry topic into reporting, and a province officer's SPM matrix shows their budgets
+    by source, agency by agency."""
+    from services.registry.demo.programmes import DEMO_YEAR
+    from tests.support import tokens
+
+    await _settled_records(demo_run)
+    agencies = (await demo_run.clients["registry"].get("/api/v1/agencies", params={"limit": 500},
+                                                        headers={"Authorization": f"Bearer {ADMIN}"})).json()["items"]
+    partners = {a["id"] for a in agencies if a["kind"] == "partner"}
+    assert partners, "the demo registers a partner organisation"
+    province = "31"
+    response = await demo_run.clients["reporting"].get(
+        "/api/v1/spm/matrix", params={"region": province, "year": DEMO_YEAR, "columns": "agencies"},
+        headers=tokens.pembina(province))
+    assert response.status_code == 200, response.text
+    funded = [row for row in response.json()["rows"] if row.get("agency_id") and row["programmes"]]
+    assert len({row["agency_id"] for row in funded}) >= 3, funded
+    assert any(row["agency_id"] in partners and row["planned_zakat"] > 0 and row["realised_zakat"] > 0
+               for row in funded), funded
+    assert all(row["budget_realised"] <= row["budget_planned"] for row in funded)
