@@ -156,7 +156,7 @@ class _Run:
                 households_imported=0, members_imported=0, households_rejected=0, rows_rejected=0, error_count=0,
                 errors=[], items_done=0, last_row=0, chunks_committed=0, started_at=self.now,
                 updated_at=self.now, run_started_at=self.now, run_rows_from=0).on_conflict_do_nothing()
-                .returning(ImportJob.id))
+                .returning(ImportJob.id))  # type: ignore[call-overload]
             if created.scalar_one_or_none() is None:
                 raise ImportJobBusy(f"Import job {self.id} was started by another process at the same time.")
         for outcome in await import_items(session, self.principal, items):

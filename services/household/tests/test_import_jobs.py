@@ -22,7 +22,7 @@ import pytest
 
 from services.household.settings import HouseholdSettings
 from services.household.tests.factories import known_posyandu
-from services.household.tests.test_import import NDJSON, URL, post_import
+from services.household.tests.test_import import NDJSON, post_import
 from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -77,7 +77,7 @@ def bulk_file(posyandu: str, village: str, households: int, *, serial_base: int)
         kk = f"{district}{issued:%d%m%y}{serial:04d}"
         kks.append(kk)
         head_born = date(1950, 1, 1) + timedelta(days=i)
-        members = [("Parulian", "male", head_born, "head", {})]
+        members: list[tuple[str, str, date, str, dict[str, Any]]] = [("Parulian", "male", head_born, "head", {})]
         if i % 10:
             members.append(("Marintan", "female", head_born + timedelta(days=400), "spouse", {}))
         else:
@@ -302,7 +302,7 @@ async def test_a_nik_taken_while_the_chunk_is_written_is_a_row_error(
 
 async def test_a_live_registration_and_an_import_of_the_same_nik_one_wins(
         sites: Sites, household: httpx.AsyncClient, household_settings: HouseholdSettings) -> None:
-    body, kks = bulk_file(sites.posyandu_c, VILLAGE_C, 1500, serial_base=7000)
+    body, _ = bulk_file(sites.posyandu_c, VILLAGE_C, 1500, serial_base=7000)
     rows = [json.loads(line) for line in body.splitlines()]
     kader = tokens.kader([sites.posyandu_c])
     # Registrations of the heads of households spread over the file, as the import runs.
