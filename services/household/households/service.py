@@ -6,7 +6,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -200,13 +200,41 @@ def nik_taken(field: str, member_id: uuid.UUID, household_id: uuid.UUID, *, may_
     return Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
 
 
-def household_data(h: Household) -> ev.HouseholdData:
+class HouseholdFacts(Protocol):
+    """What the events tell of a household: a Household, or the bulk import's row of a new one."""
+
+    id: uuid.UUID
+    kk_number: str
+    village_code: str
+    posyandu_id: uuid.UUID
+    status: str
+    needs_reassignment: bool
+    version: int
+
+
+class MemberFacts(Protocol):
+    """What the events and the need rules read of a member: a Member, or the bulk import's row of a new one."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    nik: str | None
+    sex: str
+    birth_date: date
+    relationship: str
+    pregnant: bool
+    expected_delivery_date: date | None
+    disability: str
+    status: str
+    version: int
+
+
+def household_data(h: HouseholdFacts) -> ev.HouseholdData:
     return ev.HouseholdData(household_id=h.id, kk_number_masked=mask_kk(h.kk_number), village_code=h.village_code,
                             posyandu_id=h.posyandu_id, status=h.status, needs_reassignment=h.needs_reassignment,
                             version=h.version)
 
 
-def member_data(m: Member) -> ev.MemberData:
+def member_data(m: MemberFacts) -> ev.MemberData:
     return ev.MemberData(member_id=m.id, household_id=m.household_id, nik_masked=mask_nik(m.nik) if m.nik else None,
                          sex=m.sex, birth_date=m.birth_date, relationship=m.relationship, pregnant=m.pregnant,
                          disability=m.disability, status=m.status, version=m.version)
@@ -220,12 +248,16 @@ async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Ho
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
 
 
-def new_member(household: Household, field: str, payload: MemberCreate) -> Member:
-    """A new member of `household` (its payload at field path `field`), checked on its own; 422 on problems."""
+def check_new_member(village_code: str, field: str, payload: MemberCreate) -> bool:
+    """Checks a new member (its payload at field path `field`) of a household in `village_code` on its own; 422 on
+    problems. Returns its NIK region-mismatch flag."""
     _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
-    mismatch = payload.nik is not None and _nik_mismatch(
-        payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=household.village_code,
-        field=f"{field}.nik")
+    return payload.nik is not None and _nik_mismatch(
+        payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=village_code, field=f"{field}.nik")
+
+
+def new_member(household: Household, field: str, payload: MemberCreate) -> Member:
+    mismatch = check_new_member(household.village_code, field, payload)
     return Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch)
 
 

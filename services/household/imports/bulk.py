@@ -8,7 +8,7 @@ each step is here:
      twice in the household -> `_register`, from the posyandu and regions loaded once per chunk;
   3. no live household holds the KK number (the 409 names the holder to a caller who may read it);
   4. each member in order: pregnancy fields, then the NIK's form and agreement with the member (region mismatch
-     flag) -> `new_member`, the registration's own function;
+     flag) -> `check_new_member`, the registration's own check;
   5. no live member holds one of the NIKs -> from the holders loaded once per chunk; of several taken NIKs the
      lowest is reported (the order of the one-by-one query's unique index);
   6. the household, its KK history row, its members; duplicate flags against live members of the same village with
@@ -39,18 +39,18 @@ from services.household.households.service import (
     _check_kk,
     _check_served_by,
     check_distinct_niks,
+    check_new_member,
     check_posyandu,
     check_village,
     household_data,
     kk_taken,
     member_data,
-    new_member,
     nik_taken,
 )
 from services.household.imports.outcomes import Imported, Outcome, Refused, payload_of, problem_errors
 from services.household.imports.parsing import Group, Item, Rejected
 from services.household.needs.service import needs_of_new_household
-from services.household.tables import Household, KnownPosyandu, KnownRegion, Member, Need
+from services.household.tables import KnownPosyandu, KnownRegion, Need
 from shared.auth import Principal, Role
 from shared.errors import Forbidden, Problem
 from shared.events import household as ev
@@ -64,6 +64,45 @@ class _Holder(NamedTuple):
     household_id: uuid.UUID
     posyandu_id: uuid.UUID
     member_id: uuid.UUID | None = None
+
+
+@dataclass(slots=True)
+class _Household:
+    """A new household's row as `register()` would insert it (a plain object: an ORM instance costs far more)."""
+
+    kk_number: str
+    village_code: str
+    posyandu_id: uuid.UUID
+    address: str | None
+    rt: str | None
+    rw: str | None
+    latitude: float | None
+    longitude: float | None
+    created_by: str
+    created_at: datetime
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    status: str = "active"
+    needs_reassignment: bool = False
+    version: int = 1
+
+
+@dataclass(slots=True)
+class _Member:
+    """A new member's row, as `new_member()` would build it."""
+
+    household_id: uuid.UUID
+    nik: str | None
+    name: str
+    sex: str
+    birth_date: date
+    relationship: str
+    pregnant: bool
+    expected_delivery_date: date | None
+    disability: str
+    nik_region_mismatch: bool
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    status: str = "active"
+    version: int = 1
 
 
 class _Candidate(NamedTuple):
@@ -134,7 +173,7 @@ class _Known:
             "SELECT n, lower(n) FROM unnest($1::text[]) AS n", odd)} if odd else {}
         return cls(posyandu, regions, kk, niks, same_person, sql_lower)
 
-    def accept(self, household: Household, members: list[Member]) -> None:
+    def accept(self, household: _Household, members: list[_Member]) -> None:
         self.kk[household.kk_number] = _Holder(household.id, household.posyandu_id)
         for m in members:
             if m.nik:
@@ -162,15 +201,15 @@ class _Writes:
     needs: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[Entry] = field(default_factory=list)
 
-    def add(self, h: Household, members: list[Member], flags: list[tuple[uuid.UUID, uuid.UUID]],
+    def add(self, h: _Household, members: list[_Member], flags: list[tuple[uuid.UUID, uuid.UUID]],
             needs: list[tuple[Need, Entry]]) -> None:
         self.households.append((h.id, h.kk_number, h.village_code, h.posyandu_id, h.address, h.rt, h.rw,
                                 h.latitude, h.longitude, h.status, h.needs_reassignment, h.version, h.created_by,
-                                h.created_at, h.updated_at))
+                                h.created_at, h.created_at))
         self.kk_history.append((h.id, h.kk_number, self.now, self.recorded_by))
-        self.members += [(m.id, h.id, m.nik, m.name, str(m.sex), m.birth_date, str(m.relationship), m.pregnant,
-                          m.expected_delivery_date, str(m.disability), m.status, m.nik_region_mismatch, m.version,
-                          m.created_at, m.updated_at) for m in members]
+        self.members += [(m.id, h.id, m.nik, m.name, m.sex, m.birth_date, m.relationship, m.pregnant,
+                          m.expected_delivery_date, m.disability, m.status, m.nik_region_mismatch, m.version,
+                          h.created_at, h.created_at) for m in members]
         self.flags += [(uuid.uuid4(), member_id, candidate_id, "open", self.now) for member_id, candidate_id in flags]
         self.needs += [(n.id, h.id, n.member_id, n.spm_field, n.category, n.urgency,
                         orjson.dumps(n.evidence).decode(), n.status, n.detected_at) for n, _ in needs]
@@ -220,8 +259,12 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
         check_distinct_niks(payload)
         if (holder := known.kk.get(payload.kk_number)) is not None:
             raise kk_taken(holder.household_id, may_read=_may_read(principal, holder))
-        household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
-        members = [new_member(household, f"members.{i}", m) for i, m in enumerate(payload.members)]
+        household = _Household(payload.kk_number, payload.village_code, payload.posyandu_id, payload.address,
+                               payload.rt, payload.rw, payload.latitude, payload.longitude, principal.sub, writes.now)
+        members = [_Member(household.id, m.nik, m.name, str(m.sex), m.birth_date, str(m.relationship), m.pregnant,
+                           m.expected_delivery_date, str(m.disability),
+                           check_new_member(household.village_code, f"members.{i}", m))
+                   for i, m in enumerate(payload.members)]
         taken = sorted((m.nik, f"members.{i}.nik") for i, m in enumerate(payload.members)
                        if m.nik and m.nik in known.niks)
         if taken:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.household.households.service import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import computed_statuses
 from services.household.measurements.service import growth_snapshots
@@ -44,8 +46,8 @@ async def snapshot_of(session: AsyncSession, household: Household, registered: l
     return _snapshot(household, members, growth, profiles, immunization), {m.id: m for m in members}
 
 
-def _snapshot(household: Household, members: list[Member], growth: dict[Any, Any], profiles: dict[Any, Any],
-              immunization: dict[Any, Any]) -> HouseholdSnapshot:
+def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth: dict[Any, Any],
+              profiles: dict[Any, Any], immunization: dict[Any, Any]) -> HouseholdSnapshot:
     return HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
@@ -55,7 +57,7 @@ def _snapshot(household: Household, members: list[Member], growth: dict[Any, Any
         profiles=profiles)
 
 
-def needs_of_new_household(household: Household, members: list[Member], *,
+def needs_of_new_household(household: HouseholdFacts, members: Sequence[MemberFacts], *,
                            today: date) -> list[tuple[Need, tuple[CloudEvent, str, str]]]:
     """What `refresh_needs(..., registered=members)` writes for a household just registered, without a session:
     the detected needs and their `need.detected` outbox entries, in the same order (the bulk import writes them
@@ -72,7 +74,7 @@ def needs_of_new_household(household: Household, members: list[Member], *,
     return found
 
 
-def _event_data(need: Need, household: Household, member: Member | None) -> ev.NeedData:
+def _event_data(need: Need, household: HouseholdFacts, member: MemberFacts | None) -> ev.NeedData:
     return ev.NeedData(need_id=need.id, household_id=household.id, member_id=need.member_id,
                        member_nik_masked=mask_nik(member.nik) if member is not None and member.nik else None,
                        posyandu_id=household.posyandu_id, village_code=household.village_code,
