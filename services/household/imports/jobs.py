@@ -31,6 +31,7 @@ from services.household.imports.service import chunks, import_items
 from services.household.imports.tables import ImportJob
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.text import NUL
 
 #: uuid5 namespace of job ids (uuid5 of "<scope>:<sha256>").
 JOB_NAMESPACE = uuid.UUID("5d0c1c1e-7a43-4e0b-9d55-2f6f4a1e1b12")
@@ -171,12 +172,17 @@ class _Run:
         if last_row:
             values["last_row"] = last_row
         if len(report.errors) != self.stored_errors:
-            values["errors"] = [e.model_dump() for e in report.errors]
+            values["errors"] = [_storable(e) for e in report.errors]
         if last:
             values.update(status="completed", finished_at=now, failure=None)
         await session.execute(sa.update(ImportJob).where(ImportJob.id == self.id).values(values))  # type: ignore[arg-type]
         self.exists, self.items_done = True, self.items_done + len(items)
         self.stored_errors = len(report.errors)
+
+
+def _storable(error: RowErrorPublic) -> dict[str, object]:
+    """A row error as jsonb holds it: a NUL (refused in the row, and quoted back in its KK number) cannot be stored."""
+    return {k: v.replace(NUL, "\ufffd") if isinstance(v, str) else v for k, v in error.model_dump().items()}
 
 
 def _rows_of(item: Item) -> list[int]:
