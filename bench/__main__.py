@@ -1,6 +1,6 @@
 """`make bench` (python -m bench): start a private stack, run every benchmark, write results, stop everything.
 
-BENCH_SCALE=default (about 10-15 minutes on 2 cores) or BENCH_SCALE=full (the issue's sizes: 100,000 imported
+BENCH_SCALE=default (about 10-15 minutes on 2 cores) or BENCH_SCALE=full (the issue's sizes: 1,000,000 imported
 members, 1,000,000 members and 200,000 referrals in the reporting projections; far longer).
 """
 
@@ -30,7 +30,7 @@ SIZES: dict[str, dict[str, int]] = {
                 "import_members": 10_000, "events": 3_000, "report_members": 100_000, "report_referrals": 20_000,
                 "query_repeats": 20},
     "full": {"register_households": 1_000, "concurrency": 16, "referrals": 200, "needs": 200, "roundtrips": 200,
-             "import_members": 100_000, "events": 20_000, "report_members": 1_000_000,
+             "import_members": 1_000_000, "events": 20_000, "report_members": 1_000_000,
              "report_referrals": 200_000, "query_repeats": 10},
 }
 

@@ -79,6 +79,8 @@ def start() -> BenchStack:
             env = service_env(name, stack.ports[name], pg, broker)
             env["LOG_LEVEL"] = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
             env["HOUSEHOLD_API_URL"] = f"http://127.0.0.1:{stack.ports['household']}"
+            # The full-scale import's file (1,000,000 members) is over the default 50 MiB body limit.
+            env["HOUSEHOLD_IMPORT_MAX_BYTES"] = str(2 * 1024 ** 3)
             progress(f"migrating and starting {name} on port {stack.ports[name]} ...")
             subprocess.run([sys.executable, "-m", f"services.{name}", "migrate"], env=env, check=True, cwd=ROOT,
                            stdout=subprocess.DEVNULL, timeout=300)

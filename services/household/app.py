@@ -18,6 +18,7 @@ from services.household.immunization.endpoints import fhir_router as immunizatio
 from services.household.immunization.endpoints import router as immunization_router
 from services.household.immunization.endpoints import schedule_router as immunization_schedule_router
 from services.household.imports.endpoints import IMPORT_PATH
+from services.household.imports.endpoints import jobs_router as import_jobs_router
 from services.household.imports.endpoints import router as import_router
 from services.household.life_events.endpoints import router as life_events_router
 from services.household.measurements.endpoints import router as measurements_router
@@ -39,7 +40,8 @@ SPEC = ServiceSpec(
                 "rules detect. Every change is an event on posyandu.household.v1.",
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router(), life_events_router, access_log_router, sessions_router, visits_router,
-             immunization_schedule_router, immunization_router, immunization_fhir_router, due_router],
+             immunization_schedule_router, immunization_router, immunization_fhir_router, due_router,
+             import_jobs_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit

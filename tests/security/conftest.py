@@ -3,14 +3,17 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import httpx
 import pytest
 
 from services.household.settings import HouseholdSettings
+from services.household.tests.factories import kk_number, nik
 from services.referral.settings import ReferralSettings
 from tests.support import tokens
 from tests.support.world import Site, build_site, open_session_at
@@ -30,6 +33,8 @@ class SecurityWorld:
     session_id: str = ""
     #: A programme of A's agency serving A's village.
     programme_id: str = ""
+    #: An import job of A's kader (one household at A's posyandu).
+    import_job_id: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +71,24 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
             "budget": [{"source": "apbd-regency", "amount": 1_000_000}],
             "outputs": [{"code": "pmt-packages", "name": "Paket PMT", "unit": "paket", "target": 10}]})
         assert programme.status_code == 201, programme.text
+        import_job_id = await _import_job(household, a)
     finally:
         await household_db.close()
         await referral_db.close()
     return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
-                         session_id=session_id, programme_id=programme.json()["id"])
+                         session_id=session_id, programme_id=programme.json()["id"],
+                         import_job_id=import_job_id)
+
+
+async def _import_job(household: httpx.AsyncClient, site: Site) -> str:
+    born = date(1990, 6, 15)
+    row = {"kk_number": kk_number(district="317201"), "village_code": "3172011001", "posyandu_id": site.posyandu_id,
+           "nik": nik(born, "female", "317201"), "name": "Sri Wahyuni", "sex": "female",
+           "birth_date": born.isoformat(), "relationship": "head"}
+    imported = await household.post("/api/v1/households/import", content=json.dumps(row).encode(),
+                                    headers={**site.kader(), "Content-Type": "application/x-ndjson"})
+    assert imported.status_code == 200 and imported.json()["households_imported"] == 1, imported.text
+    return str(imported.json()["job_id"])
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

@@ -40,6 +40,7 @@ PERSONAL_READS: dict[str, tuple[Callable[[W], str], Callable[[W], dict[str, str]
     "household /api/v1/duplicates": (lambda w: "/api/v1/duplicates", lambda w: w.a.kader()),
     "household /api/v1/sessions/{session_id}/visits": (lambda w: f"/api/v1/sessions/{w.session_id}/visits",
                                                       lambda w: w.a.kader()),
+    "household /api/v1/imports/{id}": (lambda w: f"/api/v1/imports/{w.import_job_id}", lambda w: w.a.kader()),
     "household /api/v1/posyandu/{posyandu_id}/due": (lambda w: f"/api/v1/posyandu/{w.a.posyandu_id}/due",
                                                      lambda w: w.a.kader()),
     f"household {HH}/members/{{member_id}}/visits": (

@@ -228,6 +228,8 @@ CASES: dict[str, Case] = {
     "household GET /api/v1/posyandu/{posyandu_id}/due": Case(
         lambda w: [f"/api/v1/posyandu/{w.a.posyandu_id}/due", f"/api/v1/posyandu/{w.a.posyandu_id}/due?format=csv"],
         insider=lambda w: w.a.kader()),
+    "household GET /api/v1/imports/{id}": Case(lambda w: [f"/api/v1/imports/{w.import_job_id}"],
+                                               insider=lambda w: w.a.kader()),
     "household POST /api/v1/duplicates/{flag_id}/merge": Case(
         lambda w: [f"/api/v1/duplicates/{w.flag_id}/merge"], body=lambda w: {"survivor_id": w.a.member_id}),
     "household POST /api/v1/duplicates/{flag_id}/dismiss": Case(lambda w: [f"/api/v1/duplicates/{w.flag_id}/dismiss"]),

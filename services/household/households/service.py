@@ -6,7 +6,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -71,17 +71,25 @@ def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"field": field, "message": message}])
 
 
-async def _require_village(session: AsyncSession, code: str, field: str = "village_code") -> None:
-    region = await session.get(KnownRegion, code)
+def check_village(region: KnownRegion | None, code: str, field: str = "village_code") -> None:
+    """422 unless `region` (the known region of `code`, or None) is an active village."""
     if region is None or region.level != "village" or region.retired:
         raise _invalid(field, f"{code} is not an active village known to the registry.")
 
 
-async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> KnownPosyandu:
-    posyandu = await session.get(KnownPosyandu, posyandu_id)
+async def _require_village(session: AsyncSession, code: str, field: str = "village_code") -> None:
+    check_village(await session.get(KnownRegion, code), code, field)
+
+
+def check_posyandu(posyandu: KnownPosyandu | None, posyandu_id: uuid.UUID) -> KnownPosyandu:
+    """422 unless `posyandu` (the known posyandu of `posyandu_id`, or None) is active."""
     if posyandu is None or posyandu.status != "active":
         raise _invalid("posyandu_id", f"{posyandu_id} is not an active posyandu known to the registry.")
     return posyandu
+
+
+async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> KnownPosyandu:
+    return check_posyandu(await session.get(KnownPosyandu, posyandu_id), posyandu_id)
 
 
 def _check_served_by(posyandu: KnownPosyandu, village_code: str, field: str = "village_code") -> None:
@@ -113,13 +121,18 @@ async def _check_kk_free(session: AsyncSession, principal: Principal, kk_number:
     existing = (await session.execute(query)).scalars().first()
     if existing is None:
         return
-    if await _may_read(session, principal, existing):
-        raise Conflict(f"A live household already has this KK number: {existing}.",
-                       errors=[{"field": "kk_number", "message": f"already registered to household {existing}"}],
-                       existing_household_id=str(existing))
+    raise kk_taken(existing, may_read=await _may_read(session, principal, existing))
+
+
+def kk_taken(existing: uuid.UUID, *, may_read: bool) -> Conflict:
+    """The 409 of a KK number live household `existing` holds, naming it only to a caller who may read it."""
+    if may_read:
+        return Conflict(f"A live household already has this KK number: {existing}.",
+                        errors=[{"field": "kk_number", "message": f"already registered to household {existing}"}],
+                        existing_household_id=str(existing))
     # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
-    raise Conflict("This KK number is already registered.",
-                   errors=[{"field": "kk_number", "message": "already registered"}])
+    return Conflict("This KK number is already registered.",
+                    errors=[{"field": "kk_number", "message": "already registered"}])
 
 
 #: The unique indexes a concurrent registration can trip after this request's checks, and the field each guards.
@@ -172,21 +185,56 @@ async def _check_niks_free(session: AsyncSession, principal: Principal, niks: di
     if existing is None:
         return
     field = next(f for f, nik in niks.items() if nik == existing.nik)
-    if await _may_read(session, principal, existing.household_id):
-        holder = f"member {existing.id} of household {existing.household_id}"
-        raise Conflict(f"This NIK belongs to {holder}.",
-                       errors=[{"field": field, "message": f"already registered to {holder}"}],
-                       existing_member_id=str(existing.id), existing_household_id=str(existing.household_id))
-    raise Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
+    raise nik_taken(field, existing.id, existing.household_id,
+                    may_read=await _may_read(session, principal, existing.household_id))
 
 
-def household_data(h: Household) -> ev.HouseholdData:
+def nik_taken(field: str, member_id: uuid.UUID, household_id: uuid.UUID, *, may_read: bool) -> Conflict:
+    """The 409 of a NIK (at `field`) that live member `member_id` holds, naming it only to a caller who may read
+    its household."""
+    if may_read:
+        holder = f"member {member_id} of household {household_id}"
+        return Conflict(f"This NIK belongs to {holder}.",
+                        errors=[{"field": field, "message": f"already registered to {holder}"}],
+                        existing_member_id=str(member_id), existing_household_id=str(household_id))
+    return Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
+
+
+class HouseholdFacts(Protocol):
+    """What the events tell of a household: a Household, or the bulk import's row of a new one."""
+
+    id: uuid.UUID
+    kk_number: str
+    village_code: str
+    posyandu_id: uuid.UUID
+    status: str
+    needs_reassignment: bool
+    version: int
+
+
+class MemberFacts(Protocol):
+    """What the events and the need rules read of a member: a Member, or the bulk import's row of a new one."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    nik: str | None
+    sex: str
+    birth_date: date
+    relationship: str
+    pregnant: bool
+    expected_delivery_date: date | None
+    disability: str
+    status: str
+    version: int
+
+
+def household_data(h: HouseholdFacts) -> ev.HouseholdData:
     return ev.HouseholdData(household_id=h.id, kk_number_masked=mask_kk(h.kk_number), village_code=h.village_code,
                             posyandu_id=h.posyandu_id, status=h.status, needs_reassignment=h.needs_reassignment,
                             version=h.version)
 
 
-def member_data(m: Member) -> ev.MemberData:
+def member_data(m: MemberFacts) -> ev.MemberData:
     return ev.MemberData(member_id=m.id, household_id=m.household_id, nik_masked=mask_nik(m.nik) if m.nik else None,
                          sex=m.sex, birth_date=m.birth_date, relationship=m.relationship, pregnant=m.pregnant,
                          disability=m.disability, status=m.status, version=m.version)
@@ -200,16 +248,25 @@ async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Ho
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
 
 
+def check_new_member(village_code: str, field: str, payload: MemberCreate) -> bool:
+    """Checks a new member (its payload at field path `field`) of a household in `village_code` on its own; 422 on
+    problems. Returns its NIK region-mismatch flag."""
+    _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
+    return payload.nik is not None and _nik_mismatch(
+        payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=village_code, field=f"{field}.nik")
+
+
+def new_member(household: Household, field: str, payload: MemberCreate) -> Member:
+    mismatch = check_new_member(household.village_code, field, payload)
+    return Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch)
+
+
 async def _insert_members(session: AsyncSession, principal: Principal, household: Household,
                           payloads: list[tuple[str, MemberCreate]]) -> list[Member]:
     """Validates and inserts members (field path, payload) with a constant number of statements, however many."""
     members, niks = [], {}
     for field, payload in payloads:
-        _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
-        mismatch = payload.nik is not None and _nik_mismatch(
-            payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=household.village_code,
-            field=f"{field}.nik")
-        members.append(Member(household_id=household.id, **payload.model_dump(), nik_region_mismatch=mismatch))
+        members.append(new_member(household, field, payload))
         if payload.nik is not None:
             niks[f"{field}.nik"] = payload.nik
     await _check_niks_free(session, principal, niks)
@@ -233,6 +290,12 @@ async def _check_measured_after_birth(session: AsyncSession, member_id: uuid.UUI
                                           "this birth date.")
 
 
+def check_distinct_niks(payload: HouseholdCreate) -> None:
+    niks = [m.nik for m in payload.members if m.nik]
+    if len(niks) != len(set(niks)):
+        raise _invalid("members", "The same NIK appears twice in this household.")
+
+
 def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
     if pregnant and sex != "female":
         raise _invalid(f"{field}.pregnant", "Only a female member can be recorded as pregnant.")
@@ -250,9 +313,7 @@ async def register(*, session: AsyncSession, principal: Principal,
     posyandu = await _require_posyandu(session, payload.posyandu_id)
     await _require_village(session, payload.village_code)
     _check_served_by(posyandu, payload.village_code)
-    niks = [m.nik for m in payload.members if m.nik]
-    if len(niks) != len(set(niks)):
-        raise _invalid("members", "The same NIK appears twice in this household.")
+    check_distinct_niks(payload)
     await _check_kk_free(session, principal, payload.kk_number, None)
     household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
     session.add(household)

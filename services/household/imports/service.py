@@ -1,153 +1,82 @@
-"""Importing households: each KK registered as the API would, in its own savepoint, errors reported per row."""
+"""Importing households chunk by chunk: each chunk set-based (imports/bulk.py); a chunk that collides with a
+concurrent registration is re-imported household by household, each registered as the API would in a savepoint."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterable, Callable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import date
 
-from pydantic import ValidationError
+import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.household.households.schemas import HouseholdCreate
 from services.household.households.service import register
-from services.household.imports.parsing import HOUSEHOLD_FIELDS, MEMBER_FIELDS, Group, Item, Rejected, RowError
-from services.household.imports.schemas import MAX_ERRORS, ImportReport, RowErrorPublic
+from services.household.imports.bulk import import_chunk
+from services.household.imports.outcomes import Imported, Outcome, Refused, payload_of, problem_errors
+from services.household.imports.parsing import Group, Item, Rejected, RowError
 from services.household.needs.service import refresh_needs
-from services.household.tables import KnownPosyandu, KnownRegion
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, Problem, ValidationFailed
+from shared.errors import Problem
 
-#: Posyandu and villages held for the whole import (a few hundred at most in a real file).
-MAX_PINNED = 2000
-_MEMBER_FIELD = re.compile(r"members\.(\d+)(?:\.(.+))?")
+log = logging.getLogger(__name__)
 
-
-class _Report:
-    def __init__(self) -> None:
-        self.report = ImportReport()
-
-    def error(self, error: RowError) -> None:
-        self.report.error_count += 1
-        if len(self.report.errors) < MAX_ERRORS:
-            self.report.errors.append(RowErrorPublic(row=error.row, kk_number=error.kk_number, field=error.field,
-                                                     message=error.message))
-
-    def rejected_row(self, item: Rejected) -> None:
-        self.report.rows += 1
-        self.report.rows_rejected += 1
-        for error in item.errors:
-            self.error(error)
-
-    def rejected_group(self, group: Group, errors: list[RowError]) -> None:
-        """Every row of the household is refused: its own errors, or that another row of its KK is invalid."""
-        self.report.rows += len(group.rows)
-        self.report.rows_rejected += len(group.rows)
-        self.report.households_rejected += 1
-        named = {e.row for e in errors}
-        first_invalid = min(named | ({group.blocked_by} if group.blocked_by else set()), default=None)
-        for row in group.rows:
-            if row.number in named:
-                for error in errors:
-                    if error.row == row.number:
-                        self.error(error)
-            else:
-                reason = f"row {first_invalid}" if first_invalid is not None else "another row"
-                self.error(RowError(row.number, group.kk_number, None,
-                                    f"Not imported: {reason} of this KK is invalid"))
-
-    def imported(self, group: Group) -> None:
-        self.report.rows += len(group.rows)
-        self.report.households_imported += 1
-        self.report.members_imported += len(group.rows)
+#: A chunk: this many households, or this many rows (refused rows count), whichever comes first. Big enough for
+#: COPY to pay, small enough to hold in memory and to lose little to a crash.
+CHUNK_HOUSEHOLDS = 500
+CHUNK_ROWS = 2000
+#: Set-based writes that can fail on a concurrent writer: the chunk is then imported household by household.
+_COLLISIONS = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError)
 
 
-def _payload(group: Group) -> HouseholdCreate | list[RowError]:
-    first = group.rows[0].data
-    body = {name: first[name] for name in HOUSEHOLD_FIELDS if name in first}
-    body["members"] = [{name: row.data[name] for name in MEMBER_FIELDS if name in row.data} for row in group.rows]
+async def chunks(items: AsyncIterable[Item]) -> AsyncIterator[list[Item]]:
+    chunk: list[Item] = []
+    households = rows = 0
+    async for item in items:
+        chunk.append(item)
+        rows += len(item.rows) if isinstance(item, Group) else 1
+        households += isinstance(item, Group)
+        if households >= CHUNK_HOUSEHOLDS or rows >= CHUNK_ROWS:
+            yield chunk
+            chunk, households, rows = [], 0, 0
+    if chunk:
+        yield chunk
+
+
+async def import_items(session: AsyncSession, principal: Principal, items: Sequence[Item],
+                       today: date | None = None) -> list[Outcome]:
+    """Imports a chunk in the session's transaction; the outcome of each item, as one-by-one registration gives."""
+    today = today or date.today()
     try:
-        return HouseholdCreate.model_validate(body)
-    except ValidationError as exc:
-        errors: list[RowError] = []
-        for err in exc.errors():
-            loc = [str(part) for part in err["loc"]]
-            if loc[0] == "members" and len(loc) > 2 and loc[1].isdigit():
-                errors.append(RowError(group.rows[int(loc[1])].number, group.kk_number, ".".join(loc[2:]),
-                                       err["msg"]))
-            else:
-                errors += [RowError(row.number, group.kk_number, ".".join(loc), err["msg"]) for row in group.rows]
-        return errors
+        async with session.begin_nested():
+            return await import_chunk(session, principal, items, today)
+    except _COLLISIONS as exc:
+        # A registration took a KK number or NIK of this chunk after its checks: register one by one instead, which
+        # sees the other's row now (or catches the collision per household).
+        log.info("import chunk collided with a concurrent write (%s); importing it household by household",
+                 type(exc).__name__)
+        return [await import_one(session, principal, item) for item in items]
 
 
-def _problem_errors(group: Group, exc: Problem) -> list[RowError]:
-    """The problem the API would have answered, on the row it names (`members.N.x`) or on every row."""
-    rows, kk = group.rows, group.kk_number
-    errors: list[RowError] = []
-    for item in exc.errors or []:
-        name, message = str(item.get("field") or ""), str(item.get("message") or exc.detail)
-        if (match := _MEMBER_FIELD.fullmatch(name)) and int(match[1]) < len(rows):
-            errors.append(RowError(rows[int(match[1])].number, kk, match[2], message))
-        else:
-            errors += [RowError(row.number, kk, name or None, message) for row in rows]
-    if errors:
-        return errors
-    field = "kk_number" if isinstance(exc, Conflict) else "posyandu_id" if isinstance(exc, Forbidden) else None
-    return [RowError(row.number, kk, field, exc.detail) for row in rows]
-
-
-async def _import_group(session: AsyncSession, principal: Principal, group: Group, report: _Report,
-                        pinned: dict[object, object]) -> None:
-    errors = [error for row in group.rows for error in row.errors]
-    if errors or group.blocked_by is not None:
-        report.rejected_group(group, errors)
-        return
-    payload = _payload(group)
+async def import_one(session: AsyncSession, principal: Principal, item: Item) -> Outcome:
+    """One household registered as the API would (with its needs), in its own savepoint: the reference path."""
+    if isinstance(item, Rejected):
+        return item
+    errors = [error for row in item.rows for error in row.errors]
+    if errors or item.blocked_by is not None:
+        return Refused(item, errors)
+    payload = payload_of(item)
     if isinstance(payload, list):
-        report.rejected_group(group, payload)
-        return
-    if len(pinned) < MAX_PINNED:
-        await _pin(session, payload, pinned)
+        return Refused(item, payload)
     try:
         async with session.begin_nested():
             household, members = await register(session=session, principal=principal, payload=payload)
             await refresh_needs(session, household, registered=members)
     except Problem as exc:
-        report.rejected_group(group, _problem_errors(group, exc))
+        return Refused(item, problem_errors(item, exc))
     except IntegrityError:
         # A concurrent registration took the KK or a NIK between the check and the insert.
-        report.rejected_group(group, [RowError(row.number, group.kk_number, None,
-                                               "Conflicts with a household registered at the same time")
-                                      for row in group.rows])
-    else:
-        report.imported(group)
-
-
-async def _pin(session: AsyncSession, payload: HouseholdCreate, pinned: dict[object, object]) -> None:
-    """Holds the household's posyandu and village (keys already validated, so a bad one never reaches a query)."""
-    for table, key in ((KnownPosyandu, payload.posyandu_id), (KnownRegion, payload.village_code)):
-        if (table, key) not in pinned:
-            pinned[(table, key)] = await session.get(table, key)
-
-
-async def import_households(*, session: AsyncSession, principal: Principal, items: AsyncIterable[Item],
-                            on_progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
-    """Registers every valid household of the file; a household with any invalid row is refused whole.
-
-    Each household goes in (with its events and detected needs) in its own savepoint of the caller's
-    transaction, so a refused one leaves nothing behind; the caller commits the valid ones together.
-    """
-    report = _Report()
-    # Holding the posyandu and village rows keeps them in the session's (weak) identity map, so `register`
-    # finds them there instead of querying both again for every household.
-    pinned: dict[object, object] = {}
-    async for item in items:
-        if isinstance(item, Rejected):
-            report.rejected_row(item)
-        else:
-            await _import_group(session, principal, item, report, pinned)
-        if on_progress is not None:
-            on_progress(report.report)
-    if report.report.rows == 0:
-        raise ValidationFailed("The file holds no rows.", errors=[{"field": "body", "message": "no rows"}])
-    return report.report
+        return Refused(item, [RowError(row.number, item.kk_number, None,
+                                       "Conflicts with a household registered at the same time")
+                              for row in item.rows])
+    return Imported(item)

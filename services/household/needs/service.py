@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.household.households.service import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import computed_statuses
 from services.household.measurements.service import growth_snapshots
@@ -22,6 +25,7 @@ from services.household.needs.rules import (
 from services.household.profiles.service import current_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
+from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
 from shared.outbox import enqueue, outbox_entry
 
@@ -39,17 +43,38 @@ async def snapshot_of(session: AsyncSession, household: Household, registered: l
         immunization = await computed_statuses(session, household, members, today=today or date.today())
     else:
         members, growth, profiles, immunization = registered, {}, {}, {}
-    snapshot = HouseholdSnapshot(
+    return _snapshot(household, members, growth, profiles, immunization), {m.id: m for m in members}
+
+
+def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth: dict[Any, Any],
+              profiles: dict[Any, Any], immunization: dict[Any, Any]) -> HouseholdSnapshot:
+    return HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
                                 pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
                                 disability=m.disability, growth=growth.get(m.id),
                                 immunization=immunization.get(m.id)) for m in members],
-        profiles=profiles)  # type: ignore[arg-type]
-    return snapshot, {m.id: m for m in members}
+        profiles=profiles)
 
 
-def _event_data(need: Need, household: Household, member: Member | None) -> ev.NeedData:
+def needs_of_new_household(household: HouseholdFacts, members: Sequence[MemberFacts], *,
+                           today: date) -> list[tuple[Need, tuple[CloudEvent, str, str]]]:
+    """What `refresh_needs(..., registered=members)` writes for a household just registered, without a session:
+    the detected needs and their `need.detected` outbox entries, in the same order (the bulk import writes them
+    set-based)."""
+    current = detect(_snapshot(household, members, {}, {}, {}), today=today)
+    by_id = {m.id: m for m in members}
+    found = []
+    for detected in diff({}, current).detected:
+        need = Need(household_id=household.id, member_id=detected.member_id, spm_field=detected.spm_field.value,
+                    category=detected.category, urgency=str(detected.urgency), evidence=dict(detected.evidence))
+        member = by_id.get(need.member_id) if need.member_id else None
+        found.append((need, outbox_entry(ev.NEED_DETECTED, _event_data(need, household, member),
+                                         subject=str(household.id), regioncode=household.village_code)))
+    return found
+
+
+def _event_data(need: Need, household: HouseholdFacts, member: MemberFacts | None) -> ev.NeedData:
     return ev.NeedData(need_id=need.id, household_id=household.id, member_id=need.member_id,
                        member_nik_masked=mask_nik(member.nik) if member is not None and member.nik else None,
                        posyandu_id=household.posyandu_id, village_code=household.village_code,
