@@ -213,11 +213,11 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process and its live descendants (`/proc/<pid>/stat`), in seconds. A descendant that
-    exited in between takes its share with it: measure around work done by long-lived processes."""
+def cpu_seconds(pid: int, *, descendants: bool = True) -> float:
+    """utime + stime of the process and (unless told not to) its live descendants (`/proc/<pid>/stat`), in
+    seconds. A descendant that exited in between takes its share with it: measure long-lived processes."""
     total = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if descendants else [pid]:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = _stat_fields(member)
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
@@ -242,6 +242,8 @@ class CpuMeter:
 
     phase: str
     pids: dict[str, int]
+    #: Processes counted without their descendants (the bench started the whole stack).
+    alone: frozenset[str] = frozenset({"bench"})
     load_before: list[float] = field(default_factory=list)
     _started: float = 0.0
     _cpu: dict[str, float] = field(default_factory=dict)
@@ -249,14 +251,17 @@ class CpuMeter:
 
     def start(self) -> CpuMeter:
         self.load_before = load_average()
-        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._cpu = {name: self._cpu_of(name) for name in self.pids}
         self._machine = machine_busy_seconds()
         self._started = time.perf_counter()
         return self
 
+    def _cpu_of(self, name: str) -> float:
+        return cpu_seconds(self.pids[name], descendants=name not in self.alone)
+
     def stop(self, operations: int) -> dict[str, Any]:
         wall = time.perf_counter() - self._started
-        spent = {name: max(cpu_seconds(pid) - self._cpu[name], 0.0) for name, pid in self.pids.items()}
+        spent = {name: max(self._cpu_of(name) - self._cpu[name], 0.0) for name in self.pids}
         machine = machine_busy_seconds() - self._machine
         cores = os.cpu_count() or 1
         others_cores = max(machine - sum(spent.values()), 0.0) / wall if wall > 0 else 0.0

@@ -126,7 +126,7 @@ def wake_relay(service: str, database_url: str) -> None:
 async def close_notifiers() -> None:
     """Close this event loop's NOTIFY connections (at shutdown)."""
     for sender in _notifiers.pop(asyncio.get_running_loop(), {}).values():
-        await sender.close()
+        await sender.shutdown()
 
 
 class _Notifier:
@@ -158,6 +158,13 @@ class _Notifier:
                     if attempt == 2:
                         log.info("outbox wake-up failed; the relay's poll will find the rows",
                                  extra={"error": repr(exc)})
+
+    async def shutdown(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.close()
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
