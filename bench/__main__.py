@@ -1,7 +1,11 @@
 """`make bench` (python -m bench): start a private stack, run every benchmark, write results, stop everything.
 
-BENCH_SCALE=default (about 10-15 minutes on 2 cores) or BENCH_SCALE=full (the issue's sizes: 1,000,000 imported
-members, 1,000,000 members and 200,000 referrals in the reporting projections; far longer).
+BENCH_SCALE=default (about 10-15 minutes on 2 cores), BENCH_SCALE=full (the issue's sizes: 1,000,000 imported
+members, 1,000,000 members and 200,000 referrals in the reporting projections, and at least 1,000 samples behind
+every latency figure; far longer) or BENCH_SCALE=smoke (a few minutes: checks the harness, measures nothing worth
+keeping). BENCH_ONLY=3,4 runs only those sections (registration runs too whenever 3 or 4 does: it makes their
+households). Every section records the load average and the CPU-seconds per operation of each process of the
+stack and of the bench (bench/measure.py CpuMeter), and a section run on a busy machine says so, loudly.
 """
 
 from __future__ import annotations
@@ -12,27 +16,37 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from bench import benchmarks as b
 from bench import report
 from bench.gen import Identifiers
-from bench.measure import Result, Results
+from bench.measure import Result, Results, load_average
 from bench.stack import ROOT, BenchStack, progress, start, stop, wait_for
 from shared.auth import Role, mint_token
 from shared.settings import DEV_JWT_SECRET
 
+T = TypeVar("T")
+
 SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"register_households": 80, "concurrency": 8, "referrals": 40, "needs": 40, "roundtrips": 40,
+              "import_members": 500, "events": 300, "report_members": 2_000, "report_referrals": 400,
+              "query_repeats": 2},
     "default": {"register_households": 300, "concurrency": 16, "referrals": 200, "needs": 100, "roundtrips": 200,
                 "import_members": 10_000, "events": 3_000, "report_members": 100_000, "report_referrals": 20_000,
                 "query_repeats": 20},
-    "full": {"register_households": 1_000, "concurrency": 16, "referrals": 200, "needs": 200, "roundtrips": 200,
-             "import_members": 1_000_000, "events": 20_000, "report_members": 1_000_000,
+    # Every latency figure from at least 1,000 samples (registration: one per household; sections 3 and 4 each
+    # take 1,000 of the registered households, and their baselines as many round trips).
+    "full": {"register_households": 2_000, "concurrency": 16, "referrals": 1_000, "needs": 1_000,
+             "roundtrips": 1_000, "import_members": 1_000_000, "events": 20_000, "report_members": 1_000_000,
              "report_referrals": 200_000, "query_repeats": 10},
 }
+#: Sections BENCH_ONLY may name.
+SECTIONS = ("1", "2", "3", "4", "5")
 
 
 def _git(*args: str) -> str:
@@ -55,7 +69,7 @@ def machine_info(scale: str, sizes: dict[str, int]) -> dict[str, Any]:
             "python": sys.version.split()[0], "platform": platform.platform(), "cpu_model": cpu_model,
             "cpu_count": os.cpu_count(), "memory_total_mib": mem_kb // 1024,
             "service_log_level": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "load_average_at_start": load_average()}
 
 
 async def prepare(stack: BenchStack, results: Results) -> b.Context:
@@ -89,28 +103,45 @@ async def prepare(stack: BenchStack, results: Results) -> b.Context:
                      admin={"Authorization": f"Bearer {admin_token}"}, results=results)
 
 
-async def run(stack: BenchStack, sizes: dict[str, int], results: Results) -> None:
+async def run(stack: BenchStack, sizes: dict[str, int], results: Results, only: set[str]) -> None:
     ctx = await prepare(stack, results)
-    created = await b.registration(ctx, sizes["register_households"], sizes["concurrency"])
-    stack.check_alive()
-    progress(f"raw baseline: {sizes['roundtrips']} aiokafka produce-to-consume round trips ...")
-    raw = await b.raw_roundtrip(ctx, sizes["roundtrips"])
+
+    async def whole(name: str, operations: int, section: Awaitable[T]) -> T:
+        """A section's load and CPU per operation, measured around all of it (the owner may add finer phases)."""
+        meter = stack.meter("whole section")
+        try:
+            return await section
+        finally:
+            results.record_load(name, meter.stop(operations))
+
     n3, n4 = sizes["referrals"], sizes["needs"]
-    if len(created) < n3 + n4:
+    created: list[str] = []
+    if only & {"1", "3", "4"}:
+        created = await whole("1. household registration", sizes["register_households"],
+                              b.registration(ctx, sizes["register_households"], sizes["concurrency"]))
+        stack.check_alive()
+    if only & {"3", "4"} and len(created) < n3 + n4:
         raise RuntimeError("register more households than referrals + needs")
-    await b.referral_end_to_end(ctx, created[:n3], raw)
-    await b.need_to_referral(ctx, created[n3:n3 + n4], raw[:n4])
+    if "3" in only:
+        await b.referral_end_to_end(ctx, created[:n3], sizes["roundtrips"])
+    if "4" in only:
+        await b.need_to_referral(ctx, created[n3:n3 + n4])
     stack.check_alive()
-    await b.bulk_import(ctx, sizes["import_members"])
-    stack.check_alive()
-    await b.consumed_event_rate(ctx, sizes["events"])
-    small_m, small_r = sizes["report_members"] // 10, sizes["report_referrals"] // 10
-    await b.load_projections(ctx, small_m, small_r, seed=5)
-    await b.reporting_queries(ctx, "1/10 scale", sizes["query_repeats"], small_m, small_r)
-    await b.load_projections(ctx, sizes["report_members"] - small_m, sizes["report_referrals"] - small_r, seed=6)
-    await b.reporting_queries(ctx, "full scale of this run", sizes["query_repeats"], sizes["report_members"],
-                              sizes["report_referrals"])
-    growth(results)
+    if "2" in only:
+        await whole("2. bulk import", sizes["import_members"], b.bulk_import(ctx, sizes["import_members"]))
+        stack.check_alive()
+    if "5" in only:
+        await whole("5. reporting projections", sizes["events"], b.consumed_event_rate(ctx, sizes["events"]))
+        small_m, small_r = sizes["report_members"] // 10, sizes["report_referrals"] // 10
+        await b.load_projections(ctx, small_m, small_r, seed=5)
+        await whole("5. reporting queries (1/10 scale)", sizes["query_repeats"],
+                    b.reporting_queries(ctx, "1/10 scale", sizes["query_repeats"], small_m, small_r))
+        await b.load_projections(ctx, sizes["report_members"] - small_m, sizes["report_referrals"] - small_r,
+                                 seed=6)
+        await whole("5. reporting queries (full scale of this run)", sizes["query_repeats"],
+                    b.reporting_queries(ctx, "full scale of this run", sizes["query_repeats"],
+                                        sizes["report_members"], sizes["report_referrals"]))
+        growth(results)
 
 
 def growth(results: Results) -> None:
@@ -134,17 +165,23 @@ def main() -> int:
         print(f"BENCH_SCALE must be one of {sorted(SIZES)}", file=sys.stderr)
         return 2
     sizes = SIZES[scale]
+    only = {part.strip() for part in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if part.strip()}
+    if not only or only - set(SECTIONS):
+        print(f"BENCH_ONLY names sections of {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
     results = Results(info=machine_info(scale, sizes))
+    results.info["sections"] = sorted(only)
     started = time.perf_counter()
     stack = start()
     ok = False
     try:
-        asyncio.run(asyncio.wait_for(run(stack, sizes, results), timeout=float(os.environ.get(
+        asyncio.run(asyncio.wait_for(run(stack, sizes, results, only), timeout=float(os.environ.get(
             "BENCH_TIMEOUT_SECONDS", 3 * 3600 if scale == "full" else 1800))))
         ok = True
     finally:
         stop(stack, keep=not ok)
         results.info["duration_seconds"] = round(time.perf_counter() - started, 1)
+        results.info["load_average_at_end"] = load_average()
         results.info["complete"] = ok
         if results.items:
             report.write(results)

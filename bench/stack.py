@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bench.measure import CpuMeter
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from deploy.local.stack import create_databases, create_topics, service_env, wait_ready
 from shared.events.topics import ALL_TOPICS
@@ -26,6 +27,8 @@ from shared.events.topics import ALL_TOPICS
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_NAMES = ("registry", "household", "referral", "reporting")
 ROUNDTRIP_TOPIC = "bench.roundtrip.v1"
+#: The second topic of the raw two-hop baseline (a plain consumer of ROUNDTRIP_TOPIC forwards each record here).
+SECOND_HOP_TOPIC = "bench.second-hop.v1"
 
 
 def progress(message: str) -> None:
@@ -52,6 +55,23 @@ class BenchStack:
     async def connect(self, name: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn(name))
 
+    def cpu_pids(self) -> dict[str, int]:
+        """The processes whose CPU a section counts: each service (with its workers), PostgreSQL (with its backends),
+        the broker and this bench process."""
+        pids = {name: proc.pid for name, proc in self.processes.items()}
+        with contextlib.suppress(OSError, ValueError):
+            pids["postgres"] = int((self.pg.datadir / "postmaster.pid").read_text().split()[0])
+        broker = getattr(self.broker, "_process", None)
+        if broker is not None:
+            pids["broker"] = broker.pid
+        pids["bench"] = os.getpid()
+        return pids
+
+    def meter(self, phase: str) -> CpuMeter:
+        """A started CpuMeter of the stack's processes: call `.stop(operations)` after the phase's work and give
+        the figures to `Results.record_load`."""
+        return CpuMeter(phase, self.cpu_pids()).start()
+
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
@@ -69,7 +89,7 @@ def start() -> BenchStack:
         pg.start()
         broker.start()
         asyncio.run(create_databases(pg, list(SERVICE_NAMES)))
-        asyncio.run(create_topics(broker.bootstrap_servers, [*ALL_TOPICS, ROUNDTRIP_TOPIC]))
+        asyncio.run(create_topics(broker.bootstrap_servers, [*ALL_TOPICS, ROUNDTRIP_TOPIC, SECOND_HOP_TOPIC]))
         for name in SERVICE_NAMES:
             port = free_port()
             while port in (8001, 8002, 8003, 8004, 9092) or port in stack.ports.values():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from shared.migrate import upgrade
+from shared.observability import MULTIPROCESS_DIR_ENV
 from shared.retention import run_retention
 from shared.settings import ServiceSettings
 
@@ -20,9 +23,17 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 
 
 def server_options(service: str, settings: ServiceSettings) -> dict[str, Any]:
-    """How `serve` runs uvicorn: on HOST (loopback by default) and PORT."""
+    """How `serve` runs uvicorn: on HOST (loopback by default) and PORT, with WEB_CONCURRENCY worker processes."""
     return {"app": f"services.{service}.app:create_app", "factory": True, "host": settings.host,
-            "port": settings.port or 8000, "log_config": None, "access_log": False, "timeout_graceful_shutdown": 20}
+            "port": settings.port or 8000, "log_config": None, "access_log": False, "timeout_graceful_shutdown": 20,
+            "workers": settings.web_concurrency}
+
+
+def prepare_workers(service: str, settings: ServiceSettings) -> None:
+    """Several workers share one metrics directory (fresh for this server, so no earlier run's figures count): the
+    workers are spawned after this and read it from their environment."""
+    if settings.web_concurrency > 1:
+        os.environ[MULTIPROCESS_DIR_ENV] = tempfile.mkdtemp(prefix=f"posyandu-{service}-metrics-")
 
 
 def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], ServiceSettings],
@@ -43,6 +54,7 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
     args = parser.parse_args()
     settings = settings_factory()
     if args.command == "serve":
+        prepare_workers(service, settings)
         uvicorn.run(**server_options(service, settings))
     elif args.command == "migrate":
         upgrade(service_dir, settings.database_url)

@@ -3,7 +3,9 @@
 The records of one fetch (per partition) are applied in one database transaction that first records their
 event ids in the inbox; a redelivered event finds its id there and changes nothing. If anything in the batch
 fails, the transaction rolls back and the batch is handled again one record per transaction, so one bad record
-costs its neighbours nothing. Offsets are committed only after the transaction commits. A record that is not a
+costs its neighbours nothing. Offsets are committed only after the transaction commits, and without holding up
+the next fetch: the commit of one round runs while the next round is fetched and applied (one commit in flight at
+a time; a crash before it lands redelivers what the inbox then skips). A record that is not a
 valid event, or whose handler keeps failing for reasons other than an unreachable database, goes to
 `posyandu.dlq.<group>` with the error (and into the service's `dead_letters` table, where the admin API and CLI
 list, replay and discard it: shared/dead_letters.py), and the runner moves on. Broker errors (a rebalance,
@@ -151,6 +153,8 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._processed: dict[TopicPartition, int] = {}
+        #: The offset commit under way while the next round is fetched (at most one).
+        self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -173,6 +177,8 @@ class ConsumerRunner:
                 await self._close()
 
     async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._commit_landed()  # what was applied is committed if the broker still takes it
         for client in (self._consumer, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -203,17 +209,36 @@ class ConsumerRunner:
                 if highwater is not None and tp in self._processed:
                     CONSUMER_LAG.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(
                         max(highwater - self._processed[tp], 0))
-            await self.commit_processed()
+            await self._commit_in_background()
+
+    async def _commit_in_background(self) -> None:
+        """Commit what was applied while the next round is fetched; the previous commit must have landed first (its
+        failure to land in time makes the runner rejoin, as a blocking commit would)."""
+        await self._commit_landed()
+        if self._consumer is not None and self._processed:
+            offsets = dict(self._processed)
+            self._processed.clear()
+            self._committing = asyncio.create_task(self._commit(self._consumer, offsets))
+
+    async def _commit_landed(self) -> None:
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
 
     async def commit_processed(self) -> None:
+        """Commit the offsets of what was applied (after any commit still under way)."""
+        await self._commit_landed()
         if self._consumer is None or not self._processed:
             return
         offsets = dict(self._processed)
         self._processed.clear()
+        await self._commit(self._consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             # aiokafka retries a commit for as long as the error is "retriable"; a partition that vanished with
             # a restarted broker is, forever. Bound it, and rejoin with a fresh consumer instead.
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except TimeoutError as exc:
             raise ConsumerStuck(f"offset commit did not complete in {COMMIT_TIMEOUT_SECONDS}s") from exc
         except Exception as exc:

@@ -1,12 +1,16 @@
 """The transactional outbox: events written with the state change, published by one relay per service.
 
 A service calls `enqueue` inside its request transaction. The relay (one active per service, chosen by a
-PostgreSQL advisory lock held on its own connection; other replicas stand by) wakes on NOTIFY or on a
-poll, publishes unpublished rows in id order in batches, and marks them published only after the broker
-acknowledged them. While the broker is down nothing is marked, so nothing is lost; the batch is retried
-with backoff. Rows of one aggregate are written under that aggregate's row lock, so their ids follow
-their commit order and they are published in order. Sent rows are kept as long as their topic keeps its
-records, so that a broker that lost what it had acknowledged gets that history back (see OutboxRelay).
+PostgreSQL advisory lock held on its own connection; other replicas and worker processes stand by) is woken
+after the writer's commit, never from inside it (a NOTIFY in a transaction takes a cluster-wide lock through
+its commit, serialising the commits of every service on the cluster): directly when this process's relay
+leads, else by one coalesced NOTIFY on an autocommit connection of its own; and it polls besides. It
+publishes unpublished rows in id order in batches, marks them published only after the broker acknowledged
+them, and fetches the next batch while the last one is being marked. While the broker is down nothing is
+marked, so nothing is lost; the batch is retried with backoff. Rows of one aggregate are written under that
+aggregate's row lock, so their ids follow their commit order and they are published in order. Sent rows are
+kept as long as their topic keeps its records, so that a broker that lost what it had acknowledged gets that
+history back (see OutboxRelay).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 import zlib
 from collections.abc import Iterable
 
@@ -23,7 +28,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from shared.db import asyncpg_url
 from shared.events.catalogue import EventType
@@ -54,18 +61,116 @@ def _lock_key(service: str) -> int:
 
 
 async def enqueue(session: AsyncSession, service: str, events: Iterable[tuple[CloudEvent, str, str]]) -> int:
-    """Write events (event, topic, key) into the outbox in the caller's transaction; NOTIFY fires on commit."""
+    """Write events (event, topic, key) into the outbox in the caller's transaction; the relay wakes after commit."""
     rows = [{"event_id": event.id, "event_type": event.type, "topic": topic, "key": key,
              "payload": event.to_bytes()} for event, topic, key in events]
     if not rows:
         return 0
     await session.execute(sa.insert(outbox), rows)
-    # One NOTIFY per transaction (or savepoint, whose rollback would take the NOTIFY with it) wakes the relay.
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    if session.info.get("outbox_notified") is not transaction:
-        await session.execute(sa.select(sa.func.pg_notify(_channel(service), "")))
-        session.info["outbox_notified"] = transaction
+    session.info.setdefault(_WAKE_AFTER_COMMIT, set()).add(service)
     return len(rows)
+
+
+#: session.info key: the services whose relay the session's commit wakes (see _wake_after_commit).
+_WAKE_AFTER_COMMIT = "outbox_wake_after_commit"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    """Runs once the transaction committed (in the event loop's thread): wake the relays of what it enqueued."""
+    services = session.info.pop(_WAKE_AFTER_COMMIT, None)
+    if services:
+        bind = session.get_bind()
+        engine = bind.engine if isinstance(bind, sa.Connection) else bind
+        url = engine.url.render_as_string(hide_password=False)
+        for service in services:
+            wake_relay(service, url)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_wake(session: Session) -> None:
+    session.info.pop(_WAKE_AFTER_COMMIT, None)
+
+
+def _database_of(database_url: str) -> tuple[str | None, int | None, str | None]:
+    url = make_url(database_url)
+    return url.host, url.port, url.database
+
+
+#: The relays running in this process, by (database, service): a commit here wakes a leading one directly.
+_local_relays: dict[tuple[tuple[str | None, int | None, str | None], str], set[OutboxRelay]] = {}
+#: Per event loop, the coalescing NOTIFY senders, by (database URL, service).
+_notifiers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], _Notifier]] = (
+    weakref.WeakKeyDictionary())
+
+
+def wake_relay(service: str, database_url: str) -> None:
+    """Wake the service's leading relay after a commit that wrote outbox rows (call it outside the transaction,
+    from the event loop; writers through `enqueue` need not: the session's commit calls it). The relay of this
+    process if it leads (no round trip), else a NOTIFY that the leader elsewhere LISTENs for; wake-ups that arrive
+    while a NOTIFY is on its way share the next one. A lost wake-up costs a poll interval, never an event."""
+    relays = _local_relays.get((_database_of(database_url), service), ())
+    leading = [relay for relay in relays if relay.is_leader]
+    if leading:
+        for relay in leading:
+            relay.wake()
+        return
+    loop = asyncio.get_running_loop()
+    senders = _notifiers.setdefault(loop, {})
+    sender = senders.get((database_url, service))
+    if sender is None:
+        sender = senders[(database_url, service)] = _Notifier(database_url, _channel(service))
+    sender.signal()
+
+
+async def close_notifiers() -> None:
+    """Close this event loop's NOTIFY connections (at shutdown)."""
+    for sender in _notifiers.pop(asyncio.get_running_loop(), {}).values():
+        await sender.shutdown()
+
+
+class _Notifier:
+    """Sends NOTIFY on a connection of its own in autocommit: one at a time, the signals meanwhile coalesced."""
+
+    def __init__(self, database_url: str, channel: str) -> None:
+        self._url = asyncpg_url(database_url)
+        self._channel = channel
+        self._due = False
+        self._conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def signal(self) -> None:
+        self._due = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._due:
+            self._due = False
+            for attempt in (1, 2):  # a connection the server closed while idle is replaced once
+                try:
+                    if self._conn is None or self._conn.is_closed():
+                        self._conn = await asyncpg.connect(self._url, timeout=10)
+                    await self._conn.execute(f"NOTIFY {self._channel}")
+                    break
+                except Exception as exc:
+                    await self.close()
+                    if attempt == 2:
+                        log.info("outbox wake-up failed; the relay's poll will find the rows",
+                                 extra={"error": repr(exc)})
+
+    async def shutdown(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.close()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 5)
 
 
 async def relay_connection(settings: ServiceSettings) -> asyncpg.Connection:
@@ -141,21 +246,33 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         #: The leader's copy of outbox_offsets, loaded when it starts leading.
         self._acknowledged: dict[TopicPartition, int] = {}
+        #: Set when a batch's acknowledgements show the broker lost data since the last check.
+        self._check_now = False
 
     async def run(self) -> None:
         backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                await self._lead()
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox relay interrupted, retrying", extra={"error": repr(exc), "service": self.service})
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            finally:
-                self._set_leader(False)
+        local = _local_relays.setdefault((_database_of(self.settings.database_url), self.service), set())
+        local.add(self)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._lead()
+                    backoff = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox relay interrupted, retrying",
+                                extra={"error": repr(exc), "service": self.service})
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                finally:
+                    self._set_leader(False)
+        finally:
+            local.discard(self)
+
+    def wake(self) -> None:
+        """Something was committed to the outbox: publish now rather than at the next poll."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -171,6 +288,7 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         conn = await relay_connection(self.settings)
+        marker: asyncpg.Connection | None = None
         try:
             # Stand by until this replica holds the lock; it is released when the connection dies.
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self.service)):
@@ -178,32 +296,51 @@ class OutboxRelay:
                 await self._sleep(max(self.settings.outbox_poll_interval_seconds, 1.0))
                 if self._stopping.is_set():
                     return
+            # A second connection marks what was sent while the first fetches the next batch. Only the leader
+            # (who holds the lock on `conn`) has one; if `conn` dies, the lock goes and this relay starts over.
+            marker = await relay_connection(self.settings)
             self._set_leader(True)
             await conn.add_listener(_channel(self.service), lambda *_: self._wake.set())
             self._acknowledged = {TopicPartition(r["topic"], r["kafka_partition"]): r["end_offset"]
                                   for r in await conn.fetch("SELECT * FROM outbox_offsets")}
-            await self._publish_until_stopped(conn)
+            await self._publish_until_stopped(conn, marker)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 5)
+            for connection in (marker, conn):
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(connection.close(), 5)
 
-    async def _publish_until_stopped(self, conn: asyncpg.Connection) -> None:
+    async def _publish_until_stopped(self, conn: asyncpg.Connection, marker: asyncpg.Connection) -> None:
         broker: _BrokerClients | None = None
         backoff = 0.2
         check_due = 0.0
         loop = asyncio.get_running_loop()
+        # The batch being marked published (on `marker`) while the next one is fetched, sent and acknowledged:
+        # its rows are left out of the fetch. A batch is sent only after the one before was acknowledged, so the
+        # rows of one key still reach the broker in id order; marking is awaited before the next one starts.
+        marking: asyncio.Task[None] | None = None
+        marking_ids: list[int] = []
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
                 rows = await conn.fetch(
                     "SELECT id, topic, key, payload, event_id, event_type FROM outbox WHERE published_at IS NULL "
-                    "ORDER BY id LIMIT $1", self.settings.outbox_batch_size)
+                    "AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1", self.settings.outbox_batch_size, marking_ids)
                 # A short batch is the whole backlog; count only when there is more than one batch.
                 OUTBOX_BACKLOG.labels(self.service).set(
                     len(rows) if len(rows) < self.settings.outbox_batch_size
                     else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+                if self._check_now or not rows:
+                    # The check needs the offsets of everything sent; idling needs nothing in flight.
+                    await _finish(marking)
+                    marking, marking_ids = None, []
+                    if self._check_now:
+                        self._check_now, check_due = False, 0.0
                 # Check with fresh clients (leading anew, or after a failure), and when the last check is old.
                 check = bool(self._acknowledged) and (broker is None or loop.time() >= check_due)
+                if check and marking is not None:
+                    await _finish(marking)
+                    marking, marking_ids = None, []
                 if not rows and not check:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval_seconds)
@@ -227,6 +364,8 @@ class OutboxRelay:
                     # Broker unreachable or refusing: keep the rows, back off, start fresh clients.
                     log.warning("outbox publish (or broker check) failed; rows kept for retry",
                                 extra={"error": repr(exc), "rows": len(rows), "service": self.service})
+                    await _finish(marking)
+                    marking, marking_ids = None, []
                     await conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
                                        [r["id"] for r in rows])
                     if broker is not None:
@@ -237,16 +376,26 @@ class OutboxRelay:
                     continue
                 if not rows:
                     continue
-                async with conn.transaction():
-                    await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                                       [r["id"] for r in rows])
-                    if self._landed_below_acknowledged(sent):
-                        check_due = 0.0  # the broker lost data since the check: give the history back next round
-                    await self._record(conn, _acknowledged_ends(sent), replace=False)
-                OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+                await _finish(marking)
+                ids = [r["id"] for r in rows]
+                marking, marking_ids = asyncio.create_task(self._mark(marker, ids, sent)), ids
+            await _finish(marking)
         finally:
+            if marking is not None and not marking.done():
+                marking.cancel()
+                with contextlib.suppress(BaseException):
+                    await marking
             if broker is not None:
                 await broker.stop()
+
+    async def _mark(self, conn: asyncpg.Connection, ids: list[int], sent: list[RecordMetadata]) -> None:
+        """Mark a sent batch published and record the end offsets the broker acknowledged, in one transaction."""
+        async with conn.transaction():
+            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+            if self._landed_below_acknowledged(sent):
+                self._check_now = True  # the broker lost data since the check: give the history back next round
+            await self._record(conn, _acknowledged_ends(sent), replace=False)
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(ids))
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record], *,
                        again: bool = False) -> list[RecordMetadata]:
@@ -312,6 +461,12 @@ class OutboxRelay:
             [tp.topic for tp in ends], [tp.partition for tp in ends], list(ends.values()))
         for tp, end in ends.items():
             self._acknowledged[tp] = end if replace else max(self._acknowledged.get(tp, 0), end)
+
+
+async def _finish(marking: asyncio.Task[None] | None) -> None:
+    """Wait for a batch's marking; its failure (a lost connection) is the relay's, which then starts over."""
+    if marking is not None:
+        await marking
 
 
 def _acknowledged_ends(sent: list[RecordMetadata]) -> dict[TopicPartition, int]:

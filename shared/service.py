@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
@@ -35,9 +35,10 @@ from shared.observability import (
     REQUEST_ID_HEADER,
     adopt_request_id,
     configure_logging,
+    metrics_exposition,
     request_id_var,
 )
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, close_notifiers
 from shared.responses import json_response
 from shared.retention import retention_loop
 from shared.settings import ServiceSettings
@@ -206,6 +207,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            await close_notifiers()
             await engine.dispose()
 
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
@@ -239,7 +241,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI document of this service's events")
     async def asyncapi() -> dict[str, Any]:

@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     # reachable from the network unless asked. A container sets HOST=0.0.0.0 (its own network namespace).
     host: str = Field(default="127.0.0.1", pattern=r"^[0-9A-Za-z.:-]+$", max_length=253)
     port: int | None = Field(default=None, ge=1, le=65535)
+    # Worker processes of `serve` (uvicorn workers), each with its own pool, relay and consumers, as replicas have:
+    # one process uses at most one core, so a pod with N cores' CPU limit runs N.
+    web_concurrency: int = Field(default=1, ge=1, le=32)
 
     database_url: str = "postgresql://postgres@localhost:5432/postgres"
     database_pool_size: int = Field(default=10, ge=1, le=200)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -78,6 +79,7 @@ DOCUMENTED_SETTINGS = frozenset(
         "AUTH_AUDIENCE",
         "AUTH_JWT_SECRET",
         "LOG_LEVEL",
+        "WEB_CONCURRENCY",
         "HOST",
         "PORT",
         "MAX_BODY_BYTES",
@@ -674,3 +676,17 @@ def test_production_resources_are_the_ones_the_sizing_derives(production: tuple[
         (container,) = one(production, "Deployment", service)["spec"]["template"]["spec"]["containers"]
         assert container["resources"] == sized[service], service
         assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"]
+
+
+def _cores(quantity: str) -> float:
+    return int(quantity.removesuffix("m")) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def test_each_pod_runs_one_worker_per_core_of_its_cpu_limit(objects: tuple[Obj, ...]) -> None:
+    """WEB_CONCURRENCY worker processes each use at most one core: the CPU limit, rounded up to whole cores, is one
+    core per worker (none idle, none shared by two workers). Production's requests are the sizing's (below)."""
+    for deployment in of_kind(objects, "Deployment"):
+        where = deployment["metadata"]["name"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        workers = int(environment(objects, container).get("WEB_CONCURRENCY", "1"))
+        assert math.ceil(_cores(container["resources"]["limits"]["cpu"])) == workers, where

@@ -13,12 +13,12 @@ from sqlmodel import col, select
 from services.referral.notes.service import SYSTEM_SIDE, write_note
 from services.referral.referrals.access import held_by, readable_referral, side_of
 from services.referral.referrals.events import emit
-from services.referral.referrals.history import SYSTEM, record_transition
+from services.referral.referrals.history import SYSTEM, insert_created, record_transition
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
 from services.referral.settings import MovePolicy
-from services.referral.sla.service import start_clocks
+from services.referral.sla.service import route_and_start_clocks, start_clocks
 from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
 from shared.auth import Principal, Role
 from shared.categories import CATEGORIES, Urgency
@@ -39,27 +39,29 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 async def _route(session: AsyncSession, referral: Referral, now: datetime) -> bool:
     """Assign the responsible agency and start the clocks; False when there is none (the referral waits unrouted)."""
-    agency = await responsible_agency(session, spm_field=referral.spm_field, village_code=referral.village_code,
-                                      category=referral.category)
-    if agency is None:
-        return False
-    referral.agency_id = agency.id
-    await start_clocks(session, referral, now)
-    return True
+    return await route_and_start_clocks(session, referral, now)
+
+
+async def _household_and_member(session: AsyncSession, household_id: uuid.UUID,
+                                member_id: uuid.UUID | None) -> tuple[KnownHousehold | None, KnownMember | None]:
+    """The household and (if named) its member, in one query: a member of another household is not found."""
+    of_household = (sa.and_(col(KnownMember.id) == member_id, col(KnownMember.household_id) == col(KnownHousehold.id))
+                    if member_id is not None else sa.false())
+    row = (await session.execute(select(KnownHousehold, KnownMember).outerjoin(KnownMember, of_household)
+                                 .where(col(KnownHousehold.id) == household_id))).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 async def create(*, session: AsyncSession, principal: Principal, payload: ReferralCreate, now: datetime) -> Referral:
     """Creates a referral by hand for a household (or member) of the caller's posyandu."""
-    household = await session.get(KnownHousehold, payload.household_id)
+    household, member = await _household_and_member(session, payload.household_id, payload.member_id)
     if household is None or household.status != "active" or not (
             principal.role is Role.ADMIN or household.posyandu_id in principal.posyandu_ids):
         raise _invalid("household_id", "Not an active household of your posyandu known to this service.")
     category = CATEGORIES.get(payload.category)
     if category is None or category.spm_field is not payload.spm_field:
         raise _invalid("category", f"{payload.category} is not a referral category of {payload.spm_field.value}.")
-    member = await session.get(KnownMember, payload.member_id) if payload.member_id else None
-    if payload.member_id is not None and (member is None or member.household_id != household.id
-                                          or member.status != "active"):
+    if payload.member_id is not None and (member is None or member.status != "active"):
         raise _invalid("member_id", "Not an active member of this household.")
     referral = Referral(
         household_id=household.id, member_id=payload.member_id,
@@ -70,9 +72,7 @@ async def create(*, session: AsyncSession, principal: Principal, payload: Referr
         created_at=now, updated_at=now)
     if not payload.draft:
         await _route(session, referral, now)
-    session.add(referral)
-    await session.flush()
-    record_transition(session, referral, "create", actor=principal, at=now, reason=payload.reason)
+    await insert_created(session, referral, actor=principal, at=now, reason=payload.reason)
     await emit(session, ev.REFERRAL_CREATED, referral, action="create")
     return referral
 
@@ -80,9 +80,6 @@ async def create(*, session: AsyncSession, principal: Principal, payload: Referr
 async def create_from_need(*, session: AsyncSession, need: household_events.NeedData, draft_categories: frozenset[str],
                            now: datetime) -> Referral | None:
     """One referral per detected need (None when it exists already); `draft` for the configured categories."""
-    existing = await session.execute(select(Referral.id).where(Referral.need_id == need.need_id))
-    if existing.first() is not None:
-        return None
     category = CATEGORIES.get(need.category)
     urgency = need.urgency if need.urgency in {u.value for u in Urgency} else (
         category.default_urgency.value if category else Urgency.NORMAL.value)
@@ -96,9 +93,8 @@ async def create_from_need(*, session: AsyncSession, need: household_events.Need
         created_by=SYSTEM.sub, created_at=now, updated_at=now)
     if not draft:
         await _route(session, referral, now)
-    session.add(referral)
-    await session.flush()
-    record_transition(session, referral, "create", actor=SYSTEM, at=now, reason=referral.reason)
+    if not await insert_created(session, referral, actor=SYSTEM, at=now, reason=referral.reason):
+        return None  # the need has its referral (another event of it came first)
     await emit(session, ev.REFERRAL_CREATED, referral, action="create")
     return referral
 

@@ -14,6 +14,7 @@ registry events. Which agencies may hold a referral at all (routing, reassignmen
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,32 +36,38 @@ def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement
     }
 
 
-async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str,
-                             category: str | None = None) -> KnownAgency | None:
-    """The active agency responsible for the referral, or None (the referral stays unrouted)."""
+def responsible_agency_query(*, spm_field: str, village_code: str, category: str | None = None) -> sa.Select[Any]:
+    """The responsible agency (at most one row), rule or default in one statement: the candidates of the matching
+    rules and those of the registry's rule are ranked together, every rule's before any default."""
     covered = coverage(spm_field=spm_field, village_code=village_code).values()
     by_rule = (
-        select(KnownAgency)
+        sa.select(col(KnownAgency.id).label("agency_id"), sa.literal(0).label("tier"),
+                  sa.cast(col(RoutingRule.category).is_(None), sa.Integer).label("generic"),
+                  (-sa.func.length(sa.func.coalesce(col(RoutingRule.region_prefix), ""))).label("narrowness"))
         .join(RoutingRule, sa.or_(col(RoutingRule.agency_id) == col(KnownAgency.id),
                                   col(RoutingRule.agency_level) == col(KnownAgency.level)))
         .where(*covered, col(RoutingRule.spm_field) == spm_field,
                sa.or_(col(RoutingRule.category).is_(None), col(RoutingRule.category) == category),
                sa.or_(col(RoutingRule.region_prefix).is_(None),
                       sa.literal(village_code).startswith(col(RoutingRule.region_prefix))))
-        .order_by(col(RoutingRule.category).is_(None),
-                  sa.func.length(sa.func.coalesce(col(RoutingRule.region_prefix), "")).desc(),
-                  col(KnownAgency.registered_at), col(KnownAgency.id))
-        .limit(1)
     )
-    if (agency := (await session.execute(by_rule)).scalars().first()) is not None:
-        return agency
-    query = (
-        select(KnownAgency)
+    by_default = (
+        sa.select(col(KnownAgency.id).label("agency_id"), sa.literal(1).label("tier"),
+                  sa.case((col(KnownAgency.level) == "regency", 0), else_=1).label("generic"),
+                  sa.literal(0).label("narrowness"))
         .where(*covered)
-        .order_by(sa.case((col(KnownAgency.level) == "regency", 0), else_=1), col(KnownAgency.registered_at),
-                  col(KnownAgency.id))
-        .limit(1)
     )
+    ranked = sa.union_all(by_rule, by_default).subquery("ranked")
+    return (select(KnownAgency).join(ranked, ranked.c.agency_id == col(KnownAgency.id))
+            .order_by(ranked.c.tier, ranked.c.generic, ranked.c.narrowness, col(KnownAgency.registered_at),
+                      col(KnownAgency.id))
+            .limit(1))
+
+
+async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str,
+                             category: str | None = None) -> KnownAgency | None:
+    """The active agency responsible for the referral, or None (the referral stays unrouted)."""
+    query = responsible_agency_query(spm_field=spm_field, village_code=village_code, category=category)
     return (await session.execute(query)).scalars().first()
 
 

@@ -14,18 +14,20 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.selectable import LateralFromClause
 from sqlmodel import col, select
 
 from services.referral.referrals.events import emit
 from services.referral.referrals.history import record_escalation
 from services.referral.referrals.lifecycle import OPEN, Status
-from services.referral.routing.service import province_agency
+from services.referral.routing.service import province_agency, responsible_agency_query
 from services.referral.settings import ReferralSettings
-from services.referral.sla.calendar import working_days_after
+from services.referral.sla.calendar import add_working_days, holidays_in_force, local_zone
 from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla, Unit
 from services.referral.tables import EscalationDelay, Referral, SlaOverride
 from shared.categories import Urgency
@@ -38,58 +40,87 @@ log = logging.getLogger(__name__)
 _SWEEP_LOCK = zlib.crc32(b"referral-sla-sweep")
 #: The overdue referrals still open, per field: the alert `ReferralsOverdue` (deploy/k8s/base/monitoring) reads it.
 REFERRALS_OVERDUE = Gauge("referrals_overdue", "Open referrals past an SLA deadline (marked overdue by the sweep), "
-                          "by SPM field", ["spm_field"])
+                          "by SPM field", ["spm_field"], multiprocess_mode="liveall")
 #: States whose clocks run: routed, submitted and not closed.
 _CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
 
 
-async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
-    """The deadlines that apply to the referral: the most specific override, else the defaults in code.
+def _override(referral: Referral, agency_id: Any) -> LateralFromClause:
+    """The SLA override that applies to the referral held by `agency_id` (a value or a column), at most one row.
 
     Precedence (most specific first): a row for the referral's agency before one for any agency; among those, a
     row for its category before one for any category; then the longest region prefix holding its village before
     a shorter one, before a row for every region.
     """
-    query = (select(SlaOverride)
-             .where(SlaOverride.urgency == referral.urgency,
-                    sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == referral.agency_id),
-                    sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category),
-                    sa.or_(col(SlaOverride.region_prefix).is_(None),
-                           sa.literal(referral.village_code).startswith(col(SlaOverride.region_prefix))))
-             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None),
-                       sa.func.length(sa.func.coalesce(col(SlaOverride.region_prefix), "")).desc())
-             .limit(1))
-    override = (await session.execute(query)).scalars().first()
-    if override is not None:
-        return Sla(override.respond_within, override.complete_within, Unit(override.unit))
-    return DEFAULT_SLA[Urgency(referral.urgency)]
+    return (select(col(SlaOverride.respond_within), col(SlaOverride.complete_within), col(SlaOverride.unit))
+            .where(SlaOverride.urgency == referral.urgency,
+                   sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == agency_id),
+                   sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category),
+                   sa.or_(col(SlaOverride.region_prefix).is_(None),
+                          sa.literal(referral.village_code).startswith(col(SlaOverride.region_prefix))))
+            .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None),
+                      sa.func.length(sa.func.coalesce(col(SlaOverride.region_prefix), "")).desc())
+            .limit(1).lateral("override"))
 
 
-async def escalation_delay(session: AsyncSession, urgency: Urgency) -> tuple[timedelta, Unit]:
-    """The delay an admin set for the urgency, else the default (calendar days)."""
-    row = await session.get(EscalationDelay, urgency.value)
-    if row is None:
-        return ESCALATION_DELAY[urgency], Unit.DAYS
-    return row.delay, Unit(row.unit)
+def _terms(referral: Referral, agency: sa.Subquery) -> sa.Select[Any]:
+    """Per row of `agency` (a subquery with an `id`): its id, the SLA override and the escalation delay that apply
+    (their columns NULL where none is set: then the defaults in code), in one statement."""
+    override = _override(referral, agency.c.id)
+    delay = (select(col(EscalationDelay.delay), col(EscalationDelay.unit))
+             .where(EscalationDelay.urgency == referral.urgency).subquery("delay"))
+    return (sa.select(agency.c.id, override.c.respond_within, override.c.complete_within,
+                      override.c.unit.label("sla_unit"), delay.c.delay, delay.c.unit.label("delay_unit"))
+            .select_from(agency.outerjoin(override, sa.true()).outerjoin(delay, sa.true())))
 
 
-async def _after(session: AsyncSession, start: datetime, duration: timedelta, unit: Unit,
-                 village_code: str) -> datetime:
-    if unit is Unit.WORKING_DAYS:
-        return await working_days_after(session, start, duration.days, village_code)
-    return start + duration
+async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
+    """The deadlines that apply to the referral: the most specific override, else the defaults in code."""
+    override = _override(referral, referral.agency_id)
+    row = (await session.execute(sa.select(override))).first()
+    return DEFAULT_SLA[Urgency(referral.urgency)] if row is None else Sla(row[0], row[1], Unit(row[2]))
 
 
 async def start_clocks(session: AsyncSession, referral: Referral, now: datetime) -> None:
     """Set the deadlines from now (the referral just reached its agency); earlier overdue marks no longer apply.
 
     The deadlines are computed once, here: a later change of overrides, delays or calendars leaves them be."""
-    sla = await sla_for(session, referral)
-    village = referral.village_code
-    referral.respond_by = await _after(session, now, sla.respond_within, sla.unit, village)
-    referral.complete_by = await _after(session, now, sla.complete_within, sla.unit, village)
-    delay, delay_unit = await escalation_delay(session, Urgency(referral.urgency))
-    referral.escalate_at = await _after(session, referral.complete_by, delay, delay_unit, village)
+    held_by = sa.select(sa.cast(sa.literal(referral.agency_id), sa.Uuid).label("id")).subquery("agency")
+    row = (await session.execute(_terms(referral, held_by))).one()
+    await _set_deadlines(session, referral, row, now)
+
+
+async def route_and_start_clocks(session: AsyncSession, referral: Referral, now: datetime) -> bool:
+    """Assign the responsible agency (routing/service.py) and set the deadlines, reading all of it in one
+    statement; False when there is no agency (the referral waits unrouted, its deadlines untouched)."""
+    agency = responsible_agency_query(spm_field=referral.spm_field, village_code=referral.village_code,
+                                      category=referral.category).subquery("agency")
+    row = (await session.execute(_terms(referral, agency))).first()
+    if row is None:
+        return False
+    referral.agency_id = row.id
+    await _set_deadlines(session, referral, row, now)
+    return True
+
+
+async def _set_deadlines(session: AsyncSession, referral: Referral, terms: sa.Row[Any], now: datetime) -> None:
+    urgency = Urgency(referral.urgency)
+    sla = (DEFAULT_SLA[urgency] if terms.respond_within is None
+           else Sla(terms.respond_within, terms.complete_within, Unit(terms.sla_unit)))
+    delay, delay_unit = ((ESCALATION_DELAY[urgency], Unit.DAYS) if terms.delay is None
+                         else (terms.delay, Unit(terms.delay_unit)))
+    # Holidays are read only when a duration counts working days (then once, for every deadline).
+    holidays = (await holidays_in_force(session, now.year, now.year + 3)
+                if Unit.WORKING_DAYS in (sla.unit, delay_unit) else set())
+    zone = local_zone(referral.village_code)
+
+    def after(start: datetime, duration: timedelta, unit: Unit) -> datetime:
+        return add_working_days(start, duration.days, holidays, zone) if unit is Unit.WORKING_DAYS \
+            else start + duration
+
+    referral.respond_by = after(now, sla.respond_within, sla.unit)
+    referral.complete_by = after(now, sla.complete_within, sla.unit)
+    referral.escalate_at = after(referral.complete_by, delay, delay_unit)
     referral.responded_at = None
     referral.overdue_at = referral.escalated_at = referral.escalated_to_agency_id = None
 
