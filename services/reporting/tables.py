@@ -237,3 +237,44 @@ class DoseRow(Table, table=True):
 PROJECTIONS: tuple[str, ...] = ("regions", "posyandu", "agencies", "households", "members", "member_merges",
                                 "profile_versions",
                                 "measurements", "needs", "referrals", "sessions", "visits", "doses")
+
+
+# The summaries (issue 13): counts kept by the consumers beside the projections, one row per region at every
+# level (nation '', province, regency, district, village), so a report reads its answer's rows and nothing else.
+# Region codes compare bytewise (collation C): a prefix is the range [prefix, prefix + ':').
+_REGION = sa.String(10, collation="C")
+
+
+class SummaryStockRow(Table, table=True):
+    """A stock's change from `month` on: the stock at a period's end is the sum over the months before the end.
+
+    `born` is the birth date of the members an aged stock counts (0001-01-01 for the others), so any age band on
+    any reference day is a range of these rows."""
+
+    __tablename__ = "summary_stocks"
+
+    level: int = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    month: date = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=120)
+    born: date = Field(primary_key=True)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+class SummaryFlowRow(Table, table=True):
+    """A flow of one period: `span` is M (a month), Q (a quarter) or Y (a year) and `month` the period's first
+    month, so a period's flows are one range of rows."""
+
+    __tablename__ = "summary_flows"
+
+    level: int = Field(primary_key=True)
+    span: str = Field(primary_key=True, max_length=1)
+    month: date = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    key: str = Field(primary_key=True, max_length=120)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+#: The summaries, emptied with the projections by a rebuild from the topics (their handlers refill them).
+SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows")
+PROJECTIONS = PROJECTIONS + SUMMARIES
