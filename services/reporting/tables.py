@@ -120,6 +120,8 @@ class ProfileVersionRow(Table, table=True):
     event_time: datetime = Field(sa_column=timestamptz())
     #: The section as published: coded values keyed by member id; never a name or NIK.
     data: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    #: The household service's verdicts on it (ProfileDecisions: rtlh, safe_water, low_decile), when published.
+    decided: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
 
 
 class MeasurementRow(Table, table=True):

@@ -156,18 +156,19 @@ def unfit_house(h: dict[str, Any]) -> bool:
             or (_text(h.get("wall")) == "bamboo-or-other" and _text(h.get("roof")) == "thatch-or-other"))
 
 
-def _decided(data: dict[str, Any], flag: str) -> bool | None:
+def _decided(decided: dict[str, Any] | None, flag: str) -> bool | None:
     """A rule's verdict as the household service published it with the profile (shared/events/household.py
-    ProfileUpdatedData.decided), if it did."""
-    value = json_object(data.get("decided")).get(flag)
+    ProfileUpdatedData.decided), if it did: the household service decides RTLH, safe water and the low deciles
+    with its own configuration; the fallbacks below only count versions published before the verdicts were."""
+    value = json_object(decided).get(flag)
     return value if isinstance(value, bool) else None
 
 
-def household_items(spm_field: str, data: dict[str, Any]) -> list[str]:
+def household_items(spm_field: str, data: dict[str, Any], decided: dict[str, Any] | None = None) -> list[str]:
     """The household-level stock keys a profile version counts in (household section of the profile)."""
     h = json_object(data.get("household"))
     if spm_field == "pekerjaan-umum":
-        water = _decided(data, "safe_water")
+        water = _decided(decided, "safe_water")
         keys = ["pekerjaan-umum.households_profiled"]
         if water if water is not None else _text(h.get("drinking_water_source")) in _SAFE_WATER:
             keys.append("pekerjaan-umum.safe_water")
@@ -177,7 +178,7 @@ def household_items(spm_field: str, data: dict[str, Any]) -> list[str]:
             keys.append("pekerjaan-umum.open_defecation")
         return keys
     if spm_field == "perumahan-rakyat":
-        rtlh = _decided(data, "rtlh")
+        rtlh = _decided(decided, "rtlh")
         keys = ["perumahan-rakyat.households_profiled"]
         if rtlh if rtlh is not None else unfit_house(h):
             keys.append("perumahan-rakyat.rtlh")
@@ -194,7 +195,7 @@ def household_items(spm_field: str, data: dict[str, Any]) -> list[str]:
             keys.append("trantibumlinmas.displaced")
         return keys
     if spm_field == "sosial":
-        low = _decided(data, "decile_1_4")
+        low = _decided(decided, "low_decile")
         decile = h.get("dtsen_decile")
         if low if low is not None else (_number(decile) is not None and decile in (1, 2, 3, 4)):
             return ["sosial.decile_1_4", *(["sosial.decile_1_4_with_aid"] if _listed(h.get("aid_received")) else [])]
@@ -214,7 +215,7 @@ def member_item(spm_field: str, data: dict[str, Any], member_id: uuid.UUID) -> s
 
 def profile_segments(versions: list[dict[str, Any]]) -> list[tuple[date, date | None, dict[str, Any]]]:
     """The version of one household's field profile in force in each month: the highest version observed by the
-    month's end, as (from month, until month or None, data)."""
+    month's end, as (from month, until month or None, the version's row)."""
     observed: dict[date, dict[str, Any]] = {}
     for v in versions:
         month = month_of(v["observed_on"] or v["event_time"])
@@ -224,7 +225,7 @@ def profile_segments(versions: list[dict[str, Any]]) -> list[tuple[date, date | 
     for month in sorted(observed):
         if not segments or observed[month]["version"] > segments[-1][1]["version"]:
             segments.append((month, observed[month]))
-    return [(start, segments[i + 1][0] if i + 1 < len(segments) else None, v["data"])
+    return [(start, segments[i + 1][0] if i + 1 < len(segments) else None, v)
             for i, (start, v) in enumerate(segments)]
 
 
@@ -250,12 +251,12 @@ def household(inputs: HouseholdInputs) -> Contribution:
     out.stock(village, "coverage.households", first)
     segments = {f: profile_segments(v) for f, v in inputs.profiles.items()}
     for spm_field, field_segments in segments.items():
-        for start, end, data in field_segments:
+        for start, end, version in field_segments:
             begin = max(start, first)
-            for key in household_items(spm_field, data):
+            for key in household_items(spm_field, version["data"], version.get("decided")):
                 out.stock(village, key, begin, end)
             if spm_field == "sosial":
-                for member_key, entry in json_object(data.get("members")).items():
+                for member_key, entry in json_object(version["data"].get("members")).items():
                     flags = json_object(entry).get("neglect_flags")
                     if member_key in inputs.merged or not isinstance(flags, list):
                         continue
@@ -270,8 +271,8 @@ def household(inputs: HouseholdInputs) -> Contribution:
         if m["pregnant"]:
             out.stock(village, "pregnant", since, born=born)
         for spm_field in ("kesehatan", "pendidikan"):
-            for start, end, data in segments.get(spm_field, []):
-                item = member_item(spm_field, data, m["id"])
+            for start, end, version in segments.get(spm_field, []):
+                item = member_item(spm_field, version["data"], m["id"])
                 if item:
                     out.stock(village, item, max(start, since), end, born=born)
         for start, end in _book_held(inputs.book_visits.get(m["id"], [])):

@@ -222,7 +222,7 @@ async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list
     params = {**_range(scope), "first": first, "end": scope.period.end}
     out: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for row in (await session.execute(_MONTHS, params)).mappings():
-        _, spm_field, _, status = row["key"].split("|")
+        _, spm_field, _, status = row["key"].split("|", 3)  # a status may hold a |
         if spm_field in scope.fields:
             out[(row["region"], f"{row['month']:%Y-%m}", spm_field, status)] += int(row["n"])
     return [{"region": r, "month": m, "spm_field": f, "status": s, "referrals": n}

@@ -63,7 +63,7 @@ async def _households(session: AsyncSession, ids: set[uuid.UUID]) -> c.Contribut
     found = [h["id"] for h in homes]
     members = await _rows(session, "SELECT id, household_id, birth_date, pregnant, status, first_seen_at FROM members "
                                    "WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)
-    profiles = await _rows(session, "SELECT household_id, spm_field, version, observed_on, event_time, data "
+    profiles = await _rows(session, "SELECT household_id, spm_field, version, observed_on, event_time, data, decided "
                                     "FROM profile_versions WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)
     visits = await _rows(session, "SELECT household_id, visited_on, life_cycle_group, pregnant FROM visits "
                                   "WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)

@@ -79,8 +79,8 @@ class Generator:
 
     def household(self) -> None:
         village = self.rnd.choice(VILLAGES)
-        home = {"id": uuid.uuid4(), "village": village, "posyandu": uuid.uuid4(), "version": 1, "members": [],
-                "registered": self.moment()}
+        home: dict[str, Any] = {"id": uuid.uuid4(), "village": village, "posyandu": uuid.uuid4(), "version": 1,
+                                "members": [], "registered": self.moment()}
         self.homes.append(home)
         self.stream.add(hh.HOUSEHOLD_REGISTERED, self.household_data(home, "active"), subject=str(home["id"]),
                         when=home["registered"], regioncode=village)
@@ -147,7 +147,7 @@ class Generator:
         for field in FIELDS:
             for version in range(1, rnd.randrange(1, 4)):
                 s.profile(home["id"], field, self.profile(field, [m["id"] for m in home["members"]]),
-                          observed_on=None if rnd.random() < 0.15 else self.day(), version=version)
+                          observed_on=self.day(), undated=rnd.random() < 0.15, version=version)
         roll = rnd.random()
         if roll < 0.2:  # moved to another village
             home["version"] += 1

@@ -12,7 +12,9 @@ import asyncio
 import os
 import random
 import sys
+from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,19 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from conftest import Stack
+from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.indicators import repository
 from services.reporting.indicators.catalogue import ALL
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import reads
-from services.reporting.tests.factories import publish, until_consumed
+from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.summary_streams import Generator
+from shared.consumer import apply_once
 from shared.db import sqlalchemy_url
+from shared.events.household import ProfileDecisions
 from shared.events.topics import SpmField
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,7 +70,6 @@ _REFERENCE = [(repository._STOCKS.replace(_LATEST, _LATEST_ANYWHERE), repository
 
 
 async def reference(session: AsyncSession, scope: Scope) -> dict[str, Values]:
-    from collections import defaultdict
     out: dict[str, Values] = defaultdict(dict)
     for sql, keys in _REFERENCE:
         await repository._grouped(session, sql, scope, keys, out)
@@ -73,9 +78,9 @@ async def reference(session: AsyncSession, scope: Scope) -> dict[str, Values]:
 
 def shown(found: dict[str, Values], prefix: str) -> dict[str, Values]:
     """The non-zero values of the regions in this test's province."""
-    out = {}
+    out: dict[str, Values] = {}
     for region, values in found.items():
-        kept = {k: v for k, v in values.items() if v}
+        kept: Values = {k: v for k, v in values.items() if v}
         if region.startswith("33") and kept:
             out[region] = kept
     return out
@@ -155,3 +160,39 @@ async def test_consumer_summaries_equal_the_projections_and_a_rebuild(
     assert process.returncode == 0, err.decode()
     assert "summaries rebuilt from the projections of" in out.decode()
     assert await summary_rows(reporting_settings.database_url) == built
+
+
+async def test_the_household_services_verdicts_count_not_the_profile_values(stack: Stack) -> None:
+    """RTLH, safe water and the low deciles come from the verdicts published with the profile (the household
+    service's rules and configuration); the profile's own values only count where no verdict came with it."""
+    dsn = await stack.migrated_database("reporting", "reporting_decided")
+    engine = create_async_engine(sqlalchemy_url(dsn))
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    village, observed = "3303021001", date(2025, 3, 10)
+    s = Stream(default_time=datetime(2025, 3, 10, tzinfo=UTC))
+    fit_house = {"household": {"floor_area_m2": 90, "occupants": 2, "floor": "ceramic-or-cement"}}
+    earth_floor = {"household": {"floor_area_m2": 90, "occupants": 2, "floor": "earth"}}
+    homes = [s.household(village) for _ in range(4)]
+    s.profile(homes[0], "perumahan-rakyat", fit_house, observed_on=observed, decided=ProfileDecisions(rtlh=True))
+    s.profile(homes[1], "perumahan-rakyat", earth_floor, observed_on=observed, decided=ProfileDecisions(rtlh=False))
+    s.profile(homes[2], "perumahan-rakyat", earth_floor, observed_on=observed)  # no verdict: the values count
+    s.profile(homes[0], "pekerjaan-umum", {"household": {"drinking_water_source": "piped"}}, observed_on=observed,
+              decided=ProfileDecisions(safe_water=False))
+    s.profile(homes[1], "pekerjaan-umum", {"household": {"drinking_water_source": "other"}}, observed_on=observed,
+              decided=ProfileDecisions(safe_water=True))
+    s.profile(homes[0], "sosial", {"household": {"dtsen_decile": 7, "aid_received": ["pkh"]}}, observed_on=observed,
+              decided=ProfileDecisions(low_decile=True))
+    s.profile(homes[1], "sosial", {"household": {"dtsen_decile": 2}}, observed_on=observed,
+              decided=ProfileDecisions(low_decile=False))
+    try:
+        handlers = all_handlers()
+        assert await apply_once(sessionmaker, GROUP, handlers, [e for _, e in s.events]) == len(s.events)
+        async with sessionmaker() as session, session.begin():
+            found = await reads.raw_values(session=session, scope=Scope(village, 10, parse_period("2025-03"),
+                                                                        tuple(f.value for f in SpmField)))
+    finally:
+        await engine.dispose()
+    values = found[village]
+    assert (values["perumahan-rakyat.households_profiled"], values["perumahan-rakyat.rtlh"]) == (3, 2)
+    assert (values["pekerjaan-umum.households_profiled"], values["pekerjaan-umum.safe_water"]) == (2, 1)
+    assert (values["sosial.decile_1_4"], values["sosial.decile_1_4_with_aid"]) == (1, 1)

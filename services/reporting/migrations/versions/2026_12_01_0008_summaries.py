@@ -1,4 +1,5 @@
-"""Summary tables kept by the consumer (issue 13): stocks from a month on, flows of a period, per region level.
+"""Summary tables kept by the consumer (issue 13): stocks from a month on, flows of a period, per region level;
+the household service's verdicts on each profile version (profile_versions.decided).
 
 Revision ID: 1795deaf1059
 Revises: 60a68046b880
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = '1795deaf1059'
 down_revision: str | None = '60a68046b880'
@@ -17,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("profile_versions", sa.Column("decided", postgresql.JSONB(), nullable=True))
     op.create_table(
         "summary_stocks",
         sa.Column("level", sa.Integer(), nullable=False),
@@ -40,3 +43,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("summary_flows")
     op.drop_table("summary_stocks")
+    op.drop_column("profile_versions", "decided")
