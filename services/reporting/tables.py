@@ -224,7 +224,9 @@ class DoseRow(Table, table=True):
     """A vaccine dose a child was given (voided: a recording mistake, not counted)."""
 
     __tablename__ = "doses"
-    __table_args__ = (sa.Index("ix_doses_household_vaccine", "household_id", "vaccine"),)
+    __table_args__ = (sa.Index("ix_doses_household_vaccine", "household_id", "vaccine"),
+                      # The summaries read a member's first doses (summaries/store.py).
+                      sa.Index("ix_doses_member_id", "member_id"))
 
     id: uuid.UUID = Field(primary_key=True)
     household_id: uuid.UUID

@@ -1,5 +1,5 @@
 """Summary tables kept by the consumer (issue 13): stocks from a month on, flows of a period, per region level;
-the household service's verdicts on each profile version (profile_versions.decided).
+the household service's verdicts on each profile version (profile_versions.decided); doses by member.
 
 Revision ID: 1795deaf1059
 Revises: 60a68046b880
@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_doses_member_id", "doses", ["member_id"])
     op.add_column("profile_versions", sa.Column("decided", postgresql.JSONB(), nullable=True))
     op.create_table(
         "summary_stocks",
@@ -44,3 +45,4 @@ def downgrade() -> None:
     op.drop_table("summary_flows")
     op.drop_table("summary_stocks")
     op.drop_column("profile_versions", "decided")
+    op.drop_index("ix_doses_member_id", "doses")
