@@ -48,7 +48,7 @@ GROUP BY region, key""")
 _FLOWS = sa.text("""
 SELECT region, key, n FROM summary_flows
 WHERE level = :level AND span = :span AND month = CAST(:start AS date) AND region >= :low AND region < :high
-  AND n <> 0""")
+  AND n <> 0 AND (key LIKE 'a|%') = :by_agency""")
 
 _MONTHS = sa.text("""
 SELECT region, month, key, n FROM summary_flows
@@ -90,9 +90,10 @@ async def _stocks(session: AsyncSession, scope: Scope) -> dict[str, dict[str, in
     return out
 
 
-async def _flows(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
+async def _flows(session: AsyncSession, scope: Scope, *, by_agency: bool = False) -> dict[str, dict[str, int]]:
+    """Per region: the period's flows; `by_agency`: only the referral counts kept per agency (the matrix's)."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start}
+    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start, "by_agency": by_agency}
     for row in (await session.execute(_FLOWS, params)).mappings():
         out[row["region"]][row["key"]] = int(row["n"])
     return out
@@ -207,7 +208,7 @@ async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict
 async def referral_values_by_agency(*, session: AsyncSession,
                                     scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
     """Referral indicators per (agency, field) in the scope's region: the matrix's referral columns."""
-    flows = (await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields)))
+    flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), by_agency=True)
     counts: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
     for key, n in flows.get(scope.prefix, {}).items():
         parts = key.split("|", 3)
