@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from pydantic import ValidationError
@@ -34,7 +35,7 @@ from shared.events.topics import dead_letter_topic
 from shared.kafka import new_consumer, new_producer
 from shared.observability import CONSUMER_LAG, CONSUMER_RECORDS, event_id_var
 from shared.settings import ServiceSettings
-from shared.tables import dead_letters, inbox
+from shared.tables import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,15 @@ class PermanentError(Exception):
     """A handler's verdict that retrying cannot help: the record goes straight to the dead-letter topic."""
 
 
+#: The inbox claim of a batch: one statement of the same text for any batch size (its plan is cached), the ids
+#: and types as two arrays. An id twice in one batch is inserted once.
+_CLAIM = sa.text("""
+INSERT INTO inbox (consumer_group, event_id, event_type)
+SELECT DISTINCT ON (event_id) CAST(:group AS text), event_id, event_type
+FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS claimed (event_id, event_type)
+ON CONFLICT DO NOTHING RETURNING event_id""")
+
+
 async def apply_once(sessionmaker: async_sessionmaker[AsyncSession], group_id: str,
                      handlers: Mapping[str, Handler | Batched], events: list[CloudEvent]) -> int:
     """Applies the events (each of a type in `handlers`) in one transaction, each at most once for the group.
@@ -87,9 +97,8 @@ async def apply_in(session: AsyncSession, group_id: str, handlers: Mapping[str, 
     applied = 0
     outer_event_id = event_id_var.get()
     try:
-        result = await session.execute(
-            insert(inbox).values([{"consumer_group": group_id, "event_id": event.id, "event_type": event.type}
-                                  for event in events]).on_conflict_do_nothing().returning(inbox.c.event_id))
+        result = await session.execute(_CLAIM, {"group": group_id, "ids": [event.id for event in events],
+                                                "types": [event.type for event in events]})
         claimed = set(result.scalars())
         batched: dict[str, list[CloudEvent]] = {}
         for event in events:

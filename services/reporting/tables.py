@@ -120,6 +120,8 @@ class ProfileVersionRow(Table, table=True):
     event_time: datetime = Field(sa_column=timestamptz())
     #: The section as published: coded values keyed by member id; never a name or NIK.
     data: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    #: The household service's verdicts on it (ProfileDecisions: rtlh, safe_water, low_decile), when published.
+    decided: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
 
 
 class MeasurementRow(Table, table=True):
@@ -222,7 +224,9 @@ class DoseRow(Table, table=True):
     """A vaccine dose a child was given (voided: a recording mistake, not counted)."""
 
     __tablename__ = "doses"
-    __table_args__ = (sa.Index("ix_doses_household_vaccine", "household_id", "vaccine"),)
+    __table_args__ = (sa.Index("ix_doses_household_vaccine", "household_id", "vaccine"),
+                      # The summaries read a member's first doses (summaries/store.py).
+                      sa.Index("ix_doses_member_id", "member_id"))
 
     id: uuid.UUID = Field(primary_key=True)
     household_id: uuid.UUID
@@ -285,3 +289,44 @@ PROJECTIONS: tuple[str, ...] = ("regions", "posyandu", "agencies", "households",
                                 "profile_versions",
                                 "measurements", "needs", "referrals", "sessions", "visits", "doses",
                                 "spm_programmes", "spm_realisations", "spm_target_figures")
+
+
+# The summaries (issue 13): counts kept by the consumers beside the projections, one row per region at every
+# level (nation '', province, regency, district, village), so a report reads its answer's rows and nothing else.
+# Region codes compare bytewise (collation C): a prefix is the range [prefix, prefix + ':').
+_REGION = sa.String(10, collation="C")
+
+
+class SummaryStockRow(Table, table=True):
+    """A stock's change from `month` on: the stock at a period's end is the sum over the months before the end.
+
+    `born` is the birth date of the members an aged stock counts (0001-01-01 for the others), so any age band on
+    any reference day is a range of these rows."""
+
+    __tablename__ = "summary_stocks"
+
+    level: int = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    month: date = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=120)
+    born: date = Field(primary_key=True)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+class SummaryFlowRow(Table, table=True):
+    """A flow of one period: `span` is M (a month), Q (a quarter) or Y (a year) and `month` the period's first
+    month, so a period's flows are one range of rows."""
+
+    __tablename__ = "summary_flows"
+
+    level: int = Field(primary_key=True)
+    span: str = Field(primary_key=True, max_length=1)
+    month: date = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    key: str = Field(primary_key=True, max_length=120)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+#: The summaries, emptied with the projections by a rebuild from the topics (their handlers refill them).
+SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows")
+PROJECTIONS = PROJECTIONS + SUMMARIES

@@ -49,6 +49,19 @@ class MemberData(BaseModel):
     version: NotPersonal[int]
 
 
+class ProfileDecisions(BaseModel):
+    """What the household service's rules (its need-rule configuration) decide from this profile version, so that
+    consumers count the verdict instead of repeating the rule; None where the field has no such rule or its
+    inputs are not recorded."""
+
+    #: Perumahan rakyat: an unfit house (rumah tidak layak huni).
+    rtlh: Personal[bool | None] = None
+    #: Pekerjaan umum: a safe (improved) drinking-water source.
+    safe_water: Personal[bool | None] = None
+    #: Sosial: a DTSEN decile among the poorest the reports count (1-4 by default).
+    low_decile: Personal[bool | None] = None
+
+
 class ProfileUpdatedData(BaseModel):
     household_id: NotPersonal[uuid.UUID]
     spm_field: NotPersonal[SpmField]
@@ -56,6 +69,8 @@ class ProfileUpdatedData(BaseModel):
     observed_on: NotPersonal[date | None]
     #: The section as recorded (no NIK or name; member sections are keyed by member id).
     profile: Personal[dict[str, Any]]
+    #: The rules' verdicts on it (absent from events published before they were added).
+    decided: Personal[ProfileDecisions | None] = None
 
 
 class NeedData(BaseModel):

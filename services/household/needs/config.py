@@ -117,6 +117,8 @@ class NeedRulesConfig:
     #: Programmes that may legitimately be recorded twice (two different "other" programmes) for aid-overlap.
     aid_duplicates_allowed: frozenset[str] = frozenset({"other"})
     health_insurance_max_decile: int = 4
+    #: The DTSEN deciles the reports count as the poorest (sosial.decile_1_4: 1 to this one).
+    reported_low_decile_max: int = 4
     #: `disaster_damage` values that make the household a disaster victim (with `displaced`).
     disaster_victim_damage_levels: frozenset[str] = frozenset({"heavy"})
 

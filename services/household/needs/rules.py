@@ -41,9 +41,11 @@ from services.household.profiles.schemas import (
     HighestCompleted,
     KesehatanMember,
     KesehatanProfile,
+    PekerjaanUmumHousehold,
     PekerjaanUmumProfile,
     PendidikanMember,
     PendidikanProfile,
+    PerumahanHousehold,
     PerumahanRakyatProfile,
     SosialHousehold,
     SosialMember,
@@ -299,25 +301,13 @@ def _kesehatan(ctx: _Context, member: MemberSnapshot, section: KesehatanMember |
 # --- household-level fields ---------------------------------------------------------------------------------------
 
 
-def _pekerjaan_umum(ctx: _Context) -> Iterator[DetectedNeed]:
-    section = ctx.pekerjaan_umum.household if ctx.pekerjaan_umum else None
-    if section is None:
-        return
-    cfg = ctx.config
-    if section.drinking_water_source is not None and section.drinking_water_source in cfg.unsafe_water_sources:
-        yield _need("pekerjaan-umum.drinking-water", None, {"drinking_water_source": _s(section.drinking_water_source)})
-    if section.toilet is not None and section.toilet in cfg.sanitation_urgency:
-        yield _need("pekerjaan-umum.sanitation", None, {"toilet": _s(section.toilet)},
-                    cfg.sanitation_urgency[section.toilet])
-    if section.wastewater is not None and section.wastewater in cfg.unmanaged_wastewater:
-        yield _need("pekerjaan-umum.wastewater", None, {"wastewater": _s(section.wastewater)})
+def unsafe_water(section: PekerjaanUmumHousehold, cfg: NeedRulesConfig) -> bool:
+    """An unimproved drinking-water source (the drinking-water need; the reports' safe water is the opposite)."""
+    return section.drinking_water_source is not None and section.drinking_water_source in cfg.unsafe_water_sources
 
 
-def _perumahan(ctx: _Context) -> Iterator[DetectedNeed]:
-    section = ctx.perumahan.household if ctx.perumahan else None
-    if section is None:
-        return
-    cfg = ctx.config
+def rtlh_reasons(section: PerumahanHousehold, cfg: NeedRulesConfig) -> tuple[list[str], dict[str, Any]]:
+    """Why a house is unfit (rumah tidak layak huni), with the evidence: none for a fit house."""
     reasons: list[str] = []
     evidence: dict[str, Any] = {}
     if section.floor_area_m2 is not None and section.occupants:
@@ -339,8 +329,31 @@ def _perumahan(ctx: _Context) -> Iterator[DetectedNeed]:
             and section.roof is not None and section.roof in cfg.rtlh_non_durable_roofs):
         reasons.append("non-durable-wall-and-roof")
         evidence.update(wall=_s(section.wall), roof=_s(section.roof))
+    return reasons, evidence
+
+
+def _pekerjaan_umum(ctx: _Context) -> Iterator[DetectedNeed]:
+    section = ctx.pekerjaan_umum.household if ctx.pekerjaan_umum else None
+    if section is None:
+        return
+    cfg = ctx.config
+    if unsafe_water(section, cfg):
+        yield _need("pekerjaan-umum.drinking-water", None, {"drinking_water_source": _s(section.drinking_water_source)})
+    if section.toilet is not None and section.toilet in cfg.sanitation_urgency:
+        yield _need("pekerjaan-umum.sanitation", None, {"toilet": _s(section.toilet)},
+                    cfg.sanitation_urgency[section.toilet])
+    if section.wastewater is not None and section.wastewater in cfg.unmanaged_wastewater:
+        yield _need("pekerjaan-umum.wastewater", None, {"wastewater": _s(section.wastewater)})
+
+
+def _perumahan(ctx: _Context) -> Iterator[DetectedNeed]:
+    section = ctx.perumahan.household if ctx.perumahan else None
+    if section is None:
+        return
+    reasons, evidence = rtlh_reasons(section, ctx.config)
     if reasons:
         yield _need("perumahan-rakyat.rtlh", None, {"reasons": reasons, **evidence})
+    cfg = ctx.config
     if section.disaster_damage is not None and section.disaster_damage in cfg.disaster_damage_levels:
         yield _need("perumahan-rakyat.disaster-damage", None, {"disaster_damage": _s(section.disaster_damage)})
     if section.relocation_affected is True:

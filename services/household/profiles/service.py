@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from services.household.access import writable_household
 from services.household.dates import check_past
 from services.household.immunization import repository as immunization
+from services.household.profiles import decisions
 from services.household.profiles.schemas import PROFILE_MODELS
 from services.household.tables import Household, Member, ProfileVersion
 from shared.auth import Principal
@@ -75,7 +76,8 @@ async def store_version(*, session: AsyncSession, household: Household, field: S
     await session.flush()
     await publish(session, ev.PROFILE_UPDATED, ev.ProfileUpdatedData(
         household_id=household.id, spm_field=field, version=version.version, observed_on=observed_on,
-        profile=version.data), subject=str(household.id), regioncode=household.village_code)
+        profile=version.data, decided=decisions.decided(field, version.data)), subject=str(household.id),
+        regioncode=household.village_code)
     return version
 
 

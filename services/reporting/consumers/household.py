@@ -127,7 +127,8 @@ async def on_profiles(session: AsyncSession, events: list[CloudEvent]) -> None:
     for event in events:
         data = ev.ProfileUpdatedData.model_validate(event.data)
         rows.append({"household_id": data.household_id, "spm_field": data.spm_field.value, "version": data.version,
-                     "observed_on": data.observed_on, "event_time": event.time, "data": data.profile})
+                     "observed_on": data.observed_on, "event_time": event.time, "data": data.profile,
+                     "decided": data.decided.model_dump() if data.decided else None})
     await session.execute(insert(profiles).on_conflict_do_nothing(), rows)
 
 

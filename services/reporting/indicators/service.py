@@ -1,4 +1,5 @@
-"""Report tables over the projections: indicators by region, needs by category, the referral timeline, rankings."""
+"""Report tables over the summaries (summaries/reads.py): indicators by region, needs by category, the referral
+timeline, rankings."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.suppression import counts_of, suppress, with_rates
+from services.reporting.summaries import reads
 from shared.errors import ValidationFailed
 
 Level = Literal["province", "regency", "district", "village"]
@@ -94,7 +96,7 @@ async def indicator_table(*, session: AsyncSession, audience: Audience, period: 
     indicators = indicators_for(list(audience.fields))
 
     async def fetch(prefix: str, n: int) -> dict[str, Values]:
-        return await repository.raw_values(session=session, scope=Scope(prefix, n, period, fields))
+        return await reads.raw_values(session=session, scope=Scope(prefix, n, period, fields))
 
     hierarchy = Hierarchy(fetch, counts_of(indicators), threshold, PARTITIONS)
     raw = await hierarchy.rows(audience.prefix, length, suppressed=audience.suppress)
@@ -118,7 +120,7 @@ async def needs_table(*, session: AsyncSession, audience: Audience, period: Peri
 
     async def fetch(prefix: str, n: int) -> dict[str, dict[Any, Any]]:
         out: dict[str, dict[Any, Any]] = {}  # per region: (field, category, count) -> value
-        for r in await repository.needs_by_category(session=session, scope=Scope(prefix, n, period, fields)):
+        for r in await reads.needs_by_category(session=session, scope=Scope(prefix, n, period, fields)):
             out.setdefault(r["region"], {}).update({(r["spm_field"], r["category"], k): r[k] for k in counts})
         return out
 
@@ -147,7 +149,7 @@ async def referral_timeline(*, session: AsyncSession, audience: Audience, period
 
     async def fetch(prefix: str, n: int) -> dict[str, dict[Any, Any]]:
         out: dict[str, dict[Any, Any]] = {}  # per region: (month, field, status) -> referrals
-        for r in await repository.referral_timeline(session=session, scope=Scope(prefix, n, period, fields),
+        for r in await reads.referral_timeline(session=session, scope=Scope(prefix, n, period, fields),
                                                     months=shown):
             out.setdefault(r["region"], {})[(r["month"], r["spm_field"], r["status"])] = r["referrals"]
         return out
@@ -173,7 +175,7 @@ async def village_ranking(*, session: AsyncSession, audience: Audience, period: 
     fields = tuple(f.value for f in audience.fields)
 
     async def fetch(prefix: str, n: int) -> dict[str, Values]:
-        return await repository.need_values(session=session, scope=Scope(prefix, n, period, fields))
+        return await reads.need_values(session=session, scope=Scope(prefix, n, period, fields))
 
     hierarchy = Hierarchy(fetch, ["needs.open"], threshold)
     found = await hierarchy.rows(audience.prefix, 10, suppressed=audience.suppress)

@@ -20,6 +20,7 @@ from services.reporting.indicators.repository import Scope, Values
 from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.service import finish_row, indicator_columns, region_name_of, text_column
 from services.reporting.indicators.suppression import counts_of, with_rates
+from services.reporting.summaries import reads
 from shared.events.topics import SpmField
 
 
@@ -50,12 +51,12 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
                        threshold: int) -> ReportTable:
     fields = [f.value for f in audience.fields]
     agencies = await repository.agencies_in(session=session, prefix=audience.prefix, fields=fields)
-    referrals = await repository.referral_values_by_agency(
+    referrals = await reads.referral_values_by_agency(
         session=session, scope=Scope(audience.prefix, len(audience.prefix), period, tuple(fields)))
     areas = {max(audience.prefix, a["jurisdiction_code"], key=len) for a in agencies}
 
     async def fetch(prefix: str, n: int) -> dict[str, Values]:
-        return await repository.stock_values(session=session, scope=Scope(prefix, n, period, tuple(fields)))
+        return await reads.stock_values(session=session, scope=Scope(prefix, n, period, tuple(fields)))
 
     # The areas' cells are the indicator table's: the same regions' counts, withheld alike.
     hierarchy = Hierarchy(fetch, counts_of(i for f in audience.fields for i in FIELD_INDICATORS[f]), threshold)

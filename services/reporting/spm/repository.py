@@ -1,6 +1,6 @@
 """The SPM matrix's own statements: programmes, realisations and target figures (its projections), the
 referrals completed per service category, and the regions that form the columns. Targets are not computed
-here: they come from the indicator values (`services/reporting/indicators/repository.py`, see targets.py)."""
+here: they come from the indicator values (the summaries, `services/reporting/summaries/reads.py`; targets.py)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from services.reporting.indicators.schemas import Column, ReportTable
 from services.reporting.indicators.service import region_name_of
 from services.reporting.spm import repository
 from services.reporting.spm.targets import rule_of
+from services.reporting.summaries import reads
 from shared.events.programmes import BudgetSource
 from shared.spm import SERVICE_TYPES, GovernmentLevel, ServiceType
 
@@ -189,9 +190,9 @@ class _Counts:
 
     async def _fetch(self, prefix: str, n: int) -> dict[str, dict[Any, Any]]:
         scope = Scope(prefix, n, self.period, tuple(f.value for f in self.audience.fields))
-        stocks = await indicators.stock_values(session=self.session, scope=scope)
+        stocks = await reads.stock_values(session=self.session, scope=scope)
         open_needs: dict[str, dict[str, int]] = {}
-        for row in await indicators.needs_by_category(session=self.session, scope=scope):
+        for row in await reads.needs_by_category(session=self.session, scope=scope):
             open_needs.setdefault(row["region"], {})[row["category"]] = int(row["open"] or 0)
         done = await repository.served(session=self.session, prefix=prefix, length=n, period=self.period,
                                        categories=self.categories)

@@ -106,10 +106,13 @@ class Stream:
                                                        merged_household_id=household_id), subject=str(household_id))
 
     def profile(self, household_id: uuid.UUID, field: str, profile: dict[str, Any], *, observed_on: date,
-                version: int = 1) -> None:
+                version: int = 1, undated: bool = False, decided: hh.ProfileDecisions | None = None) -> None:
+        """A profile version observed on the day (`undated`: without the day, as older events came, when the event
+        time stands for it), with the household service's verdicts if given."""
         self.add(hh.PROFILE_UPDATED, hh.ProfileUpdatedData(
-            household_id=household_id, spm_field=SpmField(field), version=version, observed_on=observed_on,
-            profile=profile), subject=str(household_id))
+            household_id=household_id, spm_field=SpmField(field), version=version,
+            observed_on=None if undated else observed_on, profile=profile, decided=decided),
+            subject=str(household_id), when=at(observed_on, 9) if undated else None)
 
     def measurement(self, household_id: uuid.UUID, member_id: uuid.UUID, measured_on: date, *, age_days: int,
                     haz: str = "normal", waz: str = "normal", whz: str = "normal") -> None:

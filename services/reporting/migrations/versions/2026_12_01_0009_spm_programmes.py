@@ -1,7 +1,7 @@
 """SPM matrix inputs: projections of the agencies' programmes, their monthly realisation and their target figures.
 
 Revision ID: 98d3902e6b38
-Revises: 60a68046b880
+Revises: 1795deaf1059
 Create Date: 2026-12-01 15:30:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '98d3902e6b38'
-down_revision: str | None = '60a68046b880'
+down_revision: str | None = '1795deaf1059'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,232 @@
+"""The reports' reads of the summaries: the rows of the requested regions and period, summed, nothing else.
+
+A read takes the same `Scope` as the request-time queries (indicators/repository.py) and returns the same
+values: stocks are the rows of the regions at the group's level with `month` before the period's end (ages
+taken on the period's `as_of` from the birth dates kept with them), flows the rows of the period's span and
+first month. Each is one range of the summary tables' primary keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.indicators.catalogue import VACCINES, slug
+from services.reporting.indicators.periods import Period
+from services.reporting.indicators.repository import Scope, Values
+from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES
+
+#: Age bands in whole months on the reference day (both ends inclusive; no upper end for None).
+BANDS: dict[str, tuple[int, int | None]] = {
+    "all": (0, None), "infant": (0, 11), "toddler": (12, 59), "school_age": (60, 227), "adult": (228, 719),
+    "elderly": (720, None), "under_five": (0, 59), "under_two": (0, 23), "aged_7_18": (84, 227),
+    "aged_4_6": (48, 83)}
+
+
+def _band(low: int, high: int | None) -> str:
+    """Born by the reference day, at least `low` and at most `high` whole months before it (PostgreSQL's month
+    arithmetic, as the request-time queries had it)."""
+    bounds = ["born <= CAST(:as_of AS date)"]
+    if low:
+        bounds.append(f"born <= CAST(:as_of AS date) - interval '{low} months'")
+    if high is not None:
+        bounds.append(f"born > CAST(:as_of AS date) - interval '{high + 1} months'")
+    return " AND ".join(bounds)
+
+
+_STOCKS = sa.text(f"""
+SELECT region, key, {", ".join(f"sum(n) FILTER (WHERE {_band(*b)}) AS {name}" for name, b in BANDS.items())}
+FROM summary_stocks
+WHERE level = :level AND region >= :low AND region < :high AND month < CAST(:end AS date)
+GROUP BY region, key""")
+
+_FLOWS = sa.text("""
+SELECT region, key, n FROM summary_flows
+WHERE level = :level AND span = :span AND month = CAST(:start AS date) AND region >= :low AND region < :high
+  AND n <> 0 AND (key LIKE 'a|%') = :by_agency""")
+
+_MONTHS = sa.text("""
+SELECT region, month, key, n FROM summary_flows
+WHERE level = :level AND span = 'M' AND month >= CAST(:first AS date) AND month < CAST(:end AS date)
+  AND region >= :low AND region < :high AND key LIKE 'ref|%|status|%' AND n <> 0""")
+
+#: Aged stocks: which band of which key is which indicator.
+_AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_age", "adult", "elderly")} | {
+    ("members", "all"): "coverage.members", ("pregnant", "all"): "coverage.pregnant",
+    ("members", "under_five"): "kesehatan.children_under_five",
+    ("members", "under_two"): "kesehatan.children_under_two",
+    ("members", "aged_7_18"): "pendidikan.aged_7_18", ("members", "aged_4_6"): "pendidikan.aged_4_6",
+    ("kms", "under_five"): "kesehatan.kms_book_held", ("imm", "under_two"): "kesehatan.immunization_complete",
+    ("oos", "aged_7_18"): "pendidikan.out_of_school", ("paud", "aged_4_6"): "pendidikan.paud_enrolled",
+    **{(f"vacc.{slug(code)}", "under_two"): f"kesehatan.vaccinated_{slug(code)}" for code, _ in VACCINES}}
+_AGED_KEYS = {key for key, _ in _AGED}
+
+
+def span_of(period: Period) -> str:
+    return "Q" if "Q" in period.label else "M" if "-" in period.label else "Y"
+
+
+def _range(scope: Scope) -> dict[str, Any]:
+    return {"level": scope.group_length, "low": scope.prefix, "high": scope.prefix + ":"}
+
+
+async def _stocks(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
+    """Per region: every stock at the period's end, under its indicator key (needs under their own keys)."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    params = {**_range(scope), "end": scope.period.end, "as_of": scope.period.as_of()}
+    for row in (await session.execute(_STOCKS, params)).mappings():
+        values = out[row["region"]]
+        if row["key"] in _AGED_KEYS:
+            for band in BANDS:
+                if (indicator := _AGED.get((row["key"], band))) is not None and row[band]:
+                    values[indicator] = int(row[band])
+        elif row["all"]:
+            values[row["key"]] = int(row["all"])
+    return out
+
+
+async def _flows(session: AsyncSession, scope: Scope, *, by_agency: bool = False) -> dict[str, dict[str, int]]:
+    """Per region: the period's flows; `by_agency`: only the referral counts kept per agency (the matrix's)."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start, "by_agency": by_agency}
+    for row in (await session.execute(_FLOWS, params)).mappings():
+        out[row["region"]][row["key"]] = int(row["n"])
+    return out
+
+
+def _percentile(buckets: dict[int, tuple[int, int]], fraction: float) -> float | None:
+    """percentile_cont over the durations, each taken as its bucket's mean (count, milliseconds): linear
+    interpolation between the two nearest ranks, in hours."""
+    total = sum(count for count, _ in buckets.values())
+    if not total:
+        return None
+    position = fraction * (total - 1)
+    below, above = int(position), min(int(position) + 1, total - 1)
+    values: dict[int, float] = {}
+    seen = 0
+    for bucket in sorted(buckets):
+        count, milliseconds = buckets[bucket]
+        for rank in (below, above):
+            if seen <= rank < seen + count:
+                values[rank] = milliseconds / count / 3_600_000
+        seen += count
+    return round(values[below] + (values[above] - values[below]) * (position - below), 2)
+
+
+def _referral_values(counts: dict[str, int]) -> Values:
+    """The referral indicators from one group's counts (`created`, `status|s`, `rh|bucket`, ...)."""
+    status = {k.split("|", 1)[1]: n for k, n in counts.items() if k.startswith("status|")}
+    values: Values = {
+        "referrals.created": counts.get("created", 0),
+        "referrals.accepted": sum(status.get(s, 0) for s in ACCEPTED_STATUSES),
+        **{f"referrals.{s}": status.get(s, 0) for s in ("rejected", "completed", "failed", "cancelled")},
+        "referrals.open": sum(n for s, n in status.items() if s not in CLOSED_STATUSES),
+        "referrals.overdue": counts.get("overdue", 0), "referrals.unrouted": counts.get("unrouted", 0),
+        "referrals.responded": counts.get("responded", 0), "referrals.completed_within_sla": counts.get("sla", 0)}
+    for name, prefix in (("response", "rh|"), ("completion", "ch|")):
+        buckets = {int(k[len(prefix):]): (n, counts.get(f"{prefix[:2]}.ms|{k[len(prefix):]}", 0))
+                   for k, n in counts.items() if k.startswith(prefix) and n}
+        for label, fraction in (("median", 0.5), ("p90", 0.9)):
+            if (value := _percentile(buckets, fraction)) is not None:
+                values[f"referrals.{name}_hours_{label}"] = value
+    return values
+
+
+def _in_fields(key: str, prefix: str, fields: tuple[str, ...]) -> str | None:
+    """The rest of a `prefix|field|rest` key whose field is in scope."""
+    parts = key.split("|", 2)
+    if len(parts) == 3 and parts[0] == prefix and parts[1] in fields:
+        return parts[2]
+    return None
+
+
+def _nonzero(values: Values) -> Values:
+    return {k: v for k, v in values.items() if v}
+
+
+def _household_values(stocks: dict[str, int], flows: dict[str, int]) -> Values:
+    return {**{k: v for k, v in stocks.items() if "|" not in k}, **{k: v for k, v in flows.items() if "|" not in k}}
+
+
+async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """Every indicator's count (and percentile) per region group, as repository.raw_values; a region without
+    any count is absent."""
+    stocks, flows = await _stocks(session, scope), await _flows(session, scope)
+    out: dict[str, Values] = {}
+    for region in set(stocks) | set(flows):
+        values = _household_values(stocks.get(region, {}), flows.get(region, {}))
+        needs: dict[str, int] = defaultdict(int)
+        for source in (stocks.get(region, {}), flows.get(region, {})):
+            for key, n in source.items():
+                if (rest := _in_fields(key, "need", scope.fields)) is not None:
+                    needs[rest.rsplit("|", 1)[1]] += n
+        values.update({f"needs.{k}": v for k, v in needs.items()})
+        referrals: dict[str, int] = defaultdict(int)
+        for key, n in flows.get(region, {}).items():
+            if (rest := _in_fields(key, "ref", scope.fields)) is not None:
+                referrals[rest] += n
+        if referrals.get("created"):
+            values.update(_referral_values(referrals))
+        if values := _nonzero(values):
+            out[region] = values
+    return out
+
+
+async def stock_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    """The household-based counts per region group (the matrix's field indicators)."""
+    stocks, flows = await _stocks(session, scope), await _flows(session, scope)
+    out = {region: _nonzero(_household_values(stocks.get(region, {}), flows.get(region, {})))
+           for region in set(stocks) | set(flows)}
+    return {region: values for region, values in out.items() if values}
+
+
+async def need_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
+    out = await raw_values(session=session, scope=scope)
+    return {region: needs for region, values in out.items()
+            if (needs := {k: v for k, v in values.items() if k.startswith("needs.")})}
+
+
+async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
+    """Needs detected, resolved and open per region group, field and category (those with any of them)."""
+    stocks, flows = await _stocks(session, scope), await _flows(session, scope)
+    cells: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: {"detected": 0, "resolved": 0, "open": 0})
+    for region in set(stocks) | set(flows):
+        for source in (stocks.get(region, {}), flows.get(region, {})):
+            for key, n in source.items():
+                if (rest := _in_fields(key, "need", scope.fields)) is not None:
+                    category, count = rest.rsplit("|", 1)
+                    cells[(region, key.split("|")[1], category)][count] += n
+    return [{"region": region, "spm_field": f, "category": category, **counts}
+            for (region, f, category), counts in sorted(cells.items()) if any(counts.values())]
+
+
+async def referral_values_by_agency(*, session: AsyncSession,
+                                    scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
+    """Referral indicators per (agency, field) in the scope's region: the matrix's referral columns."""
+    flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), by_agency=True)
+    counts: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
+    for key, n in flows.get(scope.prefix, {}).items():
+        parts = key.split("|", 3)
+        if parts[0] == "a" and len(parts) == 4 and parts[2] in scope.fields:
+            counts[(uuid.UUID(parts[1]), parts[2])][parts[3]] = n
+    return {row: _referral_values(c) for row, c in counts.items() if c.get("created")}
+
+
+async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list[str]) -> list[dict[str, Any]]:
+    """Referrals created per region group, month, field and current status over the given months."""
+    first = date.fromisoformat(months[0] + "-01")
+    params = {**_range(scope), "first": first, "end": scope.period.end}
+    out: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for row in (await session.execute(_MONTHS, params)).mappings():
+        _, spm_field, _, status = row["key"].split("|", 3)  # a status may hold a |
+        if spm_field in scope.fields:
+            out[(row["region"], f"{row['month']:%Y-%m}", spm_field, status)] += int(row["n"])
+    return [{"region": r, "month": m, "spm_field": f, "status": s, "referrals": n}
+            for (r, m, f, s), n in sorted(out.items()) if n]
+
+
