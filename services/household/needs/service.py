@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.household.beneficiaries.repository import programme_aid_of
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import computed_statuses
 from services.household.measurements.service import growth_snapshots
@@ -37,15 +38,16 @@ async def snapshot_of(session: AsyncSession, household: Household, registered: l
         growth = await growth_snapshots(session, household.id)
         profiles = await current_profiles(session, household.id)
         immunization = await computed_statuses(session, household, members, today=today or date.today())
+        programme_aid = await programme_aid_of(session, household.id)
     else:
-        members, growth, profiles, immunization = registered, {}, {}, {}
+        members, growth, profiles, immunization, programme_aid = registered, {}, {}, {}, []
     snapshot = HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
                                 pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
                                 disability=m.disability, growth=growth.get(m.id),
                                 immunization=immunization.get(m.id)) for m in members],
-        profiles=profiles)  # type: ignore[arg-type]
+        profiles=profiles, programme_aid=programme_aid)  # type: ignore[arg-type]
     return snapshot, {m.id: m for m in members}
 
 
