@@ -3,15 +3,22 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from conftest import Stack
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
+from shared.events.programmes import PROGRAMME_REGISTERED, ProgrammeData, ProgrammeStatus
+from shared.events.topics import REGISTRY_TOPIC
 from tests.support import tokens
 from tests.support.world import Site, build_site, open_session_at
 
@@ -28,12 +35,14 @@ class SecurityWorld:
     webhook_id: str
     #: An open session (today, an extra opening day) at A's posyandu.
     session_id: str = ""
+    #: A programme of A's agency in A's field (its beneficiary list is A's agency's to read).
+    programme_id: str = ""
 
 
 @pytest.fixture(scope="session")
 async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
                          household_settings: HouseholdSettings,
-                         referral_settings: ReferralSettings) -> SecurityWorld:
+                         referral_settings: ReferralSettings, stack: Stack) -> SecurityWorld:
     household_db = await asyncpg.connect(household_settings.database_url)
     referral_db = await asyncpg.connect(referral_settings.database_url)
     try:
@@ -58,11 +67,33 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
             "url": "http://127.0.0.1:9/hook", "event_types": ["posyandu.referral.snapshot.v1"]})
         assert webhook.status_code == 201, webhook.text
         session_id = await open_session_at(registry, household, household_db, a)
+        programme_id = await _programme_of(stack, household_db, a)
     finally:
         await household_db.close()
         await referral_db.close()
     return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
-                         session_id=session_id)
+                         session_id=session_id, programme_id=programme_id)
+
+
+async def _programme_of(stack: Stack, household_db: asyncpg.Connection, site: Site) -> str:
+    """A programme of the site's agency, announced on the registry topic as the registry does."""
+    data = ProgrammeData(programme_id=uuid.uuid4(), agency_id=uuid.UUID(site.agency_id), name="Program Uji",
+                         spm_field=site.spm_field, service_type="kesehatan.kab.balita", region_codes=["3172"],
+                         period_start=date(2026, 1, 1), period_end=date(2026, 12, 31), budget=[], outputs=[],
+                         status=ProgrammeStatus.ACTIVE, version=1)
+    event = PROGRAMME_REGISTERED.new(data, subject=str(data.programme_id))
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(REGISTRY_TOPIC, event.to_bytes(), key=str(data.programme_id).encode(),
+                                     headers=event.kafka_headers())
+    finally:
+        await producer.stop()
+    deadline = time.monotonic() + 90
+    while not await household_db.fetchval("SELECT count(*) FROM programmes WHERE id = $1", data.programme_id):
+        assert time.monotonic() < deadline, "the household service never heard of the programme"
+        await asyncio.sleep(0.05)
+    return str(data.programme_id)
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

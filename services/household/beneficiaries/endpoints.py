@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from services.household.beneficiaries import service
 from services.household.beneficiaries.schemas import (
@@ -23,7 +24,7 @@ from services.household.settings import HouseholdSettings
 from shared.auth import PrincipalDep
 from shared.clock import NowDep, TodayDep
 from shared.db import SessionDep
-from shared.errors import PayloadTooLarge
+from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.events.programmes import MONTH_PATTERN
 from shared.events.topics import SpmField
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor, page_of
@@ -45,19 +46,32 @@ def _public(row: Beneficiary, full: bool) -> BeneficiaryPublic:
     return public
 
 
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "The list: CSV (UTF-8, `,` or `;`) or XLSX (first sheet); columns `nik` or `kk_number`, "
+                       "`name`, `birth_date`, and optional `period` (YYYY-MM) and `note`"}}}}}}}
+
+
 @router.post("/programmes/{programme_id}/beneficiaries", response_model=UploadReport,
              summary="Upload a programme's beneficiary list (CSV or XLSX); it replaces the previous list",
-             responses={403: {"description": "Not the programme's agency nor an admin"},
+             responses={400: {"description": "A malformed multipart body"},
+                        403: {"description": "Not the programme's agency (in its field) nor an admin"},
                         404: {"description": "No such programme known to this service"},
                         409: {"description": "The programme was cancelled"},
                         413: {"description": "The file is over HOUSEHOLD_BENEFICIARY_LIST_MAX_BYTES"},
-                        422: {"description": "A malformed list: every problem by row and column; nothing stored"}})
+                        422: {"description": "A malformed list: every problem by row and column; nothing stored"}},
+             openapi_extra=_UPLOAD_BODY)
 async def upload_beneficiaries(programme_id: uuid.UUID, request: Request, session: SessionDep,
-                               principal: PrincipalDep, today: TodayDep, now: NowDep,
-                               file: Annotated[UploadFile, File(description="The list: CSV (UTF-8) or XLSX, "
-                                                                            "columns nik or kk_number, name, "
-                                                                            "birth_date, period, note")]) -> Any:
+                               principal: PrincipalDep, today: TodayDep, now: NowDep) -> Any:
+    # Who may upload is settled before the body is read.
+    await service.programme_of(session, principal, programme_id)
     settings: HouseholdSettings = request.state.settings
+    form = await request.form(max_files=1, max_fields=4)
+    file = form.get("file")
+    if not isinstance(file, StarletteUploadFile):
+        raise ValidationFailed("Send the list as the file of the multipart field `file`.",
+                               errors=[{"field": "body.file", "message": "required: a CSV or XLSX file"}])
     content = await file.read(settings.household_beneficiary_list_max_bytes + 1)
     if len(content) > settings.household_beneficiary_list_max_bytes:
         raise PayloadTooLarge(f"The list is over {settings.household_beneficiary_list_max_bytes} bytes.")

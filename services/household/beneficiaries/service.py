@@ -50,14 +50,19 @@ class AlreadyReviewed(Conflict):
 # --- the list -----------------------------------------------------------------------------------------------------
 
 
+def owns(principal: Principal, programme: KnownProgramme) -> bool:
+    """The programme's agency, acting in the programme's field (an agency of several fields acts per field)."""
+    return (principal.role is Role.OPD and principal.agency_id == programme.agency_id
+            and programme.spm_field in {f.value for f in principal.fields})
+
+
 async def programme_of(session: AsyncSession, principal: Principal, programme_id: uuid.UUID, *,
                        admin: bool = True) -> KnownProgramme:
     """The programme, if the caller is its owning agency (or, with `admin`, an admin); 404 if unknown, else 403."""
     programme = await session.get(KnownProgramme, programme_id)
     if programme is None:
         raise ProgrammeNotFound(f"No programme {programme_id} is known to this service.")
-    owner = principal.role is Role.OPD and principal.agency_id == programme.agency_id
-    if not (owner or (admin and principal.role is Role.ADMIN)):
+    if not (owns(principal, programme) or (admin and principal.role is Role.ADMIN)):
         raise Forbidden("Only the agency that owns the programme" + (" or an admin" if admin else "")
                         + " may do this with its beneficiary list.")
     return programme
@@ -162,7 +167,7 @@ async def list_rows(*, session: AsyncSession, principal: Principal, programme_id
         query = query.where(sa.tuple_(col(Beneficiary.row_number), col(Beneficiary.id)) > sa.tuple_(*after))
     rows = list((await session.execute(query.order_by(col(Beneficiary.row_number), col(Beneficiary.id))
                                        .limit(limit + 1))).scalars().all())
-    owner = principal.role is Role.OPD and principal.agency_id == programme.agency_id
+    owner = owns(principal, programme)
     purpose = "the agency's own programme beneficiary list" if owner else "administration"
     for row in rows[:limit]:
         await record_read(session, principal, resource_type="programme-beneficiary", resource_id=str(row.id),
@@ -272,7 +277,7 @@ async def overlaps(*, session: AsyncSession, principal: Principal, region: str |
     for household_id in page:
         household = households[household_id]
         mine = [(r, p) for r, p in rows if r.household_id == household_id]
-        full = principal.role is Role.OPD and principal.agency_id in {p.agency_id for _, p in mine}
+        full = any(owns(principal, p) for _, p in mine)
         sources: list[dict[str, Any]] = [{"kind": "profile", "aid_code": code} for code in aid.get(household_id, [])]
         sources += [_source(r, p, niks, full) for r, p in mine if r.status == "confirmed"]
         items.append({"household_id": household_id, "village_code": household.village_code,

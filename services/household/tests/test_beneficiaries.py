@@ -349,6 +349,7 @@ async def test_only_the_owning_agency_uploads_and_reads_the_list(
     body = csv_file([{"nik": someone["niks"][0], "name": "Lalu Sakti", "birth_date": "1970-03-03"}])
     outsiders = {"another agency": tokens.opd(world.dinsos_other, ["sosial"]),
                  "the province's partner": tokens.opd(world.baznas, ["sosial"]),
+                 "the owning agency acting in another field": tokens.opd(world.dinsos, ["perumahan-rakyat"]),
                  "pembina": tokens.pembina("5201"), "kader": tokens.kader([world.posyandu[GERUNG_UTARA]])}
     for who, headers in outsiders.items():
         assert (await upload(household, prog, body, headers)).status_code == 403, who
@@ -480,7 +481,7 @@ async def test_a_likely_match_is_shown_apart_and_counts_once_confirmed(
                                                         "name": "Papuq Minah", "birth_date": "1945-09-01"}]),
                             dinsos(world))
     row_id = uploaded.json()["outcomes"][0]["row_id"]
-    params = {"region": village, "period": PERIOD, "limit": 500}
+    params: dict[str, str | int] = {"region": village, "period": PERIOD, "limit": 500}
     before = await household.get("/api/v1/aid/overlaps", params=params, headers=tokens.admin())
     assert family["id"] not in before.text  # a pending match does not count
     confirmed = await household.post(f"/api/v1/programmes/{prog}/beneficiaries/{row_id}/review",
@@ -554,3 +555,18 @@ async def test_report_queries_are_checked(world: World, household: httpx.AsyncCl
         response = await household.get("/api/v1/aid/overlaps", params=params, headers=tokens.admin())
         assert response.status_code in (400, 422), (params, response.text)
     assert (await household.get("/api/v1/aid/overlaps", headers=tokens.service())).status_code == 403
+
+
+async def test_an_upload_without_a_file_is_refused(stack: Any, world: World, household: httpx.AsyncClient,
+                                                   household_db: asyncpg.Connection) -> None:
+    prog = await programme(stack, household_db, world.dinsos)
+    path = f"/api/v1/programmes/{prog}/beneficiaries"
+    no_file = await household.post(path, json={"nik": "1"}, headers=dinsos(world))
+    assert no_file.status_code == 422 and no_file.json()["errors"][0]["field"] == "body.file", no_file.text
+    field_only = await household.post(path, data={"file": "nik,name,birth_date"}, headers=dinsos(world))
+    assert field_only.status_code == 422, field_only.text
+    broken = await household.post(path, content=b"--x\r\nbroken", headers={
+        **dinsos(world), "Content-Type": "multipart/form-data; boundary=x"})
+    assert 400 <= broken.status_code < 500 and broken.headers["content-type"] == "application/problem+json"
+    assert await household_db.fetchval("SELECT count(*) FROM beneficiary_uploads WHERE programme_id = $1",
+                                       uuid.UUID(prog)) == 0
