@@ -141,8 +141,8 @@ def _period(value: str | None, programme_start: date, programme_end: date) -> tu
     if value is None:
         return programme_start, programme_end
     month = _MONTH.match(value)
-    if month is None:
-        raise ValueError("write the month as YYYY-MM")
+    if month is None or not 1900 <= int(month[1]) <= 9998:
+        raise ValueError("write the month as YYYY-MM (years 1900 to 9998)")
     first = date(int(month[1]), int(month[2]), 1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     if last < programme_start or first > programme_end:

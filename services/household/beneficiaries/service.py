@@ -27,7 +27,7 @@ from services.household.needs.service import refresh_needs
 from services.household.tables import Household, Member
 from shared.audit import record_read
 from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events.topics import SpmField
 
 
@@ -207,6 +207,10 @@ class ReportScope:
 
 
 def month_bounds(period: str | None, today: date) -> tuple[date, date]:
+    """The first and last day of a `YYYY-MM` month (default: this month); years 1900 to 9998, as in reporting."""
+    if period is not None and not 1900 <= int(period[:4]) <= 9998:
+        raise ValidationFailed("`period` lies outside the years 1900 to 9998.",
+                               errors=[{"field": "query.period", "message": "a month of the years 1900 to 9998"}])
     first = date.fromisoformat(f"{period}-01") if period else today.replace(day=1)
     return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 

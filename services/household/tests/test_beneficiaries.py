@@ -570,3 +570,10 @@ async def test_an_upload_without_a_file_is_refused(stack: Any, world: World, hou
     assert 400 <= broken.status_code < 500 and broken.headers["content-type"] == "application/problem+json"
     assert await household_db.fetchval("SELECT count(*) FROM beneficiary_uploads WHERE programme_id = $1",
                                        uuid.UUID(prog)) == 0
+
+
+async def test_a_period_outside_the_years_1900_to_9998_is_refused(world: World, household: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/aid/overlaps", "/api/v1/aid/unserved"):
+        for period in ("0000-01", "9999-12"):
+            response = await household.get(path, params={"period": period}, headers=tokens.admin())
+            assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.period", period
