@@ -577,3 +577,12 @@ async def test_a_period_outside_the_years_1900_to_9998_is_refused(world: World, 
         for period in ("0000-01", "9999-12"):
             response = await household.get(path, params={"period": period}, headers=tokens.admin())
             assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.period", period
+
+
+async def test_a_list_over_the_size_limit_is_413(stack: Any, world: World, household: httpx.AsyncClient,
+                                                 household_db: asyncpg.Connection) -> None:
+    prog = await programme(stack, household_db, world.dinsos)
+    response = await upload(household, prog, b"nik,name,birth_date\n" + b"x" * (6 * 1024 * 1024), dinsos(world))
+    assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+    assert await household_db.fetchval("SELECT count(*) FROM beneficiary_uploads WHERE programme_id = $1",
+                                       uuid.UUID(prog)) == 0
