@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.household.access_log.endpoints import router as access_log_router
+from services.household.beneficiaries.endpoints import PROGRAMMES_PATH
+from services.household.beneficiaries.endpoints import router as beneficiaries_router
 from services.household.consumers import audit as audit_events
 from services.household.consumers import referrals as referral_events
 from services.household.consumers import registry as registry_events
@@ -41,7 +43,7 @@ SPEC = ServiceSpec(
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router(), life_events_router, access_log_router, sessions_router, visits_router,
              immunization_schedule_router, immunization_router, immunization_fhir_router, due_router,
-             import_jobs_router],
+             import_jobs_router, beneficiaries_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit
@@ -57,7 +59,10 @@ SPEC = ServiceSpec(
 
 def spec(settings: HouseholdSettings) -> ServiceSpec:
     """The service as configured: the bulk import's body limit is a setting."""
-    return dataclasses.replace(SPEC, body_limits={IMPORT_PATH: settings.household_import_max_bytes})
+    # A beneficiary list's multipart body: the file plus its part headers.
+    return dataclasses.replace(SPEC, body_limits={IMPORT_PATH: settings.household_import_max_bytes,
+                                                  PROGRAMMES_PATH: settings.household_beneficiary_list_max_bytes
+                                                  + 64 * 1024})
 
 
 def create_app(settings: HouseholdSettings | None = None) -> FastAPI:

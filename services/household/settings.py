@@ -19,6 +19,9 @@ class HouseholdSettings(ServiceSettings):
     need_sweep_interval_seconds: float = Field(default=600.0, gt=0)
     #: Households re-evaluated per transaction (each holds its households' row locks until it commits).
     need_sweep_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # Programme beneficiary lists (beneficiaries/): the largest file and the most rows one upload takes (413 / 422).
+    household_beneficiary_list_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1_024)
+    household_beneficiary_list_max_rows: int = Field(default=10_000, ge=1)
     # The time source (the need sweep's day, the immunisation status and schedule version in force, which
     # dates are in the future for sessions and visits); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)

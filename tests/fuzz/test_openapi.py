@@ -100,13 +100,15 @@ def _real_ids(service: str, world: FuzzWorld) -> dict[str, str]:
 def _send(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callable[[schemathesis.Case], Any]:
     def send(case: schemathesis.Case) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url=str(client.base_url).rstrip("/"))
-        unknown = set(kwargs) - {"method", "url", "headers", "params", "cookies", "json", "data"}
+        # `files`: a multipart body (the beneficiary list upload).
+        unknown = set(kwargs) - {"method", "url", "headers", "params", "cookies", "json", "data", "files"}
         assert not unknown, f"unexpected transport arguments {unknown}"
         content = kwargs.get("data")
-        request = client.request(kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
-                                 params=kwargs.get("params"), cookies=kwargs.get("cookies") or None,
-                                 json=kwargs.get("json"), content=content)
-        return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=60)
+        request = client.build_request(kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
+                                       params=kwargs.get("params"), cookies=kwargs.get("cookies") or None,
+                                       json=kwargs.get("json"), content=content, files=kwargs.get("files"))
+        request.read()  # a multipart body streams; the checks read the request again
+        return asyncio.run_coroutine_threadsafe(client.send(request), loop).result(timeout=60)
 
     return send
 

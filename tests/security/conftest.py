@@ -3,7 +3,9 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -12,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from conftest import Stack
 from services.household.settings import HouseholdSettings
 from services.household.tests.factories import kk_number, nik
 from services.referral.settings import ReferralSettings
@@ -31,7 +34,7 @@ class SecurityWorld:
     webhook_id: str
     #: An open session (today, an extra opening day) at A's posyandu.
     session_id: str = ""
-    #: A programme of A's agency serving A's village.
+    #: A programme of A's agency in A's field serving A's village (its beneficiary list is A's agency's to read).
     programme_id: str = ""
     #: An import job of A's kader (one household at A's posyandu).
     import_job_id: str = ""
@@ -40,7 +43,7 @@ class SecurityWorld:
 @pytest.fixture(scope="session")
 async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
                          household_settings: HouseholdSettings,
-                         referral_settings: ReferralSettings) -> SecurityWorld:
+                         referral_settings: ReferralSettings, stack: Stack) -> SecurityWorld:
     household_db = await asyncpg.connect(household_settings.database_url)
     referral_db = await asyncpg.connect(referral_settings.database_url)
     try:
@@ -71,12 +74,14 @@ async def security_world(registry: httpx.AsyncClient, household: httpx.AsyncClie
             "budget": [{"source": "apbd-regency", "amount": 1_000_000}],
             "outputs": [{"code": "pmt-packages", "name": "Paket PMT", "unit": "paket", "target": 10}]})
         assert programme.status_code == 201, programme.text
+        programme_id = programme.json()["id"]
+        await _known_to_the_household_service(household_db, programme_id)
         import_job_id = await _import_job(household, a)
     finally:
         await household_db.close()
         await referral_db.close()
     return SecurityWorld(a=a, b=b, flag_id=str(flag_id), twin_id=twin_id, webhook_id=webhook.json()["id"],
-                         session_id=session_id, programme_id=programme.json()["id"],
+                         session_id=session_id, programme_id=programme_id,
                          import_job_id=import_job_id)
 
 
@@ -89,6 +94,14 @@ async def _import_job(household: httpx.AsyncClient, site: Site) -> str:
                                     headers={**site.kader(), "Content-Type": "application/x-ndjson"})
     assert imported.status_code == 200 and imported.json()["households_imported"] == 1, imported.text
     return str(imported.json()["job_id"])
+
+
+async def _known_to_the_household_service(household_db: asyncpg.Connection, programme_id: str) -> None:
+    """The registry announces the programme on its topic; the household service projects it (beneficiary lists)."""
+    deadline = time.monotonic() + 90
+    while not await household_db.fetchval("SELECT count(*) FROM programmes WHERE id = $1", uuid.UUID(programme_id)):
+        assert time.monotonic() < deadline, "the household service never heard of the programme"
+        await asyncio.sleep(0.05)
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:

@@ -93,6 +93,11 @@ AUDITED_ELSEWHERE = {
         "a dead letter's body: tests/faults/test_dead_letters.py poisons a consumer and checks the audit row "
         "(shared/dead_letters.py, the same code in every consuming service)"
     for service in ("household", "referral")
+} | {
+    f"household {path}": "a beneficiary list and the aid reports audit each row or household they return: "
+                         "services/household/tests/test_beneficiaries.py checks the rows (their objects need "
+                         "programme lists of their own)"
+    for path in ("/api/v1/programmes/{programme_id}/beneficiaries", "/api/v1/aid/overlaps", "/api/v1/aid/unserved")
 }
 APPS = {"household": create_household_app(), "referral": create_referral_app()}
 

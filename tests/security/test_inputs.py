@@ -152,7 +152,7 @@ def _fill(path: str, w: W) -> str:
     return (path.replace("{household_id}", w.a.household_id).replace("{agency_id}", w.a.agency_id)
             .replace("{code}", "3172").replace("{posyandu_id}", w.a.posyandu_id)
             .replace("{subscription_id}", w.webhook_id).replace("{session_id}", w.session_id)
-            .replace("{member_id}", w.a.member_id))
+            .replace("{member_id}", w.a.member_id).replace("{programme_id}", w.programme_id))
 
 
 @pytest.mark.parametrize(("service", "path"), LIST_ROUTES, ids=[f"{s} {p}" for s, p in LIST_ROUTES])

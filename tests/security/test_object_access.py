@@ -233,6 +233,14 @@ CASES: dict[str, Case] = {
     "household POST /api/v1/duplicates/{flag_id}/merge": Case(
         lambda w: [f"/api/v1/duplicates/{w.flag_id}/merge"], body=lambda w: {"survivor_id": w.a.member_id}),
     "household POST /api/v1/duplicates/{flag_id}/dismiss": Case(lambda w: [f"/api/v1/duplicates/{w.flag_id}/dismiss"]),
+    # Programme beneficiary lists: the programme's agency (in the programme's field) or an admin.
+    "household GET /api/v1/programmes/{programme_id}/beneficiaries": Case(
+        lambda w: [f"/api/v1/programmes/{w.programme_id}/beneficiaries"], insider=lambda w: w.a.opd()),
+    "household POST /api/v1/programmes/{programme_id}/beneficiaries": Case(
+        lambda w: [f"/api/v1/programmes/{w.programme_id}/beneficiaries"]),
+    "household POST /api/v1/programmes/{programme_id}/beneficiaries/{row_id}/review": Case(
+        lambda w: [f"/api/v1/programmes/{w.programme_id}/beneficiaries/00000000-0000-0000-0000-000000000001/review"],
+        body=lambda w: {"decision": "confirm"}),
     # referral
     "referral GET /api/v1/referrals/{referral_id}": Case(lambda w: [f"/api/v1/referrals/{w.a.referral_id}"],
                                                          insider=lambda w: w.a.opd()),

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.household.beneficiaries import projection as programmes
 from services.household.tables import Household, KnownPosyandu, KnownRegion, KnownSchedule, metadata
 from shared.consumer import Handler
 from shared.events import registry as reg
@@ -56,4 +57,6 @@ HANDLERS: dict[str, Handler] = {
     reg.POSYANDU_UPDATED.name: on_posyandu,
     reg.POSYANDU_DEACTIVATED.name: on_posyandu,
     reg.SCHEDULE_CHANGED.name: on_schedule,
+    # Programmes (their beneficiary lists) and agencies' jurisdictions (the aid reports' access).
+    **programmes.HANDLERS,
 }

@@ -61,10 +61,12 @@ __all__ = [
     "MemberSnapshot",
     "NeedDiff",
     "NeedKey",
+    "ProgrammeAid",
     "age_in_months",
     "age_in_years",
     "detect",
     "diff",
+    "overlapping_fields",
     "pregnancy_month",
 ]
 
@@ -101,12 +103,25 @@ class MemberSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgrammeAid:
+    """An agency programme whose beneficiary list names the household (a confirmed match), and what it serves."""
+
+    programme_id: uuid.UUID
+    spm_field: SpmField
+    service_type: str
+    period_start: date
+    period_end: date
+
+
+@dataclass(frozen=True, slots=True)
 class HouseholdSnapshot:
-    """What the rules see of one household: its members and its profile containers by field."""
+    """What the rules see of one household: its members, its profile containers by field, and the programme lists
+    it is on (confirmed matches, loaded by the caller: the rules query nothing)."""
 
     household_id: uuid.UUID
     members: Sequence[MemberSnapshot] = ()
     profiles: Mapping[SpmField, AnyProfile] = field(default_factory=dict)
+    programme_aid: Sequence[ProgrammeAid] = ()
 
     def __post_init__(self) -> None:
         for spm_field, profile in self.profiles.items():
@@ -402,19 +417,29 @@ def _sosial_household(ctx: _Context) -> Iterator[DetectedNeed]:
     section = ctx.sosial.household if ctx.sosial else None
     aid = [str(programme) for programme in section.aid_received] if section and section.aid_received is not None \
         else None
-    if decile is not None and aid == [] and decile <= cfg.aid_exclusion_max_decile:
+    # Programme lists count from their period's first day to its last; a sosial one is aid received as well.
+    listed = [p for p in ctx.snapshot.programme_aid if p.period_start <= ctx.today <= p.period_end]
+    listed_sosial = [p for p in listed if p.spm_field == SpmField.SOSIAL]
+    if decile is not None and aid == [] and not listed_sosial and decile <= cfg.aid_exclusion_max_decile:
         eligible = sorted(p for p, limit in cfg.programme_max_decile.items() if decile <= limit)
         yield _need("sosial.aid-exclusion", None,
                     {"dtsen_decile": decile, "aid_received": [], "eligible_programmes": eligible})
-    if aid:
+    if aid or listed:
         reasons: list[str] = []
-        evidence: dict[str, Any] = {"dtsen_decile": decile, "aid_received": aid}
-        if decile is not None and decile >= cfg.aid_overlap_min_decile:
+        evidence: dict[str, Any] = {"dtsen_decile": decile, "aid_received": aid or []}
+        if listed:
+            evidence["programmes"] = sorted(str(p.programme_id) for p in listed)
+        if decile is not None and decile >= cfg.aid_overlap_min_decile and (aid or listed_sosial):
             reasons.append("decile")
-        duplicated = sorted(p for p, n in Counter(aid).items() if n > 1 and p not in cfg.aid_duplicates_allowed)
+        duplicated = sorted(p for p, n in Counter(aid or []).items()
+                            if n > 1 and p not in cfg.aid_duplicates_allowed)
         if duplicated:
             reasons.append("duplicate-programme")
             evidence["duplicated_programmes"] = duplicated
+        overlapping = overlapping_fields(aid or [], listed)
+        if overlapping:
+            reasons.append("programme-overlap")
+            evidence["overlapping_fields"] = overlapping
         if reasons:
             yield _need("sosial.aid-overlap", None, {"reasons": reasons, **evidence})
     displaced = bool(ctx.trantibumlinmas and ctx.trantibumlinmas.household
@@ -423,6 +448,19 @@ def _sosial_household(ctx: _Context) -> Iterator[DetectedNeed]:
     heavy = damage is not None and damage in cfg.disaster_victim_damage_levels
     if displaced or heavy:
         yield _need("sosial.disaster-victim", None, {"displaced": displaced, "disaster_damage": _s(damage)})
+
+
+def overlapping_fields(profile_aid: Sequence[str], listed: Sequence[ProgrammeAid]) -> list[str]:
+    """The SPM fields in which the household has two or more aid sources and at least one is a programme list:
+    each listed programme is one source of its field, each distinct aid code of the sosial profile one source of
+    `sosial` (PKH, BPNT, ... are social protection). Profile aid alone is the duplicate-programme and decile
+    reasons' business, as before programme lists existed."""
+    sources: dict[str, set[str]] = {}
+    for programme in listed:
+        sources.setdefault(str(programme.spm_field), set()).add(str(programme.programme_id))
+    if SpmField.SOSIAL.value in sources:
+        sources[SpmField.SOSIAL.value] |= {f"profile:{code}" for code in profile_aid}
+    return sorted(f for f, found in sources.items() if len(found) >= 2)
 
 
 # --- entry points -------------------------------------------------------------------------------------------------

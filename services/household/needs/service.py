@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.household.beneficiaries.repository import programme_aid_of
 from services.household.households.service import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import computed_statuses
@@ -19,6 +20,7 @@ from services.household.needs.rules import (
     MemberSnapshot,
     NeedDiff,
     NeedKey,
+    ProgrammeAid,
     detect,
     diff,
 )
@@ -41,20 +43,23 @@ async def snapshot_of(session: AsyncSession, household: Household, registered: l
         growth = await growth_snapshots(session, household.id)
         profiles = await current_profiles(session, household.id)
         immunization = await computed_statuses(session, household, members, today=today or date.today())
+        programme_aid = await programme_aid_of(session, household.id)
     else:
-        members, growth, profiles, immunization = registered, {}, {}, {}
-    return _snapshot(household, members, growth, profiles, immunization), {m.id: m for m in members}
+        members, growth, profiles, immunization, programme_aid = registered, {}, {}, {}, []
+    return (_snapshot(household, members, growth, profiles, immunization, programme_aid),
+            {m.id: m for m in members})
 
 
 def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth: dict[Any, Any],
-              profiles: dict[Any, Any], immunization: dict[Any, Any]) -> HouseholdSnapshot:
+              profiles: dict[Any, Any], immunization: dict[Any, Any],
+              programme_aid: Sequence[ProgrammeAid] = ()) -> HouseholdSnapshot:
     return HouseholdSnapshot(
         household_id=household.id,
         members=[MemberSnapshot(member_id=m.id, birth_date=m.birth_date, sex=m.sex, relationship=m.relationship,
                                 pregnant=m.pregnant, expected_delivery_date=m.expected_delivery_date,
                                 disability=m.disability, growth=growth.get(m.id),
                                 immunization=immunization.get(m.id)) for m in members],
-        profiles=profiles)
+        profiles=profiles, programme_aid=programme_aid)
 
 
 def needs_of_new_household(household: HouseholdFacts, members: Sequence[MemberFacts], *,

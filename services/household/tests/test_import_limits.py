@@ -45,7 +45,7 @@ def test_the_default_limit_and_concurrency() -> None:
     settings = HouseholdSettings()
     assert settings.household_import_max_bytes == 50 * 1024 * 1024
     assert settings.household_import_max_concurrent == 2
-    assert spec(settings).body_limits == {URL: 50 * 1024 * 1024}
+    assert spec(settings).body_limits[URL] == 50 * 1024 * 1024
 
 
 async def test_a_body_over_the_limit_is_413_and_imports_nothing(

@@ -26,7 +26,13 @@ from services.household.needs import (
     diff,
 )
 from services.household.needs.config import MANUAL_ONLY_CATEGORIES
-from services.household.needs.rules import age_in_months, age_in_years, pregnancy_month
+from services.household.needs.rules import (
+    ProgrammeAid,
+    age_in_months,
+    age_in_years,
+    overlapping_fields,
+    pregnancy_month,
+)
 from services.household.profiles.schemas import (
     PROFILE_MODELS,
     KesehatanMember,
@@ -810,3 +816,54 @@ def test_valid_profile_bodies(spm_field: str, body: dict[str, Any]) -> None:
 def test_invalid_profile_bodies(spm_field: str, body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PROFILE_MODELS[SpmField(spm_field)].model_validate(body)
+
+
+# --- programme beneficiary lists (issue 15) -------------------------------------------------------------------------
+
+
+def listed(spm_field: SpmField = SpmField.SOSIAL, *, start: date = TODAY, end: date = TODAY,
+           programme_id: uuid.UUID | None = None) -> ProgrammeAid:
+    return ProgrammeAid(programme_id=programme_id or uuid.uuid4(), spm_field=spm_field, service_type="x",
+                        period_start=start, period_end=end)
+
+
+def on_lists(*programmes: ProgrammeAid, decile: int | None = 3, aid: list[str] | None = None) -> HouseholdSnapshot:
+    return replace(household(sosial={"dtsen_decile": decile, "aid_received": aid}), programme_aid=programmes)
+
+
+@pytest.mark.parametrize(("programmes", "aid", "decile", "reasons"), [
+    # A list beside the profile's own aid, or two lists of one field: an overlap to verify.
+    ((listed(),), ["pkh"], 3, ["programme-overlap"]),
+    ((listed(), listed()), [], 3, ["programme-overlap"]),
+    ((listed(SpmField.PERUMAHAN_RAKYAT), listed(SpmField.PERUMAHAN_RAKYAT)), None, 3, ["programme-overlap"]),
+    # A sosial list is aid received: with a high decile it is the decile reason.
+    ((listed(),), [], 7, ["decile"]),
+    # One source per field, lists outside today's period, or a housing list beside PKH: no overlap.
+    ((listed(),), [], 3, None),
+    ((listed(SpmField.PERUMAHAN_RAKYAT),), ["pkh"], 3, None),
+    ((listed(start=TODAY + timedelta(days=1), end=TODAY + timedelta(days=30)),), ["pkh"], 3, None),
+    ((listed(start=TODAY - timedelta(days=30), end=TODAY - timedelta(days=1)),), ["pkh"], 3, None),
+])
+def test_aid_overlap_sees_the_programme_lists(programmes: tuple[ProgrammeAid, ...], aid: list[str] | None,
+                                              decile: int, reasons: list[str] | None) -> None:
+    snapshot = on_lists(*programmes, decile=decile, aid=aid)
+    if reasons is None:
+        assert_no_need(snapshot, "sosial.aid-overlap")
+        return
+    need = assert_need(snapshot, "sosial.aid-overlap", "low", member_id=None)
+    assert need.evidence["reasons"] == reasons
+    current = [p for p in programmes if p.period_start <= TODAY <= p.period_end]
+    assert need.evidence["programmes"] == sorted(str(p.programme_id) for p in current)
+
+
+def test_a_sosial_list_is_aid_received_for_aid_exclusion() -> None:
+    assert_need(on_lists(aid=[]), "sosial.aid-exclusion", member_id=None)
+    assert_no_need(on_lists(listed(), aid=[]), "sosial.aid-exclusion")
+    assert_need(on_lists(listed(SpmField.PERUMAHAN_RAKYAT), aid=[]), "sosial.aid-exclusion", member_id=None)
+
+
+def test_overlapping_fields_counts_each_programme_and_each_aid_code_once() -> None:
+    same = uuid.uuid4()
+    assert overlapping_fields(["pkh", "pkh"], [listed(programme_id=same)]) == ["sosial"]
+    assert overlapping_fields([], [listed(programme_id=same), listed(programme_id=same)]) == []
+    assert overlapping_fields(["pkh", "bpnt"], []) == []
