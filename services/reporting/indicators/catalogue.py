@@ -55,6 +55,8 @@ COVERAGE = [
     _count("coverage.school_age", "School-age (5-18 years)", "Usia sekolah (5-18 tahun)"),
     _count("coverage.adult", "Adults (19-59 years)", "Dewasa (19-59 tahun)"),
     _count("coverage.elderly", "Elderly (60+ years)", "Lansia (60+ tahun)"),
+    # The SPM band of usia produktif (the SPM matrix's target), overlapping the life-cycle groups above.
+    _count("coverage.aged_15_59", "Members aged 15-59 (productive age)", "Anggota usia produktif 15-59 tahun"),
     _count("coverage.pregnant", "Pregnant women", "Ibu hamil"),
 ]
 
@@ -99,6 +101,9 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _rate("pendidikan.out_of_school_rate", "Out-of-school rate", "Persentase anak tidak sekolah",
               "pendidikan.out_of_school", "pendidikan.aged_7_18"),
         _count("pendidikan.aged_4_6", "Members aged 4-6", "Anggota usia 4-6 tahun"),
+        # The SPM bands of pendidikan dasar (SD/SMP) and menengah (SMA/SMK), the SPM matrix's targets.
+        _count("pendidikan.aged_7_15", "Members aged 7-15", "Anggota usia 7-15 tahun"),
+        _count("pendidikan.aged_16_18", "Members aged 16-18", "Anggota usia 16-18 tahun"),
         _count("pendidikan.paud_enrolled", "Aged 4-6 enrolled (PAUD or school)", "Usia 4-6 ikut PAUD/sekolah"),
         _rate("pendidikan.paud_rate", "PAUD participation", "Partisipasi PAUD",
               "pendidikan.paud_enrolled", "pendidikan.aged_4_6"),

@@ -96,7 +96,10 @@ member_counts AS (
            count(*) FILTER (WHERE {_aged(0, 59)}) AS under_five,
            count(*) FILTER (WHERE {_aged(0, 23)}) AS under_two,
            count(*) FILTER (WHERE {_aged(84, 227)}) AS aged_7_18,
-           count(*) FILTER (WHERE {_aged(48, 83)}) AS aged_4_6
+           count(*) FILTER (WHERE {_aged(48, 83)}) AS aged_4_6,
+           count(*) FILTER (WHERE {_aged(84, 191)}) AS aged_7_15,
+           count(*) FILTER (WHERE {_aged(192, 227)}) AS aged_16_18,
+           count(*) FILTER (WHERE {_aged(180, 719)}) AS aged_15_59
     FROM mm m GROUP BY 1)"""
 
 # Member-level profile items (immunisation, enrolment): only the children they concern meet their household's
@@ -287,6 +290,7 @@ _STOCK_KEYS: dict[str, str] = {
     "elderly": "coverage.elderly", "pregnant": "coverage.pregnant",
     "under_five": "kesehatan.children_under_five", "under_two": "kesehatan.children_under_two",
     "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6",
+    "aged_7_15": "pendidikan.aged_7_15", "aged_16_18": "pendidikan.aged_16_18", "aged_15_59": "coverage.aged_15_59",
     **{k: f"kesehatan.{k}" for k in ("children_measured", "measured_height", "stunted", "measured_weight_height",
                                      "wasted", "measured_weight", "underweight")},
     "weight_rose": "kesehatan.weight_rose", "kms_book_held": "kesehatan.kms_book_held",

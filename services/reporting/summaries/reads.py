@@ -25,7 +25,7 @@ from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED
 BANDS: dict[str, tuple[int, int | None]] = {
     "all": (0, None), "infant": (0, 11), "toddler": (12, 59), "school_age": (60, 227), "adult": (228, 719),
     "elderly": (720, None), "under_five": (0, 59), "under_two": (0, 23), "aged_7_18": (84, 227),
-    "aged_4_6": (48, 83)}
+    "aged_4_6": (48, 83), "aged_7_15": (84, 191), "aged_16_18": (192, 227), "aged_15_59": (180, 719)}
 
 
 def _band(low: int, high: int | None) -> str:
@@ -61,6 +61,8 @@ _AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_
     ("members", "under_five"): "kesehatan.children_under_five",
     ("members", "under_two"): "kesehatan.children_under_two",
     ("members", "aged_7_18"): "pendidikan.aged_7_18", ("members", "aged_4_6"): "pendidikan.aged_4_6",
+    ("members", "aged_7_15"): "pendidikan.aged_7_15", ("members", "aged_16_18"): "pendidikan.aged_16_18",
+    ("members", "aged_15_59"): "coverage.aged_15_59",
     ("kms", "under_five"): "kesehatan.kms_book_held", ("imm", "under_two"): "kesehatan.immunization_complete",
     ("oos", "aged_7_18"): "pendidikan.out_of_school", ("paud", "aged_4_6"): "pendidikan.paud_enrolled",
     **{(f"vacc.{slug(code)}", "under_two"): f"kesehatan.vaccinated_{slug(code)}" for code, _ in VACCINES}}

@@ -45,7 +45,9 @@ SELECT g.region, g.households, coalesce(c.members, 0) AS members, coalesce(c.inf
        coalesce(c.toddler, 0) AS toddler, coalesce(c.school_age, 0) AS school_age, coalesce(c.adult, 0) AS adult,
        coalesce(c.elderly, 0) AS elderly, coalesce(c.pregnant, 0) AS pregnant,
        coalesce(c.under_five, 0) AS under_five, coalesce(c.under_two, 0) AS under_two,
-       coalesce(c.aged_7_18, 0) AS aged_7_18, coalesce(c.aged_4_6, 0) AS aged_4_6
+       coalesce(c.aged_7_18, 0) AS aged_7_18, coalesce(c.aged_4_6, 0) AS aged_4_6,
+       coalesce(c.aged_7_15, 0) AS aged_7_15, coalesce(c.aged_16_18, 0) AS aged_16_18,
+       coalesce(c.aged_15_59, 0) AS aged_15_59
 FROM (SELECT left(village_code, :n) AS region, count(*) AS households FROM hh GROUP BY 1) g
 LEFT JOIN (
     SELECT left(village_code, :n) AS region, count(*) AS members,
@@ -58,7 +60,10 @@ LEFT JOIN (
            count(*) FILTER (WHERE months < 60) AS under_five,
            count(*) FILTER (WHERE months < 24) AS under_two,
            count(*) FILTER (WHERE months BETWEEN 84 AND 227) AS aged_7_18,
-           count(*) FILTER (WHERE months BETWEEN 48 AND 83) AS aged_4_6
+           count(*) FILTER (WHERE months BETWEEN 48 AND 83) AS aged_4_6,
+           count(*) FILTER (WHERE months BETWEEN 84 AND 191) AS aged_7_15,
+           count(*) FILTER (WHERE months BETWEEN 192 AND 227) AS aged_16_18,
+           count(*) FILTER (WHERE months BETWEEN 180 AND 719) AS aged_15_59
     FROM mm GROUP BY 1) c ON c.region = g.region"""
 
 # Each child's latest measurement of the period (under five years on the day measured).
@@ -188,7 +193,9 @@ _KEYS: dict[str, tuple[str, dict[str, str]]] = {
         "toddler": "coverage.toddler", "school_age": "coverage.school_age", "adult": "coverage.adult",
         "elderly": "coverage.elderly", "pregnant": "coverage.pregnant",
         "under_five": "kesehatan.children_under_five", "under_two": "kesehatan.children_under_two",
-        "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6"}),
+        "aged_7_18": "pendidikan.aged_7_18", "aged_4_6": "pendidikan.aged_4_6",
+        "aged_7_15": "pendidikan.aged_7_15", "aged_16_18": "pendidikan.aged_16_18",
+        "aged_15_59": "coverage.aged_15_59"}),
     "growth": (_GROWTH, {k: f"kesehatan.{k}" for k in (
         "children_measured", "measured_height", "stunted", "measured_weight_height", "wasted", "measured_weight",
         "underweight")}),

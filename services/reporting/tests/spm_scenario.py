@@ -29,6 +29,8 @@ EXPECTED: dict[str, dict[str, int]] = {
         "kesehatan.kab.bayi-baru-lahir": 2,  # infants in h1, h2
         "kesehatan.kab.balita": 7,  # 2 infants and 4 toddlers in Satu, a toddler in Dua
         "kesehatan.kab.usia-lanjut": 2,  # 65 in h6, 70 in h8
+        "pendidikan.kab.dasar": 1, "kesehatan.kab.usia-pendidikan-dasar": 1,  # the 10-year-old in h6
+        "kesehatan.kab.usia-produktif": 7,  # the six adults of 30 in Satu, the mother of 28 in Dua
         "pekerjaan-umum.kab.air-minum": 5,  # 6 profiled - 2 safe in Satu; h7's surface water
         "pekerjaan-umum.kab.air-limbah": 2,  # h6 and h7 without a toilet
         "perumahan-rakyat.kab.korban-bencana": 2,  # heavy (h1) and moderate (h2); light does not count
@@ -37,7 +39,8 @@ EXPECTED: dict[str, dict[str, int]] = {
         "sosial.kab.disabilitas-terlantar": 1, "sosial.kab.anak-terlantar": 1, "sosial.kab.lansia-terlantar": 1,
         "sosial.kab.tuna-sosial": 2,  # a homeless adult in h3, a beggar in h4
     },
-    "7102": {"kesehatan.kab.ibu-hamil": 3, "kesehatan.kab.ibu-bersalin": 3, "kesehatan.kab.balita": 3},
+    "7102": {"kesehatan.kab.ibu-hamil": 3, "kesehatan.kab.ibu-bersalin": 3, "kesehatan.kab.balita": 3,
+             "kesehatan.kab.usia-produktif": 3},  # the three mothers of 25
 }
 
 
