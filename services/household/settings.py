@@ -19,6 +19,8 @@ class HouseholdSettings(ServiceSettings):
     need_sweep_interval_seconds: float = Field(default=600.0, gt=0)
     #: Households re-evaluated per transaction (each holds its households' row locks until it commits).
     need_sweep_batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Households announced per transaction by a snapshot republish (services/household/republish.py).
+    republish_chunk_size: int = Field(default=500, ge=1, le=10_000)
     # The time source (the need sweep's day, the immunisation status and schedule version in force, which
     # dates are in the future for sessions and visits); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)
