@@ -193,7 +193,8 @@ async def test_reporting_rebuilt_from_a_household_republish_equals_the_live_proj
     # The live consumer has everything of ours (the household topic's events, and the referrals made of the needs).
     async def live_has_ours() -> bool:
         rows = await _rows(live_reporting.db, ours)
-        return (len(rows["regions"]) == 7 and len(rows["posyandu"]) == 2 and len(rows["households"]) == 2 and len(rows["members"]) == 4 and len(rows["measurements"]) == 2
+        return (len(rows["regions"]) == 7 and len(rows["posyandu"]) == 2 and len(rows["households"]) == 2
+                and len(rows["members"]) == 4 and len(rows["measurements"]) == 2
                 and len(rows["needs"]) == needs and len(rows["referrals"]) >= 1)
 
     await eventually(live_has_ours, "the live reporting consumer to project the households", timeout=180)
