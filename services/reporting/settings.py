@@ -11,3 +11,5 @@ class ReportingSettings(ServiceSettings):
     port: int | None = 8004
     #: Counts below this are withheld from everyone but an admin (and rates and percentiles built on them).
     suppression_threshold: int = Field(default=5, ge=1, le=1000)
+    #: Seconds between two refreshes of the dashboard's figures (it polls the indicators API); 0: never.
+    dashboard_refresh_seconds: int = Field(default=60, ge=0, le=3600)

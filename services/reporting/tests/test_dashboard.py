@@ -128,7 +128,7 @@ async def test_the_dashboard_shows_what_the_api_returns(served: str, browser: An
     # The chart: a pembina's suppressed cells are not drawn; an admin sees a bar per field and status group.
     assert await asyncio.to_thread(browser.find_elements, "css selector", "#chart svg rect") == []
     admin = tokens.admin()["Authorization"].removeprefix("Bearer ")
-    await _load(browser, f"{served}/dashboard?token={admin}&region=8101&period={maluku.period}")
+    await _load(browser, f"{served}/dashboard?token={admin}&region=8101&period={maluku.period}&lang=en")
     shown = (await asyncio.to_thread(_page_cells, browser, "indicators"))[0]
     assert (shown["coverage.households"], shown["coverage.infant"]) == ("9", "1")
     bars = await asyncio.to_thread(browser.find_elements, "css selector", "#chart svg rect")
@@ -152,3 +152,99 @@ async def test_the_dashboard_reports_a_refusal(served: str, browser: Any, maluku
         await asyncio.sleep(0.1)
     status = await asyncio.to_thread(lambda: browser.find_element("id", "status").text)
     assert "limited to region 8171" in status
+
+
+async def _script(driver: Any, code: str) -> Any:
+    return await asyncio.to_thread(driver.execute_script, code)
+
+
+async def _text(driver: Any, css: str) -> list[str]:
+    return [await asyncio.to_thread(lambda e=e: e.text) for e in
+            await asyncio.to_thread(driver.find_elements, "css selector", css)]
+
+
+async def _options(driver: Any, depth: int) -> list[str]:
+    """The values offered by the picker's select at this depth (0: the caller's own regions)."""
+    return list(await _script(driver, f"return [...document.querySelectorAll('#picker select')[{depth}].options]"
+                                      ".map((o) => o.value)"))
+
+
+async def _pick(driver: Any, depth: int, code: str) -> None:
+    """Choose a region in the picker as a user does, and wait for the figures of it."""
+    from selenium.webdriver.support.ui import Select
+
+    loads = int(await _script(driver, "return document.body.dataset.loads"))
+    element = (await asyncio.to_thread(driver.find_elements, "css selector", "#picker select"))[depth]
+    await asyncio.to_thread(Select(element).select_by_value, code)
+    for _ in range(300):
+        if int(await _script(driver, "return document.body.dataset.loads")) > loads:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the dashboard did not load region {code}")
+
+
+async def _figure(driver: Any, key: str) -> str:
+    return (await asyncio.to_thread(_page_cells, driver, "indicators"))[0][key]
+
+
+async def test_the_dashboard_speaks_indonesian_unless_asked_for_english(served: str, browser: Any,
+                                                                        maluku: Published) -> None:
+    admin = tokens.admin()["Authorization"].removeprefix("Bearer ")
+    await _load(browser, f"{served}/dashboard?token={admin}&region=8101&period={maluku.period}")
+    assert await _script(browser, "return document.documentElement.lang") == "id"
+    assert (await _text(browser, "h2"))[0].startswith("Indikator")
+    headers = await _text(browser, "#indicators th")
+    assert "Rumah tangga terdaftar" in headers and "Households registered" not in headers
+    assert "Kabupaten/kota" in (await _text(browser, "#picker label"))[2]
+    await _load(browser, f"{served}/dashboard?token={admin}&region=8101&period={maluku.period}&lang=en")
+    assert (await _text(browser, "h2"))[0].startswith("Indicators")
+    headers = await _text(browser, "#indicators th")
+    assert "Households registered" in headers and "Rumah tangga terdaftar" not in headers
+
+
+async def test_the_picker_walks_down_the_regions_the_caller_may_read(served: str, browser: Any,
+                                                                     maluku: Published) -> None:
+    admin = tokens.admin()["Authorization"].removeprefix("Bearer ")
+    await _load(browser, f"{served}/dashboard?token={admin}&period={maluku.period}")
+    # An admin starts from Indonesia; the provinces are offered below it, with names from the registry's events.
+    assert await _options(browser, 0) == [""]
+    assert "81" in await _options(browser, 1)
+    assert "Maluku (81)" in (await _text(browser, "#picker select"))[1]
+    await _pick(browser, 1, "81")
+    assert (await asyncio.to_thread(_page_cells, browser, "indicators"))[0]["region_code"] == "81"
+    assert await _options(browser, 2) == ["", "8101", "8171"]
+    await _pick(browser, 2, "8101")
+    assert (await _figure(browser, "coverage.households"), await _figure(browser, "region_code")) == ("9", "8101")
+    await _pick(browser, 3, "810101")
+    assert await _options(browser, 4) == ["", *sorted([SEPA, TAMILOUW])]
+    await _pick(browser, 4, TAMILOUW)
+    assert await _figure(browser, "coverage.households") == "6"
+    await _pick(browser, 4, "")  # "(all of it)": the district again
+    assert await _figure(browser, "region_code") == "810101"
+    # A pembina of Maluku Tengah is offered Maluku Tengah and what lies in it, not Maluku nor Kota Ambon.
+    pembina = tokens.pembina("8101")["Authorization"].removeprefix("Bearer ")
+    await _load(browser, f"{served}/dashboard?token={pembina}&period={maluku.period}")
+    assert await _options(browser, 0) == ["8101"]
+    assert await _options(browser, 1) == ["", "810101"]
+
+
+async def test_the_region_api_refuses_what_the_caller_may_not_read(reporting: httpx.AsyncClient,
+                                                                   maluku: Published) -> None:
+    roots = await reporting.get("/api/v1/regions", headers=tokens.pembina("81"))
+    assert roots.json() == {"parent": None, "regions": [{"code": "81", "name": "Maluku", "level": "province"}]}
+    refused = await reporting.get("/api/v1/regions", params={"parent": "8171"}, headers=tokens.pembina("8101"))
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    national = await reporting.get("/api/v1/regions", params={"parent": ""}, headers=tokens.pembina("81"))
+    assert national.status_code == 403
+    for bad in ("81x", "123", "\uff18\uff11"):  # fullwidth digits are digits to str.isdigit()
+        invalid = await reporting.get("/api/v1/regions", params={"parent": bad}, headers=tokens.admin())
+        assert invalid.status_code == 422 and invalid.headers["content-type"] == "application/problem+json", bad
+    assert (await reporting.get("/api/v1/regions")).status_code == 401
+    kader = await reporting.get("/api/v1/regions", headers=tokens.kader([maluku.world.posyandu_tamilouw]))
+    assert [r["code"] for r in kader.json()["regions"]] == [TAMILOUW]
+    page = await reporting.get("/dashboard", params={"refresh": "-1"})
+    assert page.status_code == 422 and page.headers["content-type"] == "application/problem+json"
+    page = await reporting.get("/dashboard")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "<script>" not in page.text
+    assert 'data-refresh="60"' in page.text
