@@ -159,8 +159,7 @@ async def _script(driver: Any, code: str) -> Any:
 
 
 async def _text(driver: Any, css: str) -> list[str]:
-    return [await asyncio.to_thread(lambda e=e: e.text) for e in
-            await asyncio.to_thread(driver.find_elements, "css selector", css)]
+    return list(await _script(driver, f"return [...document.querySelectorAll({css!r})].map((e) => e.innerText)"))
 
 
 async def _options(driver: Any, depth: int) -> list[str]:
