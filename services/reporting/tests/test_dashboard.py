@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from asgi_lifespan import LifespanManager
 
+from conftest import Stack, service_settings
 from deploy.local.embedded import free_port
+from deploy.local.stack import create_topics
+from services.referral.tests.factories import eventually, known_posyandu
+from services.reporting.app import spec as reporting_spec
+from services.reporting.settings import ReportingSettings
 from services.reporting.tests.conftest import Published
 from services.reporting.tests.scenario import SEPA, TAMILOUW
+from shared.events.topics import ALL_TOPICS
+from shared.service import create_service_app
 from tests.support import tokens
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -47,17 +58,39 @@ def chromedriver() -> str:
 @pytest.fixture(scope="module")
 async def served(reporting_app: Any) -> AsyncIterator[str]:
     """The running reporting app served over real HTTP by uvicorn on the test's event loop."""
+    async with _serve(reporting_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def live_served(stack: Stack) -> AsyncIterator[str]:
+    """A reporting app on the session's broker (where the household service publishes), in a consumer group and
+    database of its own, served over HTTP: the dashboard of the live system."""
+    dsn = await stack.migrated_database("reporting", "reporting_dashboard_live")
+    await create_topics(stack.broker.bootstrap_servers, list(ALL_TOPICS))
+    spec = reporting_spec()
+    groups = [dataclasses.replace(sub, group_id="reporting-dashboard-test") for sub in spec.subscriptions]
+    app = create_service_app(dataclasses.replace(spec, subscriptions=groups),
+                             ReportingSettings(**service_settings(stack, dsn)))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager, _serve(manager.app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: Any) -> AsyncIterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(reporting_app, host="127.0.0.1", port=port, lifespan="off",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
                                            log_level="warning"))
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:
             break
         await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +114,13 @@ def browser(chromedriver: str) -> Iterator[Any]:
 
 
 def _page_cells(driver: Any, table_id: str) -> list[dict[str, str]]:
-    """Each row of a rendered table as {column key: text shown}."""
+    """Each row of a rendered table as {column key: text shown}, read in one script (the page may refresh its
+    tables between two element reads)."""
+    cells = driver.execute_script(f"return [...document.querySelectorAll('#{table_id} td')]"
+                                  ".map((td) => [Number(td.dataset.row), td.dataset.key, td.innerText])")
     rows: dict[int, dict[str, str]] = {}
-    for cell in driver.find_elements("css selector", f"#{table_id} td"):
-        rows.setdefault(int(cell.get_attribute("data-row")), {})[cell.get_attribute("data-key")] = cell.text
+    for row, key, text in cells:
+        rows.setdefault(int(row), {})[key] = text
     return [rows[i] for i in sorted(rows)]
 
 
@@ -247,3 +283,60 @@ async def test_the_region_api_refuses_what_the_caller_may_not_read(reporting: ht
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "<script>" not in page.text
     assert 'data-refresh="60"' in page.text
+
+
+YOGYAKARTA = ("kode,nama\n34,DI Yogyakarta\n34.01,Kulon Progo\n34.01.02,Wates\n34.01.02.2001,Giripeni\n"
+              "34.02,Bantul\n34.02.02,Bambanglipuro\n34.02.02.2001,Sumbermulyo\n")
+GIRIPENI, SUMBERMULYO = "3401022001", "3402022001"
+
+
+async def _household_at(household: httpx.AsyncClient, posyandu: str, village: str) -> None:
+    serial = 1000 + uuid.uuid4().int % 8000
+    district = village[:6]
+    head = {"name": "Suparman", "sex": "male", "birth_date": "1980-06-17", "relationship": "head",
+            "nik": f"{district}1706{date(1980, 6, 17):%y}{serial:04d}"}
+    made = await household.post("/api/v1/households", headers=tokens.kader([posyandu]), json={
+        "kk_number": f"{district}0212{serial:06d}", "village_code": village, "posyandu_id": posyandu,
+        "address": "Jl. Bantul No. 5", "rt": "002", "rw": "003", "members": [head]})
+    assert made.status_code == 201, made.text
+
+
+async def test_the_dashboard_follows_a_household_registered_meanwhile(
+        live_served: str, browser: Any, registry: httpx.AsyncClient, household: httpx.AsyncClient,
+        household_db: Any) -> None:
+    imported = await registry.post("/api/v1/regions/import", content=YOGYAKARTA.encode(),
+                                   headers={**tokens.admin(), "Content-Type": "text/csv"})
+    assert imported.status_code == 200, imported.text
+    kulon_progo = await known_posyandu(registry, household_db, GIRIPENI)
+    bantul = await known_posyandu(registry, household_db, SUMBERMULYO)
+    await _household_at(household, kulon_progo, GIRIPENI)
+    admin = tokens.admin()["Authorization"].removeprefix("Bearer ")
+    period = date.today().strftime("%Y-%m")
+
+    async def regions_known() -> bool:
+        listed = httpx.AsyncClient(base_url=live_served)
+        async with listed:
+            found = (await listed.get("/api/v1/regions", params={"parent": "34"}, headers=tokens.admin())).json()
+        return [r["code"] for r in found["regions"]] == ["3401", "3402"]
+
+    await eventually(regions_known, "the reporting service to learn DI Yogyakarta's regions", timeout=120)
+    await _load(browser, f"{live_served}/dashboard?token={admin}&region=34&period={period}&refresh=1")
+    # The picker changes the figures: Kulon Progo has the household registered, Bantul none yet.
+    await _pick(browser, 2, "3401")
+    for _ in range(600):  # the figures follow the consumer: refreshed every second
+        if await _figure(browser, "coverage.households") == "1":
+            break
+        await asyncio.sleep(0.1)
+    assert await _figure(browser, "coverage.households") == "1"
+    await _pick(browser, 2, "3402")
+    assert await _figure(browser, "coverage.households") == "0"
+    # A household registered in Bantul through the household API shows without a reload of the page.
+    await _script(browser, "window.notReloaded = true")
+    await _household_at(household, bantul, SUMBERMULYO)
+    for _ in range(1200):
+        if await _figure(browser, "coverage.households") == "1":
+            break
+        await asyncio.sleep(0.1)
+    assert await _figure(browser, "coverage.households") == "1"
+    assert await _script(browser, "return window.notReloaded") is True
+    assert await _figure(browser, "region_code") == "3402"
