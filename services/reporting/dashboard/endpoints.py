@@ -3,7 +3,7 @@ and the region picker's API."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, Response
@@ -23,7 +23,12 @@ HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Con
            "Content-Security-Policy": POLICY}
 
 
-@router.get("/dashboard", response_class=HTMLResponse,
+#: FastAPI's default 422 (application/json) is not what the service sends: a problem, as on every route.
+BAD_QUERY: dict[int | str, dict[str, Any]] = {422: {"description": "A bad `lang` or `refresh`", "content": {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+
+
+@router.get("/dashboard", response_class=HTMLResponse, responses=BAD_QUERY,
             summary="The reporting dashboard (token pasted or ?token=; ?region=, ?period=)")
 async def dashboard(request: Request,
                     lang: Annotated[Lang, Query(description="The page's language; Indonesian by default")] = "id",

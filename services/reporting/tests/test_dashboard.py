@@ -21,10 +21,10 @@ from asgi_lifespan import LifespanManager
 from conftest import Stack, service_settings
 from deploy.local.embedded import free_port
 from deploy.local.stack import create_topics
-from services.referral.tests.factories import eventually, known_posyandu
 from services.reporting.app import spec as reporting_spec
 from services.reporting.settings import ReportingSettings
 from services.reporting.tests.conftest import Published
+from services.reporting.tests.factories import eventually
 from services.reporting.tests.scenario import SEPA, TAMILOUW
 from shared.events.topics import ALL_TOPICS
 from shared.service import create_service_app
@@ -288,6 +288,20 @@ async def test_the_region_api_refuses_what_the_caller_may_not_read(reporting: ht
 YOGYAKARTA = ("kode,nama\n34,DI Yogyakarta\n34.01,Kulon Progo\n34.01.02,Wates\n34.01.02.2001,Giripeni\n"
               "34.02,Bantul\n34.02.02,Bambanglipuro\n34.02.02.2001,Sumbermulyo\n")
 GIRIPENI, SUMBERMULYO = "3401022001", "3402022001"
+
+
+async def known_posyandu(registry: httpx.AsyncClient, household_db: Any, village: str) -> str:
+    """A posyandu registered in the registry, once the household service knows it."""
+    made = await registry.post("/api/v1/posyandu", headers=tokens.admin(), json={
+        "code": f"D{uuid.uuid4().hex[:8].upper()}", "name": "Posyandu Kenanga", "village_code": village})
+    assert made.status_code == 201, made.text
+    posyandu = uuid.UUID(made.json()["id"])
+
+    async def known() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM known_posyandu WHERE id = $1", posyandu))
+
+    await eventually(known, "the household service to learn the posyandu")
+    return str(posyandu)
 
 
 async def _household_at(household: httpx.AsyncClient, posyandu: str, village: str) -> None:
