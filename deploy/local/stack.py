@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, _die_with_parent, free_port
 from deploy.local.token import LOCAL_TOKEN_HOURS, local_token
 from shared.auth import Role, mint_token
-from shared.events.topics import ALL_TOPICS, INTERNAL_TOPICS
+from shared.events.topics import ALL_TOPICS, DEAD_LETTER_RETENTION_DAYS, INTERNAL_TOPICS, RETENTION_DAYS
 from shared.settings import DEV_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,12 +89,19 @@ async def create_databases(pg: EmbeddedPostgres, names: list[str]) -> set[str]:
     return existing & set(names)
 
 
+def topic_config(topic: str) -> dict[str, str]:
+    """The cleanup policy and retention the cluster gives a topic (deploy/k8s/base/kafka/topics.yaml; a test keeps
+    them equal): time retention, never compaction. The memory-only broker loses everything on a restart anyway."""
+    days = DEAD_LETTER_RETENTION_DAYS if topic.startswith("posyandu.dlq.") else RETENTION_DAYS.get(topic)
+    return {"cleanup.policy": "delete", "retention.ms": str(-1 if days is None else days * 86_400_000)}
+
+
 async def create_topics(bootstrap_servers: str, topics: list[str], partitions: int = TOPIC_PARTITIONS) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        missing = [NewTopic(t, partitions, 1, topic_configs=topic_config(t)) for t in topics if t not in existing]
         if missing:
             await admin.create_topics(missing)
     finally:

@@ -1,7 +1,9 @@
-"""Command line of the household service: serve, migrate, asyncapi, import-households, sweep-needs, dead-letters."""
+"""Command line of the household service: serve, migrate, asyncapi, import-households, sweep-needs, republish,
+dead-letters."""
 
 from pathlib import Path
 
+from services.household import republish_cli
 from services.household.app import SPEC, asyncapi
 from services.household.imports import cli as import_cli
 from services.household.needs import cli as sweep_cli
@@ -12,4 +14,5 @@ from shared.cli import run_cli
 if __name__ == "__main__":
     run_cli(service="household", service_dir=Path(__file__).parent, settings_factory=HouseholdSettings,
             asyncapi=asyncapi, extra={"import-households": import_cli.COMMAND, "sweep-needs": sweep_cli.COMMAND,
+                   "republish": republish_cli.COMMAND,
                    "dead-letters": dead_letters_cli.command(lambda settings: SPEC.group_handlers)})

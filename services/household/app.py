@@ -27,6 +27,7 @@ from services.household.measurements.endpoints import router as measurements_rou
 from services.household.needs.sweep import need_sweep_loop
 from services.household.profiles.endpoints import router as profiles_router
 from services.household.profiles.schemas import PROFILE_MODELS
+from services.household.republish import router as republish_router
 from services.household.sessions.endpoints import router as sessions_router
 from services.household.settings import HouseholdSettings
 from services.household.visits.endpoints import router as visits_router
@@ -43,7 +44,7 @@ SPEC = ServiceSpec(
     routers=[import_router, households_router, profiles_router, measurements_router, duplicates_router,
              audit_router(), life_events_router, access_log_router, sessions_router, visits_router,
              immunization_schedule_router, immunization_router, immunization_fhir_router, due_router,
-             import_jobs_router, beneficiaries_router],
+             import_jobs_router, beneficiaries_router, republish_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
     # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit

@@ -22,6 +22,8 @@ class HouseholdSettings(ServiceSettings):
     # Programme beneficiary lists (beneficiaries/): the largest file and the most rows one upload takes (413 / 422).
     household_beneficiary_list_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1_024)
     household_beneficiary_list_max_rows: int = Field(default=10_000, ge=1)
+    #: Households announced per transaction by a snapshot republish (services/household/republish.py).
+    republish_chunk_size: int = Field(default=500, ge=1, le=10_000)
     # The time source (the need sweep's day, the immunisation status and schedule version in force, which
     # dates are in the future for sessions and visits); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)

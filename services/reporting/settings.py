@@ -14,3 +14,5 @@ class ReportingSettings(ServiceSettings):
     suppression_threshold: int = Field(default=5, ge=1, le=1000)
     # The time source (the SPM matrix's default year); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)
+    #: Seconds between two refreshes of the dashboard's figures (it polls the indicators API); 0: never.
+    dashboard_refresh_seconds: int = Field(default=60, ge=0, le=3600)

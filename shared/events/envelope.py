@@ -31,6 +31,9 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
     spmfield: SpmField | None = None
     regioncode: str | None = Field(default=None, pattern=r"^\d{10}$")
+    #: Set on the events of a snapshot republish (the current state announced again, `time` when it came about):
+    #: consumers apply them as the idempotent upserts they are, and skip side effects meant for a live change.
+    snapshot: bool | None = None
 
     def to_bytes(self) -> bytes:
         body = self.model_dump(mode="json", exclude_none=True)

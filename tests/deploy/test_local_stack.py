@@ -227,3 +227,17 @@ def test_ctrl_c_stops_everything_in_seconds_and_a_second_start_offers_every_topi
         for key, sequence in by_key(before[topic]).items():
             assert [e for e in by_key(after[topic]).get(key, []) if e in earlier] == sequence, (topic, key)
     third.assert_stopped_cleanly(third.interrupt())
+
+
+def test_the_local_topics_have_the_clusters_retention_and_no_compaction() -> None:
+    """deploy/local creates each topic with the cleanup policy and retention of its KafkaTopic."""
+    import yaml
+
+    from deploy.local.stack import topic_config
+
+    documents = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy/k8s/base/kafka/topics.yaml")
+                                   .read_text())
+    configs = {d["metadata"]["name"]: d["spec"]["config"] for d in documents if d}
+    for topic, config in configs.items():
+        assert topic_config(topic) == {"cleanup.policy": config["cleanup.policy"],
+                                       "retention.ms": str(config["retention.ms"])}, topic

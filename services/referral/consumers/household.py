@@ -61,6 +61,10 @@ def handlers(settings: ReferralSettings) -> dict[str, Handler]:
         await follow(session, applied, data.household_id, data.to_posyandu_id, data.village_code)
 
     async def on_need_detected(session: AsyncSession, event: CloudEvent) -> None:
+        if event.snapshot:
+            # A household republish: a referral is made once, from the live detection (its SLA runs from then);
+            # a snapshot of a need, maybe long resolved, never makes one.
+            return
         await service.create_from_need(session=session, need=hh.NeedData.model_validate(event.data),
                                        draft_categories=settings.draft_categories, now=settings.clock())
 
