@@ -41,9 +41,10 @@ from tests.support import tokens
 from tests.support.kafka import Received, read_topic
 
 ROOT = Path(__file__).resolve().parents[1]
-REGIONS = ("kode,nama\n34,DI Yogyakarta\n34.01,Kulon Progo\n34.01.01,Temon\n34.01.01.2001,Jangkaran\n"
-           "34.02,Bantul\n34.02.01,Srandakan\n34.02.01.2001,Poncosari\n")
-JANGKARAN, PONCOSARI = "3401012001", "3402012001"
+# Gunungkidul and Sleman: the dashboard's tests count the households of Kulon Progo and Bantul.
+REGIONS = ("kode,nama\n34,DI Yogyakarta\n34.03,Gunungkidul\n34.03.01,Wonosari\n34.03.01.2001,Baleharjo\n"
+           "34.04,Sleman\n34.04.01,Moyudan\n34.04.01.2001,Sumberagung\n")
+BALEHARJO, SUMBERAGUNG = "3403012001", "3404012001"
 GROUP = "reporting-republish-test"
 #: A snapshot's time is the stored time of the state (a row's created_at, a need's detected_at), the live event's
 #: the moment its envelope was made in the same transaction: they differ by that transaction's duration.
@@ -182,10 +183,10 @@ async def test_reporting_rebuilt_from_a_household_republish_equals_the_live_proj
     imported = await registry.post("/api/v1/regions/import", content=REGIONS.encode(),
                                    headers={**tokens.admin(), "Content-Type": "text/csv"})
     assert imported.status_code == 200, imported.text
-    first = await known_posyandu(registry, household_db, JANGKARAN)
-    second = await known_posyandu(registry, household_db, PONCOSARI)
+    first = await known_posyandu(registry, household_db, BALEHARJO)
+    second = await known_posyandu(registry, household_db, SUMBERAGUNG)
     serial = int(uuid.uuid4().int % 4000) * 2 + 1000
-    made = [await _register(household, first, JANGKARAN, serial), await _register(household, second, PONCOSARI,
+    made = [await _register(household, first, BALEHARJO, serial), await _register(household, second, SUMBERAGUNG,
                                                                                    serial + 2)]
     ours = {"households": {h["id"] for h in made}, "members": {m["id"] for h in made for m in h["members"]}}
     needs = await household_db.fetchval("SELECT count(*) FROM needs WHERE household_id = ANY($1::uuid[])",
@@ -322,9 +323,9 @@ async def test_the_republish_command_walks_every_household_in_chunks(
     imported = await registry.post("/api/v1/regions/import", content=REGIONS.encode(),
                                    headers={**tokens.admin(), "Content-Type": "text/csv"})
     assert imported.status_code == 200, imported.text
-    posyandu = await known_posyandu(registry, household_db, PONCOSARI)
+    posyandu = await known_posyandu(registry, household_db, SUMBERAGUNG)
     for _ in range(2):
-        await _register(household, posyandu, PONCOSARI, int(uuid.uuid4().int % 4000) * 2 + 1000)
+        await _register(household, posyandu, SUMBERAGUNG, int(uuid.uuid4().int % 4000) * 2 + 1000)
     env = {**os.environ, "DATABASE_URL": household_settings.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": household_settings.kafka_bootstrap_servers, "ENVIRONMENT": "test",
            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
