@@ -1,6 +1,6 @@
 """The SPM matrix's own statements: programmes, realisations and target figures (its projections), the
-referrals completed per service category, and the regions that form the columns. Targets are not computed
-here: they come from the indicator values (the summaries, `services/reporting/summaries/reads.py`; targets.py)."""
+referrals completed per service category and the regions that form the columns. Counts of residents come from
+the summaries: served here, targets and needs from the indicator values (`summaries/reads.py`; targets.py)."""
 
 from __future__ import annotations
 
@@ -22,36 +22,45 @@ async def child_regions(*, session: AsyncSession, prefix: str, length: int) -> d
     return {code: name for code, name in rows.tuples()}
 
 
+_SERVED = sa.text("""
+SELECT region, key, sum(n) AS n FROM summary_flows
+WHERE level = :level AND span = 'M' AND month >= CAST(:start AS date) AND month < CAST(:end AS date)
+  AND region >= :low AND region < :high AND key LIKE :pattern AND n <> 0
+GROUP BY 1, 2""")
+
+
+async def _served(session: AsyncSession, *, level: int, low: str, high: str, pattern: str,
+                  period: Period) -> list[tuple[str, list[str], int]]:
+    """The summaries' served counts (referrals completed, by the month they were closed: `...|served|<category>`,
+    summaries/contributions.py) of the period's months: (region, the key's parts, count)."""
+    rows = await session.execute(_SERVED, {"level": level, "low": low, "high": high, "pattern": pattern,
+                                           "start": period.start, "end": period.end})
+    return [(region, key.split("|"), int(n)) for region, key, n in rows.tuples()]
+
+
 async def served(*, session: AsyncSession, prefix: str, length: int, period: Period,
                  categories: list[str]) -> dict[str, dict[str, int]]:
     """Referrals completed within the period per region group and category (a referral is one resident or
-    household served; completion is the time the event that closed it was published)."""
-    rows = await session.execute(sa.text("""
-        SELECT left(village_code, :n) AS region, category, count(*) AS served FROM referrals
-        WHERE village_code LIKE :like AND status = 'completed' AND category = ANY(CAST(:categories AS text[]))
-          AND closed_at >= CAST(:start_ts AS timestamptz) AND closed_at < CAST(:end_ts AS timestamptz)
-        GROUP BY 1, 2"""), {"n": length, "like": prefix + "%", "categories": categories,
-                            "start_ts": period.start_ts, "end_ts": period.end_ts})
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    for region, category, count in rows.tuples():
-        out[region][category] = count
-    return dict(out)
+    household served), read from the summaries' rows of the region groups and the period's months."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for region, parts, n in await _served(session, level=length, low=prefix, high=prefix + ":",
+                                          pattern="ref|%|served|%", period=period):
+        category = "|".join(parts[3:])
+        if category in categories:
+            out[region][category] += n
+    return {region: dict(counts) for region, counts in out.items()}
 
 
 async def served_by_agency(*, session: AsyncSession, prefix: str, period: Period,
                            categories: list[str]) -> dict[uuid.UUID, dict[str, int]]:
-    """The same, per agency the referral was routed to (within the region)."""
-    rows = await session.execute(sa.text("""
-        SELECT agency_id, category, count(*) AS served FROM referrals
-        WHERE village_code LIKE :like AND status = 'completed' AND category = ANY(CAST(:categories AS text[]))
-          AND agency_id IS NOT NULL
-          AND closed_at >= CAST(:start_ts AS timestamptz) AND closed_at < CAST(:end_ts AS timestamptz)
-        GROUP BY 1, 2"""), {"like": prefix + "%", "categories": categories, "start_ts": period.start_ts,
-                            "end_ts": period.end_ts})
-    out: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    for agency_id, category, count in rows.tuples():
-        out[agency_id][category] = count
-    return dict(out)
+    """The same, per agency the referral was routed to (within the region: the region's own summary rows)."""
+    out: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _, parts, n in await _served(session, level=len(prefix), low=prefix, high=prefix + ":",
+                                     pattern="a|%|%|served|%", period=period):
+        category = "|".join(parts[4:])
+        if category in categories:
+            out[uuid.UUID(parts[1])][category] += n
+    return {agency: dict(counts) for agency, counts in out.items()}
 
 
 async def programmes(*, session: AsyncSession, prefix: str, period: Period,

@@ -398,6 +398,9 @@ def referral(row: dict[str, Any]) -> Contribution:
     for prefix in prefixes:
         for key, n in keys:
             out.flow(village, f"{prefix}|{key}", month, n=n)
+        if status == "completed" and row["closed_at"] is not None:
+            # The SPM matrix's residents served: a completed referral counts in the month it was closed.
+            out.flow(village, f"{prefix}|served|{row['category']}", month_of(row["closed_at"]))
     return out
 
 

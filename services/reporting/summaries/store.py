@@ -127,8 +127,8 @@ async def contributions(session: AsyncSession, affected: Affected) -> c.Contribu
     out += await _children(session, affected.children)
     for ids, sql, contribution in (
             (affected.needs, "SELECT village_code, spm_field, category, detected_at, resolved_at FROM needs", c.need),
-            (affected.referrals, "SELECT village_code, spm_field, status, agency_id, created_at, responded_at, "
-                                 "closed_at, complete_by, overdue_at FROM referrals", c.referral),
+            (affected.referrals, "SELECT village_code, spm_field, category, status, agency_id, created_at, "
+                                 "responded_at, closed_at, complete_by, overdue_at FROM referrals", c.referral),
             (affected.sessions, "SELECT village_code, session_date FROM sessions", c.session)):
         if ids:
             for row in await _rows(session, sql + " WHERE id = ANY(CAST(:ids AS uuid[]))", ids=_ids(ids)):
