@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.registry.agencies.acting import acting_agency
 from services.registry.programmes.schemas import (
     BudgetLineIn,
     BudgetProgress,
@@ -124,27 +125,6 @@ def _may_write(principal: Principal, programme: Programme) -> None:
     raise Forbidden("Only the programme's own agency (in the programme's field) and admins may change it.")
 
 
-async def _agency_for_create(session: AsyncSession, principal: Principal, payload: ProgrammeCreate) -> Agency:
-    if principal.role is Role.OPD:
-        if payload.agency_id is not None and payload.agency_id != principal.agency_id:
-            raise Forbidden("An agency registers programmes for itself only.")
-        if payload.spm_field not in principal.fields:
-            raise Forbidden(f"The token does not carry the field {payload.spm_field.value}.")
-        agency_id = principal.agency_id
-    elif principal.role is Role.ADMIN:
-        if payload.agency_id is None:
-            raise ValidationFailed("An admin names the agency the programme belongs to.",
-                                   errors=[{"field": "agency_id", "message": "required for an admin"}])
-        agency_id = payload.agency_id
-    else:
-        raise Forbidden("Only agencies (OPD and partner organisations) and admins register programmes.")
-    agency = await session.get(Agency, agency_id)
-    if agency is None or agency.status != "active":
-        raise ValidationFailed(f"{agency_id} is not an active agency.",
-                               errors=[{"field": "agency_id", "message": "unknown or inactive agency"}])
-    return agency
-
-
 # --- validation ---------------------------------------------------------------------------------------------------
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -223,7 +203,8 @@ def _dump(lines: Iterable[BaseModel]) -> list[dict[str, Any]]:
 async def register(*, session: AsyncSession, principal: Principal, payload: ProgrammeCreate,
                    now: datetime) -> Programme:
     """Registers a programme for the caller's agency (or, for an admin, the agency it names)."""
-    agency = await _agency_for_create(session, principal, payload)
+    agency = await acting_agency(session, principal, named=payload.agency_id, field=payload.spm_field,
+                                 what="programmes")
     await _check(session, agency, payload, [])
     programme = Programme(agency_id=agency.id, name=payload.name, spm_field=payload.spm_field.value,
                           service_type=payload.service_type, region_codes=list(payload.region_codes),

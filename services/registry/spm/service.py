@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.registry.agencies.acting import acting_agency
 from services.registry.spm.schemas import ServiceTypePublic, TargetFigurePublic, TargetWrite
 from services.registry.tables import Agency, Region, TargetFigure
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.concurrency import check_if_match, require_if_match
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.events import programmes as ev
@@ -49,24 +50,9 @@ def event_data(figure: TargetFigure) -> ev.TargetFigureData:
 
 async def _authorised_agency(session: AsyncSession, principal: Principal, payload: TargetWrite,
                              service_type: ServiceType, region_code: str) -> Agency:
-    if principal.role is Role.OPD:
-        if payload.agency_id is not None and payload.agency_id != principal.agency_id:
-            raise Forbidden("An agency sets its own target figures only.")
-        if service_type.spm_field not in principal.fields:
-            raise Forbidden(f"The token does not carry the field {service_type.spm_field.value}.")
-        agency_id = principal.agency_id
-    elif principal.role is Role.ADMIN:
-        if payload.agency_id is None:
-            raise ValidationFailed("An admin names the agency whose figure this is.",
-                                   errors=[{"field": "agency_id", "message": "required for an admin"}])
-        agency_id = payload.agency_id
-    else:
-        raise Forbidden("Only agencies and admins set target figures.")
     # Locked: two first figures of the same key arriving at once are serialised here, not a unique-key error.
-    agency = await session.get(Agency, agency_id, with_for_update=True)
-    if agency is None or agency.status != "active":
-        raise ValidationFailed(f"{agency_id} is not an active agency.",
-                               errors=[{"field": "agency_id", "message": "unknown or inactive agency"}])
+    agency = await acting_agency(session, principal, named=payload.agency_id, field=service_type.spm_field,
+                                 what="target figures", lock=True)
     if service_type.spm_field.value not in agency.spm_fields:
         raise Forbidden(f"{service_type.code} is a service type of {service_type.spm_field.value}, not a field of "
                         "the agency.")
