@@ -111,9 +111,9 @@ member_counts AS (
            count(*) FILTER (WHERE {_aged(84, 227)} AND m.disability <> 'none') AS special_needs_7_18
     FROM mm m GROUP BY 1)"""
 
-# Member-level profile items (immunisation, enrolment): only the children they concern meet their household's
-# kesehatan and pendidikan profiles. A child may meet both; each item counts only the profile of its own field.
+
 def _member_number(key: str) -> str:
+    """SQL: the member's number in profile `p` (NULL if it is not a number: no reading)."""
     return (f"CASE WHEN jsonb_typeof(p.members -> (m.id::text) -> '{key}') = 'number' "
             f"THEN (p.members -> (m.id::text) ->> '{key}')::numeric END")
 

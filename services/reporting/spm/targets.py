@@ -2,8 +2,8 @@
 counted from the indicators of the region and period (DOMAIN.md §8), never from SQL of their own.
 
 A rule is a sum of indicator counts with signs (`households.unsafe_water` = households profiled minus those with safe
-water). A rule whose indicators the catalogue does not hold yet (`pending`) gives no computed target (null: only
-the agency's figure can set it) until the indicator is added; then it computes without another change here. The
+water). A rule whose indicators the catalogue did not hold would give no computed target (null: only the agency's
+figure could set it); every rule's indicators are in the catalogue now (test_spm_matrix.py asserts it). The
 unit says what is counted: residents (`orang`) or households (`rumah tangga`).
 """
 
