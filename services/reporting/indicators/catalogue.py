@@ -30,6 +30,12 @@ class Indicator:
 VACCINES = [("hb0", "HB-0"), ("bcg", "BCG"), ("opv", "Polio (bOPV)"), ("dpt-hb-hib", "DPT-HB-Hib"),
             ("ipv", "IPV"), ("pcv", "PCV"), ("rotavirus", "Rotavirus"), ("mr", "MR"), ("je", "JE")]
 
+#: The adults' kesehatan readings counted (kesehatan.hypertension, kesehatan.diabetes), from age 18: blood pressure
+#: as the household service's hypertension need (services/household/needs/config.py); blood sugar from a casual
+#: reading of 200 mg/dL, the diagnostic threshold of diabetes for a random plasma glucose (the household service has
+#: no diabetes rule, and the profile records one reading without saying whether fasting).
+HYPERTENSION_SYSTOLIC, HYPERTENSION_DIASTOLIC, RAISED_BLOOD_SUGAR_MG_DL, ADULT_FROM_MONTHS = 140, 90, 200, 216
+
 
 def slug(code: str) -> str:
     return code.replace("-", "_")
@@ -94,6 +100,11 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
             _count(f"kesehatan.vaccinated_{slug(code)}", f"Under-twos given {name}", f"Baduta mendapat {name}"),
             _rate(f"kesehatan.vaccinated_{slug(code)}_rate", f"{name} coverage of under-twos",
                   f"Cakupan {name} baduta", f"kesehatan.vaccinated_{slug(code)}", "kesehatan.children_under_two"))),
+        # The kesehatan profile's adult readings and flags (the SPM matrix's targets).
+        _count("kesehatan.hypertension", "Adults with raised blood pressure", "Dewasa dengan tekanan darah tinggi"),
+        _count("kesehatan.diabetes", "Adults with raised blood sugar", "Dewasa dengan gula darah tinggi"),
+        _count("kesehatan.severe_mental_illness", "Members with severe mental illness", "ODGJ berat"),
+        _count("kesehatan.long_cough", "Members coughing two weeks or more", "Batuk 2 minggu atau lebih (terduga TBC)"),
     ],
     SpmField.PENDIDIKAN: [
         _count("pendidikan.aged_7_18", "Members aged 7-18", "Anggota usia 7-18 tahun"),
@@ -107,6 +118,8 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _count("pendidikan.paud_enrolled", "Aged 4-6 enrolled (PAUD or school)", "Usia 4-6 ikut PAUD/sekolah"),
         _rate("pendidikan.paud_rate", "PAUD participation", "Partisipasi PAUD",
               "pendidikan.paud_enrolled", "pendidikan.aged_4_6"),
+        _count("pendidikan.special_needs_7_18", "Members aged 7-18 with a disability",
+               "Anggota usia 7-18 tahun penyandang disabilitas"),
     ],
     SpmField.PEKERJAAN_UMUM: [
         _count("pekerjaan-umum.households_profiled", "Households profiled", "Rumah tangga terdata"),
@@ -124,6 +137,8 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _rate("perumahan-rakyat.rtlh_rate", "RTLH share", "Persentase RTLH",
               "perumahan-rakyat.rtlh", "perumahan-rakyat.households_profiled"),
         _count("perumahan-rakyat.disaster_damaged", "Disaster-damaged houses", "Rumah rusak akibat bencana"),
+        _count("perumahan-rakyat.relocation_affected", "Households affected by relocation",
+               "Rumah tangga terdampak relokasi"),
     ],
     SpmField.TRANTIBUMLINMAS: [
         _count("trantibumlinmas.households_profiled", "Households profiled", "Rumah tangga terdata"),
@@ -132,6 +147,7 @@ FIELD_INDICATORS: dict[SpmField, list[Indicator]] = {
         _rate("trantibumlinmas.informed_rate", "Preparedness information", "Cakupan edukasi kesiapsiagaan",
               "trantibumlinmas.informed", "trantibumlinmas.at_risk"),
         _count("trantibumlinmas.displaced", "Displaced households", "Rumah tangga mengungsi"),
+        _count("trantibumlinmas.fire_hazard", "Households with a fire hazard", "Rumah tangga rawan kebakaran"),
     ],
     SpmField.SOSIAL: [
         _count("sosial.decile_1_4", "Households in deciles 1-4", "Rumah tangga desil 1-4"),

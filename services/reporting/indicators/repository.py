@@ -24,7 +24,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.indicators.catalogue import VACCINES, slug
+from services.reporting.indicators.catalogue import (
+    ADULT_FROM_MONTHS,
+    HYPERTENSION_DIASTOLIC,
+    HYPERTENSION_SYSTOLIC,
+    RAISED_BLOOD_SUGAR_MG_DL,
+    VACCINES,
+    slug,
+)
 from services.reporting.indicators.periods import Period
 
 Values = dict[str, float | int | None]
@@ -79,7 +86,8 @@ pv AS NOT MATERIALIZED (
 # The members in scope: active, registered by the period's end, born by :as_of, not merged into another.
 _MEMBERS = """
 mm AS NOT MATERIALIZED (
-    SELECT m.id, m.household_id, hh.region, m.birth_date, m.pregnant FROM members m JOIN hh ON hh.id = m.household_id
+    SELECT m.id, m.household_id, hh.region, m.birth_date, m.pregnant, m.disability
+    FROM members m JOIN hh ON hh.id = m.household_id
     WHERE m.status = 'active' AND m.first_seen_at < CAST(:end_ts AS timestamptz)
       AND m.birth_date <= CAST(:as_of AS date)
       AND NOT EXISTS (SELECT 1 FROM member_merges g WHERE g.merged_id = m.id))"""
@@ -99,11 +107,20 @@ member_counts AS (
            count(*) FILTER (WHERE {_aged(48, 83)}) AS aged_4_6,
            count(*) FILTER (WHERE {_aged(84, 191)}) AS aged_7_15,
            count(*) FILTER (WHERE {_aged(192, 227)}) AS aged_16_18,
-           count(*) FILTER (WHERE {_aged(180, 719)}) AS aged_15_59
+           count(*) FILTER (WHERE {_aged(180, 719)}) AS aged_15_59,
+           count(*) FILTER (WHERE {_aged(84, 227)} AND m.disability <> 'none') AS special_needs_7_18
     FROM mm m GROUP BY 1)"""
 
-# Member-level profile items (immunisation, enrolment): only the children they concern meet their household's
-# kesehatan and pendidikan profiles. A child may meet both; each item counts only the profile of its own field.
+
+def _member_number(key: str) -> str:
+    """SQL: the member's number in profile `p` (NULL if it is not a number: no reading)."""
+    return (f"CASE WHEN jsonb_typeof(p.members -> (m.id::text) -> '{key}') = 'number' "
+            f"THEN (p.members -> (m.id::text) ->> '{key}')::numeric END")
+
+
+# Member-level profile items (immunisation, enrolment; the adults' readings and the flags of any age): only the
+# members they concern meet their household's kesehatan and pendidikan profiles (the readings' thresholds are
+# the catalogue's). A member may meet both; each item counts only the profile of its own field.
 _MEMBER_ITEMS = f"""
 member_items AS (
     SELECT m.region,
@@ -113,9 +130,18 @@ member_items AS (
            count(*) FILTER (WHERE p.spm_field = 'pendidikan' AND {_aged(84, 227)}
                             AND p.members -> (m.id::text) ->> 'enrolled' = 'false') AS out_of_school,
            count(*) FILTER (WHERE p.spm_field = 'pendidikan' AND {_aged(48, 83)}
-                            AND p.members -> (m.id::text) ->> 'enrolled' = 'true') AS paud_enrolled
+                            AND p.members -> (m.id::text) ->> 'enrolled' = 'true') AS paud_enrolled,
+           count(*) FILTER (WHERE p.spm_field = 'kesehatan' AND {_aged(ADULT_FROM_MONTHS)}
+                            AND ({_member_number('systolic_bp')} >= {HYPERTENSION_SYSTOLIC}
+                                 OR {_member_number('diastolic_bp')} >= {HYPERTENSION_DIASTOLIC})) AS hypertension,
+           count(*) FILTER (WHERE p.spm_field = 'kesehatan' AND {_aged(ADULT_FROM_MONTHS)}
+                            AND {_member_number('blood_sugar_mg_dl')} >= {RAISED_BLOOD_SUGAR_MG_DL}) AS diabetes,
+           count(*) FILTER (WHERE p.spm_field = 'kesehatan'
+                            AND p.members -> (m.id::text) ->> 'long_cough' = 'true') AS long_cough,
+           count(*) FILTER (WHERE p.spm_field = 'kesehatan'
+                            AND p.members -> (m.id::text) ->> 'severe_mental_illness' = 'true')
+               AS severe_mental_illness
     FROM mm m JOIN pv p ON p.household_id = m.household_id AND p.spm_field IN ('kesehatan', 'pendidikan')
-    WHERE {_aged(0, 227)}
     GROUP BY 1)"""
 
 _SAFE_WATER = "('piped', 'protected-well', 'protected-spring', 'rainwater', 'bottled')"
@@ -154,6 +180,9 @@ profile_counts AS (
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND {_listed('disaster_risk')}
                             AND h ->> 'preparedness_informed' = 'true') AS informed,
            count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
+           count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'relocation_affected' = 'true')
+               AS relocation_affected,
+           count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'fire_hazard' = 'true') AS fire_hazard,
            count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4}) AS decile_1_4,
            count(*) FILTER (WHERE spm_field = 'sosial' AND {_DECILE_1_4} AND {_listed('aid_received')})
                AS decile_1_4_with_aid
@@ -306,6 +335,9 @@ _STOCK_KEYS: dict[str, str] = {
     "disaster_damaged": "perumahan-rakyat.disaster_damaged",
     "tr_profiled": "trantibumlinmas.households_profiled", "at_risk": "trantibumlinmas.at_risk",
     "informed": "trantibumlinmas.informed", "displaced": "trantibumlinmas.displaced",
+    "relocation_affected": "perumahan-rakyat.relocation_affected", "fire_hazard": "trantibumlinmas.fire_hazard",
+    "special_needs_7_18": "pendidikan.special_needs_7_18",
+    **{k: f"kesehatan.{k}" for k in ("hypertension", "diabetes", "long_cough", "severe_mental_illness")},
     "decile_1_4": "sosial.decile_1_4", "decile_1_4_with_aid": "sosial.decile_1_4_with_aid",
     **{k: f"sosial.{k}" for k in ("neglected_child", "neglected_elderly", "neglected_disabled", "homeless",
                                   "beggar")},

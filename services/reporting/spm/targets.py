@@ -2,8 +2,8 @@
 counted from the indicators of the region and period (DOMAIN.md §8), never from SQL of their own.
 
 A rule is a sum of indicator counts with signs (`households.unsafe_water` = households profiled minus those with safe
-water). A rule whose indicators the catalogue does not hold yet (`pending`) gives no computed target (null: only
-the agency's figure can set it) until the indicator is added; then it computes without another change here. The
+water). A rule whose indicators the catalogue did not hold would give no computed target (null: only the agency's
+figure could set it); every rule's indicators are in the catalogue now (test_spm_matrix.py asserts it). The
 unit says what is counted: residents (`orang`) or households (`rumah tangga`).
 """
 
@@ -50,7 +50,7 @@ RULES: dict[str, TargetRule] = {r.key: r for r in [
     _rule("members.aged_16_18", PERSONS, {"pendidikan.aged_16_18": 1},
           "members aged 16-18 years (SMA/SMK/MA age)"),
     _rule("members.special_needs_school_age", PERSONS, {"pendidikan.special_needs_7_18": 1},
-          "members aged 7-18 with a disability (pending: no indicator yet)"),
+          "members aged 7-18 with a disability other than none (the member's `disability`)"),
     _rule("members.pregnant", PERSONS, {"coverage.pregnant": 1},
           "pregnant women (also the expected deliveries of ibu bersalin)"),
     _rule("members.infant", PERSONS, {"coverage.infant": 1},
@@ -60,13 +60,13 @@ RULES: dict[str, TargetRule] = {r.key: r for r in [
           "members aged 15-59 years (usia produktif)"),
     _rule("members.aged_60_plus", PERSONS, {"coverage.elderly": 1}, "members aged 60 and over"),
     _rule("members.hypertension", PERSONS, {"kesehatan.hypertension": 1},
-          "adults with raised blood pressure in the kesehatan profile (pending: no indicator yet)"),
+          "members aged 18 and over with systolic >= 140 or diastolic >= 90 mmHg (kesehatan profile)"),
     _rule("members.diabetes", PERSONS, {"kesehatan.diabetes": 1},
-          "adults with raised blood sugar in the kesehatan profile (pending: no indicator yet)"),
+          "members aged 18 and over with blood sugar >= 200 mg/dL (kesehatan profile)"),
     _rule("members.mental_health", PERSONS, {"kesehatan.severe_mental_illness": 1},
-          "members flagged with severe mental illness (pending: no indicator yet)"),
+          "members flagged with severe mental illness (kesehatan profile)"),
     _rule("members.tb_suspect", PERSONS, {"kesehatan.long_cough": 1},
-          "members with a cough of two weeks or more (pending: no indicator yet)"),
+          "members with a cough of two weeks or more (kesehatan profile)"),
     _rule("households.displaced", HOUSEHOLDS, {"trantibumlinmas.displaced": 1},
           "households displaced (trantibumlinmas profile)"),
     _rule("households.unsafe_water", HOUSEHOLDS,
@@ -78,11 +78,11 @@ RULES: dict[str, TargetRule] = {r.key: r for r in [
     _rule("households.disaster_damaged", HOUSEHOLDS, {"perumahan-rakyat.disaster_damaged": 1},
           "houses moderately or heavily damaged by a disaster"),
     _rule("households.relocation", HOUSEHOLDS, {"perumahan-rakyat.relocation_affected": 1},
-          "households affected by a government relocation (pending: no indicator yet)"),
+          "households affected by a government relocation (perumahan-rakyat profile)"),
     _rule("households.disaster_risk", HOUSEHOLDS, {"trantibumlinmas.at_risk": 1},
           "households at risk of at least one disaster"),
     _rule("households.fire_hazard", HOUSEHOLDS, {"trantibumlinmas.fire_hazard": 1},
-          "households with a fire hazard (pending: no indicator yet)"),
+          "households with a fire hazard (trantibumlinmas profile)"),
     _rule("members.neglected_disabled", PERSONS, {"sosial.neglected_disabled": 1},
           "neglected persons with disabilities"),
     _rule("members.neglected_child", PERSONS, {"sosial.neglected_child": 1}, "neglected children"),

@@ -22,7 +22,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.reporting.indicators.catalogue import slug
+from services.reporting.indicators.catalogue import (
+    HYPERTENSION_DIASTOLIC,
+    HYPERTENSION_SYSTOLIC,
+    RAISED_BLOOD_SUGAR_MG_DL,
+    slug,
+)
 
 #: The `born` of a stock that counts no members by age.
 UNAGED = date(1, 1, 1)
@@ -184,6 +189,8 @@ def household_items(spm_field: str, data: dict[str, Any], decided: dict[str, Any
             keys.append("perumahan-rakyat.rtlh")
         if _text(h.get("disaster_damage")) in ("moderate", "heavy"):
             keys.append("perumahan-rakyat.disaster_damaged")
+        if _text(h.get("relocation_affected")) == "true":
+            keys.append("perumahan-rakyat.relocation_affected")
         return keys
     if spm_field == "trantibumlinmas":
         keys = ["trantibumlinmas.households_profiled"]
@@ -193,6 +200,8 @@ def household_items(spm_field: str, data: dict[str, Any], decided: dict[str, Any
                 keys.append("trantibumlinmas.informed")
         if _text(h.get("displaced")) == "true":
             keys.append("trantibumlinmas.displaced")
+        if _text(h.get("fire_hazard")) == "true":
+            keys.append("trantibumlinmas.fire_hazard")
         return keys
     if spm_field == "sosial":
         low = _decided(decided, "low_decile")
@@ -202,15 +211,30 @@ def household_items(spm_field: str, data: dict[str, Any], decided: dict[str, Any
     return []
 
 
-def member_item(spm_field: str, data: dict[str, Any], member_id: uuid.UUID) -> str | None:
-    """The aged stock a member's entry in a kesehatan or pendidikan profile counts in, if any."""
+def member_items(spm_field: str, data: dict[str, Any], member_id: uuid.UUID) -> list[str]:
+    """The aged stocks a member's entry in a kesehatan or pendidikan profile counts in (the bands they count in
+    are the readers', summaries/reads.py: blood pressure and sugar from age 18, the flags at any age)."""
     entry = json_object(json_object(data.get("members")).get(str(member_id)))
-    if spm_field == "kesehatan" and _text(entry.get("immunization_status")) == "complete-for-age":
-        return "imm"
+    if spm_field == "kesehatan":
+        items = []
+        if _text(entry.get("immunization_status")) == "complete-for-age":
+            items.append("imm")
+        systolic, diastolic = _number(entry.get("systolic_bp")), _number(entry.get("diastolic_bp"))
+        if ((systolic is not None and systolic >= HYPERTENSION_SYSTOLIC)
+                or (diastolic is not None and diastolic >= HYPERTENSION_DIASTOLIC)):
+            items.append("bp")
+        sugar = _number(entry.get("blood_sugar_mg_dl"))
+        if sugar is not None and sugar >= RAISED_BLOOD_SUGAR_MG_DL:
+            items.append("sugar")
+        if _text(entry.get("long_cough")) == "true":
+            items.append("cough")
+        if _text(entry.get("severe_mental_illness")) == "true":
+            items.append("smi")
+        return items
     if spm_field == "pendidikan":
         enrolled = _text(entry.get("enrolled"))
-        return {"false": "oos", "true": "paud"}.get(enrolled or "")
-    return None
+        return [item] if (item := {"false": "oos", "true": "paud"}.get(enrolled or "")) else []
+    return []
 
 
 def profile_segments(versions: list[dict[str, Any]]) -> list[tuple[date, date | None, dict[str, Any]]]:
@@ -270,10 +294,11 @@ def household(inputs: HouseholdInputs) -> Contribution:
         out.stock(village, "members", since, born=born)
         if m["pregnant"]:
             out.stock(village, "pregnant", since, born=born)
+        if m["disability"] != "none":
+            out.stock(village, "disabled", since, born=born)
         for spm_field in ("kesehatan", "pendidikan"):
             for start, end, version in segments.get(spm_field, []):
-                item = member_item(spm_field, version["data"], m["id"])
-                if item:
+                for item in member_items(spm_field, version["data"], m["id"]):
                     out.stock(village, item, max(start, since), end, born=born)
         for start, end in _book_held(inputs.book_visits.get(m["id"], [])):
             out.stock(village, "kms", max(start, since), end, born=born)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.indicators.catalogue import VACCINES, slug
+from services.reporting.indicators.catalogue import ADULT_FROM_MONTHS, VACCINES, slug
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES
@@ -25,7 +25,8 @@ from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED
 BANDS: dict[str, tuple[int, int | None]] = {
     "all": (0, None), "infant": (0, 11), "toddler": (12, 59), "school_age": (60, 227), "adult": (228, 719),
     "elderly": (720, None), "under_five": (0, 59), "under_two": (0, 23), "aged_7_18": (84, 227),
-    "aged_4_6": (48, 83), "aged_7_15": (84, 191), "aged_16_18": (192, 227), "aged_15_59": (180, 719)}
+    "aged_4_6": (48, 83), "aged_7_15": (84, 191), "aged_16_18": (192, 227), "aged_15_59": (180, 719),
+    "aged_18_plus": (ADULT_FROM_MONTHS, None)}
 
 
 def _band(low: int, high: int | None) -> str:
@@ -65,6 +66,9 @@ _AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_
     ("members", "aged_15_59"): "coverage.aged_15_59",
     ("kms", "under_five"): "kesehatan.kms_book_held", ("imm", "under_two"): "kesehatan.immunization_complete",
     ("oos", "aged_7_18"): "pendidikan.out_of_school", ("paud", "aged_4_6"): "pendidikan.paud_enrolled",
+    ("disabled", "aged_7_18"): "pendidikan.special_needs_7_18",
+    ("bp", "aged_18_plus"): "kesehatan.hypertension", ("sugar", "aged_18_plus"): "kesehatan.diabetes",
+    ("cough", "all"): "kesehatan.long_cough", ("smi", "all"): "kesehatan.severe_mental_illness",
     **{(f"vacc.{slug(code)}", "under_two"): f"kesehatan.vaccinated_{slug(code)}" for code, _ in VACCINES}}
 _AGED_KEYS = {key for key, _ in _AGED}
 

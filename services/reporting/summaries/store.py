@@ -61,8 +61,8 @@ async def _households(session: AsyncSession, ids: set[uuid.UUID]) -> c.Contribut
     if not homes:
         return out
     found = [h["id"] for h in homes]
-    members = await _rows(session, "SELECT id, household_id, birth_date, pregnant, status, first_seen_at FROM members "
-                                   "WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)
+    members = await _rows(session, "SELECT id, household_id, birth_date, pregnant, disability, status, first_seen_at "
+                                   "FROM members WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)
     profiles = await _rows(session, "SELECT household_id, spm_field, version, observed_on, event_time, data, decided "
                                     "FROM profile_versions WHERE household_id = ANY(CAST(:ids AS uuid[]))", ids=found)
     visits = await _rows(session, "SELECT household_id, visited_on, life_cycle_group, pregnant FROM visits "

@@ -91,12 +91,12 @@ class Stream:
         return hid
 
     def member(self, household_id: uuid.UUID, birth_date: date, *, sex: str = "female", pregnant: bool = False,
-               version: int = 1, member_id: uuid.UUID | None = None) -> uuid.UUID:
+               version: int = 1, member_id: uuid.UUID | None = None, disability: str = "none") -> uuid.UUID:
         mid = member_id or uuid.uuid4()
         event_type = hh.MEMBER_ADDED if version == 1 else hh.MEMBER_UPDATED
         self.add(event_type, hh.MemberData(
             member_id=mid, household_id=household_id, nik_masked=None, sex=sex, birth_date=birth_date,
-            relationship="other", pregnant=pregnant, disability="none", status="active", version=version),
+            relationship="other", pregnant=pregnant, disability=disability, status="active", version=version),
             subject=str(household_id))
         return mid
 

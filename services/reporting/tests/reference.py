@@ -23,7 +23,7 @@ hh AS (
 
 _MEMBERS = """
 mm AS (
-    SELECT m.id, m.household_id, hh.village_code, m.pregnant,
+    SELECT m.id, m.household_id, hh.village_code, m.pregnant, m.disability,
            (extract(year FROM age(CAST(:as_of AS date), m.birth_date)) * 12
             + extract(month FROM age(CAST(:as_of AS date), m.birth_date)))::int AS months
     FROM members m JOIN hh ON hh.id = m.household_id
@@ -84,7 +84,14 @@ SELECT left(village_code, :n) AS region, count(*) AS children_measured,
        count(*) FILTER (WHERE waz_class IN ('underweight', 'severely-underweight')) AS underweight
 FROM latest GROUP BY 1"""
 
-# Member-level profile items (immunisation, enrolment) joined to the members' ages.
+def _reading(key: str) -> str:
+    """A member's number in the kesehatan profile (NULL if it is not a number)."""
+    value = f"k.data -> 'members' -> (mm.id::text) -> '{key}'"
+    return f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::text::numeric END)"
+
+
+# Member-level profile items (immunisation, enrolment, the adults' readings (from 18 years: 216 months), the
+# flags) joined to the members' ages; the disability from the member.
 _MEMBER_PROFILES = f"""
 WITH {_HOUSEHOLDS}, {_MEMBERS}, {_PROFILES}
 SELECT left(mm.village_code, :n) AS region,
@@ -94,7 +101,15 @@ SELECT left(mm.village_code, :n) AS region,
        count(*) FILTER (WHERE mm.months BETWEEN 84 AND 227
                         AND e.data -> 'members' -> (mm.id::text) ->> 'enrolled' = 'false') AS out_of_school,
        count(*) FILTER (WHERE mm.months BETWEEN 48 AND 83
-                        AND e.data -> 'members' -> (mm.id::text) ->> 'enrolled' = 'true') AS paud_enrolled
+                        AND e.data -> 'members' -> (mm.id::text) ->> 'enrolled' = 'true') AS paud_enrolled,
+       count(*) FILTER (WHERE mm.months BETWEEN 84 AND 227 AND mm.disability <> 'none') AS special_needs_7_18,
+       count(*) FILTER (WHERE mm.months >= 216 AND (coalesce({_reading('systolic_bp')} >= 140, false)
+                                                    OR coalesce({_reading('diastolic_bp')} >= 90, false)))
+           AS hypertension,
+       count(*) FILTER (WHERE mm.months >= 216 AND {_reading('blood_sugar_mg_dl')} >= 200) AS diabetes,
+       count(*) FILTER (WHERE k.data -> 'members' -> (mm.id::text) ->> 'long_cough' = 'true') AS long_cough,
+       count(*) FILTER (WHERE k.data -> 'members' -> (mm.id::text) ->> 'severe_mental_illness' = 'true')
+           AS severe_mental_illness
 FROM mm
 LEFT JOIN pv k ON k.household_id = mm.household_id AND k.spm_field = 'kesehatan'
 LEFT JOIN pv e ON e.household_id = mm.household_id AND e.spm_field = 'pendidikan'
@@ -126,6 +141,9 @@ SELECT left(village_code, :n) AS region,
                         AND jsonb_array_length(coalesce(h -> 'disaster_risk', '[]'::jsonb)) > 0
                         AND h ->> 'preparedness_informed' = 'true') AS informed,
        count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'displaced' = 'true') AS displaced,
+       count(*) FILTER (WHERE spm_field = 'perumahan-rakyat' AND h ->> 'relocation_affected' = 'true')
+           AS relocation_affected,
+       count(*) FILTER (WHERE spm_field = 'trantibumlinmas' AND h ->> 'fire_hazard' = 'true') AS fire_hazard,
        count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4) AS decile_1_4,
        count(*) FILTER (WHERE spm_field = 'sosial' AND (h ->> 'dtsen_decile')::int BETWEEN 1 AND 4
                         AND jsonb_array_length(coalesce(h -> 'aid_received', '[]'::jsonb)) > 0)
@@ -201,7 +219,8 @@ _KEYS: dict[str, tuple[str, dict[str, str]]] = {
         "underweight")}),
     "member_profiles": (_MEMBER_PROFILES, {
         "immunization_complete": "kesehatan.immunization_complete", "out_of_school": "pendidikan.out_of_school",
-        "paud_enrolled": "pendidikan.paud_enrolled"}),
+        "paud_enrolled": "pendidikan.paud_enrolled", "special_needs_7_18": "pendidikan.special_needs_7_18",
+        **{k: f"kesehatan.{k}" for k in ("hypertension", "diabetes", "long_cough", "severe_mental_illness")}}),
     "household_profiles": (_HOUSEHOLD_PROFILES, {
         "pu_profiled": "pekerjaan-umum.households_profiled", "safe_water": "pekerjaan-umum.safe_water",
         "safe_sanitation": "pekerjaan-umum.safe_sanitation", "open_defecation": "pekerjaan-umum.open_defecation",
@@ -209,6 +228,7 @@ _KEYS: dict[str, tuple[str, dict[str, str]]] = {
         "disaster_damaged": "perumahan-rakyat.disaster_damaged",
         "tr_profiled": "trantibumlinmas.households_profiled", "at_risk": "trantibumlinmas.at_risk",
         "informed": "trantibumlinmas.informed", "displaced": "trantibumlinmas.displaced",
+        "relocation_affected": "perumahan-rakyat.relocation_affected", "fire_hazard": "trantibumlinmas.fire_hazard",
         "decile_1_4": "sosial.decile_1_4", "decile_1_4_with_aid": "sosial.decile_1_4_with_aid"}),
     "neglect": (_NEGLECT, {k: f"sosial.{k}" for k in (
         "neglected_child", "neglected_elderly", "neglected_disabled", "homeless", "beggar")}),

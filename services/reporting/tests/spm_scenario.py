@@ -29,7 +29,7 @@ EXPECTED: dict[str, dict[str, int]] = {
         "kesehatan.kab.bayi-baru-lahir": 2,  # infants in h1, h2
         "kesehatan.kab.balita": 7,  # 2 infants and 4 toddlers in Satu, a toddler in Dua
         "kesehatan.kab.usia-lanjut": 2,  # 65 in h6, 70 in h8
-        "pendidikan.kab.dasar": 1, "kesehatan.kab.usia-pendidikan-dasar": 1,  # the 10-year-old in h6
+        "pendidikan.kab.dasar": 2, "kesehatan.kab.usia-pendidikan-dasar": 2,  # the 10-year-old in h6, the 12 in h5
         "kesehatan.kab.usia-produktif": 7,  # the six adults of 30 in Satu, the mother of 28 in Dua
         "pekerjaan-umum.kab.air-minum": 5,  # 6 profiled - 2 safe in Satu; h7's surface water
         "pekerjaan-umum.kab.air-limbah": 2,  # h6 and h7 without a toilet
@@ -38,6 +38,12 @@ EXPECTED: dict[str, dict[str, int]] = {
         "trantibumlinmas.kab.evakuasi-bencana": 1, "sosial.kab.korban-bencana": 1,  # h4 displaced
         "sosial.kab.disabilitas-terlantar": 1, "sosial.kab.anak-terlantar": 1, "sosial.kab.lansia-terlantar": 1,
         "sosial.kab.tuna-sosial": 2,  # a homeless adult in h3, a beggar in h4
+        "kesehatan.kab.hipertensi": 2,  # systolic 150 in h1, diastolic 90 in h5; 139/89 in h4 does not count
+        "kesehatan.kab.diabetes": 1,  # 230 mg/dL in h2; 199 in h4 does not count, nor the toddler's 250 in h1
+        "kesehatan.kab.terduga-tbc": 1,  # the long cough in h3
+        "kesehatan.kab.odgj-berat": 1,  # the elderly man of 65 in h6
+        "perumahan-rakyat.kab.relokasi": 1,  # h3 (h1 recorded not affected)
+        "trantibumlinmas.kab.evakuasi-kebakaran": 1,  # h3 (h1 recorded no fire hazard)
     },
     "7102": {"kesehatan.kab.ibu-hamil": 3, "kesehatan.kab.ibu-bersalin": 3, "kesehatan.kab.balita": 3,
              "kesehatan.kab.usia-produktif": 3},  # the three mothers of 25
@@ -75,9 +81,9 @@ def build() -> Sulut:
     adults = [s.member(hid, years_before(last, 30), pregnant=i < 5) for i, hid in enumerate(h)]
     for hid in h[:2]:
         s.member(hid, years_before(last, 0, 6))  # infants
-    for hid in h[:4]:
-        s.member(hid, years_before(last, 2, 6))  # toddlers
+    toddlers = [s.member(hid, years_before(last, 2, 6)) for hid in h[:4]]
     s.member(h[4], years_before(last, 5, 2))  # aged 4-6
+    s.member(h[4], years_before(last, 12), disability="physical")  # special needs (province: pendidikan khusus)
     child10 = s.member(h[5], years_before(last, 10))
     elderly = s.member(h[5], years_before(last, 65))
     s.profile(h[5], "pendidikan", {"members": {str(child10): {"enrolled": False}}}, observed_on=day(3))
@@ -85,12 +91,23 @@ def build() -> Sulut:
         s.profile(hid, "pekerjaan-umum", {"household": {
             "drinking_water_source": "piped" if i < 2 else "unprotected-well",
             "toilet": "none" if i == 5 else "private-with-septic"}}, observed_on=day(3))
-    for hid, damage in zip(h[:3], ["heavy", "moderate", "light"], strict=True):
-        s.profile(hid, "perumahan-rakyat", {"household": {"disaster_damage": damage}}, observed_on=day(3))
-    for hid, risk, displaced in [(h[0], ["flood"], False), (h[1], ["landslide"], False), (h[2], [], False),
-                                 (h[3], [], True)]:
-        s.profile(hid, "trantibumlinmas", {"household": {"disaster_risk": risk, "displaced": displaced}},
-                  observed_on=day(3))
+    for hid, damage, relocated in zip(h[:3], ["heavy", "moderate", "light"], [False, None, True], strict=True):
+        s.profile(hid, "perumahan-rakyat", {"household": {"disaster_damage": damage,
+                                                          "relocation_affected": relocated}}, observed_on=day(3))
+    for hid, risk, displaced, fire in [(h[0], ["flood"], False, False), (h[1], ["landslide"], False, None),
+                                       (h[2], [], False, True), (h[3], [], True, None)]:
+        s.profile(hid, "trantibumlinmas", {"household": {"disaster_risk": risk, "displaced": displaced,
+                                                         "fire_hazard": fire}}, observed_on=day(3))
+    # The adults' readings (raised from 140/90 mmHg and 200 mg/dL at 18 and over) and the kesehatan flags.
+    readings: dict[int, dict[uuid.UUID, dict[str, Any]]] = {
+        0: {adults[0]: {"systolic_bp": 150, "diastolic_bp": 85}, toddlers[0]: {"blood_sugar_mg_dl": 250}},
+        1: {adults[1]: {"blood_sugar_mg_dl": 230, "systolic_bp": 120, "diastolic_bp": 80}},
+        2: {adults[2]: {"long_cough": True, "severe_mental_illness": False}},
+        3: {adults[3]: {"systolic_bp": 139, "diastolic_bp": 89, "blood_sugar_mg_dl": 199, "long_cough": False}},
+        4: {adults[4]: {"systolic_bp": 130, "diastolic_bp": 90}},
+        5: {elderly: {"severe_mental_illness": True}}}
+    for i, entries in readings.items():
+        s.profile(h[i], "kesehatan", {"members": {str(m): e for m, e in entries.items()}}, observed_on=day(3))
     flags = {h[1]: {adults[1]: ["neglected-disabled"]}, h[2]: {adults[2]: ["homeless"]},
              h[3]: {adults[3]: ["beggar"]}, h[5]: {elderly: ["neglected-elderly"], child10: ["neglected-child"]}}
     for hid, members in flags.items():

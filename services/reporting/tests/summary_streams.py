@@ -94,7 +94,8 @@ class Generator:
 
     def member(self, home: dict[str, Any]) -> dict[str, Any]:
         member = {"id": uuid.uuid4(), "household": home["id"], "birth": self.birth(), "version": 1,
-                  "pregnant": self.rnd.random() < 0.1, "status": "active", "needs": []}
+                  "pregnant": self.rnd.random() < 0.1, "status": "active", "needs": [],
+                  "disability": self.rnd.choice(["none", "none", "physical", "sensory"])}
         home["members"].append(member)
         self.member_event(hh.MEMBER_ADDED, member, self.moment(home["registered"].date()))
         return member
@@ -102,7 +103,7 @@ class Generator:
     def member_event(self, event_type: Any, member: dict[str, Any], when: datetime, **extra: Any) -> None:
         data = {"member_id": member["id"], "household_id": member["household"], "nik_masked": None, "sex": "female",
                 "birth_date": member["birth"], "relationship": "other", "pregnant": member["pregnant"],
-                "disability": "none", "status": member["status"], "version": member["version"], **extra}
+                "disability": member["disability"], "status": member["status"], "version": member["version"], **extra}
         self.stream.add(event_type, event_type.data_model(**data), subject=str(member["household"]), when=when)
 
     def life(self, home: dict[str, Any]) -> None:
@@ -121,9 +122,10 @@ class Generator:
             for _ in range(rnd.randrange(3)):
                 self.need(home, member)
             roll = rnd.random()
-            if roll < 0.15:  # changed: another birth date, pregnancy, or no longer active
+            if roll < 0.15:  # changed: another birth date, pregnancy, disability, or no longer active
                 member["version"] += 1
                 member["pregnant"] = not member["pregnant"]
+                member["disability"] = rnd.choice(["none", "mental"])
                 member["birth"] = member["birth"] - timedelta(days=rnd.choice((0, 40, 400)))
                 member["status"] = rnd.choice(["active", "active", "inactive"])
                 self.member_event(hh.MEMBER_UPDATED, member, self.moment())
@@ -213,7 +215,13 @@ class Generator:
         rnd = self.rnd
         some = [str(m) for m in members if rnd.random() < 0.8]
         if field == "kesehatan":
-            return {"members": {m: {"immunization_status": rnd.choice(["complete-for-age", "incomplete"])}
+            # The adults' readings on both sides of the thresholds (140/90 mmHg, 200 mg/dL), and the flags.
+            return {"members": {m: {"immunization_status": rnd.choice(["complete-for-age", "incomplete"]),
+                                    "systolic_bp": rnd.choice([None, 120, 139, 140, 160]),
+                                    "diastolic_bp": rnd.choice([None, 80, 89, 90]),
+                                    "blood_sugar_mg_dl": rnd.choice([None, 110, 199, 200, 260]),
+                                    "long_cough": rnd.choice([None, False, True]),
+                                    "severe_mental_illness": rnd.random() < 0.2}
                                 for m in some}}
         if field == "pendidikan":
             return {"members": {m: {"enrolled": rnd.choice([True, False])} for m in some}}
@@ -224,10 +232,12 @@ class Generator:
             return {"household": {"floor": rnd.choice(["earth", "ceramic-or-cement"]),
                                   "floor_area_m2": rnd.randrange(8, 60), "occupants": rnd.randrange(0, 8),
                                   "roof_condition": rnd.choice(["good", "damaged"]),
-                                  "disaster_damage": rnd.choice(["none", "moderate"])}}
+                                  "disaster_damage": rnd.choice(["none", "moderate"]),
+                                  "relocation_affected": rnd.random() < 0.3}}
         if field == "trantibumlinmas":
             return {"household": {"disaster_risk": rnd.sample(["flood", "fire"], rnd.randrange(3)),
-                                  "preparedness_informed": rnd.random() < 0.5, "displaced": rnd.random() < 0.2}}
+                                  "preparedness_informed": rnd.random() < 0.5, "displaced": rnd.random() < 0.2,
+                                  "fire_hazard": rnd.random() < 0.3}}
         flags = ["neglected-child", "neglected-elderly", "homeless", "beggar"]
         return {"household": {"dtsen_decile": rnd.randrange(1, 11),
                               "aid_received": rnd.sample(["pkh", "bpnt"], rnd.randrange(3))},

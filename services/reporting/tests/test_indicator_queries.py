@@ -39,7 +39,7 @@ from shared.events.topics import SpmField
 PERIODS = ["2024-02", "2025-03", "2025-Q2", "2025"]
 #: The days ages are taken on in those periods, and the band limits (in months) the births cluster around.
 AS_OF = [date(2024, 2, 29), date(2025, 3, 31), date(2025, 6, 30), date(2025, 12, 31)]
-BAND_LIMITS = [0, 12, 24, 48, 60, 84, 228, 720]
+BAND_LIMITS = [0, 12, 24, 48, 60, 84, 216, 228, 720]
 #: The first days of those periods and of the days after them: stocks and flows are cut there.
 BOUNDS = sorted({d for p in PERIODS for d in (parse_period(p).start, parse_period(p).end)})
 #: (region prefix, breakdown length): the nation, each level broken down, one village, a province by village.
@@ -144,7 +144,8 @@ class Country:
             members.append((member_id, birth))
             self.rows["members"].append((
                 member_id, household_id, self.rnd.choice(("male", "female")), birth, self.rnd.random() < 0.06,
-                "none", "active" if self.rnd.random() < 0.95 else "inactive", 1, self.registered()))
+                self.rnd.choice(("none", "none", "none", "physical", "multiple")),
+                "active" if self.rnd.random() < 0.95 else "inactive", 1, self.registered()))
             if self.rnd.random() < 0.04:
                 self.rows["member_merges"].append((member_id, members[0][0]))
             self.measurements(household_id, member_id, birth)
@@ -203,7 +204,13 @@ class Country:
         some = [str(m) for m in members if rnd.random() < 0.7]
         # Each field's member items, and now and then another field's item that must not count.
         if field in ("kesehatan", "pendidikan"):
-            items: list[dict[str, Any]] = [{"immunization_status": rnd.choice(["complete-for-age", "incomplete"])},
+            # The adults' readings on both sides of the thresholds (140/90 mmHg, 200 mg/dL; a text is no reading).
+            health = {"immunization_status": rnd.choice(["complete-for-age", "incomplete"]),
+                      "systolic_bp": rnd.choice([None, 118, 139, 140, 171, "150"]),
+                      "diastolic_bp": rnd.choice([None, 75, 89, 90, 104]),
+                      "blood_sugar_mg_dl": rnd.choice([None, 95, 199, 200, 310]),
+                      "long_cough": rnd.choice([None, False, True]), "severe_mental_illness": rnd.random() < 0.15}
+            items: list[dict[str, Any]] = [{k: v for k, v in health.items() if rnd.random() < 0.8},
                                            {"enrolled": rnd.choice([True, False])}]
             own, other = items if field == "kesehatan" else items[::-1]
             return {"members": {m: {**own, **(other if rnd.random() < 0.2 else {})} for m in some}}
@@ -217,11 +224,13 @@ class Country:
                      "wall_condition": rnd.choice(["good", "good", "damaged"]),
                      "wall": rnd.choice(["masonry", "bamboo-or-other"]),
                      "roof": rnd.choice(["tile", "thatch-or-other"]),
-                     "disaster_damage": rnd.choice(["none", "light", "moderate", "heavy"])}
+                     "disaster_damage": rnd.choice(["none", "light", "moderate", "heavy"]),
+                     "relocation_affected": rnd.random() < 0.2}
             return {"household": {k: v for k, v in house.items() if rnd.random() < 0.85}}
         if field == "trantibumlinmas":
             return {"household": {"disaster_risk": rnd.sample(["flood", "landslide", "fire"], rnd.randrange(3)),
-                                  "preparedness_informed": rnd.random() < 0.5, "displaced": rnd.random() < 0.2}}
+                                  "preparedness_informed": rnd.random() < 0.5, "displaced": rnd.random() < 0.2,
+                                  "fire_hazard": rnd.random() < 0.25}}
         flags = ["neglected-child", "neglected-elderly", "neglected-disabled", "homeless", "beggar"]
         social: dict[str, Any] = {"dtsen_decile": rnd.randrange(1, 11)}
         if rnd.random() < 0.7:

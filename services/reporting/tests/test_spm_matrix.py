@@ -80,9 +80,10 @@ def test_every_target_key_is_a_documented_rule_and_every_indicator_exists() -> N
         assert all(i in ALL for i in st.indicators), st.code
     assert all(rule.description and rule.unit in ("orang", "rumah tangga") for rule in RULES.values())
     computable = {st.code for st in SERVICE_TYPES.values() if st.target and RULES[st.target].computable}
-    # Every regency type the scenario counts is computable; those without an indicator yet compute nothing.
+    # Every type with a target rule computes it (none is pending an indicator); the scenario counts regency types.
+    assert computable == {st.code for st in SERVICE_TYPES.values() if st.target}
+    assert all(rule.computable and "pending" not in rule.description for rule in RULES.values())
     assert set(EXPECTED["7101"]) <= computable
-    assert "kesehatan.kab.hipertensi" not in computable and "pendidikan.kab.dasar" in computable
 
 
 async def test_targets_computed_from_the_households_equal_the_hand_counts(reporting: httpx.AsyncClient,
@@ -111,6 +112,8 @@ async def test_targets_computed_from_the_households_equal_the_hand_counts(report
     province = await matrix(reporting, tokens.admin(), region="71", year=sulut.year, level="province")
     assert cell(province, "7101", "sosial.prov.lansia-terlantar")["target_computed"] == 1
     assert cell(province, "71", "kesehatan.prov.krisis-bencana")["target_computed"] == 1
+    assert cell(province, "7101", "pendidikan.prov.khusus")["target_computed"] == 1  # the disabled 12-year-old
+    assert cell(province, "7101", "perumahan-rakyat.prov.relokasi")["target_computed"] == 1
     # A village breakdown at a district; the month narrows to the year to date.
     villages = await matrix(reporting, tokens.admin(), region="710101", year=sulut.year, month=sulut.last.month)
     assert cell(villages, SATU, "kesehatan.kab.balita")["target_computed"] == 6
