@@ -50,10 +50,14 @@ async def style() -> Response:
     return Response(STYLE, media_type="text/css", headers=HEADERS)
 
 
+#: '' (Indonesia) or a province, regency or district code, ASCII digits only (a village has no sub-regions).
+PARENT_PATTERN = r"^([0-9]{2}([0-9]{2}([0-9]{2})?)?)?$"
+
+
 @router.get("/api/v1/regions", response_model=regions.RegionList,
             summary="The region picker: the caller's own regions, or the sub-regions of one it may read")
 async def region_list(session: SessionDep, principal: PrincipalDep,
-                      parent: Annotated[str | None, Query(max_length=10, description=(
+                      parent: Annotated[str | None, Query(max_length=6, pattern=PARENT_PATTERN, description=(
                           "A region code (2, 4 or 6 digits; '' for Indonesia): its sub-regions one level down; "
                           "without it, the regions the caller's reports start from"))] = None) -> regions.RegionList:
     if parent is None:
