@@ -80,7 +80,8 @@ async def test_each_consumer_dead_letters_poison_on_every_topic_and_keeps_going(
         **{referral_topic(f): [MALFORMED, invalid(rf.REFERRAL_CREATED.name, referral_topic(f))] for f in SpmField}}
     assert set(valid) == set(poison)
     # Which poison each group must park: all malformed records of its topics, and the invalid events it handles.
-    handled = {"household": {reg.REGION_REGISTERED.name, rf.REFERRAL_CREATED.name},
+    # (The household service projects the agencies too: the jurisdictions of the beneficiary-list reports.)
+    handled = {"household": {reg.REGION_REGISTERED.name, reg.AGENCY_REGISTERED.name, rf.REFERRAL_CREATED.name},
                "referral": {reg.AGENCY_REGISTERED.name, hh.HOUSEHOLD_REGISTERED.name},
                "reporting": {reg.REGION_REGISTERED.name, reg.AGENCY_REGISTERED.name, hh.HOUSEHOLD_REGISTERED.name,
                              rf.REFERRAL_CREATED.name}}
