@@ -29,8 +29,10 @@ RAWA_MAKMUR = "6472011001"  # Kota Samarinda, Kalimantan Timur
 _serial = itertools.count(1)
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 60) -> T:
-    """Poll `check` until it returns something (events are consumed asynchronously)."""
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 240) -> T:
+    """Poll `check` until it returns something (events are consumed asynchronously). The bound is generous: the
+    household service's import tests put some 10,000 households on the session's household topic, which the
+    referral consumer works through before it sees the next test's events."""
     deadline = time.monotonic() + timeout
     while (found := await check()) is None or found is False:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
