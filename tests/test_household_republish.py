@@ -10,7 +10,6 @@ records of the republish; `python -m services.reporting rebuild` then replays it
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -24,21 +23,18 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from asgi_lifespan import LifespanManager
 
-from conftest import Stack, service_settings
+from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker, free_port
 from deploy.local.stack import create_topics
 from services.household.settings import HouseholdSettings
 from services.referral.tests.factories import eventually, known_posyandu
-from services.reporting.app import spec as reporting_spec
-from services.reporting.settings import ReportingSettings
 from services.reporting.tables import PROJECTIONS
 from shared.events.envelope import CloudEvent
 from shared.events.topics import ALL_TOPICS, HOUSEHOLD_TOPIC
-from shared.service import create_service_app
 from tests.support import tokens
 from tests.support.kafka import Received, read_topic
+from tests.support.reporting import Reporting, private_reporting
 
 ROOT = Path(__file__).resolve().parents[1]
 # Gunungkidul and Sleman: the dashboard's tests count the households of Kulon Progo and Bantul.
@@ -54,25 +50,11 @@ REFERRAL_TYPES = {"posyandu.household.registered.v1", "posyandu.member.added.v1"
                   "posyandu.household.need-detected.v1", "posyandu.household.need-resolved.v1"}
 
 
-@dataclasses.dataclass
-class Reporting:
-    client: httpx.AsyncClient
-    db: str
-
-
 @pytest.fixture(scope="module")
 async def live_reporting(stack: Stack) -> AsyncIterator[Reporting]:
     """A reporting service consuming the session's broker in a group of its own (the live consumer)."""
-    dsn = await stack.migrated_database("reporting", "reporting_republish")
-    await create_topics(stack.broker.bootstrap_servers, list(ALL_TOPICS))
-    spec = reporting_spec()
-    groups = [dataclasses.replace(sub, group_id=GROUP) for sub in spec.subscriptions]
-    app = create_service_app(dataclasses.replace(spec, subscriptions=groups),
-                             ReportingSettings(**service_settings(stack, dsn)))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
-                                     base_url="http://reporting") as client:
-            yield Reporting(client, dsn)
+    async with private_reporting(stack, database="reporting_republish", group=GROUP) as reporting:
+        yield reporting
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ of its own with a consumer group of its own on the session's broker.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import uuid
@@ -20,17 +19,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from conftest import Stack, service_settings
-from deploy.local.stack import create_topics
+from conftest import Stack
 from services.referral.tests.factories import eventually
-from services.reporting.app import spec as reporting_spec
-from services.reporting.settings import ReportingSettings
-from shared.events.topics import ALL_TOPICS, HOUSEHOLD_TOPIC
-from shared.service import create_service_app
+from shared.events.topics import HOUSEHOLD_TOPIC
 from tests.support import tokens
 from tests.support.kafka import read_topic
+from tests.support.reporting import Reporting, private_reporting
 
 REGIONS = ("kode,nama\n53,Nusa Tenggara Timur\n53.71,Kota Kupang\n53.71.01,Alak\n53.71.01.1002,Nunbaun Sabu\n")
 NUNBAUN_SABU = "5371011002"
@@ -38,25 +33,11 @@ NUNBAUN_SABU = "5371011002"
 FORMULA = "=HYPERLINK(\"http://example.invalid\")"
 
 
-@dataclasses.dataclass
-class Reporting:
-    client: httpx.AsyncClient
-    db: str
-
-
 @pytest.fixture(scope="module")
 async def reporting(stack: Stack) -> AsyncIterator[Reporting]:
-    dsn = await stack.migrated_database("reporting", "reporting_session")
-    await create_topics(stack.broker.bootstrap_servers, list(ALL_TOPICS))
-    spec = reporting_spec()
     # A group of its own: the whole history of the session's broker, and nobody else's offsets.
-    groups = [dataclasses.replace(sub, group_id="reporting-session-test") for sub in spec.subscriptions]
-    app = create_service_app(dataclasses.replace(spec, subscriptions=groups),
-                             ReportingSettings(**service_settings(stack, dsn)))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
-                                     base_url="http://reporting") as client:
-            yield Reporting(client, dsn)
+    async with private_reporting(stack, database="reporting_session", group="reporting-session-test") as reporting:
+        yield reporting
 
 
 def _nik(birth: date, sex: str, serial: int) -> str:
