@@ -15,6 +15,7 @@ from shared import dead_letters as dl
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
+from shared.iso_dates import iso_or_none
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
@@ -28,7 +29,7 @@ def _plausible(value: datetime) -> datetime:
 
 
 #: A filter time: ISO 8601 with its offset, years 1900-9998.
-FilterTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
+FilterTime = Annotated[AwareDatetime, iso_or_none, AfterValidator(_plausible)]
 DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The dead letter's id")]
 INSPECT_PURPOSE = "dead-letter inspection by an operator"
 

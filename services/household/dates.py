@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from shared.iso_dates import iso_or_none
+
 DATE_FLOOR = date(1900, 1, 1)
 #: No 16-digit KK number was issued before this (the number came with computerised civil registration).
 KK_ISSUE_FLOOR = date(1970, 1, 1)
@@ -53,7 +55,7 @@ def _optional(check: Callable[[date], date]) -> Callable[[date | None], date | N
 
 
 #: A date that has happened: a birth, an observation, a measurement.
-PastDate = Annotated[date, AfterValidator(lambda value: check_past(value))]
+PastDate = Annotated[date, iso_or_none, AfterValidator(lambda value: check_past(value))]
 #: The same checks around an optional date (wrapping the whole `date | None`, so errors name the field only).
 past_or_none = AfterValidator(_optional(lambda value: check_past(value)))
 expected_delivery_or_none = AfterValidator(_optional(lambda value: check_expected_delivery(value)))

@@ -13,6 +13,7 @@ hold NUL characters (schemathesis' `allow_x00`, on by default); tests/security/t
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,20 @@ def _real_ids(service: str, world: FuzzWorld) -> dict[str, str]:
             "agency_id": site.agency_id, "session_id": world.session_id}
 
 
+def _part(value: Any) -> Any:
+    """A part's content as httpx sends it: a negative case may make the file a number or null, sent as its text."""
+    if isinstance(value, tuple):
+        return (value[0], _part(value[1]), *value[2:])
+    return value if isinstance(value, (bytes, str)) or hasattr(value, "read") else json.dumps(value)
+
+
+def _parts(files: Any) -> Any:
+    if files is None:
+        return None
+    items = files.items() if isinstance(files, dict) else files
+    return [(name, _part(value)) for name, value in items]
+
+
 def _send(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callable[[schemathesis.Case], Any]:
     def send(case: schemathesis.Case) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url=str(client.base_url).rstrip("/"))
@@ -106,7 +121,7 @@ def _send(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Callabl
         content = kwargs.get("data")
         request = client.build_request(kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
                                        params=kwargs.get("params"), cookies=kwargs.get("cookies") or None,
-                                       json=kwargs.get("json"), content=content, files=kwargs.get("files"))
+                                       json=kwargs.get("json"), content=content, files=_parts(kwargs.get("files")))
         request.read()  # a multipart body streams; the checks read the request again
         return asyncio.run_coroutine_threadsafe(client.send(request), loop).result(timeout=60)
 

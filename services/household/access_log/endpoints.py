@@ -14,12 +14,15 @@ from services.household.access_log import service
 from services.household.access_log.schemas import AccessLogEntry
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
+from shared.iso_dates import iso_or_none
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
 
 router = APIRouter(prefix="/api/v1/households", tags=["households"])
 
-From = Annotated[AwareDatetime | None, Query(alias="from", description="Entries at or after this time (RFC 3339).")]
-To = Annotated[AwareDatetime | None, Query(alias="to", description="Entries before this time (RFC 3339).")]
+From = Annotated[AwareDatetime | None, iso_or_none,
+                 Query(alias="from", description="Entries at or after this time (RFC 3339).")]
+To = Annotated[AwareDatetime | None, iso_or_none,
+               Query(alias="to", description="Entries before this time (RFC 3339).")]
 
 
 @router.get("/{household_id}/access-log", response_model=Page[AccessLogEntry],

@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from services.household.dates import PastDate, expected_delivery_or_none, past_or_none
 from services.household.profiles.schemas import Disability, Relationship, Sex
+from shared.iso_dates import iso_or_none
 from shared.region_codes import VILLAGE_CODE_PATTERN
 
 Digits16 = Annotated[str, Field(pattern=r"^[0-9]{16}$")]
@@ -38,7 +39,7 @@ class MemberCreate(_Input):
     birth_date: PastDate
     relationship: Relationship
     pregnant: bool = False
-    expected_delivery_date: Annotated[date | None, expected_delivery_or_none] = None
+    expected_delivery_date: Annotated[date | None, iso_or_none, expected_delivery_or_none] = None
     disability: Disability = Disability.NONE
 
 
@@ -47,10 +48,10 @@ class MemberUpdate(_Input):
     nik: Digits16 | None = None
     name: Name | SkipJsonSchema[None] = None
     sex: Sex | SkipJsonSchema[None] = None
-    birth_date: Annotated[date | SkipJsonSchema[None], past_or_none] = None
+    birth_date: Annotated[date | SkipJsonSchema[None], iso_or_none, past_or_none] = None
     relationship: Relationship | SkipJsonSchema[None] = None
     pregnant: bool | SkipJsonSchema[None] = None
-    expected_delivery_date: Annotated[date | None, expected_delivery_or_none] = None
+    expected_delivery_date: Annotated[date | None, iso_or_none, expected_delivery_or_none] = None
     disability: Disability | SkipJsonSchema[None] = None
 
     @field_validator("name", "sex", "birth_date", "relationship", "pregnant", "disability", mode="before")

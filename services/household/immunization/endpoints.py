@@ -23,6 +23,7 @@ from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.iso_dates import iso_or_none
 from shared.responses import json_response
 
 schedule_router = APIRouter(prefix="/api/v1/immunization/schedule", tags=["immunisation"])
@@ -150,8 +151,9 @@ async def list_doses(household_id: uuid.UUID, member_id: uuid.UUID, session: Ses
             summary="The child's computed status: complete for age, due, overdue and missed doses (audited)")
 async def get_status(household_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
                      today: TodayDep,
-                     on: Annotated[date | None, Query(description="The day (default today; a future day shows "
-                                                                  "what will be due then)")] = None) -> Any:
+                     on: Annotated[date | None, iso_or_none, Query(
+                         description="The day (default today; a future day shows what will be due then)")] = None,
+                     ) -> Any:
     household, member = await _readable_member(session, principal, household_id, member_id, "immunization.status")
     day = on or today
     return status_public(member.id, day, await service.member_status(session=session, household=household,

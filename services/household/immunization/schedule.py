@@ -19,6 +19,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.iso_dates import IsoDate
+
 SCHEDULE_FILE = Path(__file__).with_name("schedule.csv")
 
 _AGE = re.compile(r"^(\d{1,3})([dm])$")
@@ -99,7 +101,7 @@ class ScheduleVersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,59}$", description="A unique label, e.g. `kemenkes-2027`")
-    valid_from: date = Field(description="The first day the version is in force; after every existing version's")
+    valid_from: IsoDate = Field(description="The first day the version is in force; after every existing version's")
     source: str | None = Field(default=None, max_length=500, description="The regulation or circular it follows")
     rows: list[ScheduleRow] = Field(min_length=1, max_length=200)
 

@@ -29,6 +29,7 @@ from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.topics import SpmField
+from shared.iso_dates import IsoDate
 from shared.outbox import publish
 
 SYSTEM_RECORDER = "system:immunization"
@@ -46,7 +47,7 @@ class DoseCreate(BaseModel):
 
     vaccine: str = Field(min_length=1, max_length=30, description="A vaccine code of the schedule, e.g. `bcg`")
     dose_number: int = Field(ge=1, le=10)
-    given_on: date
+    given_on: IsoDate
     place: Place = Field(description="Where it was given, or `parent-report` when the parent reported it")
     lot_number: str | None = Field(default=None, min_length=1, max_length=40)
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.household.households.schemas import Digits16, RtRw
+from shared.iso_dates import IsoDate
 from shared.region_codes import VILLAGE_CODE_PATTERN
 
 
@@ -42,18 +43,18 @@ class _Input(BaseModel):
 
 
 class DeathRecord(_Input):
-    date_of_death: date
+    date_of_death: IsoDate
     cause_category: CauseCategory | None = None
 
 
 class MemberMove(_Input):
     to_household_id: uuid.UUID
-    moved_on: date
+    moved_on: IsoDate
     reason: MoveReason = MoveReason.OTHER
 
 
 class MemberMoveOut(_Input):
-    moved_out_on: date
+    moved_out_on: IsoDate
     #: Where to, if the family knows: a province, regency, district or village code (2, 4, 6 or 10 digits).
     destination_region_code: str | None = Field(default=None, pattern=r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10})$")
 
@@ -63,7 +64,7 @@ class HouseholdSplit(_Input):
 
     kk_number: Digits16
     member_ids: list[uuid.UUID] = Field(min_length=1, max_length=30)
-    moved_on: date
+    moved_on: IsoDate
     reason: MoveReason = MoveReason.SPLIT
     #: The new household's place; by default the source household's posyandu and village.
     posyandu_id: uuid.UUID | None = None
@@ -77,13 +78,13 @@ class HouseholdMerge(_Input):
     """Every member of this household moves to `into_household_id`; this household closes (reason `merged`)."""
 
     into_household_id: uuid.UUID
-    merged_on: date
+    merged_on: IsoDate
 
 
 class HouseholdClose(_Input):
     """Closing a household whose members have all died or left (record those first)."""
 
-    closed_on: date
+    closed_on: IsoDate
 
 
 class LifeEventPublic(BaseModel):

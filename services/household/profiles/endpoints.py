@@ -19,6 +19,7 @@ from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
 from shared.events.topics import SpmField
+from shared.iso_dates import iso_or_none
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/households/{household_id}", tags=["profiles and needs"])
@@ -68,7 +69,8 @@ PROFILE_BODY = {"requestBody": {"required": True, "description": "The profile of
             summary="Record a new version of the household's profile for one SPM field", openapi_extra=PROFILE_BODY)
 async def put_profile(household_id: uuid.UUID, field: SpmField, session: SessionDep, principal: Writer,
                       body: Annotated[dict[str, Any], Body()], today: TodayDep,
-                      observed_on: Annotated[date | None, Query(description="When observed (default today)")] = None,
+                      observed_on: Annotated[date | None, iso_or_none,
+                                            Query(description="When observed (default today)")] = None,
                       ) -> Response:
     try:
         profile = PROFILE_MODELS[field].model_validate(body)

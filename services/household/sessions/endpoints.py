@@ -17,6 +17,7 @@ from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.iso_dates import iso_or_none
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 from shared.responses import json_response
 
@@ -66,8 +67,8 @@ async def list_sessions(
     session: SessionDep,
     principal: PrincipalDep,
     posyandu_id: uuid.UUID | None = None,
-    start: Annotated[date | None, Query(alias="from", description="First session date (included)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="Last session date (included)")] = None,
+    start: Annotated[date | None, iso_or_none, Query(alias="from", description="First session date (included)")] = None,
+    end: Annotated[date | None, iso_or_none, Query(alias="to", description="Last session date (included)")] = None,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> Any:

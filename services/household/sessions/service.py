@@ -19,6 +19,7 @@ from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events import registry as reg
+from shared.iso_dates import IsoDate
 from shared.outbox import publish
 
 
@@ -26,7 +27,7 @@ class SessionOpen(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     posyandu_id: uuid.UUID
-    session_date: date = Field(ge=DATE_FLOOR, description="An opening day of the posyandu's schedule")
+    session_date: IsoDate = Field(ge=DATE_FLOOR, description="An opening day of the posyandu's schedule")
 
 
 class SessionNotFound(NotFound):

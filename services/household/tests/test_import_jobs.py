@@ -4,6 +4,7 @@ their progress at GET /api/v1/imports/{id}, and an import racing a live registra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,10 +21,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from conftest import Stack, service_settings
+from services.household.app import spec as household_spec
+from services.household.consumers import registry as registry_events
 from services.household.settings import HouseholdSettings
 from services.household.tests.factories import known_posyandu
 from services.household.tests.test_import import NDJSON, post_import
+from shared.events.topics import REGISTRY_TOPIC
+from shared.service import Subscription, create_service_app
 from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -47,6 +55,31 @@ class Sites:
     posyandu_b: str
     posyandu_c: str
     other_region: str
+
+
+@pytest.fixture(scope="module")
+async def household_settings(stack: Stack) -> HouseholdSettings:
+    """This module's own household database. Its jobs import some 10,000 households; on the session's topic every
+    later consumer (referral, reporting, a test's private reporting reading the whole history) would work through
+    them first."""
+    dsn = await stack.migrated_database("household", "household_import_jobs")
+    return HouseholdSettings(**service_settings(stack, dsn), need_sweep_enabled=False)
+
+
+@pytest.fixture(scope="module")
+async def household(household_settings: HouseholdSettings, registry: httpx.AsyncClient) -> AsyncIterator[
+        httpx.AsyncClient]:
+    """A household service of this module's own: no relay (the tests read the outbox), and a consumer group of its
+    own over the registry topic only (it learns the regions and posyandu, nothing else)."""
+    base = household_spec(household_settings)
+    spec = dataclasses.replace(base, publishes=False, background=[], subscriptions=[
+        Subscription(group_id="household-import-jobs", topics=[REGISTRY_TOPIC],
+                     handlers={**registry_events.HANDLERS})])
+    app = create_service_app(spec, household_settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
+                                     base_url="http://household") as client:
+            yield client
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
+from shared.iso_dates import iso_or_none
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
 from shared.region_codes import REGION_PREFIX_PATTERN
 from shared.responses import json_response
@@ -94,8 +95,8 @@ async def list_referrals(
     region: Annotated[str | None, Query(pattern=REGION_PREFIX_PATTERN)] = None,
     overdue: bool | None = None,
     unrouted: bool | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Annotated[datetime | None, iso_or_none] = None,
+    created_to: Annotated[datetime | None, iso_or_none] = None,
 ) -> Any:
     return await _page(session, principal, now, limit, cursor, spm_field=field, status=status, agency_id=agency,
                        posyandu_id=posyandu, region=region, overdue=overdue, unrouted=unrouted,
@@ -116,7 +117,8 @@ async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: Pri
 
 @router.post("/republish", response_model=RepublishResult,
              summary="Re-publish every open referral of a field as snapshot events (admin; for late-joining agencies)")
-async def republish(session: SessionDep, _: Admin, field: SpmField, since: datetime | None = None) -> Any:
+async def republish(session: SessionDep, _: Admin, field: SpmField,
+                    since: Annotated[datetime | None, iso_or_none] = None) -> Any:
     return RepublishResult(spm_field=field, count=await service.republish(session=session, spm_field=field,
                                                                           since=since))
 

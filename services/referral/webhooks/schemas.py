@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import referral as ev
+from shared.iso_dates import IsoDateTime
 
 #: The events an agency may subscribe to: every event a referral change writes (the field topics' types).
 WEBHOOK_EVENT_TYPES = tuple(t.name for t in (
@@ -88,7 +89,7 @@ class ReplayBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delivery_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    since: datetime | None = None
+    since: IsoDateTime | None = None
 
     @model_validator(mode="after")
     def _one(self) -> ReplayBody:

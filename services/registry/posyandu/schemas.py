@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared.events.registry import Status
 from shared.events.topics import SpmField
+from shared.iso_dates import IsoDate
 from shared.opening_days import Weekday
 from shared.region_codes import VILLAGE_CODE_PATTERN
 
@@ -74,7 +75,7 @@ class CadreCreate(_Input):
     phone: Phone | None = None
     email: Email | None = None
     duties: list[SpmField] = Field(min_length=1, max_length=6, description="The SPM fields this cadre looks after")
-    since: date | None = None
+    since: IsoDate | None = None
 
 
 class CadreUpdate(_Input):

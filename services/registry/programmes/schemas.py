@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared.events.programmes import MONTH_PATTERN, BudgetSource, ProgrammeStatus
 from shared.events.topics import SpmField
+from shared.iso_dates import iso_or_none
 from shared.region_codes import REGION_PREFIX_PATTERN
 
 #: Rp 100 trillion: above any one programme (the largest provincial APBD is below it); a typo of many zeros is
@@ -23,7 +24,7 @@ FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2100, 12, 31)
 Rupiah = Annotated[int, Field(ge=0, le=MAX_RUPIAH, description="Whole rupiah")]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 OutputCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="e.g. `rtlh-rehabilitated`")]
-Period = Annotated[date, Field(ge=FIRST_DATE, le=LAST_DATE)]
+Period = Annotated[date, iso_or_none, Field(ge=FIRST_DATE, le=LAST_DATE)]
 RegionCodes = Annotated[list[Annotated[str, Field(pattern=REGION_PREFIX_PATTERN)]],
                         Field(min_length=1, max_length=100,
                               description="Province, regency/city, district or village codes it serves")]

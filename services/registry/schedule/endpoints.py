@@ -22,6 +22,7 @@ from shared.clock import NowDep
 from shared.concurrency import etag
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
+from shared.iso_dates import iso_or_none
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/posyandu/{posyandu_id}", tags=["opening days"])
@@ -57,8 +58,9 @@ async def list_opening_days(
     posyandu_id: uuid.UUID,
     session: SessionDep,
     _: PrincipalDep,
-    start: Annotated[date, Query(alias="from", ge=FIRST_DATE, le=LAST_DATE, description="First date (included)")],
-    end: Annotated[date | None, Query(alias="to", le=LAST_DATE,
+    start: Annotated[date, iso_or_none,
+                     Query(alias="from", ge=FIRST_DATE, le=LAST_DATE, description="First date (included)")],
+    end: Annotated[date | None, iso_or_none, Query(alias="to", le=LAST_DATE,
                                       description="Last date (included); default: 3 months after `from`")] = None,
 ) -> Any:
     end = end or start + timedelta(days=91)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.iso_dates import iso_or_none
 from shared.opening_days import DayKind, Ordinal, Weekday
 
 #: Dates a schedule may name: from the system's first records to well beyond any plan.
@@ -18,7 +19,7 @@ MAX_EXCEPTIONS = 200
 #: The longest range the opening-days list computes at once.
 MAX_RANGE_DAYS = 732
 
-ScheduleDate = Annotated[date, Field(ge=FIRST_DATE, le=LAST_DATE)]
+ScheduleDate = Annotated[date, iso_or_none, Field(ge=FIRST_DATE, le=LAST_DATE)]
 Reason = Annotated[str, Field(min_length=1, max_length=200, description="Why, e.g. 'Idul Fitri' or 'imunisasi BIAN'")]
 
 
