@@ -199,3 +199,9 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check
+
+
+#: The principal of an admin-only route.
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+#: The principal of a route that writes a posyandu's own data: household records, their referrals (kader, admin).
+Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]

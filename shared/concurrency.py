@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Header
+
 from shared.errors import PreconditionFailed, PreconditionRequired
+
+#: The `If-Match` request header of an update (an ETag list; `*` matches any version).
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def etag(version: int) -> str:

@@ -8,17 +8,15 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
 from shared import dead_letters as dl
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Admin
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
 from shared.iso_dates import iso_or_none
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
-
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
 def _plausible(value: datetime) -> datetime:

@@ -59,3 +59,13 @@ PastDate = Annotated[date, iso_or_none, AfterValidator(lambda value: check_past(
 #: The same checks around an optional date (wrapping the whole `date | None`, so errors name the field only).
 past_or_none = AfterValidator(_optional(lambda value: check_past(value)))
 expected_delivery_or_none = AfterValidator(_optional(lambda value: check_expected_delivery(value)))
+
+
+def age_in_years(birth_date: date, on: date) -> int:
+    """Whole years; someone born on 29 February has a birthday on 1 March in common years."""
+    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+
+
+def age_in_months(birth_date: date, on: date) -> int:
+    """Whole months: a month is complete on the same day of the month (or later)."""
+    return (on.year - birth_date.year) * 12 + on.month - birth_date.month - (on.day < birth_date.day)

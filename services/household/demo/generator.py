@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
+from services.household.dates import age_in_months, age_in_years
 from services.household.growth.kms import completed_months, default_min_gain_g
 from services.household.growth.tables import LMS, Sex, Table, lms_for_age, lms_for_length
 from services.household.immunization.schedule import ScheduleRow, national_versions, reached, schedule_of
@@ -229,14 +230,6 @@ class HouseholdPlan:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _age(birth: date, on: date) -> int:
-    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-
-
-def _months(birth: date, on: date) -> int:
-    return (on.year - birth.year) * 12 + on.month - birth.month - (on.day < birth.day)
-
-
 def _weighted(rng: random.Random, options: Sequence[tuple[Any, float]]) -> Any:
     return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
 
@@ -313,7 +306,7 @@ class _Household:
     def child(self, mother_birth: date | None, min_years: float, max_years: float,
               relationship: str = "child") -> MemberPlan:
         if mother_birth is not None:  # the mother was at least 18 at the birth
-            max_years = min(max_years, max(min_years, _age(mother_birth, self.ref) - 18))
+            max_years = min(max_years, max(min_years, age_in_years(mother_birth, self.ref) - 18))
         sex = self.rng.choice(("male", "female"))
         return self.add(sex, self.birth(min_years, max_years), relationship)
 
@@ -341,7 +334,7 @@ class _Household:
         head_age = {"young": (22, 36), "school": (32, 50), "extended": (35, 55), "older": (50, 66),
                     "grandparents": (55, 70)}[kind]
         head = self.add("male", self.birth(*head_age), "head")
-        spouse_age = max(18, _age(head.birth_date, self.ref) - rng.randint(0, 6))
+        spouse_age = max(18, age_in_years(head.birth_date, self.ref) - rng.randint(0, 6))
         if s == "high-risk-pregnancy" and rng.random() < 0.5:
             spouse_age = rng.choice((18, 19, 37, 39))
         elif s == "paud":
@@ -350,7 +343,7 @@ class _Household:
         mother = spouse.birth_date
         if kind == "young":
             # The mother was at least 17 at the toddler's birth; the growth scenario's child is under two.
-            oldest = max(0, min(59, (_age(mother, self.ref) - 17) * 12))
+            oldest = max(0, min(59, (age_in_years(mother, self.ref) - 17) * 12))
             low = {"paud": 12, "toddler-growth": 3}.get(s or "", 0)
             self.toddler(min(low, oldest), min(oldest, 20) if s == "toddler-growth" else oldest)
             if s == "paud":
@@ -375,14 +368,15 @@ class _Household:
             for _ in range(rng.randint(1, 2)):
                 self.child(None, 1, 12, "grandchild")
         # Pregnancy: the scenario's, or about one young wife in twelve.
-        spouse_age = _age(mother, self.ref)
+        spouse_age = age_in_years(mother, self.ref)
         if s == "high-risk-pregnancy" or (16 <= spouse_age <= 42 and kind in ("young", "school")
                                           and rng.random() < 0.08):
             spouse.pregnant = True
             spouse.expected_delivery_date = self.ref + timedelta(days=rng.randint(14, 250))
         # Disability: rare, and forced for the scenario's child.
         if s == "disabled-child":
-            school_age = [m for m in self.members if m.relationship == "child" and 6 <= _age(m.birth_date, self.ref)]
+            school_age = [m for m in self.members
+                          if m.relationship == "child" and 6 <= age_in_years(m.birth_date, self.ref)]
             school_age[0].disability = rng.choice(("physical", "intellectual", "sensory", "multiple"))
         for member in self.members:
             if member.disability == "none" and rng.random() < 0.015:
@@ -392,7 +386,7 @@ class _Household:
         """NIK for the members (serials unique within the demo) and the household's KK number."""
         district = self.posyandu.village_code[:6]
         for i, member in enumerate(self.members):
-            months = _months(member.birth_date, self.ref)
+            months = age_in_months(member.birth_date, self.ref)
             if (months < 12 and self.rng.random() < 0.4) or self.rng.random() < 0.01:
                 continue  # newborns often have no NIK yet; a few others are unrecorded
             nik_district = district
@@ -403,7 +397,7 @@ class _Household:
             serial = 2000 + (self.number * 12 + i) % 7999
             member.nik = f"{nik_district}{day:02d}{member.birth_date:%m%y}{serial:04d}"
         youngest = max(m.birth_date for m in self.members)
-        if _age(youngest, self.ref) >= 17:
+        if age_in_years(youngest, self.ref) >= 17:
             issued = self.ref - timedelta(days=self.rng.randint(200, 4000))
         else:  # reissued after the youngest member was added
             issued = min(self.ref - timedelta(days=1), youngest + timedelta(days=self.rng.randint(14, 400)))
@@ -416,7 +410,7 @@ class _Household:
         school = self.posyandu.village_name
         out_of_school_done = dropout_done = paud_done = False
         for i, m in enumerate(self.members):
-            age = _age(m.birth_date, self.ref)
+            age = age_in_years(m.birth_date, self.ref)
             if age < 3:
                 continue
             if age <= 18:
@@ -463,7 +457,7 @@ class _Household:
         rng, s, sections = self.rng, self.scenario, {}
         cough_done = False
         for i, m in enumerate(self.members):
-            age, months = _age(m.birth_date, self.ref), _months(m.birth_date, self.ref)
+            age, months = age_in_years(m.birth_date, self.ref), age_in_months(m.birth_date, self.ref)
             section: dict[str, Any] = {"health_insurance": insurance}
             # The status is computed from the doses (doses()); this draws how a child's doses went.
             if months < 24:
@@ -503,7 +497,8 @@ class _Household:
         rng, plans = self.rng, []
         forced = self.scenario == "toddler-growth"
         for i, m in enumerate(self.members):
-            if m.relationship not in ("child", "grandchild") or _months(m.birth_date, self.ref) >= MAX_MEASURED_MONTHS:
+            if (m.relationship not in ("child", "grandchild")
+                    or age_in_months(m.birth_date, self.ref) >= MAX_MEASURED_MONTHS):
                 continue
             state = _weighted(rng, [("stunted", 1), ("wasted", 1), ("severe", 0.35), ("underweight", 1)]) \
                 if forced else _weighted(rng, [("normal", 89), ("stunted", 6), ("wasted", 2), ("severe", 0.5),
@@ -521,7 +516,7 @@ class _Household:
             previous: tuple[float, float] | None = None  # (weight, length) of the month before
             for on in session_dates(self.ref):
                 age_days = (on - m.birth_date).days
-                if age_days < 1 or _months(m.birth_date, on) >= MAX_MEASURED_MONTHS:
+                if age_days < 1 or age_in_months(m.birth_date, on) >= MAX_MEASURED_MONTHS:
                     continue
                 lfa = lms_for_age(Table.LENGTH_HEIGHT_FOR_AGE, sex, age_days)
                 if lfa is None:
@@ -673,7 +668,7 @@ class _Household:
         # sosial members
         social: dict[int, dict[str, Any]] = {}
         for i, m in enumerate(self.members):
-            age = _age(m.birth_date, self.ref)
+            age = age_in_years(m.birth_date, self.ref)
             flags: list[str] = []
             if m.disability != "none" and (s == "disabled-child" or (poor and rng.random() < 0.3)):
                 flags.append("neglected-disabled")
@@ -714,7 +709,7 @@ class _Household:
             for n, on in enumerate(dates):
                 if on < m.birth_date:
                     continue
-                months, last = _months(m.birth_date, on), n == len(dates) - 1
+                months, last = age_in_months(m.birth_date, on), n == len(dates) - 1
                 years = months // 12
                 body: dict[str, Any] = {}
                 if months < MAX_MEASURED_MONTHS:

@@ -28,10 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.households.service import age_in_years, life_cycle_group
+from services.household.dates import age_in_months, age_in_years
+from services.household.households.service import life_cycle_group
 from services.household.immunization.repository import given, live_doses, load_schedule
 from services.household.immunization.status import status
-from services.household.needs.rules import age_in_months
 from services.household.sessions.service import may_run
 from services.household.tables import Household, KnownPosyandu, KnownSchedule, Member, PosyanduSession, Visit
 from shared.auth import Principal

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from services.household.duplicates import service
 from services.household.needs.service import refresh_needs
 from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import PrincipalDep, Writer
 from shared.db import SessionDep
 
 router = APIRouter(prefix="/api/v1/duplicates", tags=["duplicates"])
 
-Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
 
 
 class DuplicateFlagPublic(BaseModel):

@@ -6,9 +6,10 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from services.household.access import ReadBasis, list_scope, readable_household
+from services.household.dates import age_in_years
 from services.household.households import service
 from services.household.households.schemas import (
     HouseholdCreate,
@@ -24,8 +25,8 @@ from services.household.needs.service import refresh_needs
 from services.household.profiles.schemas import Disability, Relationship, Sex
 from services.household.tables import Household, Member
 from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role, require_roles
-from shared.concurrency import etag
+from shared.auth import Principal, PrincipalDep, Role, Writer
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
@@ -34,15 +35,13 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/households", tags=["households"])
 
-Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def member_public(m: Member, basis: ReadBasis, today: date) -> MemberPublic:
     full = basis.full_nik
     return MemberPublic(id=m.id, household_id=m.household_id, nik=(m.nik if full else mask_nik(m.nik)) if m.nik
                         else None, nik_masked=not full and m.nik is not None, name=m.name, sex=Sex(m.sex),
-                        birth_date=m.birth_date, age_years=service.age_in_years(m.birth_date, today),
+                        birth_date=m.birth_date, age_years=age_in_years(m.birth_date, today),
                         life_cycle_group=service.life_cycle_group(m.birth_date, today),
                         relationship=Relationship(m.relationship), pregnant=m.pregnant,
                         expected_delivery_date=m.expected_delivery_date, disability=Disability(m.disability),

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import may_register_at, read_basis, writable_household
-from services.household.dates import latest_allowed
+from services.household.dates import age_in_months, age_in_years, latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
 from services.household.households.schemas import (
     HouseholdCreate,
@@ -50,14 +50,9 @@ class MemberNotFound(NotFound):
     pass
 
 
-def age_in_years(birth_date: date, on: date) -> int:
-    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
-
-
 def life_cycle_group(birth_date: date, on: date) -> LifeCycleGroup:
     """DOMAIN.md §8: infant 0-11 months, toddler 12-59 months, school-age 5-18, adult 19-59, elderly 60+."""
-    months = (on.year - birth_date.year) * 12 + on.month - birth_date.month - (on.day < birth_date.day)
-    years = age_in_years(birth_date, on)
+    months, years = age_in_months(birth_date, on), age_in_years(birth_date, on)
     if months < 12:
         return LifeCycleGroup.INFANT
     if months < 60:

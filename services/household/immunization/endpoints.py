@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from services.household.access import ReadBasis, readable_household
@@ -19,7 +19,7 @@ from services.household.immunization.status import ImmunizationStatus
 from services.household.needs.service import refresh_needs
 from services.household.tables import Household, Member
 from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import Admin, PrincipalDep, Writer
 from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -31,8 +31,6 @@ fhir_router = APIRouter(tags=["immunisation"])
 router = APIRouter(prefix="/api/v1/households/{household_id}/members/{member_id}/immunizations",
                    tags=["immunisation"])
 
-Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
 class ScheduleVersionPublic(BaseModel):

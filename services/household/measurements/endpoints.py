@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from services.household.access import readable_household
@@ -15,7 +15,7 @@ from services.household.measurements.service import MeasurementCreate
 from services.household.needs.service import refresh_needs
 from services.household.tables import Member
 from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import PrincipalDep, Writer
 from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -24,7 +24,6 @@ from shared.responses import json_response
 router = APIRouter(prefix="/api/v1/households/{household_id}/members/{member_id}/measurements",
                    tags=["measurements"])
 
-Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
 
 
 class MeasurementPublic(BaseModel):

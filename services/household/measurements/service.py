@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import writable_household
-from services.household.dates import PastDate
+from services.household.dates import PastDate, age_in_months
 from services.household.growth import GrowthResult, assess, kms_signal, two_consecutive_t
-from services.household.needs.rules import GrowthSnapshot, age_in_months
+from services.household.needs.rules import GrowthSnapshot
 from services.household.tables import Household, Measurement, Member
 from shared.auth import Principal
 from shared.errors import NotFound, ValidationFailed

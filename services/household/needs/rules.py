@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
+from services.household.dates import age_in_months, age_in_years
 from services.household.immunization.status import ImmunizationStatus
 from services.household.needs.config import CATEGORIES, DEFAULT_CONFIG, NeedRulesConfig, Urgency
 from services.household.profiles.schemas import (
@@ -156,16 +157,6 @@ class NeedDiff(NamedTuple):
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-
-
-def age_in_years(birth_date: date, on: date) -> int:
-    """Whole years; someone born on 29 February has a birthday on 1 March in common years."""
-    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
-
-
-def age_in_months(birth_date: date, on: date) -> int:
-    """Whole months: a month is complete on the same day of the month (or later)."""
-    return (on.year - birth_date.year) * 12 + on.month - birth_date.month - (on.day < birth_date.day)
 
 
 def pregnancy_month(expected_delivery_date: date, on: date, config: NeedRulesConfig = DEFAULT_CONFIG) -> int:

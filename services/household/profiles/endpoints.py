@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, ValidationError
 
 from services.household.access import readable_household
@@ -14,7 +14,7 @@ from services.household.needs.service import open_needs, refresh_needs
 from services.household.profiles import service
 from services.household.profiles.schemas import PROFILE_MODELS
 from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import PrincipalDep, Writer
 from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.errors import NotFound, ValidationFailed
@@ -24,7 +24,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/households/{household_id}", tags=["profiles and needs"])
 
-Writer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
 
 
 class ProfileVersionPublic(BaseModel):

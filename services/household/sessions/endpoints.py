@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from services.household.sessions import service
@@ -14,7 +14,7 @@ from services.household.sessions.service import SessionOpen
 from services.household.tables import PosyanduSession
 from shared.auth import PrincipalDep
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.iso_dates import iso_or_none
@@ -23,7 +23,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 class SessionPublic(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from services.household.dates import age_in_months, age_in_years
 from services.household.immunization.status import ImmunizationStatus, PendingDose, StatusCode
 from services.household.needs import (
     CATEGORIES,
@@ -28,8 +29,6 @@ from services.household.needs import (
 from services.household.needs.config import MANUAL_ONLY_CATEGORIES
 from services.household.needs.rules import (
     ProgrammeAid,
-    age_in_months,
-    age_in_years,
     overlapping_fields,
     pregnancy_month,
 )

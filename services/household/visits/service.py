@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.access import writable_household
+from services.household.dates import age_in_months
 from services.household.households.service import life_cycle_group
 from services.household.measurements import service as measurements
 from services.household.measurements.service import MeasurementCreate
-from services.household.needs.rules import age_in_months
 from services.household.needs.service import refresh_needs
 from services.household.profiles import service as profiles
 from services.household.profiles.schemas import KesehatanMember, KesehatanProfile

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.referral.household_api import HouseholdApi
 from services.referral.household_reads import HouseholdReader
@@ -24,9 +24,9 @@ from services.referral.referrals.schemas import (
     TransitionPublic,
 )
 from services.referral.tables import Referral
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import Admin, Principal, PrincipalDep, Role, Writer
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.events.topics import SpmField
@@ -39,9 +39,6 @@ from shared.responses import json_response
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 inbox_router = APIRouter(prefix="/api/v1/agencies", tags=["referrals"])
 
-Creator = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.KADER))]
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def _response(r: Referral, principal: Principal, status_code: int = 200) -> Response:
@@ -51,7 +48,7 @@ def _response(r: Referral, principal: Principal, status_code: int = 200) -> Resp
 
 @router.post("", status_code=201, response_model=ReferralPublic,
              summary="Create a referral for a household or member of your posyandu")
-async def create_referral(payload: ReferralCreate, session: SessionDep, principal: Creator, now: NowDep,
+async def create_referral(payload: ReferralCreate, session: SessionDep, principal: Writer, now: NowDep,
                           idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
         referral = await service.create(session=session, principal=principal, payload=payload, now=now)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.referral.routing import rules
 from services.referral.routing.schemas import RuleBody, RulePublic
 from services.referral.tables import RoutingRule
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Admin
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -20,8 +20,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/routing-rules", tags=["routing"])
 
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _PRECONDITION: dict[int | str, dict[str, Any]] = {412: {"description": "If-Match mismatch"},
                                                   404: {"description": "No such rule"}}

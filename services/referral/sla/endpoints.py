@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.referral.sla import admin
 from services.referral.sla.schemas import (
@@ -17,10 +17,10 @@ from services.referral.sla.schemas import (
     OverridePublic,
 )
 from services.referral.tables import SlaOverride
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Admin
 from shared.categories import Urgency
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
@@ -28,8 +28,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
 
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 OverrideId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _PRECONDITION: dict[int | str, dict[str, Any]] = {412: {"description": "If-Match mismatch"},
                                                   404: {"description": "No such override"}}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from services.registry.agencies import service
 from services.registry.agencies.schemas import AgencyCreate, AgencyPublic, AgencyUpdate
 from services.registry.tables import Agency
-from shared.auth import Principal, PrincipalDep, Role, require_roles
-from shared.concurrency import etag
+from shared.auth import Admin, PrincipalDep
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.events.registry import Status
 from shared.events.topics import SpmField
@@ -22,8 +22,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
 
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def _response(agency: Agency, status_code: int = 200) -> Response:

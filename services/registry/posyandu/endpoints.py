@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.registry.posyandu import service
 from services.registry.posyandu.schemas import (
@@ -20,7 +20,7 @@ from services.registry.posyandu.schemas import (
 from services.registry.tables import Cadre, Posyandu
 from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.errors import Forbidden
 from shared.events.registry import Status
@@ -33,7 +33,6 @@ from shared.responses import json_response
 router = APIRouter(prefix="/api/v1/posyandu", tags=["posyandu"])
 
 Manager = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.PEMBINA))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 RegionQuery = Annotated[str | None, Query(pattern=REGION_PREFIX_PATTERN, description="Region code prefix")]
 
 

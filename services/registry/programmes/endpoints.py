@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.registry.programmes import service
 from services.registry.programmes.schemas import (
@@ -22,7 +22,7 @@ from services.registry.programmes.schemas import (
 from services.registry.tables import Programme, ProgrammeRealisation
 from shared.auth import PrincipalDep
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.events.programmes import MONTH_PATTERN, ProgrammeStatus
 from shared.events.topics import SpmField
@@ -33,7 +33,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/programmes", tags=["programmes"])
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 MonthPath = Annotated[str, Path(pattern=MONTH_PATTERN, description="The month, YYYY-MM")]
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Not the programme's own agency (in its field) or an admin"},

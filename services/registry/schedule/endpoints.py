@@ -6,7 +6,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from services.registry.schedule import service
 from services.registry.schedule.schemas import (
@@ -19,7 +19,7 @@ from services.registry.schedule.schemas import (
 )
 from shared.auth import PrincipalDep
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.errors import ValidationFailed
 from shared.iso_dates import iso_or_none
@@ -27,7 +27,6 @@ from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/posyandu/{posyandu_id}", tags=["opening days"])
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def _response(schedule: SchedulePublic) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.registry.spm import service
 from services.registry.spm.schemas import (
@@ -17,7 +17,7 @@ from services.registry.spm.schemas import (
 )
 from shared.auth import PrincipalDep
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.events.topics import SpmField
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
@@ -27,7 +27,6 @@ from shared.spm import CURRENT_VERSION, GovernmentLevel
 
 router = APIRouter(prefix="/api/v1/spm", tags=["spm"])
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 Year = Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)]
 
 
