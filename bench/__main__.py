@@ -46,7 +46,7 @@ SIZES: dict[str, dict[str, int]] = {
              "report_referrals": 200_000, "query_repeats": 100, "freshness_samples": 1000},
 }
 #: Sections BENCH_ONLY may name.
-SECTIONS = ("1", "2", "3", "4", "5")
+SECTIONS = report.ALL_SECTIONS
 
 
 def _git(*args: str) -> str:
