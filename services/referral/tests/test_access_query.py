@@ -142,8 +142,8 @@ async def test_a_lifecycle_action_locks_the_row_it_reads_through_the_rule(
             locked = await readable_referral(session, agency_b, uuid.UUID(place.r2), for_update=True)
             assert str(locked.id) == place.r2
             # Another transaction cannot take the row while this one holds it.
-            assert await referral_db.fetchval(
-                "SELECT count(*) FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED", locked.id) == 0
+            assert await referral_db.fetch("SELECT id FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED",
+                                           locked.id) == []
     finally:
         await engine.dispose()
 
