@@ -8,7 +8,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.referral.referrals.access import readable_referral, side_of
+from services.referral.household_reads import HouseholdReader
+from services.referral.notes.schemas import NotePublic
+from services.referral.referrals.access import side_of
+from services.referral.referrals.disclosure import NOTE_PRIVATE, Disclosure
 from services.referral.referrals.lifecycle import Side
 from services.referral.tables import Referral, ReferralNote
 from shared.auth import Principal
@@ -35,10 +38,10 @@ async def write_note(session: AsyncSession, referral: Referral, *, author: str, 
     return note
 
 
-async def add(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID, text: str,
+async def add(*, session: AsyncSession, principal: Principal, referral: Referral, text: str,
               now: datetime) -> ReferralNote:
-    """Adds a note from the posyandu side or the assigned agency (also after closing: outcome feedback)."""
-    referral = await readable_referral(session, principal, referral_id, for_update=True)
+    """Adds a note from the posyandu side or the assigned agency (also after closing: outcome feedback) to a
+    referral the caller may read (locked: dependencies.LockedReferral)."""
     side = side_of(principal, referral)
     if side is None:
         raise Forbidden("Only the referral's posyandu and its assigned agency write notes.")
@@ -48,11 +51,15 @@ async def add(*, session: AsyncSession, principal: Principal, referral_id: uuid.
                             author_agency_id=principal.agency_id if side is Side.AGENCY else None)
 
 
-async def list_notes(*, session: AsyncSession, principal: Principal,
-                     referral_id: uuid.UUID) -> tuple[Referral, list[ReferralNote]]:
-    """Gets a referral the caller may see and its notes, oldest first."""
-    referral = await readable_referral(session, principal, referral_id)
-    rows = await session.execute(select(ReferralNote).where(ReferralNote.referral_id == referral_id)
+async def list_notes(*, session: AsyncSession, principal: Principal, referral: Referral,
+                     now: datetime) -> list[NotePublic]:
+    """Gets the notes of a referral the caller may read, oldest first, as it may see them. Notes are free text
+    between the posyandu and the agency about a family: the read is audited."""
+    rows = await session.execute(select(ReferralNote).where(ReferralNote.referral_id == referral.id)
                                  .order_by(col(ReferralNote.created_at), col(ReferralNote.id)))
-    return referral, list(rows.scalars().all())
-
+    disclosure = Disclosure.of(principal, referral)
+    reader = await HouseholdReader.of(session, principal)
+    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
+                        resource_type="referral.notes", resource_id=referral.id, now=now,
+                        purpose=f"referral notes read by {principal.role.value}", fields=disclosure.shown(NOTE_PRIVATE))
+    return disclosure.notes(rows.scalars())

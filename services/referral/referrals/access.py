@@ -1,8 +1,12 @@
-"""Who may see and move which referral (DESIGN.md §4): a 404, never a 403, for a referral one may not see.
+"""Who may read which referral (DESIGN.md §4), written once as a query: a 404, never a 403, for one you may not see.
 
-An agency holds a referral of its field when it is routed to it or escalated to it (the field's province agency):
-`is_assigned_agency` and `list_scope` are that one rule, for one referral and as a query; reads, lists, the inbox,
-notes and lifecycle actions all go through them.
+`readable_referrals` is the rule: the referrals a caller may read, as a SELECT that the single read (by id, locked
+when the caller is about to change it), the lists, the inbox and the notes all start from, so a list needs no
+check per row and the rule cannot differ between them. An agency reads the referrals of its fields that are
+routed or escalated to it; a kader those of its posyandu; a pembina those of its region; an admin all.
+
+Which side of a referral it may read the caller acts for (`side_of`: the posyandu side, the assigned agency, or
+a reader only) decides what it may do to it and what it sees of it (disclosure.py).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.referral.referrals.lifecycle import Side
 from services.referral.tables import Referral
@@ -24,16 +29,34 @@ class ReferralNotFound(NotFound):
     pass
 
 
-def may_see(principal: Principal, referral: Referral) -> bool:
+def held_by(agency_id: uuid.UUID) -> Any:
+    """The referrals an agency holds: routed to it, or escalated to it."""
+    return sa.or_(col(Referral.agency_id) == agency_id, col(Referral.escalated_to_agency_id) == agency_id)
+
+
+def readable_referrals(principal: Principal) -> SelectOfScalar[Referral]:
+    """The referrals the caller may read: the one access rule of the referral aggregate."""
+    query = select(Referral)
     if principal.role is Role.ADMIN:
-        return True
+        return query
     if principal.role is Role.KADER:
-        return referral.posyandu_id in principal.posyandu_ids
-    if principal.role is Role.PEMBINA:
-        return principal.oversees_region(referral.village_code)
-    if principal.role is Role.OPD:
-        return is_assigned_agency(principal, referral)
-    return False
+        return query.where(col(Referral.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)]))
+    if principal.role is Role.PEMBINA and principal.region_prefix is not None:
+        return query.where(col(Referral.village_code).startswith(principal.region_prefix))
+    if principal.role is Role.OPD and principal.agency_id is not None:
+        return query.where(held_by(principal.agency_id),
+                           col(Referral.spm_field).in_([f.value for f in principal.fields]))
+    return query.where(sa.false())
+
+
+async def readable_referral(session: AsyncSession, principal: Principal, referral_id: uuid.UUID, *,
+                            for_update: bool = False) -> Referral:
+    """Load a referral the caller may read (locked when they are about to change it); 404 otherwise."""
+    query = readable_referrals(principal).where(col(Referral.id) == referral_id)
+    referral = (await session.execute(query.with_for_update() if for_update else query)).scalars().first()
+    if referral is None:
+        raise ReferralNotFound(f"No referral {referral_id} that you may see.")
+    return referral
 
 
 def is_assigned_agency(principal: Principal, referral: Referral) -> bool:
@@ -41,11 +64,6 @@ def is_assigned_agency(principal: Principal, referral: Referral) -> bool:
     return (principal.role is Role.OPD and principal.agency_id is not None
             and principal.agency_id in (referral.agency_id, referral.escalated_to_agency_id)
             and referral.spm_field in principal.fields)
-
-
-def held_by(agency_id: uuid.UUID) -> Any:
-    """The referrals an agency holds: routed to it, or escalated to it."""
-    return sa.or_(col(Referral.agency_id) == agency_id, col(Referral.escalated_to_agency_id) == agency_id)
 
 
 def is_posyandu_side(principal: Principal, referral: Referral) -> bool:
@@ -60,27 +78,3 @@ def side_of(principal: Principal, referral: Referral) -> Side | None:
     if is_posyandu_side(principal, referral):
         return Side.POSYANDU
     return None
-
-
-def list_scope(principal: Principal) -> Any:
-    """The WHERE clause limiting a referral list to what the caller may see (None: everything)."""
-    if principal.role is Role.ADMIN:
-        return None
-    if principal.role is Role.KADER:
-        return col(Referral.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
-    if principal.role is Role.PEMBINA:
-        return col(Referral.village_code).startswith(principal.region_prefix or "-")
-    if principal.role is Role.OPD:
-        if principal.agency_id is None:
-            return sa.false()
-        return sa.and_(held_by(principal.agency_id), col(Referral.spm_field).in_([f.value for f in principal.fields]))
-    return sa.false()
-
-
-async def readable_referral(session: AsyncSession, principal: Principal, referral_id: uuid.UUID, *,
-                            for_update: bool = False) -> Referral:
-    """Load a referral the caller may see (locked when they are about to change it); 404 otherwise."""
-    referral = await session.get(Referral, referral_id, with_for_update=for_update)
-    if referral is None or not may_see(principal, referral):
-        raise ReferralNotFound(f"No referral {referral_id} that you may see.")
-    return referral

@@ -5,7 +5,7 @@ need's evidence may describe a family's health or welfare: only the two sides of
 posyandu side (the posyandu's kader, an admin) and its assigned agency. The member's full NIK and name
 (`member_details`, read from the household service) go to the assigned agency alone. Anyone else who may see the
 referral (a pembina of its region) gets every other field, and these as null. Who may see a referral at all is
-`access.readable_referral` / `access.list_scope`.
+`access.readable_referrals`.
 """
 
 from __future__ import annotations

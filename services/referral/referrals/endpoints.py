@@ -9,11 +9,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
-from services.referral.household_api import HouseholdApi
-from services.referral.household_reads import HouseholdReader
-from services.referral.referrals import fhir, service
-from services.referral.referrals.access import list_scope, readable_referral
-from services.referral.referrals.disclosure import REFERRAL_PRIVATE, TRANSITION_PRIVATE, Disclosure
+from services.referral.referrals import fhir, reads, service
+from services.referral.referrals.dependencies import LockedReferral, ReadableReferral
+from services.referral.referrals.disclosure import Disclosure
 from services.referral.referrals.lifecycle import Action, Status
 from services.referral.referrals.schemas import (
     ActionBody,
@@ -24,21 +22,19 @@ from services.referral.referrals.schemas import (
     TransitionPublic,
 )
 from services.referral.tables import Referral
-from shared.auth import Admin, Principal, PrincipalDep, Role, Writer
+from shared.auth import Admin, Principal, PrincipalDep, Writer
 from shared.clock import NowDep
 from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
-from shared.errors import NotFound
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.iso_dates import iso_or_none
-from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
+from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, timestamp
 from shared.region_codes import REGION_PREFIX_PATTERN
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 inbox_router = APIRouter(prefix="/api/v1/agencies", tags=["referrals"])
-
 
 
 def _response(r: Referral, principal: Principal, status_code: int = 200) -> Response:
@@ -56,25 +52,6 @@ async def create_referral(payload: ReferralCreate, session: SessionDep, principa
 
     return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /referrals",
                             payload=payload, create=create)
-
-
-async def _page(session: SessionDep, principal: Principal, now: datetime, limit: int, cursor: str | None,
-                **filters: Any) -> Page[ReferralPublic]:
-    after = decode_cursor(cursor, timestamp, uuid.UUID)
-    rows = await service.search(session=session, scope=list_scope(principal), limit=limit,
-                                after=after, **filters)
-    items, next_cursor = page_of(rows, limit, lambda r: (r.created_at.isoformat(), r.id))
-    # A list shows household and member references and, to the two sides, the free text and evidence: audited.
-    views = []
-    reader = await HouseholdReader.of(session, principal)
-    for r in items:
-        disclosure = Disclosure.of(principal, r)
-        await reader.record(session, household_id=r.household_id, village_code=r.village_code,
-                            resource_type="referral", resource_id=r.id, now=now,
-                            purpose=f"referral list read by {principal.role.value}",
-                            fields=disclosure.shown(REFERRAL_PRIVATE))
-        views.append(disclosure.referral(r))
-    return Page(items=views, next_cursor=next_cursor)
 
 
 @router.get("", response_model=Page[ReferralPublic],
@@ -95,9 +72,10 @@ async def list_referrals(
     created_from: Annotated[datetime | None, iso_or_none] = None,
     created_to: Annotated[datetime | None, iso_or_none] = None,
 ) -> Any:
-    return await _page(session, principal, now, limit, cursor, spm_field=field, status=status, agency_id=agency,
-                       posyandu_id=posyandu, region=region, overdue=overdue, unrouted=unrouted,
-                       created_from=created_from, created_to=created_to)
+    filters = reads.Filters(spm_field=field, status=status, agency_id=agency, posyandu_id=posyandu, region=region,
+                            overdue=overdue, unrouted=unrouted, created_from=created_from, created_to=created_to)
+    return await reads.list_referrals(session=session, principal=principal, filters=filters,
+                                      after=decode_cursor(cursor, timestamp, uuid.UUID), limit=limit, now=now)
 
 
 @inbox_router.get("/{agency_id}/referrals", response_model=Page[ReferralPublic],
@@ -106,10 +84,9 @@ async def agency_inbox(agency_id: uuid.UUID, session: SessionDep, principal: Pri
                        limit: LimitParam = 50,
                        cursor: CursorParam = None, status: Status | None = None, field: SpmField | None = None,
                        overdue: bool | None = None) -> Any:
-    if principal.role is not Role.ADMIN and principal.agency_id != agency_id:
-        raise NotFound(f"No inbox of agency {agency_id} that you may read.")
-    return await _page(session, principal, now, limit, cursor, held_by_agency=agency_id, status=status, spm_field=field,
-                       overdue=overdue)
+    return await reads.agency_inbox(session=session, principal=principal, agency_id=agency_id,
+                                    filters=reads.Filters(status=status, spm_field=field, overdue=overdue),
+                                    after=decode_cursor(cursor, timestamp, uuid.UUID), limit=limit, now=now)
 
 
 @router.post("/republish", response_model=RepublishResult,
@@ -123,28 +100,12 @@ async def republish(session: SessionDep, _: Admin, field: SpmField,
 @router.get("/{referral_id}", response_model=ReferralDetail, responses=fhir.OPENAPI_RESPONSES,
             summary="A referral (audited); for its agency with the member's NIK and name from the household service; "
                     "a FHIR R4 Task with Accept: application/fhir+json")
-async def get_referral(referral_id: uuid.UUID, request: Request, session: SessionDep,
-                       principal: PrincipalDep, now: NowDep) -> Response:
-    referral = await readable_referral(session, principal, referral_id)
-    disclosure = Disclosure.of(principal, referral)
-    extra: dict[str, Any] = {}
-    fields = disclosure.shown(REFERRAL_PRIVATE)
-    if disclosure.member_details:
-        if referral.member_id is None:
-            extra["member_details_unavailable"] = "the referral is about the household, not one member"
-        else:
-            api: HouseholdApi = request.app.state.household_api
-            lookup = await api.member(household_id=referral.household_id, member_id=referral.member_id,
-                                      authorization=request.headers["authorization"])
-            extra = {"member_details": lookup.details, "member_details_unavailable": lookup.unavailable}
-            fields += ["member_details"] if lookup.details is not None else []
-    reader = await HouseholdReader.of(session, principal)
-    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
-                        resource_type="referral", resource_id=referral.id, fields=fields, now=now,
-                        purpose="assigned agency acting on the referral" if disclosure.member_details
-                        else f"referral read by {principal.role.value}")
-    view = disclosure.referral(referral, ReferralDetail, **extra)
-    headers = {"ETag": etag(referral.version), "Vary": "Accept"}
+async def get_referral(referral: ReadableReferral, request: Request, session: SessionDep, principal: PrincipalDep,
+                       now: NowDep) -> Response:
+    view = await reads.detail(session=session, principal=principal, referral=referral,
+                              household_api=request.app.state.household_api,
+                              authorization=request.headers["authorization"], now=now)
+    headers = {"ETag": etag(view.version), "Vary": "Accept"}
     if fhir.wants_fhir(request.headers.get("accept")):
         return Response(orjson.dumps(fhir.task(view)), media_type=fhir.RESPONSE_MEDIA_TYPE, headers=headers)
     return json_response(view, headers=headers)
@@ -152,23 +113,16 @@ async def get_referral(referral_id: uuid.UUID, request: Request, session: Sessio
 
 @router.get("/{referral_id}/history", response_model=list[TransitionPublic],
             summary="Every transition of a referral: who, when, why")
-async def referral_history(referral_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
+async def referral_history(referral: ReadableReferral, session: SessionDep, principal: PrincipalDep,
                            now: NowDep) -> Any:
-    referral, rows = await service.history(session=session, principal=principal, referral_id=referral_id)
-    disclosure = Disclosure.of(principal, referral)
-    reader = await HouseholdReader.of(session, principal)
-    await reader.record(session, household_id=referral.household_id, village_code=referral.village_code,
-                        resource_type="referral.history", resource_id=referral_id, now=now,
-                        fields=disclosure.shown(TRANSITION_PRIVATE),
-                        purpose=f"referral history read by {principal.role.value}")
-    return disclosure.transitions(rows)
+    return await reads.history(session=session, principal=principal, referral=referral, now=now)
 
 
 @router.post("/{referral_id}/{action}", response_model=ReferralPublic,
              summary="A lifecycle action (honours If-Match; 409 names the current state when it is not allowed)",
              responses={409: {"description": "Illegal transition"}, 412: {"description": "If-Match mismatch"}})
-async def act_on_referral(referral_id: uuid.UUID, action: Action, session: SessionDep, principal: PrincipalDep,
+async def act_on_referral(referral: LockedReferral, action: Action, session: SessionDep, principal: PrincipalDep,
                           now: NowDep, body: ActionBody | None = None, if_match: IfMatch = None) -> Response:
-    referral = await service.transition(session=session, principal=principal, referral_id=referral_id, action=action,
-                                        body=body or ActionBody(), if_match=if_match, now=now)
-    return _response(referral, principal)
+    changed = await service.transition(session=session, principal=principal, referral=referral, action=action,
+                                       body=body or ActionBody(), if_match=if_match, now=now)
+    return _response(changed, principal)

@@ -1,17 +1,16 @@
-"""Referrals: creation (by hand or from a detected need), routing, the lifecycle, queries and re-publishing."""
+"""Referrals: creation (by hand or from a detected need), routing, the lifecycle and re-publishing (reads: reads.py)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.referral.notes.service import SYSTEM_SIDE, write_note
-from services.referral.referrals.access import held_by, readable_referral, side_of
+from services.referral.referrals.access import held_by, side_of
 from services.referral.referrals.events import emit
 from services.referral.referrals.history import SYSTEM, insert_created, record_transition
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
@@ -19,7 +18,7 @@ from services.referral.referrals.schemas import ActionBody, ReferralCreate
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
 from services.referral.settings import MovePolicy
 from services.referral.sla.service import route_and_start_clocks, start_clocks
-from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, ReferralTransition
+from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral
 from shared.auth import Principal, Role
 from shared.categories import CATEGORIES, Urgency
 from shared.concurrency import check_if_match
@@ -116,10 +115,10 @@ async def need_resolved(*, session: AsyncSession, need_id: uuid.UUID, now: datet
     return referral
 
 
-async def transition(*, session: AsyncSession, principal: Principal, referral_id: uuid.UUID, action: Action,
+async def transition(*, session: AsyncSession, principal: Principal, referral: Referral, action: Action,
                      body: ActionBody, if_match: str | None, now: datetime) -> Referral:
-    """Moves a referral through its lifecycle; the row is locked, so two concurrent moves cannot both succeed."""
-    referral = await readable_referral(session, principal, referral_id, for_update=True)
+    """Moves a referral the caller may read through its lifecycle. Its row is locked (dependencies.LockedReferral),
+    so two concurrent moves cannot both succeed."""
     rule = RULES[action]
     if side_of(principal, referral) is not rule.side:
         who = "the assigned agency" if rule.side is Side.AGENCY else "the referral's posyandu"
@@ -198,15 +197,6 @@ async def route_waiting(*, session: AsyncSession, agency: KnownAgency, now: date
             await emit(session, ev.REFERRAL_ROUTED, referral, action="route")
             routed.append(referral)
     return routed
-
-
-async def history(*, session: AsyncSession, principal: Principal,
-                  referral_id: uuid.UUID) -> tuple[Referral, list[ReferralTransition]]:
-    """Gets a referral the caller may see and every transition of it, oldest first."""
-    referral = await readable_referral(session, principal, referral_id)
-    rows = await session.execute(select(ReferralTransition).where(ReferralTransition.referral_id == referral_id)
-                                 .order_by(col(ReferralTransition.id)))
-    return referral, list(rows.scalars().all())
 
 
 #: Open states with an agency's clocks running (a draft has no agency yet).
@@ -306,42 +296,6 @@ async def household_moved(*, session: AsyncSession, household_id: uuid.UUID, pos
         await emit(session, ev.REFERRAL_STATUS_CHANGED, referral, action="household-move")
         moved.append(referral)
     return moved
-
-
-async def search(*, session: AsyncSession, scope: Any, spm_field: SpmField | None = None, status: Status | None = None,
-                 agency_id: uuid.UUID | None = None, held_by_agency: uuid.UUID | None = None,
-                 posyandu_id: uuid.UUID | None = None, region: str | None = None,
-                 overdue: bool | None = None, unrouted: bool | None = None, created_from: datetime | None = None,
-                 created_to: datetime | None = None, after: tuple[datetime, uuid.UUID] | None = None,
-                 limit: int) -> list[Referral]:
-    """Referrals the caller may see, newest first, by field, status, agency, posyandu, region, overdue, period."""
-    query = select(Referral)
-    conditions: list[Any] = [] if scope is None else [scope]
-    if spm_field is not None:
-        conditions.append(col(Referral.spm_field) == spm_field.value)
-    if status is not None:
-        conditions.append(col(Referral.status) == status.value)
-    if agency_id is not None:
-        conditions.append(col(Referral.agency_id) == agency_id)
-    if held_by_agency is not None:
-        conditions.append(held_by(held_by_agency))
-    if posyandu_id is not None:
-        conditions.append(col(Referral.posyandu_id) == posyandu_id)
-    if region is not None:
-        conditions.append(col(Referral.village_code).startswith(region))
-    if overdue is not None:
-        is_overdue = sa.and_(col(Referral.overdue_at).is_not(None), col(Referral.status).in_([s.value for s in OPEN]))
-        conditions.append(is_overdue if overdue else sa.not_(is_overdue))
-    if unrouted is not None:
-        conditions.append(col(Referral.agency_id).is_(None) if unrouted else col(Referral.agency_id).is_not(None))
-    if created_from is not None:
-        conditions.append(col(Referral.created_at) >= created_from)
-    if created_to is not None:
-        conditions.append(col(Referral.created_at) < created_to)
-    if after is not None:
-        conditions.append(sa.tuple_(col(Referral.created_at), col(Referral.id)) < sa.tuple_(*after))
-    query = query.where(*conditions).order_by(col(Referral.created_at).desc(), col(Referral.id).desc())
-    return list((await session.execute(query.limit(limit + 1))).scalars().all())
 
 
 async def republish(*, session: AsyncSession, spm_field: SpmField, since: datetime | None) -> int:

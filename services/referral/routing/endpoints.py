@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.referral.routing import rules
 from services.referral.routing.schemas import RuleBody, RulePublic
@@ -23,6 +24,18 @@ router = APIRouter(prefix="/api/v1/routing-rules", tags=["routing"])
 RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _PRECONDITION: dict[int | str, dict[str, Any]] = {412: {"description": "If-Match mismatch"},
                                                   404: {"description": "No such rule"}}
+
+
+def _load(*, for_update: bool) -> Callable[..., Awaitable[RoutingRule]]:
+    async def load(rule_id: RuleId, session: SessionDep, _: Admin) -> RoutingRule:
+        return await rules.get_rule(session, rule_id, for_update=for_update)
+
+    return load
+
+
+#: The rule of a route's id (404 otherwise), for an admin; locked for a route that changes it.
+Rule = Annotated[RoutingRule, Depends(_load(for_update=False))]
+LockedRule = Annotated[RoutingRule, Depends(_load(for_update=True))]
 
 
 def _response(row: RoutingRule, status_code: int = 200) -> Response:
@@ -54,18 +67,18 @@ async def create_rule(body: RuleBody, session: SessionDep, principal: Admin, now
 
 
 @router.get("/{rule_id}", response_model=RulePublic, summary="A routing rule (ETag)")
-async def get_rule(rule_id: RuleId, session: SessionDep, _: Admin) -> Response:
-    return _response(await rules.get_rule(session, rule_id))
+async def get_rule(rule: Rule) -> Response:
+    return _response(rule)
 
 
 @router.put("/{rule_id}", response_model=RulePublic, responses=_PRECONDITION,
             summary="Replace a routing rule (honours If-Match)")
-async def update_rule(rule_id: RuleId, body: RuleBody, session: SessionDep, principal: Admin, now: NowDep,
+async def update_rule(rule: LockedRule, body: RuleBody, session: SessionDep, principal: Admin, now: NowDep,
                       if_match: IfMatch = None) -> Response:
-    return _response(await rules.update_rule(session, principal, rule_id, body, if_match, now))
+    return _response(await rules.update_rule(session, principal, rule, body, if_match, now))
 
 
 @router.delete("/{rule_id}", status_code=204, responses=_PRECONDITION, summary="Delete a routing rule (If-Match)")
-async def delete_rule(rule_id: RuleId, session: SessionDep, principal: Admin, if_match: IfMatch = None) -> Response:
-    await rules.delete_rule(session, principal, rule_id, if_match)
+async def delete_rule(rule: LockedRule, session: SessionDep, principal: Admin, if_match: IfMatch = None) -> Response:
+    await rules.delete_rule(session, principal, rule, if_match)
     return Response(status_code=204)

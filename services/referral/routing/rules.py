@@ -78,6 +78,7 @@ async def list_rules(session: AsyncSession, *, spm_field: SpmField | None, categ
 
 
 async def get_rule(session: AsyncSession, rule_id: int, *, for_update: bool = False) -> RoutingRule:
+    """Load a rule (locked when it is about to change); 404 otherwise."""
     row = await session.get(RoutingRule, rule_id, with_for_update=for_update)
     if row is None:
         raise NotFound(f"There is no routing rule {rule_id}.")
@@ -94,9 +95,9 @@ async def create_rule(session: AsyncSession, principal: Principal, body: RuleBod
     return row
 
 
-async def update_rule(session: AsyncSession, principal: Principal, rule_id: int, body: RuleBody,
+async def update_rule(session: AsyncSession, principal: Principal, row: RoutingRule, body: RuleBody,
                       if_match: str | None, now: datetime) -> RoutingRule:
-    row = await get_rule(session, rule_id, for_update=True)
+    """Replaces a rule (its row locked by the caller), audited."""
     check_if_match(if_match, row.version)
     await _check_target(session, body)
     before = rule_view(row).model_dump(exclude={"id", "version", "updated_at"})
@@ -109,9 +110,9 @@ async def update_rule(session: AsyncSession, principal: Principal, rule_id: int,
     return row
 
 
-async def delete_rule(session: AsyncSession, principal: Principal, rule_id: int, if_match: str | None) -> None:
-    row = await get_rule(session, rule_id, for_update=True)
+async def delete_rule(session: AsyncSession, principal: Principal, row: RoutingRule, if_match: str | None) -> None:
+    """Deletes a rule (its row locked by the caller), audited."""
     check_if_match(if_match, row.version)
     await session.delete(row)
-    await record(session, principal, action="delete", resource_type="routing.rule", resource_id=str(rule_id),
+    await record(session, principal, action="delete", resource_type="routing.rule", resource_id=str(row.id),
                  purpose=PURPOSE)

@@ -87,6 +87,7 @@ async def list_overrides(session: AsyncSession, *, urgency: Urgency | None, agen
 
 
 async def get_override(session: AsyncSession, override_id: int, *, for_update: bool = False) -> SlaOverride:
+    """Load an override (locked when it is about to change); 404 otherwise."""
     row = await session.get(SlaOverride, override_id, with_for_update=for_update)
     if row is None:
         raise NotFound(f"There is no SLA override {override_id}.")
@@ -105,9 +106,9 @@ async def create_override(session: AsyncSession, principal: Principal, body: Ove
     return row
 
 
-async def update_override(session: AsyncSession, principal: Principal, override_id: int, body: OverrideBody,
+async def update_override(session: AsyncSession, principal: Principal, row: SlaOverride, body: OverrideBody,
                           if_match: str | None, now: datetime) -> SlaOverride:
-    row = await get_override(session, override_id, for_update=True)
+    """Replaces an override (its row locked by the caller), audited."""
     check_if_match(if_match, row.version)
     await _check_agency(session, body.agency_id)
     before = override_view(row).model_dump(exclude={"id", "version", "updated_at"})
@@ -120,12 +121,12 @@ async def update_override(session: AsyncSession, principal: Principal, override_
     return row
 
 
-async def delete_override(session: AsyncSession, principal: Principal, override_id: int,
+async def delete_override(session: AsyncSession, principal: Principal, row: SlaOverride,
                           if_match: str | None) -> None:
-    row = await get_override(session, override_id, for_update=True)
+    """Deletes an override (its row locked by the caller), audited."""
     check_if_match(if_match, row.version)
     await session.delete(row)
-    await record(session, principal, action="delete", resource_type="sla.override", resource_id=str(override_id),
+    await record(session, principal, action="delete", resource_type="sla.override", resource_id=str(row.id),
                  purpose=PURPOSE)
 
 

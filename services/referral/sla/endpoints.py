@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.referral.sla import admin
 from services.referral.sla.schemas import (
@@ -31,6 +32,18 @@ router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
 OverrideId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _PRECONDITION: dict[int | str, dict[str, Any]] = {412: {"description": "If-Match mismatch"},
                                                   404: {"description": "No such override"}}
+
+
+def _load(*, for_update: bool) -> Callable[..., Awaitable[SlaOverride]]:
+    async def load(override_id: OverrideId, session: SessionDep, _: Admin) -> SlaOverride:
+        return await admin.get_override(session, override_id, for_update=for_update)
+
+    return load
+
+
+#: The override of a route's id (404 otherwise), for an admin; locked for a route that changes it.
+Override = Annotated[SlaOverride, Depends(_load(for_update=False))]
+LockedOverride = Annotated[SlaOverride, Depends(_load(for_update=True))]
 
 
 def _response(row: SlaOverride, status_code: int = 200) -> Response:
@@ -62,22 +75,22 @@ async def create_override(body: OverrideBody, session: SessionDep, principal: Ad
 
 
 @router.get("/overrides/{override_id}", response_model=OverridePublic, summary="An SLA override (ETag)")
-async def get_override(override_id: OverrideId, session: SessionDep, _: Admin) -> Response:
-    return _response(await admin.get_override(session, override_id))
+async def get_override(override: Override) -> Response:
+    return _response(override)
 
 
 @router.put("/overrides/{override_id}", response_model=OverridePublic, responses=_PRECONDITION,
             summary="Replace an SLA override (honours If-Match); existing deadlines stay")
-async def update_override(override_id: OverrideId, body: OverrideBody, session: SessionDep, principal: Admin,
+async def update_override(override: LockedOverride, body: OverrideBody, session: SessionDep, principal: Admin,
                           now: NowDep, if_match: IfMatch = None) -> Response:
-    return _response(await admin.update_override(session, principal, override_id, body, if_match, now))
+    return _response(await admin.update_override(session, principal, override, body, if_match, now))
 
 
 @router.delete("/overrides/{override_id}", status_code=204, responses=_PRECONDITION,
                summary="Delete an SLA override (honours If-Match)")
-async def delete_override(override_id: OverrideId, session: SessionDep, principal: Admin,
+async def delete_override(override: LockedOverride, session: SessionDep, principal: Admin,
                           if_match: IfMatch = None) -> Response:
-    await admin.delete_override(session, principal, override_id, if_match)
+    await admin.delete_override(session, principal, override, if_match)
     return Response(status_code=204)
 
 

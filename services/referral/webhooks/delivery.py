@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,7 +24,6 @@ from services.referral.webhooks import addresses
 from services.referral.webhooks.tables import WebhookDelivery, WebhookSubscription
 from shared.audit import record
 from shared.auth import Principal, Role
-from shared.db import utc_now
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ _SYSTEM = Principal(sub="system", role=Role.SERVICE)
 #: referral's next event waits until the previous one succeeded or was given up.
 _DUE = sa.text("""
     SELECT d.id FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.status = 'active'
+    WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND s.status = 'active'
       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id
                       AND e.referral_id = d.referral_id AND e.status = 'pending' AND e.id < d.id)
     ORDER BY d.next_attempt_at, d.id LIMIT :limit""")
@@ -54,7 +53,7 @@ def signatures(subscription: WebhookSubscription, msg_id: str, at: datetime, bod
 async def _attempt(client: httpx.AsyncClient, settings: ReferralSettings, subscription: WebhookSubscription,
                    delivery: WebhookDelivery) -> dict[str, Any]:
     """One try: the result for the log (`status_code` 2xx is a success; else `error` or a failing status)."""
-    at = datetime.now(UTC)
+    at = settings.clock()
     started = time.perf_counter()
     entry: dict[str, Any] = {"at": at.isoformat()}
     try:
@@ -72,11 +71,11 @@ async def _attempt(client: httpx.AsyncClient, settings: ReferralSettings, subscr
     return entry
 
 
-async def _disable(session: AsyncSession, subscription: WebhookSubscription, reason: str) -> None:
+async def _disable(session: AsyncSession, subscription: WebhookSubscription, reason: str, now: datetime) -> None:
     """The failure budget is spent: the subscription stops, says why, and the audit log tells the admin."""
     if subscription.status != "active":
         return
-    subscription.status, subscription.disabled_at, subscription.disabled_reason = "disabled", utc_now(), reason
+    subscription.status, subscription.disabled_at, subscription.disabled_reason = "disabled", now, reason
     await record(session, _SYSTEM, action="disable", resource_type="webhook-subscription",
                  resource_id=str(subscription.id), purpose=reason[:300])
     log.warning("webhook subscription disabled", extra={"subscription_id": str(subscription.id), "reason": reason})
@@ -84,7 +83,7 @@ async def _disable(session: AsyncSession, subscription: WebhookSubscription, rea
 
 async def _settle(session: AsyncSession, settings: ReferralSettings, subscription: WebhookSubscription,
                   delivery: WebhookDelivery, entry: dict[str, Any]) -> None:
-    now = utc_now()
+    now = settings.clock()
     delivery.attempts = [*delivery.attempts, entry]
     delivery.round_attempts += 1
     if 200 <= entry.get("status_code", 0) < 300:
@@ -97,17 +96,17 @@ async def _settle(session: AsyncSession, settings: ReferralSettings, subscriptio
         delivery.status, delivery.next_attempt_at = "failed", None
         hours = (now - delivery.round_started_at) / timedelta(hours=1)
         await _disable(session, subscription, f"every attempt of message {delivery.event_id} failed "
-                                              f"({delivery.round_attempts} over {hours:.1f} h)")
+                                              f"({delivery.round_attempts} over {hours:.1f} h)", now)
         return
     delay = schedule[delivery.round_attempts - 1] * (1 + random.uniform(0, settings.webhook_retry_jitter))
     delivery.next_attempt_at = now + timedelta(seconds=delay)
     if subscription.consecutive_failures >= settings.webhook_max_consecutive_failures:
-        await _disable(session, subscription, f"{subscription.consecutive_failures} failed attempts in a row")
+        await _disable(session, subscription, f"{subscription.consecutive_failures} failed attempts in a row", now)
 
 
 async def send_due(session: AsyncSession, settings: ReferralSettings, client: httpx.AsyncClient) -> int:
     """Sends the due deliveries (in the caller's transaction, which holds the sender's lock); how many were tried."""
-    ids = list((await session.execute(_DUE, {"limit": settings.webhook_batch_size})).scalars())
+    ids = list((await session.execute(_DUE, {"limit": settings.webhook_batch_size, "now": settings.clock()})).scalars())
     if not ids:
         return 0
     joined = select(WebhookDelivery, WebhookSubscription).join(

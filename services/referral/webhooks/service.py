@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.referral.referrals.disclosure import Disclosure
 from services.referral.settings import ReferralSettings
@@ -22,7 +23,6 @@ from services.referral.webhooks.schemas import ReplayBody, SubscriptionCreate
 from services.referral.webhooks.tables import WebhookDelivery, WebhookSubscription
 from shared.audit import record
 from shared.auth import Principal, Role
-from shared.db import utc_now
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
@@ -42,7 +42,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 async def create(session: AsyncSession, principal: Principal, body: SubscriptionCreate,
-                 settings: ReferralSettings) -> WebhookSubscription:
+                 settings: ReferralSettings, now: datetime) -> WebhookSubscription:
     """Registers a subscription for the caller's agency (an admin names the agency)."""
     if principal.role is Role.OPD:
         if body.agency_id not in (None, principal.agency_id):
@@ -63,7 +63,6 @@ async def create(session: AsyncSession, principal: Principal, body: Subscription
         await addresses.check(body.url, settings)
     except addresses.RefusedUrl as exc:
         raise _invalid("url", f"This URL may not be called: {exc}.") from exc
-    now = utc_now()
     row = WebhookSubscription(agency_id=agency_id, spm_fields=fields, url=body.url, event_types=body.event_types,
                               secret=new_secret(), created_by=principal.sub, created_at=now, updated_at=now)
     session.add(row)
@@ -73,19 +72,21 @@ async def create(session: AsyncSession, principal: Principal, body: Subscription
     return row
 
 
-def _scope(principal: Principal) -> sa.ColumnElement[bool]:
-    """An admin: all; an agency token: its agency's subscriptions of fields it holds all of."""
+def manageable_subscriptions(principal: Principal) -> SelectOfScalar[WebhookSubscription]:
+    """The subscriptions the caller may read and manage: the one access rule of the aggregate. An admin: all; an
+    agency token: its agency's subscriptions of fields it holds all of."""
+    query = select(WebhookSubscription)
     if principal.role is Role.ADMIN:
-        return sa.true()
-    return sa.and_(col(WebhookSubscription.agency_id) == principal.agency_id,
-                   col(WebhookSubscription.spm_fields).op("<@", return_type=sa.Boolean)(
-                       sa.literal(sorted(f.value for f in principal.fields), ARRAY(sa.Text))))
+        return query
+    return query.where(col(WebhookSubscription.agency_id) == principal.agency_id,
+                       col(WebhookSubscription.spm_fields).op("<@", return_type=sa.Boolean)(
+                           sa.literal(sorted(f.value for f in principal.fields), ARRAY(sa.Text))))
 
 
-async def get(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *,
-              for_update: bool = False) -> WebhookSubscription:
-    """A subscription of the caller's agency (any, for an admin); 404 otherwise."""
-    query = select(WebhookSubscription).where(WebhookSubscription.id == subscription_id, _scope(principal))
+async def manageable_subscription(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *,
+                                  for_update: bool = False) -> WebhookSubscription:
+    """Load a subscription the caller may manage (locked when it is about to change it); 404 otherwise."""
+    query = manageable_subscriptions(principal).where(col(WebhookSubscription.id) == subscription_id)
     row = (await session.execute(query.with_for_update() if for_update else query)).scalars().first()
     if row is None:
         raise SubscriptionNotFound(f"No webhook subscription {subscription_id} of your agency.")
@@ -94,7 +95,8 @@ async def get(session: AsyncSession, principal: Principal, subscription_id: uuid
 
 async def search(session: AsyncSession, principal: Principal, *, agency_id: uuid.UUID | None,
                  after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[WebhookSubscription]:
-    query = select(WebhookSubscription).where(_scope(principal))
+    """Lists the subscriptions the caller may manage, newest first."""
+    query = manageable_subscriptions(principal)
     if agency_id is not None:
         query = query.where(WebhookSubscription.agency_id == agency_id)
     if after is not None:
@@ -104,11 +106,9 @@ async def search(session: AsyncSession, principal: Principal, *, agency_id: uuid
     return list((await session.execute(query.limit(limit + 1))).scalars().all())
 
 
-async def rotate(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID,
-                 settings: ReferralSettings) -> WebhookSubscription:
+async def rotate(session: AsyncSession, principal: Principal, row: WebhookSubscription, settings: ReferralSettings,
+                 now: datetime) -> WebhookSubscription:
     """A new secret; the current one keeps signing (a second signature) for the overlap period."""
-    row = await get(session, principal, subscription_id, for_update=True)
-    now = utc_now()
     row.previous_secret, row.secret = row.secret, new_secret()
     row.previous_secret_expires_at = now + timedelta(seconds=settings.webhook_secret_overlap_seconds)
     row.updated_at = now
@@ -117,28 +117,27 @@ async def rotate(session: AsyncSession, principal: Principal, subscription_id: u
     return row
 
 
-async def enable(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> WebhookSubscription:
+async def enable(session: AsyncSession, principal: Principal, row: WebhookSubscription,
+                 now: datetime) -> WebhookSubscription:
     """Resumes a disabled subscription: its pending deliveries go out again, in order."""
-    row = await get(session, principal, subscription_id, for_update=True)
     row.status, row.disabled_at, row.disabled_reason, row.consecutive_failures = "active", None, None, 0
-    row.updated_at = utc_now()
+    row.updated_at = now
     await record(session, principal, action="enable", resource_type="webhook-subscription", resource_id=str(row.id),
                  purpose="webhook re-enabled")
     return row
 
 
-async def delete(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> None:
-    row = await get(session, principal, subscription_id, for_update=True)
+async def delete(session: AsyncSession, principal: Principal, row: WebhookSubscription) -> None:
+    """Deletes a subscription and its delivery log."""
     await session.execute(sa.delete(WebhookDelivery).where(col(WebhookDelivery.subscription_id) == row.id))
     await session.delete(row)
     await record(session, principal, action="delete", resource_type="webhook-subscription", resource_id=str(row.id),
                  purpose="webhook deleted")
 
 
-async def deliveries(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *,
-                     status: str | None, after: int | None, limit: int) -> list[WebhookDelivery]:
+async def deliveries(session: AsyncSession, row: WebhookSubscription, *, status: str | None, after: int | None,
+                     limit: int) -> list[WebhookDelivery]:
     """The delivery log of a subscription, newest first."""
-    row = await get(session, principal, subscription_id)
     query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == row.id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
@@ -148,14 +147,13 @@ async def deliveries(session: AsyncSession, principal: Principal, subscription_i
                 .scalars().all())
 
 
-async def replay(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, body: ReplayBody) -> int:
+async def replay(session: AsyncSession, row: WebhookSubscription, body: ReplayBody, now: datetime) -> int:
     """Sends deliveries again (same id and body), due now; a referral's events still go out in order."""
-    row = await get(session, principal, subscription_id)
     condition = (col(WebhookDelivery.id) == body.delivery_id if body.delivery_id is not None
                  else col(WebhookDelivery.created_at) >= body.since)
     result = await session.execute(
         sa.update(WebhookDelivery).where(col(WebhookDelivery.subscription_id) == row.id, condition)
-        .values(status="pending", next_attempt_at=sa.func.now(), round_started_at=sa.func.now(), round_attempts=0)
+        .values(status="pending", next_attempt_at=now, round_started_at=now, round_attempts=0)
         .returning(col(WebhookDelivery.id)))
     replayed = len(result.all())
     if body.delivery_id is not None and not replayed:
