@@ -7,11 +7,11 @@ the posyandu's own kader. The directory itself (name, village, service days, sch
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.registry.access import holds
 from services.registry.tables import Posyandu
@@ -19,7 +19,7 @@ from shared.auth import Principal, Role
 from shared.errors import Forbidden
 
 
-def _oversees(principal: Principal, village_code: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+def _oversees(principal: Principal, village_code: sa.ColumnElement[str] | Mapped[str]) -> sa.ColumnElement[bool]:
     if principal.role is Role.ADMIN:
         return sa.true()
     if principal.role is Role.PEMBINA and principal.region_prefix is not None:
@@ -27,12 +27,12 @@ def _oversees(principal: Principal, village_code: sa.ColumnElement[str]) -> sa.C
     return sa.false()
 
 
-def managed_statement(principal: Principal) -> sa.Select[Any]:
+def managed_statement(principal: Principal) -> SelectOfScalar[Posyandu]:
     """The posyandu `principal` manages."""
     return select(Posyandu).where(_oversees(principal, col(Posyandu.village_code)))
 
 
-def cared_for_statement(principal: Principal) -> sa.Select[Any]:
+def cared_for_statement(principal: Principal) -> SelectOfScalar[Posyandu]:
     """The posyandu `principal` cares for: those it manages, and a kader's own."""
     own = col(Posyandu.id).in_(sorted(principal.posyandu_ids)) if principal.role is Role.KADER else sa.false()
     return select(Posyandu).where(sa.or_(_oversees(principal, col(Posyandu.village_code)), own))

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.registry.access import holds
 from services.registry.tables import Posyandu, Programme
@@ -50,12 +51,12 @@ def _readable(principal: Principal) -> sa.ColumnElement[bool]:
         col(Posyandu.id).in_(sorted(principal.posyandu_ids))))
 
 
-def readable_statement(principal: Principal) -> sa.Select[Any]:
+def readable_statement(principal: Principal) -> SelectOfScalar[Programme]:
     """The programmes `principal` may read."""
     return select(Programme).where(_readable(principal))
 
 
-def writable_statement(principal: Principal) -> sa.Select[Any]:
+def writable_statement(principal: Principal) -> SelectOfScalar[Programme]:
     """The programmes `principal` may change."""
     if principal.role is Role.ADMIN:
         return select(Programme)
