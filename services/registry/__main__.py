@@ -28,7 +28,8 @@ async def _import_regions(settings: RegistrySettings, text: str, list_version: s
     try:
         with console.status(f"importing {len(rows)} regions"):
             async with create_sessionmaker(engine)() as session, session.begin():
-                report = await import_regions(session, rows, list_version=list_version, full=full)
+                report = await import_regions(session, rows, list_version=list_version, full=full,
+                                              clock=settings.clock)
     finally:
         await engine.dispose()
     console.print(report.model_dump_json(indent=2))

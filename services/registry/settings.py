@@ -8,5 +8,6 @@ from shared.settings import ServiceSettings
 
 class RegistrySettings(ServiceSettings):
     port: int | None = 8001
-    # The time source (the coming months a schedule event lists); tests inject their own.
+    # The time source of every "now" and "today" in the registry (the times a change stamps, the months a schedule
+    # event lists); tests inject their own.
     clock: Clock = Field(default=system_clock, exclude=True)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query, Response
 
 from services.registry.agencies import service
 from services.registry.agencies.schemas import AgencyCreate, AgencyPublic, AgencyUpdate
+from services.registry.dependencies import PathAgency
 from services.registry.tables import Agency
 from shared.auth import Admin, PrincipalDep
+from shared.clock import NowDep
 from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.events.registry import Status
@@ -21,7 +23,6 @@ from shared.region_codes import REGION_PREFIX_PATTERN, VILLAGE_CODE_PATTERN
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
-
 
 
 def _response(agency: Agency, status_code: int = 200) -> Response:
@@ -41,10 +42,10 @@ async def route_agency(
 
 
 @router.post("", status_code=201, response_model=AgencyPublic, summary="Register an agency (admin)")
-async def register_agency(payload: AgencyCreate, session: SessionDep, principal: Admin,
+async def register_agency(payload: AgencyCreate, session: SessionDep, principal: Admin, now: NowDep,
                           idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        return _response(await service.register(session=session, payload=payload), 201)
+        return _response(await service.register(session=session, payload=payload, now=now), 201)
 
     return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /agencies",
                             payload=payload, create=create)
@@ -70,18 +71,19 @@ async def list_agencies(
 
 
 @router.get("/{agency_id}", response_model=AgencyPublic, summary="Get an agency")
-async def get_agency(agency_id: uuid.UUID, session: SessionDep, _: PrincipalDep) -> Response:
-    return _response(await service.get(session=session, agency_id=agency_id))
+async def get_agency(_: PrincipalDep, agency: PathAgency) -> Response:
+    # The agency directory is public to every caller.
+    return _response(agency)
 
 
 @router.patch("/{agency_id}", response_model=AgencyPublic, summary="Update an agency (admin; honours If-Match)")
-async def update_agency(agency_id: uuid.UUID, payload: AgencyUpdate, session: SessionDep, _: Admin,
+async def update_agency(_: Admin, agency: PathAgency, payload: AgencyUpdate, session: SessionDep, now: NowDep,
                         if_match: IfMatch = None) -> Response:
-    return _response(await service.update(session=session, agency_id=agency_id, payload=payload,
-                                          if_match=if_match))
+    return _response(await service.update(session=session, agency=agency, payload=payload, if_match=if_match,
+                                          now=now))
 
 
 @router.post("/{agency_id}/deactivate", response_model=AgencyPublic, summary="Deactivate an agency (admin)")
-async def deactivate_agency(agency_id: uuid.UUID, session: SessionDep, _: Admin,
+async def deactivate_agency(_: Admin, agency: PathAgency, session: SessionDep, now: NowDep,
                             if_match: IfMatch = None) -> Response:
-    return _response(await service.deactivate(session=session, agency_id=agency_id, if_match=if_match))
+    return _response(await service.deactivate(session=session, agency=agency, if_match=if_match, now=now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +39,7 @@ async def _emit(session: AsyncSession, event_type: EventType, agency: Agency) ->
     await publish(session, event_type, agency_data(agency), subject=str(agency.id))
 
 
-async def register(*, session: AsyncSession, payload: AgencyCreate) -> Agency:
+async def register(*, session: AsyncSession, payload: AgencyCreate, now: datetime) -> Agency:
     """Registers an agency for its fields in a province or regency/city."""
     expected = 2 if payload.level is ev.AgencyLevel.PROVINCE else 4
     if len(payload.jurisdiction_code) != expected:
@@ -50,7 +50,7 @@ async def register(*, session: AsyncSession, payload: AgencyCreate) -> Agency:
         raise ValidationFailed(f"{payload.jurisdiction_code} is not an active region.",
                                errors=[{"field": "jurisdiction_code", "message": "unknown or retired region"}])
     agency = Agency(**payload.model_dump(exclude={"spm_fields", "kind"}), kind=payload.kind.value,
-                    spm_fields=sorted({f.value for f in payload.spm_fields}))
+                    spm_fields=sorted({f.value for f in payload.spm_fields}), created_at=now, updated_at=now)
     session.add(agency)
     await session.flush()
     await _emit(session, ev.AGENCY_REGISTERED, agency)
@@ -65,10 +65,9 @@ async def get(*, session: AsyncSession, agency_id: uuid.UUID, for_update: bool =
     return agency
 
 
-async def update(*, session: AsyncSession, agency_id: uuid.UUID, payload: AgencyUpdate,
-                 if_match: str | None) -> Agency:
-    """Updates an agency's name, fields or contact."""
-    agency = await get(session=session, agency_id=agency_id, for_update=True)
+async def update(*, session: AsyncSession, agency: Agency, payload: AgencyUpdate, if_match: str | None,
+                 now: datetime) -> Agency:
+    """Updates an agency's name, fields or contact (the caller is an admin; the agency row locked)."""
     check_if_match(if_match, agency.version)
     changes = payload.model_dump(exclude_unset=True)
     if "spm_fields" in changes:
@@ -78,20 +77,19 @@ async def update(*, session: AsyncSession, agency_id: uuid.UUID, payload: Agency
     for key, value in changes.items():
         setattr(agency, key, value)
     agency.version += 1
-    agency.updated_at = datetime.now(UTC)
+    agency.updated_at = now
     await session.flush()
     await _emit(session, ev.AGENCY_UPDATED, agency)
     return agency
 
 
-async def deactivate(*, session: AsyncSession, agency_id: uuid.UUID, if_match: str | None) -> Agency:
-    """Marks an agency inactive: routing passes it by from now on."""
-    agency = await get(session=session, agency_id=agency_id, for_update=True)
+async def deactivate(*, session: AsyncSession, agency: Agency, if_match: str | None, now: datetime) -> Agency:
+    """Marks an agency inactive: routing passes it by from now on (the caller is an admin; the agency row locked)."""
     check_if_match(if_match, agency.version)
     if agency.status != "inactive":
         agency.status = "inactive"
         agency.version += 1
-        agency.updated_at = datetime.now(UTC)
+        agency.updated_at = now
         await session.flush()
         await _emit(session, ev.AGENCY_DEACTIVATED, agency)
     return agency

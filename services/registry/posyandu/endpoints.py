@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from services.registry.dependencies import PathPosyandu
 from services.registry.posyandu import service
 from services.registry.posyandu.schemas import (
     CadreCreate,
@@ -18,11 +19,10 @@ from services.registry.posyandu.schemas import (
     RegionCount,
 )
 from services.registry.tables import Cadre, Posyandu
-from shared.audit import record_read
 from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.clock import NowDep
 from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
-from shared.errors import Forbidden
 from shared.events.registry import Status
 from shared.events.topics import SpmField
 from shared.idempotency import IdempotencyKeyHeader, idempotent
@@ -52,10 +52,10 @@ def _cadre_response(c: Cadre, status_code: int = 200) -> Response:
 
 @router.post("", status_code=201, response_model=PosyanduPublic, summary="Register a posyandu",
              responses={409: {"description": "Code taken, or Idempotency-Key reused with another body"}})
-async def register_posyandu(payload: PosyanduCreate, session: SessionDep, principal: Manager,
+async def register_posyandu(payload: PosyanduCreate, session: SessionDep, principal: Manager, now: NowDep,
                             idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        posyandu = await service.register(session=session, principal=principal, payload=payload)
+        posyandu = await service.register(session=session, principal=principal, payload=payload, now=now)
         return _with_etag(posyandu, 201)
 
     return await idempotent(session, key=idempotency_key, principal=principal, scope="POST /posyandu",
@@ -90,67 +90,58 @@ async def count_posyandu(session: SessionDep, _: PrincipalDep, region: RegionQue
 
 
 @router.get("/{posyandu_id}", response_model=PosyanduPublic, summary="Get a posyandu")
-async def get_posyandu(posyandu_id: uuid.UUID, session: SessionDep, _: PrincipalDep) -> Response:
-    return _with_etag(await service.get(session=session, posyandu_id=posyandu_id))
+async def get_posyandu(_: PrincipalDep, posyandu: PathPosyandu) -> Response:
+    # The directory is public to every caller (no personal data).
+    return _with_etag(posyandu)
 
 
 @router.patch("/{posyandu_id}", response_model=PosyanduPublic, summary="Update a posyandu (honours If-Match)",
               responses={412: {"description": "If-Match names an older version"}})
-async def update_posyandu(posyandu_id: uuid.UUID, payload: PosyanduUpdate, session: SessionDep,
-                          principal: Manager, if_match: IfMatch = None) -> Response:
-    posyandu = await service.update(session=session, principal=principal, posyandu_id=posyandu_id,
-                                    payload=payload, if_match=if_match)
-    return _with_etag(posyandu)
+async def update_posyandu(principal: Manager, posyandu: PathPosyandu, payload: PosyanduUpdate, session: SessionDep,
+                          now: NowDep, if_match: IfMatch = None) -> Response:
+    return _with_etag(await service.update(session=session, principal=principal, posyandu=posyandu, payload=payload,
+                                           if_match=if_match, now=now))
 
 
 @router.post("/{posyandu_id}/deactivate", response_model=PosyanduPublic, summary="Deactivate a posyandu")
-async def deactivate_posyandu(posyandu_id: uuid.UUID, session: SessionDep, principal: Manager,
+async def deactivate_posyandu(principal: Manager, posyandu: PathPosyandu, session: SessionDep, now: NowDep,
                               if_match: IfMatch = None) -> Response:
-    posyandu = await service.deactivate(session=session, principal=principal, posyandu_id=posyandu_id,
-                                        if_match=if_match)
-    return _with_etag(posyandu)
+    return _with_etag(await service.deactivate(session=session, principal=principal, posyandu=posyandu,
+                                               if_match=if_match, now=now))
 
 
 @router.post("/{posyandu_id}/cadres", status_code=201, response_model=CadrePublic,
              summary="Assign a cadre (kader) to a posyandu")
-async def assign_cadre(posyandu_id: uuid.UUID, payload: CadreCreate, session: SessionDep, principal: Manager,
-                       idempotency_key: IdempotencyKeyHeader = None) -> Response:
+async def assign_cadre(principal: Manager, posyandu: PathPosyandu, payload: CadreCreate, session: SessionDep,
+                       now: NowDep, idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        cadre = await service.assign_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
-                                           payload=payload)
+        cadre = await service.assign_cadre(session=session, principal=principal, posyandu=posyandu, payload=payload,
+                                           now=now)
         return _cadre_response(cadre, 201)
 
     return await idempotent(session, key=idempotency_key, principal=principal,
-                            scope=f"POST /posyandu/{posyandu_id}/cadres", payload=payload, create=create)
+                            scope=f"POST /posyandu/{posyandu.id}/cadres", payload=payload, create=create)
 
 
 @router.get("/{posyandu_id}/cadres", response_model=list[CadrePublic],
             summary="The cadres of a posyandu (personal data: the read is audited)")
-async def list_cadres(posyandu_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
+async def list_cadres(principal: PrincipalDep, posyandu: PathPosyandu, session: SessionDep,
                       include_inactive: bool = False) -> Any:
-    posyandu = await service.get(session=session, posyandu_id=posyandu_id)
-    # Names and phone numbers: for the posyandu's own kader, the pembina overseeing it, and admins only.
-    if not (principal.oversees_region(posyandu.village_code)
-            or (principal.role is Role.KADER and posyandu.id in principal.posyandu_ids)):
-        raise Forbidden("Only the posyandu's kader, its pembina and admins may list its cadres.")
-    cadres = await service.list_cadres(session=session, posyandu_id=posyandu_id, include_inactive=include_inactive)
-    await record_read(session, principal, resource_type="posyandu.cadres", resource_id=str(posyandu_id),
-                      purpose="list the cadres of a posyandu", fields=["name", "phone", "email"])
+    cadres = await service.list_cadres(session=session, principal=principal, posyandu=posyandu,
+                                       include_inactive=include_inactive)
     return [CadrePublic.model_validate(c, from_attributes=True) for c in cadres]
 
 
 @router.patch("/{posyandu_id}/cadres/{cadre_id}", response_model=CadrePublic, summary="Update a cadre")
-async def update_cadre(posyandu_id: uuid.UUID, cadre_id: uuid.UUID, payload: CadreUpdate, session: SessionDep,
-                       principal: Manager, if_match: IfMatch = None) -> Response:
-    cadre = await service.update_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
-                                       cadre_id=cadre_id, payload=payload, if_match=if_match)
-    return _cadre_response(cadre)
+async def update_cadre(principal: Manager, posyandu: PathPosyandu, cadre_id: uuid.UUID, payload: CadreUpdate,
+                       session: SessionDep, now: NowDep, if_match: IfMatch = None) -> Response:
+    return _cadre_response(await service.update_cadre(session=session, principal=principal, posyandu=posyandu,
+                                                      cadre_id=cadre_id, payload=payload, if_match=if_match, now=now))
 
 
 @router.delete("/{posyandu_id}/cadres/{cadre_id}", response_model=CadrePublic,
                summary="End a cadre's assignment (kept as inactive)")
-async def unassign_cadre(posyandu_id: uuid.UUID, cadre_id: uuid.UUID, session: SessionDep,
-                         principal: Manager) -> Response:
-    cadre = await service.unassign_cadre(session=session, principal=principal, posyandu_id=posyandu_id,
-                                         cadre_id=cadre_id)
-    return _cadre_response(cadre)
+async def unassign_cadre(principal: Manager, posyandu: PathPosyandu, cadre_id: uuid.UUID, session: SessionDep,
+                         now: NowDep) -> Response:
+    return _cadre_response(await service.unassign_cadre(session=session, principal=principal, posyandu=posyandu,
+                                                        cadre_id=cadre_id, now=now))

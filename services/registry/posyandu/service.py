@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.registry.conflicts import flush_unique
+from services.registry.posyandu.access import require_carer, require_manager, require_manager_of_village
 from services.registry.posyandu.schemas import CadreCreate, CadreUpdate, PosyanduCreate, PosyanduUpdate
 from services.registry.regions.service import require_village
 from services.registry.tables import Cadre, Posyandu, Region
+from shared.audit import record_read
 from shared.auth import Principal
 from shared.concurrency import check_if_match
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import registry as ev
 from shared.events.catalogue import EventType
 from shared.events.topics import SpmField
@@ -42,26 +44,19 @@ def cadre_data(c: Cadre) -> ev.CadreData:
                         status=ev.Status(c.status), since=c.since)
 
 
-def _require_oversight(principal: Principal, village_code: str) -> None:
-    if not principal.oversees_region(village_code):
-        raise Forbidden(f"You may manage posyandu only within your region ({principal.region_prefix}).")
-
-
 async def _emit(session: AsyncSession, event_type: EventType, p: Posyandu) -> None:
     await publish(session, event_type, posyandu_data(p), subject=str(p.id), regioncode=p.village_code)
 
 
-async def register(*, session: AsyncSession, principal: Principal, payload: PosyanduCreate) -> Posyandu:
-    """Registers a posyandu in an active village within the caller's region."""
-    _require_oversight(principal, payload.village_code)
+async def register(*, session: AsyncSession, principal: Principal, payload: PosyanduCreate,
+                   now: datetime) -> Posyandu:
+    """Registers a posyandu in an active village within the caller's region (409 for a code taken, also by a
+    concurrent registration)."""
+    await require_manager_of_village(session, principal, payload.village_code)
     await require_village(session=session, code=payload.village_code)
-    posyandu = Posyandu(**payload.model_dump(), created_by=principal.sub)
+    posyandu = Posyandu(**payload.model_dump(), created_by=principal.sub, created_at=now, updated_at=now)
     session.add(posyandu)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"A posyandu with the code {payload.code} exists already.") from exc
+    await flush_unique(session, conflict=f"A posyandu with the code {payload.code} exists already.")
     await _emit(session, ev.POSYANDU_REGISTERED, posyandu)
     return posyandu
 
@@ -74,38 +69,37 @@ async def get(*, session: AsyncSession, posyandu_id: uuid.UUID, for_update: bool
     return posyandu
 
 
-async def update(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
-                 payload: PosyanduUpdate, if_match: str | None) -> Posyandu:
-    """Updates a posyandu's details (optimistic concurrency on its version)."""
-    posyandu = await get(session=session, posyandu_id=posyandu_id, for_update=True)
-    _require_oversight(principal, posyandu.village_code)
+async def update(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, payload: PosyanduUpdate,
+                 if_match: str | None, now: datetime) -> Posyandu:
+    """Updates a posyandu's details (optimistic concurrency on its version); a move stays within the caller's
+    region."""
+    await require_manager(session, principal, posyandu)
     check_if_match(if_match, posyandu.version)
     changes = payload.model_dump(exclude_unset=True)
     if "village_code" in changes and changes["village_code"] != posyandu.village_code:
-        _require_oversight(principal, changes["village_code"])
+        await require_manager_of_village(session, principal, changes["village_code"])
         await require_village(session=session, code=changes["village_code"])
     if not {k: v for k, v in changes.items() if getattr(posyandu, k) != v}:
         return posyandu
     for key, value in changes.items():
         setattr(posyandu, key, value)
     posyandu.version += 1
-    posyandu.updated_at = datetime.now(UTC)
+    posyandu.updated_at = now
     await session.flush()
     await _emit(session, ev.POSYANDU_UPDATED, posyandu)
     return posyandu
 
 
-async def deactivate(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
-                     if_match: str | None) -> Posyandu:
+async def deactivate(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, if_match: str | None,
+                     now: datetime) -> Posyandu:
     """Marks a posyandu inactive (kept, with its history)."""
-    posyandu = await get(session=session, posyandu_id=posyandu_id, for_update=True)
-    _require_oversight(principal, posyandu.village_code)
+    await require_manager(session, principal, posyandu)
     check_if_match(if_match, posyandu.version)
     if posyandu.status == "inactive":
         return posyandu
     posyandu.status = "inactive"
     posyandu.version += 1
-    posyandu.updated_at = datetime.now(UTC)
+    posyandu.updated_at = now
     await session.flush()
     await _emit(session, ev.POSYANDU_DEACTIVATED, posyandu)
     return posyandu
@@ -147,15 +141,15 @@ async def counts_by_region(*, session: AsyncSession, region: str | None, status:
     return [(code, name, n) for code, name, n in rows.all()]
 
 
-async def assign_cadre(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
-                       payload: CadreCreate) -> Cadre:
+async def assign_cadre(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, payload: CadreCreate,
+                       now: datetime) -> Cadre:
     """Assigns a cadre (kader) to an active posyandu."""
-    posyandu = await get(session=session, posyandu_id=posyandu_id, for_update=True)
-    _require_oversight(principal, posyandu.village_code)
+    await require_manager(session, principal, posyandu)
     if posyandu.status != "active":
         raise Conflict("Cadres can only be assigned to an active posyandu.")
     cadre = Cadre(posyandu_id=posyandu.id, name=payload.name, phone=payload.phone, email=payload.email,
-                  duties=sorted({d.value for d in payload.duties}), since=payload.since)
+                  duties=sorted({d.value for d in payload.duties}), since=payload.since, created_at=now,
+                  updated_at=now)
     session.add(cadre)
     await session.flush()
     await publish(session, ev.CADRE_ASSIGNED, cadre_data(cadre), subject=str(posyandu.id),
@@ -171,19 +165,25 @@ async def get_cadre(*, session: AsyncSession, posyandu_id: uuid.UUID, cadre_id: 
     return cadre
 
 
-async def list_cadres(*, session: AsyncSession, posyandu_id: uuid.UUID, include_inactive: bool) -> list[Cadre]:
-    query = select(Cadre).where(Cadre.posyandu_id == posyandu_id).order_by(col(Cadre.name), col(Cadre.id))
+async def list_cadres(*, session: AsyncSession, principal: Principal, posyandu: Posyandu,
+                      include_inactive: bool) -> list[Cadre]:
+    """The cadres of a posyandu, for those who care for it; names and phone numbers: the read is audited."""
+    await require_carer(session, principal, posyandu,
+                        "Only the posyandu's kader, its pembina and admins may list its cadres.")
+    query = select(Cadre).where(Cadre.posyandu_id == posyandu.id).order_by(col(Cadre.name), col(Cadre.id))
     if not include_inactive:
         query = query.where(Cadre.status == "active")
-    return list((await session.execute(query)).scalars().all())
+    cadres = list((await session.execute(query)).scalars().all())
+    await record_read(session, principal, resource_type="posyandu.cadres", resource_id=str(posyandu.id),
+                      purpose="list the cadres of a posyandu", fields=["name", "phone", "email"])
+    return cadres
 
 
-async def update_cadre(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
-                       cadre_id: uuid.UUID, payload: CadreUpdate, if_match: str | None) -> Cadre:
+async def update_cadre(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, cadre_id: uuid.UUID,
+                       payload: CadreUpdate, if_match: str | None, now: datetime) -> Cadre:
     """Updates a cadre's contact or duties."""
-    posyandu = await get(session=session, posyandu_id=posyandu_id, for_update=True)
-    _require_oversight(principal, posyandu.village_code)
-    cadre = await get_cadre(session=session, posyandu_id=posyandu_id, cadre_id=cadre_id)
+    await require_manager(session, principal, posyandu)
+    cadre = await get_cadre(session=session, posyandu_id=posyandu.id, cadre_id=cadre_id)
     check_if_match(if_match, cadre.version)
     changes = payload.model_dump(exclude_unset=True)
     if "duties" in changes:
@@ -191,24 +191,23 @@ async def update_cadre(*, session: AsyncSession, principal: Principal, posyandu_
     for key, value in changes.items():
         setattr(cadre, key, value)
     cadre.version += 1
-    cadre.updated_at = datetime.now(UTC)
+    cadre.updated_at = now
     await session.flush()
     await publish(session, ev.CADRE_UPDATED, cadre_data(cadre), subject=str(posyandu.id),
                   regioncode=posyandu.village_code)
     return cadre
 
 
-async def unassign_cadre(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID,
-                         cadre_id: uuid.UUID) -> Cadre:
+async def unassign_cadre(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, cadre_id: uuid.UUID,
+                         now: datetime) -> Cadre:
     """Ends a cadre's assignment (kept as inactive)."""
-    posyandu = await get(session=session, posyandu_id=posyandu_id, for_update=True)
-    _require_oversight(principal, posyandu.village_code)
-    cadre = await get_cadre(session=session, posyandu_id=posyandu_id, cadre_id=cadre_id)
+    await require_manager(session, principal, posyandu)
+    cadre = await get_cadre(session=session, posyandu_id=posyandu.id, cadre_id=cadre_id)
     if cadre.status == "inactive":
         return cadre
     cadre.status = "inactive"
     cadre.version += 1
-    cadre.updated_at = datetime.now(UTC)
+    cadre.updated_at = now
     await session.flush()
     await publish(session, ev.CADRE_UNASSIGNED, cadre_data(cadre), subject=str(posyandu.id),
                   regioncode=posyandu.village_code)

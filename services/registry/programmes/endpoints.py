@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from services.registry.dependencies import PathProgramme
 from services.registry.programmes import service
 from services.registry.programmes.schemas import (
     FIRST_DATE,
@@ -85,23 +86,23 @@ async def list_programmes(
 
 @router.get("/{programme_id}", response_model=ProgrammePublic, summary="Get a programme",
             responses={403: {"description": "Outside the caller's fields or region"}})
-async def get_programme(programme_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Response:
-    return _response(await service.get(session=session, principal=principal, programme_id=programme_id))
+async def get_programme(principal: PrincipalDep, programme: PathProgramme, session: SessionDep) -> Response:
+    return _response(await service.get(session=session, principal=principal, programme=programme))
 
 
 @router.patch("/{programme_id}", response_model=ProgrammePublic,
               summary="Change a programme (its own agency or an admin; If-Match required)",
               responses={**WRITE_ERRORS, 428: {"description": "If-Match is missing"}})
-async def update_programme(programme_id: uuid.UUID, payload: ProgrammeUpdate, session: SessionDep,
-                           principal: PrincipalDep, now: NowDep, if_match: IfMatch = None) -> Response:
-    return _response(await service.update(session=session, principal=principal, programme_id=programme_id,
+async def update_programme(principal: PrincipalDep, programme: PathProgramme, payload: ProgrammeUpdate,
+                           session: SessionDep, now: NowDep, if_match: IfMatch = None) -> Response:
+    return _response(await service.update(session=session, principal=principal, programme=programme,
                                           payload=payload, if_match=if_match, now=now))
 
 
 @router.get("/{programme_id}/history", response_model=list[ProgrammeChangePublic],
             summary="Every change of a programme and of its months: who, when, the version, the state after")
-async def programme_history(programme_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
-    rows = await service.history(session=session, principal=principal, programme_id=programme_id)
+async def programme_history(principal: PrincipalDep, programme: PathProgramme, session: SessionDep) -> Any:
+    rows = await service.history(session=session, principal=principal, programme=programme)
     return [ProgrammeChangePublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -113,13 +114,14 @@ def _realisation(realisation: ProgrammeRealisation) -> Response:
             summary="Report a month's delivered outputs and spending (a correction needs the month's If-Match)",
             responses={**WRITE_ERRORS, 409: {"description": "The programme is cancelled"},
                        428: {"description": "The month is reported already and If-Match is missing"}})
-async def put_realisation(programme_id: uuid.UUID, month: MonthPath, payload: RealisationWrite, session: SessionDep,
-                          principal: PrincipalDep, now: NowDep, if_match: IfMatch = None) -> Response:
-    return _realisation(await service.realise(session=session, principal=principal, programme_id=programme_id,
+async def put_realisation(principal: PrincipalDep, programme: PathProgramme, month: MonthPath,
+                          payload: RealisationWrite, session: SessionDep, now: NowDep,
+                          if_match: IfMatch = None) -> Response:
+    return _realisation(await service.realise(session=session, principal=principal, programme=programme,
                                               month=month, payload=payload, if_match=if_match, now=now))
 
 
 @router.get("/{programme_id}/realisations", response_model=Realisations,
             summary="A programme's monthly realisation, with delivered outputs and spending to date against the plan")
-async def list_realisations(programme_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
-    return await service.realisations(session=session, principal=principal, programme_id=programme_id)
+async def list_realisations(principal: PrincipalDep, programme: PathProgramme, session: SessionDep) -> Any:
+    return await service.realisations(session=session, principal=principal, programme=programme)

@@ -1,9 +1,7 @@
 """Programmes (issue 15): an agency's or partner organisation's inputs to posyandu (budget by source, planned
 outputs), their monthly realisation, and the history of every change; each change an event, in its transaction.
 
-Who may do what (`may_read`, `_may_write`): an agency writes only its own programmes, in the fields its token
-carries; admins write any. Reads: admins and services all; agencies (opd and partners) the programmes of their
-fields; a pembina those touching the region prefix; a kader those touching a village of the kader's posyandu.
+Who may read and change a programme: `programmes/access.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.agencies.acting import acting_agency
+from services.registry.programmes.access import readable_statement, require_reader, require_writer, touching
 from services.registry.programmes.schemas import (
     BudgetLineIn,
     BudgetProgress,
@@ -32,7 +31,7 @@ from services.registry.programmes.schemas import (
     Realisations,
     RealisationWrite,
 )
-from services.registry.tables import Agency, Posyandu, Programme, ProgrammeChange, ProgrammeRealisation, Region
+from services.registry.tables import Agency, Programme, ProgrammeChange, ProgrammeRealisation, Region
 from shared.auth import Principal, Role
 from shared.concurrency import check_if_match, require_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -67,62 +66,6 @@ def realisation_data(p: Programme, r: ProgrammeRealisation) -> ev.RealisationDat
     return ev.RealisationData(programme_id=p.id, agency_id=p.agency_id, month=r.month,
                               outputs=[ev.DeliveredOutput.model_validate(o) for o in r.outputs],
                               spent=[ev.BudgetLine.model_validate(s) for s in r.spent], version=r.version)
-
-
-# --- access -------------------------------------------------------------------------------------------------------
-
-def _touches(codes: Iterable[str], prefix: str) -> bool:
-    """A programme's region touches a prefix when one holds the other (a province-wide programme touches its
-    villages; a village programme touches its regency)."""
-    return any(code.startswith(prefix) or prefix.startswith(code) for code in codes)
-
-
-async def kader_villages(session: AsyncSession, principal: Principal) -> list[str]:
-    if principal.role is not Role.KADER or not principal.posyandu_ids:
-        return []
-    rows = await session.execute(select(Posyandu.village_code).where(col(Posyandu.id).in_(principal.posyandu_ids)))
-    return sorted(set(rows.scalars().all()))
-
-
-def may_read(principal: Principal, programme: Programme, villages: list[str]) -> bool:
-    if principal.role in (Role.ADMIN, Role.SERVICE):
-        return True
-    if principal.role is Role.OPD:
-        return SpmField(programme.spm_field) in principal.fields
-    if principal.role is Role.PEMBINA:
-        return principal.region_prefix is not None and _touches(programme.region_codes, principal.region_prefix)
-    return any(village.startswith(code) for village in villages for code in programme.region_codes)
-
-
-def read_scope(principal: Principal, villages: list[str]) -> sa.ColumnElement[bool] | None:
-    """The same rule as `may_read`, as a condition on the programmes table (None: no limit)."""
-    if principal.role in (Role.ADMIN, Role.SERVICE):
-        return None
-    if principal.role is Role.OPD:
-        return col(Programme.spm_field).in_(sorted(f.value for f in principal.fields))
-    if principal.role is Role.PEMBINA:
-        return touching(principal.region_prefix or "-")
-    if not villages:
-        return sa.false()
-    code = sa.func.unnest(Programme.region_codes).table_valued("code").render_derived(name="r")
-    return sa.exists(select(sa.literal(1)).select_from(code).where(
-        sa.or_(*(sa.func.starts_with(village, code.c.code) for village in villages))))
-
-
-def touching(prefix: str) -> sa.ColumnElement[bool]:
-    """Programmes with a region code that holds or lies within the prefix."""
-    code = sa.func.unnest(Programme.region_codes).table_valued("code").render_derived(name="r")
-    return sa.exists(select(sa.literal(1)).select_from(code).where(
-        sa.or_(sa.func.starts_with(code.c.code, prefix), sa.func.starts_with(prefix, code.c.code))))
-
-
-def _may_write(principal: Principal, programme: Programme) -> None:
-    if principal.role is Role.ADMIN:
-        return
-    if (principal.role is Role.OPD and principal.agency_id == programme.agency_id
-            and SpmField(programme.spm_field) in principal.fields):
-        return
-    raise Forbidden("Only the programme's own agency (in the programme's field) and admins may change it.")
 
 
 # --- validation ---------------------------------------------------------------------------------------------------
@@ -219,18 +162,17 @@ async def register(*, session: AsyncSession, principal: Principal, payload: Prog
     return programme
 
 
-async def _get(session: AsyncSession, programme_id: uuid.UUID, *, for_update: bool = False) -> Programme:
+async def load(*, session: AsyncSession, programme_id: uuid.UUID, for_update: bool = False) -> Programme:
+    """Loads a programme by its id (404 when there is none), before any access check."""
     programme = await session.get(Programme, programme_id, with_for_update=for_update)
     if programme is None:
         raise ProgrammeNotFound(f"No programme has the id {programme_id}.")
     return programme
 
 
-async def get(*, session: AsyncSession, principal: Principal, programme_id: uuid.UUID) -> Programme:
-    """Gets a programme the caller may read (403 for one outside the caller's fields or region)."""
-    programme = await _get(session, programme_id)
-    if not may_read(principal, programme, await kader_villages(session, principal)):
-        raise Forbidden("The programme lies outside the caller's fields or region.")
+async def get(*, session: AsyncSession, principal: Principal, programme: Programme) -> Programme:
+    """A programme the caller may read (403 for one outside the caller's fields or region)."""
+    await require_reader(session, principal, programme)
     return programme
 
 
@@ -240,11 +182,11 @@ async def _realised(session: AsyncSession, programme_id: uuid.UUID) -> list[Prog
     return list(rows.scalars().all())
 
 
-async def update(*, session: AsyncSession, principal: Principal, programme_id: uuid.UUID, payload: ProgrammeUpdate,
+async def update(*, session: AsyncSession, principal: Principal, programme: Programme, payload: ProgrammeUpdate,
                  if_match: str | None, now: datetime) -> Programme:
-    """Changes a programme (If-Match required): the whole programme after the change must meet every rule."""
-    programme = await _get(session, programme_id, for_update=True)
-    _may_write(principal, programme)
+    """Changes a programme (If-Match required; the row locked): the whole programme after the change must meet
+    every rule."""
+    await require_writer(session, principal, programme)
     require_if_match(if_match, programme.version)
     changes = payload.model_dump(exclude_unset=True)
     if "spm_field" in changes and principal.role is Role.OPD and payload.spm_field not in principal.fields:
@@ -280,10 +222,7 @@ async def list_programmes(*, session: AsyncSession, principal: Principal, spm_fi
                           year: int | None, status: str | None, after: tuple[str, uuid.UUID] | None,
                           limit: int) -> list[Programme]:
     """The programmes the caller may read, by filter, in name order (keyset after `after`)."""
-    query = select(Programme)
-    scope = read_scope(principal, await kader_villages(session, principal))
-    if scope is not None:
-        query = query.where(scope)
+    query = readable_statement(principal)
     if spm_field is not None:
         query = query.where(Programme.spm_field == spm_field)
     if service_type is not None:
@@ -303,10 +242,10 @@ async def list_programmes(*, session: AsyncSession, principal: Principal, spm_fi
     return list((await session.execute(query)).scalars().all())
 
 
-async def history(*, session: AsyncSession, principal: Principal, programme_id: uuid.UUID) -> list[ProgrammeChange]:
+async def history(*, session: AsyncSession, principal: Principal, programme: Programme) -> list[ProgrammeChange]:
     """Every change of the programme and of its months, oldest first."""
-    await get(session=session, principal=principal, programme_id=programme_id)
-    rows = await session.execute(select(ProgrammeChange).where(ProgrammeChange.programme_id == programme_id)
+    await require_reader(session, principal, programme)
+    rows = await session.execute(select(ProgrammeChange).where(ProgrammeChange.programme_id == programme.id)
                                  .order_by(col(ProgrammeChange.id)))
     return list(rows.scalars().all())
 
@@ -335,11 +274,11 @@ def _check_realisation(programme: Programme, month: str, payload: RealisationWri
         raise ValidationFailed("The realisation does not fit the programme.", errors=errors)
 
 
-async def realise(*, session: AsyncSession, principal: Principal, programme_id: uuid.UUID, month: str,
+async def realise(*, session: AsyncSession, principal: Principal, programme: Programme, month: str,
                   payload: RealisationWrite, if_match: str | None, now: datetime) -> ProgrammeRealisation:
-    """Reports (version 1) or corrects (If-Match required) a month's delivered outputs and spending."""
-    programme = await _get(session, programme_id, for_update=True)
-    _may_write(principal, programme)
+    """Reports (version 1) or corrects (If-Match required) a month's delivered outputs and spending (the programme
+    row locked, which serialises two first reports of one month)."""
+    await require_writer(session, principal, programme)
     if programme.status == ev.ProgrammeStatus.CANCELLED.value:
         raise Conflict("A cancelled programme reports no realisation.")
     realisation = await session.get(ProgrammeRealisation, (programme.id, month), with_for_update=True)
@@ -366,10 +305,10 @@ async def realise(*, session: AsyncSession, principal: Principal, programme_id: 
     return realisation
 
 
-async def realisations(*, session: AsyncSession, principal: Principal, programme_id: uuid.UUID) -> Realisations:
+async def realisations(*, session: AsyncSession, principal: Principal, programme: Programme) -> Realisations:
     """A programme's reported months, oldest first, with the totals to date against its plan (spending past the
     plan is shown, not refused)."""
-    programme = await get(session=session, principal=principal, programme_id=programme_id)
+    await require_reader(session, principal, programme)
     rows = await _realised(session, programme.id)
     delivered: dict[str, int] = {}
     spent: dict[str, int] = {}

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from services.registry.dependencies import PathRegion
 from services.registry.regions import importer, service
 from services.registry.regions.schemas import ImportReport, RegionPublic, to_public
-from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.auth import Admin, PrincipalDep
 from shared.db import SessionDep
-from shared.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from shared.errors import BadRequest, UnsupportedMediaType
 from shared.events.registry import RegionLevel
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of
 from shared.region_codes import PLAIN_CODE_PATTERN
 
 router = APIRouter(prefix="/api/v1/regions", tags=["regions"])
 
-CodePath = Annotated[str, Path(pattern=PLAIN_CODE_PATTERN, description="Region code without dots")]
 #: The default name of the official list this project was built against.
 DEFAULT_LIST_VERSION = "kepmendagri-300.2.2-2138-2025"
 
@@ -43,16 +42,15 @@ async def list_regions(
 
 
 @router.get("/{code}", response_model=RegionPublic, summary="Look up a region by code")
-async def get_region(code: CodePath, session: SessionDep, _: PrincipalDep) -> Any:
-    return to_public(await service.get(session=session, code=code))
+async def get_region(_: PrincipalDep, region: PathRegion) -> Any:
+    return to_public(region)
 
 
 @router.get("/{code}/children", response_model=Page[RegionPublic], summary="The regions directly below one")
-async def list_children(code: CodePath, session: SessionDep, _: PrincipalDep, limit: LimitParam = 50,
+async def list_children(_: PrincipalDep, region: PathRegion, session: SessionDep, limit: LimitParam = 50,
                         cursor: CursorParam = None, include_retired: bool = False) -> Any:
-    await service.get(session=session, code=code)
     after = decode_cursor(cursor, str)
-    rows = await service.list_regions(session=session, parent=code, level=None, q=None,
+    rows = await service.list_regions(session=session, parent=region.code, level=None, q=None,
                                       include_retired=include_retired, after=after[0] if after else None,
                                       limit=limit)
     items, next_cursor = page_of(rows, limit, lambda r: (r.code,))
@@ -64,7 +62,7 @@ async def list_children(code: CodePath, session: SessionDep, _: PrincipalDep, li
 async def import_regions(
     request: Request,
     session: SessionDep,
-    _: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
+    _: Admin,
     list_version: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
         = DEFAULT_LIST_VERSION,
     full: Annotated[bool, Query(description="Retire regions that the list no longer holds")] = False,
@@ -75,8 +73,5 @@ async def import_regions(
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest("The list must be UTF-8 text.") from exc
-    rows, errors = await asyncio.to_thread(importer.parse_csv, text)  # a second of CPU for the national list
-    if errors:
-        raise ValidationFailed(f"{len(errors)} rows are invalid; nothing was imported.",
-                               errors=errors[: importer.MAX_ERRORS_REPORTED])
-    return await importer.import_regions(session, rows, list_version=list_version, full=full)
+    return await importer.import_csv(session, text, list_version=list_version, full=full,
+                                     clock=request.state.settings.clock)

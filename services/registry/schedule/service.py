@@ -4,26 +4,28 @@ carrying the whole schedule and the dates it gives for the coming months."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, delete, select
 
-from services.registry.posyandu.service import get as get_posyandu
+from services.registry.posyandu.access import require_carer
 from services.registry.schedule.schemas import (
+    MAX_RANGE_DAYS,
     CancelledDay,
     ExtraDay,
     MonthlyRule,
     MovedDay,
     OpeningDayPublic,
+    OpeningDays,
     SchedulePublic,
     ScheduleWrite,
 )
 from services.registry.tables import Posyandu, PosyanduSchedule, ScheduleException
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.concurrency import check_if_match
-from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 from shared.events import registry as ev
 from shared.opening_days import DayKind, Ordinal, Weekday
 from shared.opening_days import MonthlyRule as Rule
@@ -31,12 +33,6 @@ from shared.outbox import publish
 
 #: The schedule event lists the opening days from the first of the current month this many months on.
 EVENT_HORIZON_MONTHS = 12
-
-
-def _may_write(principal: Principal, posyandu: Posyandu) -> bool:
-    """Admins, the pembina overseeing the village, and the posyandu's own kader."""
-    return principal.oversees_region(posyandu.village_code) or (
-        principal.role is Role.KADER and posyandu.id in principal.posyandu_ids)
 
 
 async def _load(session: AsyncSession, posyandu_id: uuid.UUID, *, for_update: bool = False
@@ -138,21 +134,20 @@ def event_data(posyandu: Posyandu, schedule: PosyanduSchedule, exceptions: list[
                            opening_days_from=start, opening_days_to=end, version=schedule.version)
 
 
-async def get(*, session: AsyncSession, posyandu_id: uuid.UUID) -> SchedulePublic:
-    """Gets a posyandu's schedule (version 0 and no rule before the first one is written)."""
-    await get_posyandu(session=session, posyandu_id=posyandu_id)
-    return public(posyandu_id, *await _load(session, posyandu_id))
+async def get(*, session: AsyncSession, posyandu: Posyandu) -> SchedulePublic:
+    """Gets a posyandu's schedule (version 0 and no rule before the first one is written); public notice."""
+    return public(posyandu.id, *await _load(session, posyandu.id))
 
 
-async def write(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID, payload: ScheduleWrite,
-                if_match: str | None, today: date) -> SchedulePublic:
-    """Replaces a posyandu's schedule (optimistic concurrency on its version) and announces the result."""
-    posyandu = await get_posyandu(session=session, posyandu_id=posyandu_id, for_update=True)
-    if not _may_write(principal, posyandu):
-        raise Forbidden("Only the posyandu's kader, its pembina and admins may change its opening days.")
+async def write(*, session: AsyncSession, principal: Principal, posyandu: Posyandu, payload: ScheduleWrite,
+                if_match: str | None, now: datetime) -> SchedulePublic:
+    """Replaces a posyandu's schedule (optimistic concurrency on its version) and announces the result with its
+    opening days from this month (by the clock) on; the posyandu must be locked (the path dependency on a write)."""
+    await require_carer(session, principal, posyandu,
+                        "Only the posyandu's kader, its pembina and admins may change its opening days.")
     if posyandu.status != "active":
         raise Conflict("An inactive posyandu has no opening days.")
-    schedule, current = await _load(session, posyandu_id, for_update=True)
+    schedule, current = await _load(session, posyandu.id, for_update=True)
     check_if_match(if_match, schedule.version if schedule else 0)
     _check(payload)
     unchanged = public(posyandu.id, schedule, current)
@@ -165,7 +160,7 @@ async def write(*, session: AsyncSession, principal: Principal, posyandu_id: uui
     schedule.rule_weekday = payload.rule.weekday.value if payload.rule else None
     schedule.version += 1
     schedule.updated_by = principal.sub
-    schedule.updated_at = datetime.now(UTC)
+    schedule.updated_at = now
     await session.flush()
     await session.execute(delete(ScheduleException).where(col(ScheduleException.posyandu_id) == posyandu.id))
     exceptions = ([ScheduleException(posyandu_id=posyandu.id, kind="extra", on_date=e.date, reason=e.reason)
@@ -177,17 +172,21 @@ async def write(*, session: AsyncSession, principal: Principal, posyandu_id: uui
     session.add_all(exceptions)
     await session.flush()
     exceptions.sort(key=lambda e: e.on_date)
-    await publish(session, ev.SCHEDULE_CHANGED, event_data(posyandu, schedule, exceptions, today),
+    await publish(session, ev.SCHEDULE_CHANGED, event_data(posyandu, schedule, exceptions, now.date()),
                   subject=str(posyandu.id), regioncode=posyandu.village_code)
     return public(posyandu.id, schedule, exceptions)
 
 
-async def opening_days(*, session: AsyncSession, posyandu_id: uuid.UUID, start: date,
-                       end: date) -> list[OpeningDayPublic]:
-    """The concrete opening days of a posyandu from start to end, computed from its rule and exceptions."""
-    await get_posyandu(session=session, posyandu_id=posyandu_id)
-    schedule, exceptions = await _load(session, posyandu_id)
+async def opening_days(*, session: AsyncSession, posyandu: Posyandu, start: date, end: date | None) -> OpeningDays:
+    """The concrete opening days of a posyandu from start to end (default: 3 months on, at most MAX_RANGE_DAYS),
+    computed from its rule and exceptions."""
+    end = end or start + timedelta(days=91)
+    if end < start or (end - start).days > MAX_RANGE_DAYS:
+        raise ValidationFailed(f"`to` must be on or after `from` and at most {MAX_RANGE_DAYS} days later.",
+                               errors=[{"field": "to", "message": "outside the allowed range"}])
+    schedule, exceptions = await _load(session, posyandu.id)
     reasons = {(e.to_date if e.kind == "moved" else e.on_date): e.reason for e in exceptions if e.kind != "cancelled"}
-    return [OpeningDayPublic(date=d.date, kind=d.kind, moved_from=d.moved_from,
-                             reason=reasons.get(d.date) if d.kind is not DayKind.RULE else None)
-            for d in _rules(schedule, exceptions).to_schedule().opening_days(start, end)]
+    return OpeningDays(posyandu_id=posyandu.id, start=start, end=end, items=[
+        OpeningDayPublic(date=d.date, kind=d.kind, moved_from=d.moved_from,
+                         reason=reasons.get(d.date) if d.kind is not DayKind.RULE else None)
+        for d in _rules(schedule, exceptions).to_schedule().opening_days(start, end)])
