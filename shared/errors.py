@@ -130,9 +130,9 @@ def field_errors(errors: Iterable[Mapping[str, Any]], *, prefix: str = "") -> li
     error's type, never the input (it may be personal data)."""
     entries = []
     for err in errors:
-        field = ".".join([prefix, *(str(part) for part in err.get("loc", ()))] if prefix else
-                         [str(part) for part in err.get("loc", ())])
-        entries.append({"field": field, "message": err.get("msg", "invalid"), "type": err.get("type")})
+        path = [str(part) for part in err.get("loc", ())]
+        entries.append({"field": ".".join([prefix, *path] if prefix else path), "message": err.get("msg", "invalid"),
+                        "type": err.get("type")})
     return entries
 
 

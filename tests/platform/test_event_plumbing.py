@@ -98,9 +98,9 @@ async def test_one_event_is_the_catalogue_types_envelope(
     async with sessionmaker() as session, session.begin():
         written = await publish(session, ref.REFERRAL_CREATED, referral_data(SpmField.KESEHATAN), subject="r-1",
                                 spmfield=SpmField.KESEHATAN)
+        other = reg.RegionData.model_validate(region("1601000001").data)
         with pytest.raises(TypeError):  # data of another type's model
-            await publish(session, ref.REFERRAL_CREATED, reg.RegionData.model_validate(region("1601000001").data),
-                          subject="r-2")  # type: ignore[arg-type]
+            await publish(session, ref.REFERRAL_CREATED, other, subject="r-2")  # type: ignore[misc]
     assert (written.source, written.type) == ("/posyandu/referral", ref.REFERRAL_CREATED.name)
     row = await conn.fetchrow("SELECT topic, key FROM outbox WHERE event_id = $1", written.id)
     assert (row["topic"], row["key"]) == (referral_topic(SpmField.KESEHATAN), "r-1")
