@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +30,9 @@ NUL_MESSAGE = "NUL characters (U+0000) are not allowed"
 #: PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping) and too_many_connections,
 #: besides the whole connection_exception class (08): the database is unavailable, the request is not at fault.
 DATABASE_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: PostgreSQL's unique_violation: a value that must be unique is taken, typically by a concurrent request that
+#: passed the same checks a moment earlier.
+UNIQUE_VIOLATION = "23505"
 #: What a 503 asks the client to wait before it retries.
 RETRY_AFTER_SECONDS = 2
 
@@ -54,6 +59,13 @@ class BadRequest(Problem):
 
 class ValidationFailed(Problem):
     status, title, slug = 422, "Validation failed", "validation-failed"
+
+    @classmethod
+    def of(cls, exc: ValidationError | RequestValidationError, detail: str = "The request has invalid fields.", *,
+           prefix: str = "") -> ValidationFailed:
+        """The 422 of pydantic's errors (a request's, or of a model a service validates), each field named once
+        as `field_errors` names it; `prefix` places a nested model's fields in the request (`child.measurement`)."""
+        return cls(detail, errors=field_errors(exc.errors(), prefix=prefix))
 
 
 class Unauthorized(Problem):
@@ -113,12 +125,15 @@ def nul_error(field: str) -> dict[str, str]:
     return {"field": field, "message": NUL_MESSAGE, "type": "string_nul"}
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type")})
-    return errors
+def field_errors(errors: Iterable[Mapping[str, Any]], *, prefix: str = "") -> list[dict[str, Any]]:
+    """The `errors` entries of a 422 from pydantic's error list: the field's dotted path, the message and the
+    error's type, never the input (it may be personal data)."""
+    entries = []
+    for err in errors:
+        path = [str(part) for part in err.get("loc", ())]
+        entries.append({"field": ".".join([prefix, *path] if prefix else path), "message": err.get("msg", "invalid"),
+                        "type": err.get("type")})
+    return entries
 
 
 def _sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
@@ -187,9 +202,10 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 headers=exc.headers, instance=request.url.path, **exc.extra)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return problem_response(422, "Validation failed", "The request has invalid fields.",
-                                slug="validation-failed", errors=_field_errors(exc), instance=request.url.path)
+        # The request's own (FastAPI's), or a model a service validated from the request's data: one 422 shape,
+        # the same as a service's ValidationFailed.
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return await on_problem(request, ValidationFailed.of(exc))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -208,14 +224,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, DBAPIError | asyncpg.PostgresError)  # the latter from the driver used directly (COPY)
         if database_unavailable(exc):
             return await on_unavailable(request, exc)
+        if _sqlstate(exc) == UNIQUE_VIOLATION:
+            # A value that must be unique was taken after this request's checks (two concurrent creates of the same
+            # thing): the database's unique index decided, and the caller gets the 409 the check would have given.
+            return await on_problem(request, Conflict(
+                "A value that must be unique is taken: another request created the same at the same moment. Read "
+                "the current state before you retry."))
         if _sqlstate(exc) in TEXT_NOT_STORABLE:
             # Text PostgreSQL cannot hold (a NUL character) that got past shared/text.py: bad input all the same.
-            return problem_response(422, "Validation failed", "The request holds text with a NUL character.",
-                                    slug="validation-failed", instance=request.url.path, errors=[nul_error("body")])
+            return await on_problem(request, ValidationFailed("The request holds text with a NUL character.",
+                                                              errors=[nul_error("body")]))
         raise exc  # unexpected: UnexpectedErrors answers it
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(asyncpg.PostgresError, on_database_error)

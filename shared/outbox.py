@@ -1,10 +1,10 @@
 """The transactional outbox: events written with the state change, published by one relay per service.
 
-A service calls `enqueue` inside its request transaction. The relay (one active per service, chosen by a
-PostgreSQL advisory lock held on its own connection; other replicas and worker processes stand by) is woken
-after the writer's commit, never from inside it (a NOTIFY in a transaction takes a cluster-wide lock through
-its commit, serialising the commits of every service on the cluster): directly when this process's relay
-leads, else by one coalesced NOTIFY on an autocommit connection of its own; and it polls besides. It
+A service calls `publish` (one event) or `publish_many` (a batch) inside its request transaction. The relay (one
+active per service, chosen by a PostgreSQL advisory lock held on its own connection; other replicas and worker
+processes stand by) is woken after the writer's commit, never from inside it (a NOTIFY in a transaction takes a
+cluster-wide lock through its commit, serialising the commits of every service on the cluster): directly when this
+process's relay leads, else by one coalesced NOTIFY on an autocommit connection of its own; and it polls besides. It
 publishes unpublished rows in id order in batches, marks them published only after the broker acknowledged
 them, and fetches the next batch while the last one is being marked. While the broker is down nothing is
 marked, so nothing is lost; the batch is retried with backoff. Rows of one aggregate are written under that
@@ -27,13 +27,12 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
-from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from shared.db import asyncpg_url
-from shared.events.catalogue import EventType
+from shared.events.catalogue import CATALOGUE, D, EventType
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
 from shared.kafka import client_options, new_producer
@@ -60,8 +59,17 @@ def _lock_key(service: str) -> int:
     return zlib.crc32(f"outbox-relay:{service}".encode())
 
 
+#: The outbox columns an event fills, in the order `publish_many` writes them.
+_OUTBOX_COLUMNS = ("event_id", "event_type", "topic", "key", "payload")
+#: From this many events on, `publish_many` writes by COPY (one round trip, no statement per row).
+COPY_FROM = 200
+
+
 async def enqueue(session: AsyncSession, service: str, events: Iterable[tuple[CloudEvent, str, str]]) -> int:
-    """Write events (event, topic, key) into the outbox in the caller's transaction; the relay wakes after commit."""
+    """Write raw rows (event, topic, key) into the outbox in the caller's transaction; the relay wakes after commit.
+
+    The relay's own tests write probe events to topics of their own this way; services write the catalogue's events
+    through `publish` and `publish_many`, which choose topic and key (tests/test_architecture.py holds them to it)."""
     rows = [{"event_id": event.id, "event_type": event.type, "topic": topic, "key": key,
              "payload": event.to_bytes()} for event, topic, key in events]
     if not rows:
@@ -106,7 +114,7 @@ _notifiers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str,
 
 def wake_relay(service: str, database_url: str) -> None:
     """Wake the service's leading relay after a commit that wrote outbox rows (call it outside the transaction,
-    from the event loop; writers through `enqueue` need not: the session's commit calls it). The relay of this
+    from the event loop; writers through `publish` need not: the session's commit calls it). The relay of this
     process if it leads (no round trip), else a NOTIFY that the leader elsewhere LISTENs for; wake-ups that arrive
     while a NOTIFY is on its way share the next one. A lost wake-up costs a poll interval, never an event."""
     relays = _local_relays.get((_database_of(database_url), service), ())
@@ -479,17 +487,32 @@ def _acknowledged_ends(sent: list[RecordMetadata]) -> dict[TopicPartition, int]:
     return ends
 
 
-def outbox_entry(event_type: EventType, data: BaseModel, *, subject: str, key: str | None = None,
-                 regioncode: str | None = None, spmfield: SpmField | None = None) -> tuple[CloudEvent, str, str]:
-    """One event of the catalogue as an outbox entry (event, topic, key) for `enqueue`."""
-    event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
-    return event, event_type.topic_for(spmfield), key or subject
-
-
-async def publish(session: AsyncSession, event_type: EventType, data: BaseModel, *, subject: str,
-                  key: str | None = None, regioncode: str | None = None,
-                  spmfield: SpmField | None = None) -> CloudEvent:
+async def publish(session: AsyncSession, event_type: EventType[D], data: D, *, subject: str,
+                  regioncode: str | None = None, spmfield: SpmField | None = None) -> CloudEvent:
     """Record one event of the catalogue in the outbox, in the caller's transaction; the event written."""
-    entry = outbox_entry(event_type, data, subject=subject, key=key, regioncode=regioncode, spmfield=spmfield)
-    await enqueue(session, event_type.publisher, [entry])
-    return entry[0]
+    event = event_type.new(data, subject=subject, regioncode=regioncode, spmfield=spmfield)
+    await publish_many(session, [event])
+    return event
+
+
+async def publish_many(session: AsyncSession, events: Iterable[CloudEvent]) -> int:
+    """Record events of the catalogue (made by `EventType.new`) in the outbox, in the caller's transaction and in
+    this order; how many. Each goes to its type's topic (chosen by its `spmfield` for referral events) keyed by its
+    subject, the aggregate id (DESIGN.md §2). Large batches (a bulk import, a republish) are written by COPY."""
+    rows, publishers = [], set()
+    for event in events:
+        event_type = CATALOGUE[event.type]
+        publishers.add(event_type.publisher)
+        rows.append((event.id, event.type, event_type.topic_for(event.spmfield), event.subject, event.to_bytes()))
+    copied = rows[1:] if len(rows) >= COPY_FROM else []
+    if rows:
+        # At least the first by INSERT: it also opens the driver's transaction, which COPY on the raw connection
+        # would not; the outbox's ids, hence the publishing order, follow the order of insertion.
+        await session.execute(sa.insert(outbox), [dict(zip(_OUTBOX_COLUMNS, row, strict=True))
+                                                  for row in rows[:len(rows) - len(copied)]])
+    if copied:
+        raw = await (await session.connection()).get_raw_connection()
+        conn: asyncpg.Connection = raw.driver_connection
+        await conn.copy_records_to_table("outbox", records=copied, columns=list(_OUTBOX_COLUMNS))
+    session.info.setdefault(_WAKE_AFTER_COMMIT, set()).update(publishers)
+    return len(rows)

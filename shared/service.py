@@ -39,6 +39,7 @@ from shared.observability import (
     request_id_var,
 )
 from shared.outbox import OutboxRelay, close_notifiers
+from shared.projection import Projection, handlers_of, topics_of
 from shared.responses import json_response
 from shared.retention import retention_loop
 from shared.settings import ServiceSettings
@@ -54,6 +55,11 @@ class Subscription:
     group_id: str
     topics: list[str]
     handlers: dict[str, Handler | Batched]
+
+    @classmethod
+    def of(cls, group_id: str, *projections: Projection) -> Subscription:
+        """The group of these projections (shared/projection.py): their topics and handlers."""
+        return cls(group_id=group_id, topics=topics_of(*projections), handlers=handlers_of(*projections))
 
 
 @dataclass

@@ -56,3 +56,33 @@ def test_import_linter_contracts_hold() -> None:
     result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def imported_names(path: Path, module: str) -> set[str]:
+    """The names a file imports from `module` (`from module import a, b`)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == module
+            for alias in node.names}
+
+
+def test_services_write_events_only_through_publish() -> None:
+    """One way to write the outbox (shared/outbox.py): `publish`, or `publish_many` for a batch; the raw
+    `enqueue` (any topic, any key) is the relay's own and its tests'."""
+    raw = [f"{path.relative_to(ROOT)} imports {name}" for path in sorted((ROOT / "services").rglob("*.py"))
+           for name in imported_names(path, "shared.outbox") - {"publish", "publish_many"}]
+    assert raw == []
+
+
+def test_consumers_are_projections_of_typed_data() -> None:
+    """Each consumer module declares its handlers on a Projection (shared/projection.py), whose handlers receive
+    the data the catalogue parsed: none builds a handler table or parses an event's data by hand."""
+    found = []
+    for path in sorted((ROOT / "services").glob("*/consumers/*.py")):
+        text = path.read_text()
+        if path.name in ("__init__.py", "codes.py"):
+            continue
+        if "(Projection):" not in text:
+            found.append(f"{path.relative_to(ROOT)} declares no Projection")
+        if "model_validate(event.data)" in text or "HANDLERS" in text:
+            found.append(f"{path.relative_to(ROOT)} parses events or registers handlers by hand")
+    assert found == []

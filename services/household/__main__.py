@@ -4,7 +4,7 @@ dead-letters."""
 from pathlib import Path
 
 from services.household import republish_cli
-from services.household.app import SPEC, asyncapi
+from services.household.app import asyncapi, spec
 from services.household.imports import cli as import_cli
 from services.household.needs import cli as sweep_cli
 from services.household.settings import HouseholdSettings
@@ -15,4 +15,4 @@ if __name__ == "__main__":
     run_cli(service="household", service_dir=Path(__file__).parent, settings_factory=HouseholdSettings,
             asyncapi=asyncapi, extra={"import-households": import_cli.COMMAND, "sweep-needs": sweep_cli.COMMAND,
                    "republish": republish_cli.COMMAND,
-                   "dead-letters": dead_letters_cli.command(lambda settings: SPEC.group_handlers)})
+                   "dead-letters": dead_letters_cli.command(lambda settings: spec(settings).group_handlers)})

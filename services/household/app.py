@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from services.household.access_log.endpoints import router as access_log_router
 from services.household.beneficiaries.endpoints import PROGRAMMES_PATH
 from services.household.beneficiaries.endpoints import router as beneficiaries_router
-from services.household.consumers import audit as audit_events
-from services.household.consumers import referrals as referral_events
-from services.household.consumers import registry as registry_events
+from services.household.beneficiaries.projection import ProgrammeEvents
+from services.household.consumers.audit import AuditEvents
+from services.household.consumers.referrals import ReferralEvents
+from services.household.consumers.registry import RegistryEvents
 from services.household.due.endpoints import router as due_router
 from services.household.duplicates.endpoints import router as duplicates_router
 from services.household.households.endpoints import router as households_router
@@ -32,9 +33,18 @@ from services.household.sessions.endpoints import router as sessions_router
 from services.household.settings import HouseholdSettings
 from services.household.visits.endpoints import router as visits_router
 from shared.audit import audit_router
+from shared.clock import Clock, system_clock
 from shared.events.asyncapi import asyncapi_document
-from shared.events.topics import AUDIT_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC
 from shared.service import ServiceSpec, Subscription, create_service_app
+
+
+def subscriptions(clock: Clock = system_clock) -> list[Subscription]:
+    """One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit
+    topic: the other services' reads of a household, for its access log. Programmes (their beneficiary lists) and
+    agencies' jurisdictions (the aid reports' access) come from the registry topic too."""
+    return [Subscription.of("household", RegistryEvents(clock=clock), ProgrammeEvents(), ReferralEvents(),
+                            AuditEvents())]
+
 
 SPEC = ServiceSpec(
     name="household",
@@ -47,23 +57,19 @@ SPEC = ServiceSpec(
              import_jobs_router, beneficiaries_router, republish_router],
     # The profile PUT validates its body by field, so it documents the six profile schemas itself.
     extra_schemas=list(PROFILE_MODELS.values()),
-    # One consumer group over the registry topic and every referral topic (DESIGN.md §1), and the internal audit
-    # topic: the other services' reads of a household, for its access log.
-    subscriptions=[Subscription(group_id="household",
-                                topics=[REGISTRY_TOPIC, *REFERRAL_TOPICS.values(), AUDIT_TOPIC],
-                                handlers={**registry_events.HANDLERS, **referral_events.HANDLERS,
-                                          **audit_events.HANDLERS})],
+    subscriptions=subscriptions(),
     # The daily sweep of the age- and time-dependent need rules (once a day across replicas).
     background=[need_sweep_loop],
 )
 
 
 def spec(settings: HouseholdSettings) -> ServiceSpec:
-    """The service as configured: the bulk import's body limit is a setting."""
+    """The service as configured: the bulk import's body limit is a setting, the consumers use its clock."""
     # A beneficiary list's multipart body: the file plus its part headers.
-    return dataclasses.replace(SPEC, body_limits={IMPORT_PATH: settings.household_import_max_bytes,
-                                                  PROGRAMMES_PATH: settings.household_beneficiary_list_max_bytes
-                                                  + 64 * 1024})
+    return dataclasses.replace(SPEC, subscriptions=subscriptions(settings.clock),
+                               body_limits={IMPORT_PATH: settings.household_import_max_bytes,
+                                            PROGRAMMES_PATH: settings.household_beneficiary_list_max_bytes
+                                            + 64 * 1024})
 
 
 def create_app(settings: HouseholdSettings | None = None) -> FastAPI:

@@ -43,9 +43,7 @@ from shared.events import household as ev
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
-from shared.outbox import enqueue
-
-Entry = tuple[CloudEvent, str, str]
+from shared.outbox import publish_many
 
 
 class RepublishReport(BaseModel):
@@ -64,12 +62,11 @@ class RepublishReport(BaseModel):
     events: int = 0
 
 
-def snapshot(event_type: EventType, data: BaseModel, *, subject: str, time: datetime,
-             regioncode: str | None) -> Entry:
-    """An outbox entry for a snapshot event: the type's envelope, marked, at the time the state came about."""
-    event = event_type.new(data, subject=subject, regioncode=regioncode).model_copy(
+def snapshot(event_type: EventType[Any], data: BaseModel, *, subject: str, time: datetime,
+             regioncode: str | None) -> CloudEvent:
+    """A snapshot event: the type's envelope, marked, at the time the state came about."""
+    return event_type.new(data, subject=subject, regioncode=regioncode).model_copy(
         update={"time": time, "snapshot": True})
-    return event, event_type.topic_for(), subject
 
 
 R = TypeVar("R")
@@ -99,7 +96,7 @@ def _measurement(x: Measurement) -> ev.MeasurementData:
 
 
 async def _household_chunk(session: AsyncSession, households: Sequence[Household], today: date,
-                           report: RepublishReport) -> list[Entry]:
+                           report: RepublishReport) -> list[CloudEvent]:
     """The snapshot events of a chunk of households, each household's in the order its live events come."""
     ids = [h.id for h in households]
     members = await _of(session, Member, ids, col(Member.created_at), col(Member.id))
@@ -119,9 +116,9 @@ async def _household_chunk(session: AsyncSession, households: Sequence[Household
     survivor_households |= {m.id: m.household_id for m in everyone.values()}
     schedule = await immunization.load_schedule(session)
     live = await immunization.live_doses(session, list(everyone))
-    entries: list[Entry] = []
+    entries: list[CloudEvent] = []
     for h in households:
-        def add(event_type: EventType, data: BaseModel, time: datetime, *, household: Household = h) -> None:
+        def add(event_type: EventType[Any], data: BaseModel, time: datetime, *, household: Household = h) -> None:
             entries.append(snapshot(event_type, data, subject=str(household.id), time=time,
                                     regioncode=household.village_code))
 
@@ -183,8 +180,7 @@ async def republish(sessionmaker: async_sessionmaker[AsyncSession], *, today: da
             households = (await session.execute(query)).scalars().all()
             if not households:
                 break
-            report.events += await enqueue(session, "household",
-                                           await _household_chunk(session, households, today, report))
+            report.events += await publish_many(session, await _household_chunk(session, households, today, report))
             after = households[-1].id
     after = None
     while True:
@@ -195,7 +191,7 @@ async def republish(sessionmaker: async_sessionmaker[AsyncSession], *, today: da
             opened = (await session.execute(sessions_query)).scalars().all()
             if not opened:
                 break
-            report.events += await enqueue(session, "household", [
+            report.events += await publish_many(session, [
                 snapshot(ev.SESSION_OPENED, session_data(s), subject=str(s.id), time=s.opened_at,
                          regioncode=s.village_code) for s in opened])
             report.sessions += len(opened)

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from services.referral.consumers import household as household_events
-from services.referral.consumers import registry as registry_events
+from services.referral.consumers.household import HouseholdEvents
+from services.referral.consumers.registry import RegistryEvents
 from services.referral.household_api import HouseholdApi
 from services.referral.notes.endpoints import router as notes_router
 from services.referral.referrals.endpoints import inbox_router
@@ -21,7 +21,6 @@ from services.referral.webhooks.delivery import webhook_loop
 from services.referral.webhooks.endpoints import router as webhooks_router
 from shared.audit import audit_router
 from shared.events.asyncapi import asyncapi_document
-from shared.events.topics import HOUSEHOLD_TOPIC, REGISTRY_TOPIC
 from shared.service import ServiceSpec, Subscription, create_service_app
 
 
@@ -36,9 +35,7 @@ def spec(settings: ReferralSettings) -> ServiceSpec:
         routers=[notes_router, referrals_router, inbox_router, sla_router, routing_rules_router, webhooks_router,
                  audit_router()],
         # One consumer group over the registry (agencies) and household (needs, households) topics.
-        subscriptions=[Subscription(group_id="referral", topics=[REGISTRY_TOPIC, HOUSEHOLD_TOPIC],
-                                    handlers={**registry_events.handlers(settings),
-                                              **household_events.handlers(settings)})],
+        subscriptions=[Subscription.of("referral", RegistryEvents(settings), HouseholdEvents(settings))],
         background=[sla_loop, webhook_loop],
     )
 

@@ -41,7 +41,7 @@ from shared.events import programmes as pev
 from shared.events import registry as ev
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
-from shared.outbox import enqueue
+from shared.outbox import publish_many
 
 router = APIRouter(prefix="/api/v1/registry", tags=["operations"])
 
@@ -58,10 +58,10 @@ class RepublishReport(BaseModel):
 
 
 async def republish(session: AsyncSession, *, today: date) -> RepublishReport:
-    events: list[tuple[CloudEvent, str, str]] = []
+    events: list[CloudEvent] = []
 
-    def add(event_type: EventType, data: BaseModel, subject: str, regioncode: str | None = None) -> None:
-        events.append((event_type.new(data, subject=subject, regioncode=regioncode), event_type.topic_for(), subject))
+    def add(event_type: EventType[Any], data: BaseModel, subject: str, regioncode: str | None = None) -> None:
+        events.append(event_type.new(data, subject=subject, regioncode=regioncode))
 
     regions = (await session.execute(select(Region).order_by(col(Region.code)))).scalars().all()
     for r in regions:
@@ -101,7 +101,7 @@ async def republish(session: AsyncSession, *, today: date) -> RepublishReport:
     figures = (await session.execute(select(TargetFigure))).scalars().all()
     for figure in figures:
         add(pev.TARGET_FIGURE_SET, target_event(figure), target_subject(figure))
-    await enqueue(session, "registry", events)
+    await publish_many(session, events)
     return RepublishReport(regions=len(regions), posyandu=len(posyandu), cadres=len(cadres), agencies=len(agencies),
                            schedules=len(schedules), programmes=len(programmes), realisations=len(realisations),
                            target_figures=len(figures))

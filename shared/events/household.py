@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.events.catalogue import EventType, register
+from shared.events.catalogue import D, EventType, register
 from shared.events.personal_data import NotPersonal, Personal
 from shared.events.topics import HOUSEHOLD_TOPIC, SpmField
 
@@ -89,7 +89,7 @@ class NeedData(BaseModel):
     resolution: NotPersonal[str | None] = None
 
 
-def _household(name: str, model: type[BaseModel], summary: str) -> EventType:
+def _household(name: str, model: type[D], summary: str) -> EventType[D]:
     return register(name, model, publisher="household", topic=HOUSEHOLD_TOPIC, summary=summary)
 
 

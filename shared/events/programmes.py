@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.events.catalogue import EventType, register
+from shared.events.catalogue import D, EventType, register
 from shared.events.personal_data import NotPersonal
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 
@@ -98,7 +98,7 @@ class TargetFigureData(BaseModel):
     version: NotPersonal[int]
 
 
-def _programme(name: str, model: type[BaseModel], summary: str) -> EventType:
+def _programme(name: str, model: type[D], summary: str) -> EventType[D]:
     """Programmes span regions: no `regioncode`; the key is the programme id (target figures: agency/region/year)."""
     return register(name, model, publisher="registry", topic=REGISTRY_TOPIC, summary=summary, regioncode="absent")
 

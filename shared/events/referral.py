@@ -71,7 +71,7 @@ class ReferralNoteData(BaseModel):
     created_at: NotPersonal[datetime]
 
 
-def _referral(verb: str, summary: str) -> EventType:
+def _referral(verb: str, summary: str) -> EventType[ReferralData]:
     return register(f"posyandu.referral.{verb}.v1", ReferralData, publisher="referral", topic=referral_topic,
                     summary=summary)
 
@@ -91,3 +91,8 @@ REFERRAL_ESCALATED = _referral("escalated", "A referral still open after the esc
                                "escalated_to_agency_id names the field's province-level agency.")
 REFERRAL_NOTE_ADDED = register("posyandu.referral.note-added.v1", ReferralNoteData, publisher="referral",
                                topic=referral_topic, summary="A note or outcome feedback was added to a referral.")
+
+#: Every referral event that carries the referral's whole state (the note event carries none): its projections
+#: handle them alike.
+STATE_EVENTS = (REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_REASSIGNED, REFERRAL_SNAPSHOT, REFERRAL_ROUTED,
+                REFERRAL_UNROUTED, REFERRAL_ESCALATED, REFERRAL_OVERDUE, REFERRAL_NEED_RESOLVED)

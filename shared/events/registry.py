@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.events.catalogue import EventType, RegionCodePresence, register
+from shared.events.catalogue import D, EventType, RegionCodePresence, register
 from shared.events.personal_data import NotPersonal
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 from shared.opening_days import MonthlyRule, Ordinal, Schedule, Weekday
@@ -83,18 +83,18 @@ class AgencyData(BaseModel):
     kind: NotPersonal[AgencyKind] = AgencyKind.OPD
 
 
-def _registry(name: str, model: type[BaseModel], summary: str, *, regioncode: RegionCodePresence = "required"
-              ) -> EventType:
+def _registry(name: str, model: type[D], summary: str, *, regioncode: RegionCodePresence = "required"
+              ) -> EventType[D]:
     """Posyandu and cadre events carry the posyandu's village as `regioncode`."""
     return register(name, model, publisher="registry", topic=REGISTRY_TOPIC, summary=summary, regioncode=regioncode)
 
 
-def _region(name: str, summary: str) -> EventType:
+def _region(name: str, summary: str) -> EventType[RegionData]:
     """A region has a `regioncode` only if it is a village (10 digits): provinces, regencies and districts don't."""
     return _registry(name, RegionData, summary, regioncode="optional")
 
 
-def _agency(name: str, summary: str) -> EventType:
+def _agency(name: str, summary: str) -> EventType[AgencyData]:
     """An agency's jurisdiction is a province or regency, never one village: no `regioncode`."""
     return _registry(name, AgencyData, summary, regioncode="absent")
 

@@ -8,34 +8,29 @@ late changes nothing.
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.tables import AgencyAccess, metadata
-from shared.consumer import Handler
 from shared.events import referral as ref
 from shared.events.envelope import CloudEvent
+from shared.events.topics import REFERRAL_TOPICS
+from shared.projection import Projection, handles
+from shared.versioned import upsert_newer
 
 
-async def on_referral(session: AsyncSession, event: CloudEvent) -> None:
-    data = ref.ReferralData.model_validate(event.data)
-    table = metadata.tables[AgencyAccess.__tablename__]
-    if data.agency_id is None:
-        # Unrouted (or never routed): no agency reads the household through this referral.
-        await session.execute(table.update().where(table.c.referral_id == data.referral_id,
-                                                   table.c.version < data.version)
-                              .values(open=False, escalated_to_agency_id=None, version=data.version))
-        return
-    values = {"agency_id": data.agency_id, "household_id": data.household_id, "spm_field": data.spm_field.value,
-              "open": data.status not in ref.ReferralStatus.CLOSED,
-              "escalated_to_agency_id": data.escalated_to_agency_id, "version": data.version}
-    await session.execute(insert(table).values(referral_id=data.referral_id, **values)
-                          .on_conflict_do_update(index_elements=["referral_id"], set_=values,
-                                                 where=table.c.version < data.version))
+class ReferralEvents(Projection):
+    topics = tuple(REFERRAL_TOPICS.values())
 
-
-#: Every event that carries the referral's state (the note event carries none).
-HANDLERS: dict[str, Handler] = {event_type.name: on_referral for event_type in (
-    ref.REFERRAL_CREATED, ref.REFERRAL_STATUS_CHANGED, ref.REFERRAL_REASSIGNED, ref.REFERRAL_SNAPSHOT,
-    ref.REFERRAL_ROUTED, ref.REFERRAL_UNROUTED, ref.REFERRAL_ESCALATED, ref.REFERRAL_OVERDUE,
-    ref.REFERRAL_NEED_RESOLVED)}
+    @handles(*ref.STATE_EVENTS)
+    async def on_referral(self, session: AsyncSession, event: CloudEvent, data: ref.ReferralData) -> None:
+        table = metadata.tables[AgencyAccess.__tablename__]
+        if data.agency_id is None:
+            # Unrouted (or never routed): no agency reads the household through this referral.
+            await session.execute(table.update().where(table.c.referral_id == data.referral_id,
+                                                       table.c.version < data.version)
+                                  .values(open=False, escalated_to_agency_id=None, version=data.version))
+            return
+        await upsert_newer(session, table, {
+            "referral_id": data.referral_id, "agency_id": data.agency_id, "household_id": data.household_id,
+            "spm_field": data.spm_field.value, "open": data.status not in ref.ReferralStatus.CLOSED,
+            "escalated_to_agency_id": data.escalated_to_agency_id, "version": data.version}, key=("referral_id",))

@@ -40,7 +40,7 @@ from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
-from shared.outbox import enqueue, outbox_entry, publish
+from shared.outbox import publish, publish_many
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -235,8 +235,8 @@ def member_data(m: MemberFacts) -> ev.MemberData:
                          disability=m.disability, status=m.status, version=m.version)
 
 
-def _entry(event_type: Any, data: Any, household: Household) -> tuple[CloudEvent, str, str]:
-    return outbox_entry(event_type, data, subject=str(household.id), regioncode=household.village_code)
+def _entry(event_type: Any, data: Any, household: Household) -> CloudEvent:
+    return event_type.new(data, subject=str(household.id), regioncode=household.village_code)
 
 
 async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Household) -> None:
@@ -316,7 +316,7 @@ async def register(*, session: AsyncSession, principal: Principal,
                                 recorded_by=principal.sub))
     members = await _insert_members(session, principal, household,
                                     [(f"members.{i}", m) for i, m in enumerate(payload.members)])
-    await enqueue(session, ev.HOUSEHOLD_REGISTERED.publisher, [
+    await publish_many(session, [
         _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
         *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
     return household, members

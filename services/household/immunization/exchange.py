@@ -43,7 +43,7 @@ from services.household.needs.service import refresh_needs
 from services.household.tables import Household, Member
 from shared.auth import Principal
 from shared.db import utc_now
-from shared.errors import Problem, ValidationFailed
+from shared.errors import Problem, ValidationFailed, field_errors
 
 Outcome = Literal["created", "matched", "duplicate", "unknown-patient", "conflict", "skipped"]
 NO_PATIENT = "no member with the patient's NIK that you may change"
@@ -89,8 +89,8 @@ def _parse(entry: int, resource: dict[str, Any], model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(resource)
     except ValidationError as exc:
-        raise _invalid(entry, [{"field": "resource." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                               for e in exc.errors()], f"not a valid {model.__name__.removesuffix('In')}") from exc
+        raise _invalid(entry, field_errors(exc.errors(), prefix="resource"),
+                       f"not a valid {model.__name__.removesuffix('In')}") from exc
 
 
 async def export_bundle(*, session: AsyncSession, member: Member, with_nik: bool) -> dict[str, Any]:

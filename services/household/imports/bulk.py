@@ -55,9 +55,7 @@ from shared.auth import Principal, Role
 from shared.errors import Forbidden, Problem
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
-from shared.outbox import enqueue, outbox_entry
-
-Entry = tuple[CloudEvent, str, str]
+from shared.outbox import publish_many
 
 
 class _Holder(NamedTuple):
@@ -199,10 +197,10 @@ class _Writes:
     members: list[tuple[Any, ...]] = field(default_factory=list)
     flags: list[tuple[Any, ...]] = field(default_factory=list)
     needs: list[tuple[Any, ...]] = field(default_factory=list)
-    events: list[Entry] = field(default_factory=list)
+    events: list[CloudEvent] = field(default_factory=list)
 
     def add(self, h: _Household, members: list[_Member], flags: list[tuple[uuid.UUID, uuid.UUID]],
-            needs: list[tuple[Need, Entry]]) -> None:
+            needs: list[tuple[Need, CloudEvent]]) -> None:
         self.households.append((h.id, h.kk_number, h.village_code, h.posyandu_id, h.address, h.rt, h.rw,
                                 h.latitude, h.longitude, h.status, h.needs_reassignment, h.version, h.created_by,
                                 h.created_at, h.created_at))
@@ -214,11 +212,9 @@ class _Writes:
         self.needs += [(n.id, h.id, n.member_id, n.spm_field, n.category, n.urgency,
                         orjson.dumps(n.evidence).decode(), n.status, n.detected_at) for n, _ in needs]
         subject, region = str(h.id), h.village_code
-        self.events.append(outbox_entry(ev.HOUSEHOLD_REGISTERED, household_data(h), subject=subject,
-                                        regioncode=region))
-        self.events += [outbox_entry(ev.MEMBER_ADDED, member_data(m), subject=subject, regioncode=region)
-                        for m in members]
-        self.events += [entry for _, entry in needs]
+        self.events.append(ev.HOUSEHOLD_REGISTERED.new(household_data(h), subject=subject, regioncode=region))
+        self.events += [ev.MEMBER_ADDED.new(member_data(m), subject=subject, regioncode=region) for m in members]
+        self.events += [event for _, event in needs]
 
     async def copy(self, session: AsyncSession, conn: asyncpg.Connection) -> None:
         if not self.households:
@@ -239,13 +235,7 @@ class _Writes:
             await conn.copy_records_to_table("needs", records=self.needs, columns=[
                 "id", "household_id", "member_id", "spm_field", "category", "urgency", "evidence", "status",
                 "detected_at"])
-        # The first event through `enqueue`, so that the relay is woken as every write wakes it; the rest by COPY,
-        # after it (the outbox's ids, hence the publishing order, follow the insertion order).
-        first, *rest = self.events
-        await enqueue(session, ev.HOUSEHOLD_REGISTERED.publisher, [first])
-        await conn.copy_records_to_table("outbox", records=[
-            (event.id, event.type, topic, key, event.to_bytes()) for event, topic, key in rest],
-            columns=["event_id", "event_type", "topic", "key", "payload"])
+        await publish_many(session, self.events)  # by COPY too, in this order
 
 
 def _register(principal: Principal, candidate: _Candidate, known: _Known, writes: _Writes,

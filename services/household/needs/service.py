@@ -29,7 +29,7 @@ from services.household.tables import Household, Member, Need
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
-from shared.outbox import enqueue, outbox_entry
+from shared.outbox import publish_many
 
 
 async def snapshot_of(session: AsyncSession, household: Household, registered: list[Member] | None = None, *,
@@ -63,9 +63,9 @@ def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth:
 
 
 def needs_of_new_household(household: HouseholdFacts, members: Sequence[MemberFacts], *,
-                           today: date) -> list[tuple[Need, tuple[CloudEvent, str, str]]]:
+                           today: date) -> list[tuple[Need, CloudEvent]]:
     """What `refresh_needs(..., registered=members)` writes for a household just registered, without a session:
-    the detected needs and their `need.detected` outbox entries, in the same order (the bulk import writes them
+    the detected needs and their `need.detected` events, in the same order (the bulk import writes them
     set-based)."""
     current = detect(_snapshot(household, members, {}, {}, {}), today=today)
     by_id = {m.id: m for m in members}
@@ -74,8 +74,8 @@ def needs_of_new_household(household: HouseholdFacts, members: Sequence[MemberFa
         need = Need(household_id=household.id, member_id=detected.member_id, spm_field=detected.spm_field.value,
                     category=detected.category, urgency=str(detected.urgency), evidence=dict(detected.evidence))
         member = by_id.get(need.member_id) if need.member_id else None
-        found.append((need, outbox_entry(ev.NEED_DETECTED, _event_data(need, household, member),
-                                         subject=str(household.id), regioncode=household.village_code)))
+        found.append((need, ev.NEED_DETECTED.new(_event_data(need, household, member),
+                                                 subject=str(household.id), regioncode=household.village_code)))
     return found
 
 
@@ -122,9 +122,9 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
     entries = []
     for event_type, need in emitted:
         member = members.get(need.member_id) if need.member_id else None
-        entries.append(outbox_entry(event_type, _event_data(need, household, member),  # type: ignore[arg-type]
-                                    subject=str(household.id), regioncode=household.village_code))
-    await enqueue(session, ev.NEED_DETECTED.publisher, entries)
+        entries.append(event_type.new(_event_data(need, household, member),  # type: ignore[attr-defined]
+                                      subject=str(household.id), regioncode=household.village_code))
+    await publish_many(session, entries)
     return changes
 
 
@@ -146,7 +146,7 @@ async def resolve_needs(session: AsyncSession, household: Household, *, resoluti
     await session.flush()
     members: dict[object, Member] = {m.id: m for m in (await session.execute(select(Member).where(
         col(Member.id).in_([n.member_id for n in resolved if n.member_id])))).scalars().all()}
-    await enqueue(session, ev.NEED_RESOLVED.publisher, [
-        outbox_entry(ev.NEED_RESOLVED, _event_data(need, household, members.get(need.member_id)),
-                     subject=str(household.id), regioncode=household.village_code) for need in resolved])
+    await publish_many(session, [
+        ev.NEED_RESOLVED.new(_event_data(need, household, members.get(need.member_id)),
+                             subject=str(household.id), regioncode=household.village_code) for need in resolved])
     return resolved

@@ -25,11 +25,11 @@ from asgi_lifespan import LifespanManager
 
 from conftest import Stack, service_settings
 from services.household.app import spec as household_spec
-from services.household.consumers import registry as registry_events
+from services.household.beneficiaries.projection import ProgrammeEvents
+from services.household.consumers.registry import RegistryEvents
 from services.household.settings import HouseholdSettings
 from services.household.tests.factories import known_posyandu
 from services.household.tests.test_import import NDJSON, post_import
-from shared.events.topics import REGISTRY_TOPIC
 from shared.service import Subscription, create_service_app
 from tests.support import tokens
 
@@ -73,8 +73,7 @@ async def household(household_settings: HouseholdSettings, registry: httpx.Async
     own over the registry topic only (it learns the regions and posyandu, nothing else)."""
     base = household_spec(household_settings)
     spec = dataclasses.replace(base, publishes=False, background=[], subscriptions=[
-        Subscription(group_id="household-import-jobs", topics=[REGISTRY_TOPIC],
-                     handlers={**registry_events.HANDLERS})])
+        Subscription.of("household-import-jobs", RegistryEvents(), ProgrammeEvents())])
     app = create_service_app(spec, household_settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import sqlalchemy as sa
 
-from services.referral.consumers.household import handlers
+from services.referral.consumers.household import HouseholdEvents
 from services.referral.settings import ReferralSettings
 from shared.consumer import apply_once
 from shared.db import create_engine, create_sessionmaker
@@ -91,7 +91,7 @@ async def test_the_need_handler_costs_a_few_statements(referral_settings: Referr
     try:
         with statements_of(engine.sync_engine, lambda: True) as seen:
             applied = await apply_once(create_sessionmaker(engine), "statements-test",
-                                       handlers(referral_settings), [event])
+                                       HouseholdEvents(referral_settings).handlers(), [event])
     finally:
         await engine.dispose()
     assert applied == 1

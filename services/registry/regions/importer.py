@@ -20,8 +20,9 @@ from services.registry.regions.schemas import ImportReport
 from shared.clock import Clock
 from shared.errors import ValidationFailed, nul_error
 from shared.events.catalogue import EventType
+from shared.events.envelope import CloudEvent
 from shared.events.registry import REGION_REGISTERED, REGION_RENAMED, REGION_RETIRED, RegionData, RegionLevel
-from shared.outbox import enqueue
+from shared.outbox import publish_many
 from shared.region_codes import kind_of, level_of, parent_of, undot
 from shared.text import NUL
 
@@ -135,10 +136,10 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
 
     # The national list is 91,599 events, seconds of CPU: built and enqueued in batches, yielding the event loop in
     # between, so that the service goes on answering other requests meanwhile.
-    events = []
+    events: list[CloudEvent] = []
     registered = renamed = 0
     for i, row in enumerate(changed, start=1):
-        event_type: EventType
+        event_type: EventType[RegionData]
         if row["inserted"] or row["code"] in retired_before:
             event_type, registered = REGION_REGISTERED, registered + 1
         else:
@@ -148,7 +149,7 @@ async def import_regions(session: AsyncSession, rows: list[tuple[str, str]], *, 
             await asyncio.sleep(0)
     events.extend(_event(REGION_RETIRED, row, list_version) for row in retired_rows)
     for start in range(0, len(events), BATCH):
-        await enqueue(session, "registry", events[start:start + BATCH])
+        await publish_many(session, events[start:start + BATCH])
     return ImportReport(list_version=list_version, received=len(rows), registered=registered, renamed=renamed,
                         retired=len(retired_rows), unchanged=len(rows) - len(changed),
                         finished_at=clock())
@@ -158,9 +159,8 @@ def _import_records(rows: list[tuple[str, str]]) -> list[tuple[str, str, str, st
     return [(code, name, level_of(code).value, parent_of(code), kind_of(code)) for code, name in rows]
 
 
-def _event(event_type: EventType, row: Any, list_version: str) -> tuple[Any, str, str]:
+def _event(event_type: EventType[RegionData], row: Any, list_version: str) -> CloudEvent:
     code = row["code"]
     data = RegionData(code=code, name=row["name"], level=RegionLevel(row["level"]), parent_code=row["parent_code"],
                       kind=row["kind"], list_version=list_version)
-    event = event_type.new(data, subject=code, regioncode=code if len(code) == 10 else None)
-    return event, event_type.topic_for(), code
+    return event_type.new(data, subject=code, regioncode=code if len(code) == 10 else None)

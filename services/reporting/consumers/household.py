@@ -24,9 +24,11 @@ from services.reporting.tables import (
     SessionRow,
     VisitRow,
 )
-from shared.consumer import Batched, Handler
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
+from shared.events.topics import HOUSEHOLD_TOPIC
+from shared.projection import Projection, Received, handles
+from shared.versioned import upsert_newer, upsert_newer_many
 
 households = HouseholdRow.__table__  # type: ignore[attr-defined]
 members = MemberRow.__table__  # type: ignore[attr-defined]
@@ -39,187 +41,134 @@ visits = VisitRow.__table__  # type: ignore[attr-defined]
 doses = DoseRow.__table__  # type: ignore[attr-defined]
 
 
-def _newest_wins(table: sa.Table, columns: list[str]) -> dict[str, object]:
-    """ON CONFLICT assignments: the columns take the incoming values only if its version is newer, and
-    first_seen_at keeps the earliest event time seen, whichever arrives first."""
-    newer = table.c.version < sa.literal_column("excluded.version")
-    assignments: dict[str, object] = {
-        name: sa.case((newer, sa.literal_column(f"excluded.{name}")), else_=table.c[name]) for name in columns}
-    assignments["first_seen_at"] = sa.func.least(table.c.first_seen_at, sa.literal_column("excluded.first_seen_at"))
-    return assignments
+class HouseholdEvents(Projection):
+    topics = (HOUSEHOLD_TOPIC,)
 
+    # Life events carry the member's or household's state after them: applied as updates, newest version wins.
+    @handles(ev.HOUSEHOLD_REGISTERED, ev.HOUSEHOLD_UPDATED, ev.HOUSEHOLD_CLOSED, batched=True)
+    async def on_households(self, session: AsyncSession, events: list[Received[ev.HouseholdData]]) -> None:
+        """Upserts households' village, posyandu and status (newest version wins; first_seen_at the earliest)."""
+        await upsert_newer_many(session, households, [
+            {"id": r.data.household_id, "village_code": codes.village(r.data.village_code),
+             "posyandu_id": r.data.posyandu_id, "status": r.data.status, "version": r.data.version,
+             "first_seen_at": r.event.time} for r in events], earliest=("first_seen_at",))
 
-def _newest_per_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per id, as the rows applied one by one would leave it: the newest version's values (the later
-    one on a tie) and the earliest first_seen_at. One statement may not touch a row twice."""
-    merged: dict[object, dict[str, Any]] = {}
-    for row in rows:
-        kept = merged.get(row["id"])
-        if kept is None:
-            merged[row["id"]] = row
-            continue
-        first_seen = min(kept["first_seen_at"], row["first_seen_at"])
-        merged[row["id"]] = {**(row if row["version"] >= kept["version"] else kept), "first_seen_at": first_seen}
-    return list(merged.values())
+    @handles(ev.HOUSEHOLD_MOVED)
+    async def on_household_moved(self, session: AsyncSession, event: CloudEvent, data: ev.HouseholdMovedData) -> None:
+        """A move is a versioned household change: the new posyandu and village."""
+        await upsert_newer(session, households, {
+            "id": data.household_id, "first_seen_at": event.time, "status": "active",
+            "village_code": codes.village(data.village_code), "posyandu_id": data.to_posyandu_id,
+            "version": data.version}, insert_only=("first_seen_at", "status"))
 
+    @handles(ev.MEMBER_ADDED, ev.MEMBER_UPDATED, ev.MEMBER_DIED, ev.MEMBER_MOVED_OUT, batched=True)
+    async def on_members(self, session: AsyncSession, events: list[Received[ev.MemberData]]) -> None:
+        """Upserts members' birth date, sex, pregnancy, disability and status (newest version wins)."""
+        await _upsert_members(session, events)
 
-async def _upsert_versioned(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    rows = _newest_per_id(rows)
-    columns = [name for name in rows[0] if name not in ("id", "first_seen_at")]
-    await session.execute(insert(table).on_conflict_do_update(index_elements=["id"],
-                                                              set_=_newest_wins(table, columns)), rows)
+    @handles(ev.MEMBER_MOVED, batched=True)
+    async def on_members_moved(self, session: AsyncSession, events: list[Received[ev.MemberMovedData]]) -> None:
+        """A member moved to another household: its row as an update, and the open needs it took along are counted
+        in the new household's village."""
+        await _upsert_members(session, events)
+        for r in events:
+            if r.data.moved_need_ids:
+                await session.execute(needs.update().where(needs.c.id.in_(r.data.moved_need_ids)).values(
+                    household_id=r.data.household_id, village_code=codes.village(r.data.village_code)))
 
+    @handles(ev.MEMBER_MERGED)
+    async def on_member_merged(self, session: AsyncSession, event: CloudEvent, data: ev.MemberMergedData) -> None:
+        """Records that a duplicate is no longer a person of its own."""
+        await session.execute(insert(merges).values(merged_id=data.merged_id, survivor_id=data.survivor_id)
+                              .on_conflict_do_nothing())
 
-async def on_households(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """Upserts households' village, posyandu and status (newest version wins)."""
-    rows = []
-    for event in events:
-        data = ev.HouseholdData.model_validate(event.data)
-        rows.append({"id": data.household_id, "village_code": codes.village(data.village_code),
-                     "posyandu_id": data.posyandu_id,
-                     "status": data.status, "version": data.version, "first_seen_at": event.time})
-    await _upsert_versioned(session, households, rows)
+    @handles(ev.PROFILE_UPDATED, batched=True)
+    async def on_profiles(self, session: AsyncSession, events: list[Received[ev.ProfileUpdatedData]]) -> None:
+        """Keeps every profile version (immutable), so each period reads the version observed by its end."""
+        await session.execute(insert(profiles).on_conflict_do_nothing(), [
+            {"household_id": r.data.household_id, "spm_field": r.data.spm_field.value, "version": r.data.version,
+             "observed_on": r.data.observed_on, "event_time": r.event.time, "data": r.data.profile,
+             "decided": r.data.decided.model_dump() if r.data.decided else None} for r in events])
 
+    @handles(ev.MEASUREMENT_RECORDED, batched=True)
+    async def on_measurements(self, session: AsyncSession, events: list[Received[ev.MeasurementData]]) -> None:
+        """Keeps measurements' classes (immutable)."""
+        await session.execute(insert(measurements).on_conflict_do_nothing(), [
+            {"id": d.measurement_id, "household_id": d.household_id, "member_id": d.member_id,
+             "measured_on": d.measured_on, "age_days": d.age_days, "haz_class": d.haz_class,
+             "waz_class": d.waz_class, "whz_class": d.whz_class, "muac_class": d.muac_class,
+             "kms_signal": d.kms_signal} for d in (r.data for r in events)])
 
-async def on_household_moved(session: AsyncSession, event: CloudEvent) -> None:
-    """A move is a versioned household change: the new posyandu and village."""
-    data = ev.HouseholdMovedData.model_validate(event.data)
-    values: dict[str, object] = {"village_code": codes.village(data.village_code), "posyandu_id": data.to_posyandu_id,
-                                 "version": data.version}
-    await session.execute(insert(households).values(id=data.household_id, first_seen_at=event.time,
-                                                    status="active", **values)
-                          .on_conflict_do_update(index_elements=["id"], set_=values,
-                                                 where=households.c.version < data.version))
+    @handles(ev.NEED_DETECTED, batched=True)
+    async def on_needs_detected(self, session: AsyncSession, events: list[Received[ev.NeedData]]) -> None:
+        """A need's detection time; each event type fills its own column, so either may come first."""
+        await _upsert_needs(session, events, "detected_at")
 
+    @handles(ev.NEED_RESOLVED, batched=True)
+    async def on_needs_resolved(self, session: AsyncSession, events: list[Received[ev.NeedData]]) -> None:
+        """A need's resolution time; each event type fills its own column, so either may come first."""
+        await _upsert_needs(session, events, "resolved_at")
 
-async def on_members(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """Upserts members' birth date, sex, pregnancy, disability and status (newest version wins)."""
-    rows = []
-    for event in events:
-        data = ev.MemberData.model_validate(event.data)
-        rows.append({"id": data.member_id, "household_id": data.household_id, "sex": data.sex,
-                     "birth_date": data.birth_date, "pregnant": data.pregnant, "disability": data.disability,
-                     "status": data.status, "version": data.version, "first_seen_at": event.time})
-    await _upsert_versioned(session, members, rows)
+    @handles(ev.SESSION_OPENED, ev.SESSION_CLOSED)
+    async def on_session(self, session: AsyncSession, event: CloudEvent, data: ev.SessionData) -> None:
+        """A session opened or closed (newest version wins)."""
+        await upsert_newer(session, sessions, {
+            "id": data.session_id, "posyandu_id": data.posyandu_id, "village_code": codes.village(data.village_code),
+            "session_date": data.session_date, "status": data.status, "version": data.version})
 
-
-async def on_members_moved(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """A member moved to another household: its row as an update, and the open needs it took along are counted
-    in the new household's village."""
-    await on_members(session, events)
-    for event in events:
-        data = ev.MemberMovedData.model_validate(event.data)
-        if data.moved_need_ids:
-            await session.execute(needs.update().where(needs.c.id.in_(data.moved_need_ids)).values(
-                household_id=data.household_id, village_code=codes.village(data.village_code)))
-
-
-async def on_member_merged(session: AsyncSession, event: CloudEvent) -> None:
-    """Records that a duplicate is no longer a person of its own."""
-    data = ev.MemberMergedData.model_validate(event.data)
-    await session.execute(insert(merges).values(merged_id=data.merged_id, survivor_id=data.survivor_id)
-                          .on_conflict_do_nothing())
-
-
-async def on_profiles(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """Keeps every profile version (immutable), so each period reads the version observed by its end."""
-    rows = []
-    for event in events:
-        data = ev.ProfileUpdatedData.model_validate(event.data)
-        rows.append({"household_id": data.household_id, "spm_field": data.spm_field.value, "version": data.version,
-                     "observed_on": data.observed_on, "event_time": event.time, "data": data.profile,
-                     "decided": data.decided.model_dump() if data.decided else None})
-    await session.execute(insert(profiles).on_conflict_do_nothing(), rows)
-
-
-async def on_measurements(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """Keeps measurements' classes (immutable)."""
-    rows = []
-    for event in events:
-        data = ev.MeasurementData.model_validate(event.data)
-        rows.append({"id": data.measurement_id, "household_id": data.household_id, "member_id": data.member_id,
-                     "measured_on": data.measured_on, "age_days": data.age_days, "haz_class": data.haz_class,
-                     "waz_class": data.waz_class, "whz_class": data.whz_class, "muac_class": data.muac_class,
-                     "kms_signal": data.kms_signal})
-    await session.execute(insert(measurements).on_conflict_do_nothing(), rows)
-
-
-def _on_needs(column: str) -> Batched:
-    async def apply(session: AsyncSession, events: list[CloudEvent]) -> None:
-        rows: dict[object, dict[str, Any]] = {}  # the later event of a need wins, as one by one
-        for event in events:
-            data = ev.NeedData.model_validate(event.data)
-            rows[data.need_id] = {"id": data.need_id, "household_id": data.household_id,
-                                  "village_code": codes.village(data.village_code), "spm_field": data.spm_field.value,
-                                  "category": data.category, "urgency": data.urgency, column: event.time}
-        await session.execute(insert(needs).on_conflict_do_update(
-            index_elements=["id"], set_={column: sa.literal_column(f"excluded.{column}")}), list(rows.values()))
-
-    apply.__doc__ = f"A need's {column}; each event type fills its own column, so either may come first."
-    return Batched(apply)
-
-
-async def on_session(session: AsyncSession, event: CloudEvent) -> None:
-    """A session opened or closed (newest version wins)."""
-    data = ev.SessionData.model_validate(event.data)
-    values = {"posyandu_id": data.posyandu_id, "village_code": codes.village(data.village_code),
-              "session_date": data.session_date, "status": data.status, "version": data.version}
-    await session.execute(insert(sessions).values(id=data.session_id, **values).on_conflict_do_update(
-        index_elements=["id"], set_=values, where=sessions.c.version < data.version))
-
-
-async def on_visits(session: AsyncSession, events: list[CloudEvent]) -> None:
-    """Keeps visits' life-cycle group and SKDN items (immutable); the screening values stay in the household."""
-    rows = {}
-    for event in events:
-        data = ev.VisitData.model_validate(event.data)
-        child = data.child
-        rows[data.visit_id] = {"id": data.visit_id, "household_id": data.household_id, "member_id": data.member_id,
-                               "session_id": data.session_id, "visited_on": data.visited_on,
-                               "life_cycle_group": data.life_cycle_group, "pregnant": data.pregnant,
-                               "kms_book_held": child.kms_book_held if child else None,
-                               "weighed": bool(child and child.weighed),
-                               "kms_signal": child.kms_signal if child else None}
-    await session.execute(insert(visits).on_conflict_do_nothing(), list(rows.values()))
-
-
-def _on_doses(voided: bool) -> Batched:
-    async def apply(session: AsyncSession, events: list[CloudEvent]) -> None:
+    @handles(ev.VISIT_RECORDED, batched=True)
+    async def on_visits(self, session: AsyncSession, events: list[Received[ev.VisitData]]) -> None:
+        """Keeps visits' life-cycle group and SKDN items (immutable); the screening values stay in the household."""
         rows = {}
-        for event in events:
-            data = ev.ImmunizationData.model_validate(event.data)
-            rows[data.dose_id] = {"id": data.dose_id, "household_id": data.household_id, "member_id": data.member_id,
-                                  "vaccine": data.vaccine, "dose_number": data.dose_number,
-                                  "given_on": data.given_on, "voided": voided}
-        statement = insert(doses)
-        # A void is final, whichever of the two events arrives first.
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=["id"], set_={"voided": doses.c.voided | statement.excluded.voided}), list(rows.values()))
+        for r in events:
+            data, child = r.data, r.data.child
+            rows[data.visit_id] = {"id": data.visit_id, "household_id": data.household_id,
+                                   "member_id": data.member_id, "session_id": data.session_id,
+                                   "visited_on": data.visited_on, "life_cycle_group": data.life_cycle_group,
+                                   "pregnant": data.pregnant, "kms_book_held": child.kms_book_held if child else None,
+                                   "weighed": bool(child and child.weighed),
+                                   "kms_signal": child.kms_signal if child else None}
+        await session.execute(insert(visits).on_conflict_do_nothing(), list(rows.values()))
 
-    apply.__doc__ = "A dose recorded" if not voided else "A dose voided (a recording mistake: no longer counted)"
-    return Batched(apply)
+    @handles(ev.IMMUNIZATION_RECORDED, batched=True)
+    async def on_doses_recorded(self, session: AsyncSession, events: list[Received[ev.ImmunizationData]]) -> None:
+        """A dose recorded."""
+        await _upsert_doses(session, events, voided=False)
+
+    @handles(ev.IMMUNIZATION_VOIDED, batched=True)
+    async def on_doses_voided(self, session: AsyncSession, events: list[Received[ev.ImmunizationData]]) -> None:
+        """A dose voided (a recording mistake: no longer counted)."""
+        await _upsert_doses(session, events, voided=True)
 
 
-def handlers() -> dict[str, Handler | Batched]:
-    return {
-        ev.HOUSEHOLD_REGISTERED.name: Batched(on_households),
-        ev.HOUSEHOLD_UPDATED.name: Batched(on_households),
-        ev.HOUSEHOLD_MOVED.name: on_household_moved,
-        ev.MEMBER_ADDED.name: Batched(on_members),
-        ev.MEMBER_UPDATED.name: Batched(on_members),
-        ev.MEMBER_MERGED.name: on_member_merged,
-        # Life events carry the member's or household's state after them: applied as updates, newest version wins.
-        ev.MEMBER_DIED.name: Batched(on_members),
-        ev.MEMBER_MOVED_OUT.name: Batched(on_members),
-        ev.MEMBER_MOVED.name: Batched(on_members_moved),
-        ev.HOUSEHOLD_CLOSED.name: Batched(on_households),
-        ev.PROFILE_UPDATED.name: Batched(on_profiles),
-        ev.MEASUREMENT_RECORDED.name: Batched(on_measurements),
-        ev.NEED_DETECTED.name: _on_needs("detected_at"),
-        ev.NEED_RESOLVED.name: _on_needs("resolved_at"),
-        ev.SESSION_OPENED.name: on_session,
-        ev.SESSION_CLOSED.name: on_session,
-        ev.VISIT_RECORDED.name: Batched(on_visits),
-        ev.IMMUNIZATION_RECORDED.name: _on_doses(voided=False),
-        ev.IMMUNIZATION_VOIDED.name: _on_doses(voided=True),
-    }
+async def _upsert_members(session: AsyncSession, events: list[Received[ev.MemberData]] |
+                          list[Received[ev.MemberMovedData]]) -> None:
+    await upsert_newer_many(session, members, [
+        {"id": r.data.member_id, "household_id": r.data.household_id, "sex": r.data.sex,
+         "birth_date": r.data.birth_date, "pregnant": r.data.pregnant, "disability": r.data.disability,
+         "status": r.data.status, "version": r.data.version, "first_seen_at": r.event.time} for r in events],
+        earliest=("first_seen_at",))
+
+
+async def _upsert_needs(session: AsyncSession, events: list[Received[ev.NeedData]], column: str) -> None:
+    rows: dict[object, dict[str, Any]] = {}  # the later event of a need wins, as one by one
+    for r in events:
+        data = r.data
+        rows[data.need_id] = {"id": data.need_id, "household_id": data.household_id,
+                              "village_code": codes.village(data.village_code), "spm_field": data.spm_field.value,
+                              "category": data.category, "urgency": data.urgency, column: r.event.time}
+    await session.execute(insert(needs).on_conflict_do_update(
+        index_elements=["id"], set_={column: sa.literal_column(f"excluded.{column}")}), list(rows.values()))
+
+
+async def _upsert_doses(session: AsyncSession, events: list[Received[ev.ImmunizationData]], *, voided: bool) -> None:
+    rows = {}
+    for r in events:
+        data = r.data
+        rows[data.dose_id] = {"id": data.dose_id, "household_id": data.household_id, "member_id": data.member_id,
+                              "vaccine": data.vaccine, "dose_number": data.dose_number, "given_on": data.given_on,
+                              "voided": voided}
+    statement = insert(doses)
+    # A void is final, whichever of the two events arrives first.
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["id"], set_={"voided": doses.c.voided | statement.excluded.voided}), list(rows.values()))

@@ -23,7 +23,7 @@ Finder = Callable[[AsyncSession, list[CloudEvent]], Awaitable[Affected]]
 
 def _ids(events: list[CloudEvent], name: str) -> set[uuid.UUID]:
     """An id field of the events' data, validated as the handler validates it (a bad event fails alike)."""
-    return {getattr(CATALOGUE[e.type].data_model.model_validate(e.data), name) for e in events}
+    return {getattr(CATALOGUE[e.type].parse(e), name) for e in events}
 
 
 async def _homes_of(session: AsyncSession, member_ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -46,18 +46,18 @@ async def _households(session: AsyncSession, events: list[CloudEvent]) -> Affect
 
 async def _members(session: AsyncSession, events: list[CloudEvent]) -> Affected:
     """A member's change counts in its household now and in the one it comes from; a move takes needs along."""
-    members = [ev.MemberData.model_validate(e.data) for e in events]
+    members = [ev.MEMBER_UPDATED.parse(e) for e in events]  # every member event carries the member's data
     found = Affected(households={m.household_id for m in members})
     found.households |= await _homes_of(session, {m.member_id for m in members})
     for e in events:
         if e.type == ev.MEMBER_MOVED.name:
-            found.needs |= set(ev.MemberMovedData.model_validate(e.data).moved_need_ids or [])
+            found.needs |= set(ev.MEMBER_MOVED.parse(e).moved_need_ids or [])
     return found
 
 
 async def _merges(session: AsyncSession, events: list[CloudEvent]) -> Affected:
     """A merged duplicate leaves its household's counts, its growth, and the social profiles that list it."""
-    merges = [ev.MemberMergedData.model_validate(e.data) for e in events]
+    merges = [ev.MEMBER_MERGED.parse(e) for e in events]
     merged = {m.merged_id for m in merges}
     found = Affected(children=merged, households={h for m in merges for h in (m.merged_household_id,
                                                                                m.survivor_household_id)})
