@@ -80,15 +80,11 @@ def tree_of(relative: Path) -> str | None:
 
 
 def imported_names(path: Path) -> set[str]:
-    """Every module a file imports and, for `from package import name`, also `package.name` (it may be a module)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    """Every module a file imports, with the test modules among `from package import name` (`package.test_x`)."""
+    names = imported_modules(path)
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f"{node.module}.{alias.name}" for alias in node.names if alias.name.startswith("test_")}
     return names
 
 
@@ -134,19 +130,14 @@ def test_the_checker_catches_a_foreign_factory_and_a_test_module(tmp_path: Path)
     assert foreign_test_imports(in_household, imported_names(probe)) == [
         f"{in_household} imports the test module services.household.tests.test_import",
         f"{in_household} imports services.referral.tests.factories of the test tree services.referral.tests",
-        f"{in_household} imports services.referral.tests.factories.known_agency of the test tree "
-        "services.referral.tests",
         f"{in_household} imports tests.faults.conftest of the test tree tests",
     ]
-    # The same imports are the cross-service tree's own, but for the service's factories and the test module.
+    # From the cross-service tree, every service's test package is another tree's; its own `tests.faults` is not.
     assert foreign_test_imports(Path("tests/test_probe.py"), imported_names(probe)) == [
-        "tests/test_probe.py imports the test module services.household.tests.test_import",
+        "tests/test_probe.py imports services.household.tests of the test tree services.household.tests",
         "tests/test_probe.py imports services.household.tests.factories of the test tree services.household.tests",
-        "tests/test_probe.py imports services.household.tests.factories.register of the test tree "
-        "services.household.tests",
+        "tests/test_probe.py imports the test module services.household.tests.test_import",
         "tests/test_probe.py imports services.referral.tests.factories of the test tree services.referral.tests",
-        "tests/test_probe.py imports services.referral.tests.factories.known_agency of the test tree "
-        "services.referral.tests",
     ]
 
 
