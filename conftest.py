@@ -136,8 +136,8 @@ async def _until_regions_known(database_url: str, timeout: float = 90) -> None:
     expected = sum(1 for _ in (ROOT / "services/registry/demo/regions.csv").open()) - 1
     conn = await asyncpg.connect(database_url)
     try:
-        async def known() -> int | None:
-            return await conn.fetchval("SELECT count(*) FROM known_regions") >= expected or None
+        async def known() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM known_regions") >= expected)
 
         await eventually(known, "the household service to learn the demo regions", timeout, interval=0.2)
     finally:
