@@ -66,17 +66,22 @@ def test_import_linter_contracts_hold() -> None:
 # tree imports only its own helper modules (a service's `tests/factories.py`, a `conftest`), and nothing imports a test
 # module (`test_*.py`): what two test files share belongs in a helper module.
 
-SHARED_TEST_CODE = ("tests.support", "conftest")
+#: The test code every tree may import.
+SHARED_TEST_CODE = "tests.support"
 
 
-def tree_of(relative: Path) -> str | None:
-    """The test tree a file (path relative to the repository) belongs to: "tests", "services.<svc>.tests", or None."""
-    parts = relative.parts
+def tree_of(module: str) -> str | None:
+    """The test tree a module belongs to: "tests", "services.<svc>.tests", or None (no test code)."""
+    parts = module.split(".")
     if parts[0] == "tests":
         return "tests"
-    if len(parts) > 3 and parts[0] == "services" and parts[2] == "tests":
-        return f"services.{parts[1]}.tests"
+    if parts[0] == "services" and "tests" in parts:
+        return ".".join(parts[:parts.index("tests") + 1])
     return None
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
 def imported_names(path: Path) -> set[str]:
@@ -88,20 +93,15 @@ def imported_names(path: Path) -> set[str]:
     return names
 
 
-def foreign_test_imports(relative: Path, names: set[str]) -> list[str]:
-    """What a test file imports of another test tree, or of a test module."""
-    own = tree_of(relative)
+def foreign_test_imports(module: str, names: set[str]) -> list[str]:
+    """What a test module imports of another test tree, or of a test module."""
     found = []
     for name in sorted(names):
-        parts = name.split(".")
-        if any(part.startswith("test_") for part in parts):
-            found.append(f"{relative} imports the test module {name}")
-        elif name.startswith(SHARED_TEST_CODE):
-            continue
-        elif parts[0] == "tests" and own != "tests":
-            found.append(f"{relative} imports {name} of the test tree tests")
-        elif parts[0] == "services" and "tests" in parts and ".".join(parts[:parts.index("tests") + 1]) != own:
-            found.append(f"{relative} imports {name} of the test tree {'.'.join(parts[:parts.index('tests') + 1])}")
+        tree = tree_of(name)
+        if any(part.startswith("test_") for part in name.split(".")):
+            found.append(f"{module} imports the test module {name}")
+        elif tree not in (None, tree_of(module)) and not name.startswith(SHARED_TEST_CODE):
+            found.append(f"{module} imports {name} of the test tree {tree}")
     return found
 
 
@@ -114,8 +114,8 @@ def all_test_files() -> list[Path]:
 
 def test_no_test_tree_imports_another_trees_test_code_or_a_test_module() -> None:
     files = all_test_files()
-    assert {tree_of(p.relative_to(ROOT)) for p in files} >= {"tests", "services.referral.tests"}
-    assert [line for path in files for line in foreign_test_imports(path.relative_to(ROOT), imported_names(path))] == []
+    assert {tree_of(module_of(p)) for p in files} >= {"tests", "services.referral.tests"}
+    assert [line for path in files for line in foreign_test_imports(module_of(path), imported_names(path))] == []
 
 
 def test_the_checker_catches_a_foreign_factory_and_a_test_module(tmp_path: Path) -> None:
@@ -126,18 +126,18 @@ def test_the_checker_catches_a_foreign_factory_and_a_test_module(tmp_path: Path)
                      "from services.household.tests.factories import register\n"
                      "from tests.support.waiting import eventually\n"
                      "from conftest import Stack\n")
-    in_household = Path("services/household/tests/test_probe.py")
+    in_household = "services.household.tests.test_probe"
     assert foreign_test_imports(in_household, imported_names(probe)) == [
         f"{in_household} imports the test module services.household.tests.test_import",
         f"{in_household} imports services.referral.tests.factories of the test tree services.referral.tests",
         f"{in_household} imports tests.faults.conftest of the test tree tests",
     ]
-    # From the cross-service tree, every service's test package is another tree's; its own `tests.faults` is not.
-    assert foreign_test_imports(Path("tests/test_probe.py"), imported_names(probe)) == [
-        "tests/test_probe.py imports services.household.tests of the test tree services.household.tests",
-        "tests/test_probe.py imports services.household.tests.factories of the test tree services.household.tests",
-        "tests/test_probe.py imports the test module services.household.tests.test_import",
-        "tests/test_probe.py imports services.referral.tests.factories of the test tree services.referral.tests",
+    # From the cross-service tree every service's test package is another tree's; its own `tests.faults` is not.
+    assert foreign_test_imports("tests.test_probe", imported_names(probe)) == [
+        "tests.test_probe imports services.household.tests of the test tree services.household.tests",
+        "tests.test_probe imports services.household.tests.factories of the test tree services.household.tests",
+        "tests.test_probe imports the test module services.household.tests.test_import",
+        "tests.test_probe imports services.referral.tests.factories of the test tree services.referral.tests",
     ]
 
 
