@@ -69,9 +69,9 @@ async def test_a_retired_village_flags_its_households(registry: httpx.AsyncClien
         back = reg.REGION_REGISTERED.new(data, subject=CIDENG, regioncode=CIDENG)
         await producer.send_and_wait("posyandu.registry.v1", back.to_bytes(), key=CIDENG.encode())
 
-        async def back() -> bool:
+        async def current() -> bool:
             return not await household_db.fetchval("SELECT retired FROM known_regions WHERE code = $1", CIDENG)
 
-        await eventually(back, "the village to be back", timeout=60, interval=0.2)
+        await eventually(current, "the village to be current again", timeout=60, interval=0.2)
     finally:
         await producer.stop()
