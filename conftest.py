@@ -24,6 +24,7 @@ from services.registry.app import create_app as create_registry_app
 from services.registry.settings import RegistrySettings
 from shared.migrate import upgrade
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent
 
@@ -135,10 +136,10 @@ async def _until_regions_known(database_url: str, timeout: float = 90) -> None:
     expected = sum(1 for _ in (ROOT / "services/registry/demo/regions.csv").open()) - 1
     conn = await asyncpg.connect(database_url)
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while await conn.fetchval("SELECT count(*) FROM known_regions") < expected:
-            assert asyncio.get_running_loop().time() < deadline, "the household service did not learn the regions"
-            await asyncio.sleep(0.2)
+        async def known() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM known_regions") >= expected)
+
+        await eventually(known, "the household service to learn the demo regions", timeout, interval=0.2)
     finally:
         await conn.close()
 

@@ -28,13 +28,14 @@ from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker, free_port
 from deploy.local.stack import create_topics
 from services.household.settings import HouseholdSettings
-from services.referral.tests.factories import eventually, known_posyandu
 from services.reporting.tables import PROJECTIONS
 from shared.events.envelope import CloudEvent
 from shared.events.topics import ALL_TOPICS, HOUSEHOLD_TOPIC
 from tests.support import tokens
+from tests.support.factories import known_posyandu
 from tests.support.kafka import Received, read_topic
 from tests.support.reporting import Reporting, private_reporting
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 # Gunungkidul and Sleman: the dashboard's tests count the households of Kulon Progo and Bantul.

@@ -26,10 +26,11 @@ from services.household.immunization.schedule import add_months, national_versio
 from services.household.needs.sweep import _SWEEP_LOCK, latest_birth_date_for_years
 from services.household.needs.sweep import run_daily_sweep as sweep_once
 from services.household.settings import HouseholdSettings
-from services.referral.tests.factories import eventually, known_agency, known_posyandu
 from shared.db import create_engine, create_sessionmaker
 from shared.service import create_service_app
 from tests.support import tokens
+from tests.support.factories import known_agency, known_posyandu
+from tests.support.waiting import eventually
 
 KUPANG_REGIONS = ("kode,nama\n53,Nusa Tenggara Timur\n53.71,Kota Kupang\n53.71.01,Alak\n"
                   "53.71.01.1001,Namosain\n53.71.01.1002,Nunbaun Sabu\n")

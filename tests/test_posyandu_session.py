@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from conftest import Stack
-from services.referral.tests.factories import eventually
 from shared.events.topics import HOUSEHOLD_TOPIC
 from tests.support import tokens
 from tests.support.kafka import read_topic
 from tests.support.reporting import Reporting, private_reporting
+from tests.support.waiting import eventually
 
 REGIONS = ("kode,nama\n53,Nusa Tenggara Timur\n53.71,Kota Kupang\n53.71.01,Alak\n53.71.01.1002,Nunbaun Sabu\n")
 NUNBAUN_SABU = "5371011002"

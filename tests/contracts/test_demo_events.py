@@ -9,10 +9,8 @@ of its type's message, resolved within the served AsyncAPI document of the publi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -46,6 +44,7 @@ from shared.service import ServiceSpec
 from shared.settings import DEV_JWT_SECRET
 from tests.support.documents import SERVICES, message_validator, messages_by_type
 from tests.support.kafka import read_to_end
+from tests.support.waiting import eventually
 
 ADMIN = mint_token(DEV_JWT_SECRET, Role.ADMIN, sub="demo-loader")
 #: Households of the household demo: enough for every scenario of its plan (and needs in every field).
@@ -143,14 +142,17 @@ async def _unsettled(run: DemoRun, records: list[ConsumerRecord[bytes, bytes]]) 
 async def _settled_records(run: DemoRun, timeout: float = 180) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of every topic once nothing moves: consumers applied all they read, outboxes are published,
     and reading again finds nothing new."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = await read_to_end(run.broker.bootstrap_servers, ALL_TOPICS)
-        pending = await _unsettled(run, records)
-        if not pending and len(await read_to_end(run.broker.bootstrap_servers, ALL_TOPICS)) == len(records):
-            return records
-        assert time.monotonic() < deadline, f"the demo run did not settle in {timeout}s: {pending}"
-        await asyncio.sleep(0.5)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def pending() -> list[str]:
+        records[:] = await read_to_end(run.broker.bootstrap_servers, ALL_TOPICS)
+        left = await _unsettled(run, records)
+        if not left and len(await read_to_end(run.broker.bootstrap_servers, ALL_TOPICS)) != len(records):
+            left.append("new records while reading")
+        return left
+
+    await eventually(pending, "the demo run to settle", timeout, interval=0.5, until=lambda left: not left)
+    return records
 
 
 async def test_every_event_of_a_demo_run_validates_against_its_served_message(demo_run: DemoRun) -> None:

@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker
 from shared.events.topics import SpmField
-from tests.faults.conftest import ServiceProcess, eventually, unique
+from tests.faults.conftest import ServiceProcess, unique
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "deploy" / "k8s" / "base" / "monitoring" / "alerts.yaml"

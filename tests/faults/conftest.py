@@ -1,6 +1,6 @@
 """Fault-test helpers: a broker of the test's own, services run as real
-subprocesses on free ports, the registry facts the services need fed straight onto the registry topic, and polling
-with deadlines. Each test stops everything it starts."""
+subprocesses on free ports, the registry facts the services need fed straight onto the registry topic (tests wait with
+tests/support/waiting.py). Each test stops everything it starts."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO
 
 import asyncpg
 import httpx
@@ -26,26 +26,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker, free_port
 from deploy.local.stack import create_topics
-from services.reporting.tests.factories import Stream, publish
 from shared.events.topics import ALL_TOPICS
 from shared.settings import DEV_JWT_SECRET
+from tests.support.streams import Stream, publish
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 #: Gambir, Jakarta Pusat: the village every fault test registers its households in.
 VILLAGE = "3171011001"
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 60,
-                     interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        await asyncio.sleep(interval)
-    assert found is not None
-    return found
 
 
 @pytest.fixture
@@ -193,4 +181,4 @@ def services(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
         service.stop()
 
 
-__all__ = ["Stack", "eventually", "fetchval", "seed_registry", "unique"]
+__all__ = ["Stack", "fetchval", "seed_registry", "unique"]

@@ -34,13 +34,14 @@ import pytest
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker, _die_with_parent, _wait_for_port, free_port
 from deploy.local.stack import create_topics
-from services.registry.tests.factories import posyandu_body
 from shared.events.envelope import CloudEvent
 from shared.events.topics import ALL_TOPICS, REGISTRY_TOPIC
-from tests.faults.conftest import ServiceProcess, eventually, unique
+from tests.faults.conftest import ServiceProcess, unique
 from tests.support import tokens
+from tests.support.factories import posyandu_body
 from tests.support.kafka import read_topic
 from tests.support.netproxy import NetProxy
+from tests.support.waiting import eventually
 
 #: The Gambir region chain: all the registry needs to register posyandu in Gambir.
 REGIONS_CSV = (b"kode,nama\n31,Daerah Khusus Ibukota Jakarta\n31.71,Kota Administrasi Jakarta Pusat\n"

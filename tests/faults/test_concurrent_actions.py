@@ -13,10 +13,11 @@ import httpx
 
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker
-from services.reporting.tests.factories import Stream, publish
 from shared.concurrency import etag
-from tests.faults.conftest import VILLAGE, ServiceProcess, eventually, seed_registry, unique
+from tests.faults.conftest import VILLAGE, ServiceProcess, seed_registry, unique
 from tests.support import tokens
+from tests.support.streams import Stream, publish
+from tests.support.waiting import eventually
 
 ROUNDS = 8
 CATEGORY = "pekerjaan-umum.sanitation"
@@ -37,7 +38,7 @@ async def test_concurrent_actions_on_one_referral_have_exactly_one_winner(
         async def agency_known() -> bool:
             return bool(await db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency))
 
-        await eventually(agency_known, "the referral service to learn the agency")
+        await eventually(agency_known, "the referral service to learn the agency", timeout=60)
         await publish(broker.bootstrap_servers, stream.events)
 
         async def all_routed() -> list[asyncpg.Record] | None:
@@ -45,7 +46,7 @@ async def test_concurrent_actions_on_one_referral_have_exactly_one_winner(
                                   "ORDER BY created_at, id", agency)
             return rows if len(rows) == 2 * ROUNDS else None
 
-        rows = await eventually(all_routed, "the referrals of the needs")
+        rows = await eventually(all_routed, "the referrals of the needs", timeout=60)
         opd = tokens.opd(agency, ["pekerjaan-umum"])
         limits = httpx.Limits(max_connections=20)
         async with httpx.AsyncClient(base_url=referral.url, timeout=30, limits=limits) as first, \

@@ -11,9 +11,10 @@ import asyncpg
 
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker
-from services.reporting.tests.factories import Stream, publish
 from shared.events.topics import HOUSEHOLD_TOPIC, REGISTRY_TOPIC
-from tests.faults.conftest import VILLAGE, ServiceProcess, consumer_caught_up, eventually, seed_registry, unique
+from tests.faults.conftest import VILLAGE, ServiceProcess, consumer_caught_up, seed_registry, unique
+from tests.support.streams import Stream, publish
+from tests.support.waiting import eventually
 
 NEEDS = 600
 CATEGORY = "pekerjaan-umum.sanitation"
@@ -32,7 +33,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_applies_every_event_exa
         async def agency_known() -> bool:
             return bool(await db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency))
 
-        await eventually(agency_known, "the referral service to learn the agency")
+        await eventually(agency_known, "the referral service to learn the agency", timeout=60)
 
         stream = Stream(datetime.now(UTC))
         for _ in range(NEEDS):
@@ -45,7 +46,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_applies_every_event_exa
             count = int(await db.fetchval("SELECT count(*) FROM referrals"))
             return count if count >= 20 else None
 
-        at_kill = await eventually(some_applied, "the first referrals", interval=0.01)
+        at_kill = await eventually(some_applied, "the first referrals", timeout=60, interval=0.01)
         referral.kill()
         killed_with = int(await db.fetchval("SELECT count(*) FROM referrals"))
         assert at_kill <= killed_with < NEEDS, f"the batch was done before the kill ({killed_with}); raise NEEDS"

@@ -27,13 +27,14 @@ from services.household.settings import HouseholdSettings
 from services.referral.app import create_app as create_referral_app
 from services.registry.app import create_app as create_registry_app
 from services.reporting.app import create_app as create_reporting_app
-from services.reporting.tests.factories import Stream
 from shared.events import registry as reg
 from shared.events.envelope import CloudEvent
 from shared.events.topics import REGISTRY_TOPIC, dead_letter_topic
-from tests.faults.conftest import eventually, unique
+from tests.faults.conftest import unique
 from tests.support import tokens
 from tests.support.kafka import read_topic
+from tests.support.streams import Stream
+from tests.support.waiting import eventually
 
 BASE = "/api/v1/dead-letters"
 #: The reserved regencies of this test: a check constraint stands for the bug that makes their handler fail.

@@ -23,15 +23,16 @@ from services.referral.app import create_app as create_referral_app
 from services.referral.settings import ReferralSettings
 from services.reporting.app import create_app as create_reporting_app
 from services.reporting.settings import ReportingSettings
-from services.reporting.tests.factories import Stream
 from shared.categories import CATEGORIES
 from shared.events import household as hh
 from shared.events import referral as rf
 from shared.events import registry as reg
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, REGISTRY_TOPIC, SpmField, dead_letter_topic, referral_topic
-from tests.faults.conftest import VILLAGE, eventually, unique
+from tests.faults.conftest import VILLAGE, unique
 from tests.support.kafka import Received, read_topic
+from tests.support.streams import Stream
+from tests.support.waiting import eventually
 
 MALFORMED = b"\x00{not an event"
 
@@ -116,7 +117,7 @@ async def test_each_consumer_dead_letters_poison_on_every_topic_and_keeps_going(
                                                 "event_id = ANY($2::uuid[])", group, list(ids))
                     return bool(found == len(ids))
 
-                await eventually(applied, f"{group} to apply the valid events after the poison")
+                await eventually(applied, f"{group} to apply the valid events after the poison", timeout=60)
             finally:
                 await conn.close()
 

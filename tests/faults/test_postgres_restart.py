@@ -36,13 +36,14 @@ import pytest
 
 from conftest import Stack
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from services.registry.tests.factories import posyandu_body
 from shared.errors import PROBLEM_MEDIA_TYPE
 from shared.events.topics import REGISTRY_TOPIC
-from tests.faults.conftest import ServiceProcess, eventually
+from tests.faults.conftest import ServiceProcess
 from tests.support import tokens
+from tests.support.factories import posyandu_body
 from tests.support.kafka import Received, read_topic
 from tests.support.netproxy import NetProxy
+from tests.support.waiting import eventually
 
 REGIONS_CSV = (b"kode,nama\n31,Daerah Khusus Ibukota Jakarta\n31.71,Kota Administrasi Jakarta Pusat\n"
                b"31.71.01,Gambir\n31.71.01.1001,Gambir\n")

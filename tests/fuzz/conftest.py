@@ -11,13 +11,13 @@ import pytest
 
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
-from services.reporting.tests.conftest import (  # noqa: F401  (the reporting app on its own broker, as its tests run it)
+from tests.support import tokens
+from tests.support.reporting import (  # noqa: F401  (the reporting app on its own broker, as its tests run it)
     reporting,
     reporting_app,
     reporting_broker,
     reporting_settings,
 )
-from tests.support import tokens
 from tests.support.world import Site, build_site, open_session_at
 
 #: The household and referral targets (their agency handles `kesehatan` in 3101).

@@ -25,13 +25,14 @@ from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 
 from conftest import Stack, service_settings
-from services.referral.tests.factories import eventually, known_agency, known_posyandu
 from services.reporting.app import create_app as create_reporting_app
 from services.reporting.settings import ReportingSettings
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, referral_topic
 from tests.support import tokens
+from tests.support.factories import known_agency, known_posyandu
 from tests.support.kafka import read_topic
+from tests.support.waiting import eventually
 
 REGIONS_CSV = """kode,nama
 35,Jawa Timur

@@ -4,7 +4,6 @@ an unavailable database without spending a record's attempts."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.topics import dead_letter_topic
 from shared.observability import CONSUMER_RECORDS
 from tests.support.kafka import read_topic
+from tests.support.waiting import eventually
 
 EVENT_TYPE = "posyandu.probe.happened.v1"
 
@@ -77,11 +77,8 @@ def event(n: int, **extra: object) -> CloudEvent:
 
 
 async def until_applied(probe: Probe, expected: list[int], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while (got := await probe.applied()) != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"applied {got}, expected {expected}")
-        await asyncio.sleep(0.1)
+    await eventually(probe.applied, f"the probe to apply {expected}", timeout, interval=0.1,
+                     until=lambda got: got == expected)
 
 
 def duplicates(group: str) -> float:

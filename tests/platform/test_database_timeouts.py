@@ -23,6 +23,7 @@ from shared.db import create_engine
 from shared.errors import database_unavailable
 from shared.outbox import OutboxRelay, relay_connection
 from tests.support.netproxy import NetProxy
+from tests.support.waiting import eventually
 
 
 async def backend_pid(engine: AsyncEngine) -> int:
@@ -85,6 +86,10 @@ async def test_a_pooled_connection_on_a_silent_path_is_given_up_within_the_conne
         await engine.dispose()
 
 
+async def leads(relay: OutboxRelay) -> bool:
+    return relay.is_leader
+
+
 async def test_a_relay_leader_cut_off_silently_loses_the_lead_to_a_standby(
         stack: Stack, database: str, proxy: NetProxy, monkeypatch: pytest.MonkeyPatch) -> None:
     # The relay's session ends after twice its longest idle wait: made 1 s here (the poll, the standby's retry, a
@@ -103,18 +108,12 @@ async def test_a_relay_leader_cut_off_silently_loses_the_lead_to_a_standby(
     leader, standby = OutboxRelay(cut_off, "registry"), OutboxRelay(direct, "registry")
     tasks = [asyncio.create_task(leader.run())]
     try:
-        deadline = time.monotonic() + 20
-        while not leader.is_leader:
-            assert time.monotonic() < deadline, "the first relay never led"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: leads(leader), "the first relay to lead", timeout=20)
         tasks.append(asyncio.create_task(standby.run()))
         await asyncio.sleep(1.5)
         assert leader.is_leader and not standby.is_leader
         proxy.blackhole()
-        started = time.monotonic()
-        while not standby.is_leader:
-            assert time.monotonic() - started < 10, "the silent leader kept the lock"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: leads(standby), "the standby to take the silent leader's lock", timeout=10)
     finally:
         for task in tasks:  # the cut-off relay may be stuck connecting into the hole: no graceful stop
             task.cancel()

@@ -12,8 +12,8 @@ import httpx
 import jwt
 import pytest
 
-from services.household.tests.factories import household_body, known_posyandu
 from shared.settings import DEV_JWT_SECRET
+from tests.support.factories import household_body, known_posyandu
 from tests.support.tokens import bearer
 
 ROOT = Path(__file__).resolve().parents[2]

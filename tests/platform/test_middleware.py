@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from tests.test_architecture import SERVICES
+from tests.support.documents import SERVICES
 
 
 def _middleware_chain(app: Any) -> list[Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.netproxy import NetProxy
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -70,11 +71,11 @@ async def test_pass_through_forwards_both_ways(echo_proxy: tuple[Echo, NetProxy]
     writer.close()
     await writer.wait_closed()
 
-    for _ in range(500):  # the client's close closes the upstream side too, and the link is gone
-        if not proxy.connections:
-            break
-        await asyncio.sleep(0.01)
-    assert proxy.connections == 0
+
+    async def gone() -> bool:  # the client's close closes the upstream side too, and the link is gone
+        return proxy.connections == 0
+
+    await eventually(gone, "the proxy to drop the closed link", timeout=5, interval=0.01)
 
 
 async def test_latency_delays_each_chunk_and_can_be_lifted(echo_proxy: tuple[Echo, NetProxy]) -> None:

@@ -4,38 +4,29 @@ that lost its data gets every kept event back."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
 import yaml
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import ROOT, Stack, service_settings
 from deploy.local.embedded import EmbeddedBroker, free_port
 from deploy.local.stack import create_topics
 from services.registry.settings import RegistrySettings
-from services.registry.tests.factories import create_posyandu
 from shared import outbox
 from shared.db import create_engine, create_sessionmaker
-from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC, RETENTION_DAYS, SpmField
 from shared.outbox import OutboxRelay, enqueue
 from shared.retention import delete_expired_outbox
 from tests.support import tokens
+from tests.support.factories import create_posyandu
 from tests.support.kafka import Received, events_about, read_topic
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+from tests.support.outbox import probe_event, read_settled
+from tests.support.waiting import eventually
 
 
 async def test_changes_made_while_the_broker_is_down_are_delivered_in_order(
@@ -65,16 +56,7 @@ async def test_changes_made_while_the_broker_is_down_are_delivered_in_order(
         return await registry_db.fetchval(
             "SELECT count(*) FROM outbox WHERE key = $1 AND published_at IS NULL", posyandu["id"]) == 0
 
-    await wait_for(all_published)
-
-
-class ProbeData(BaseModel):
-    n: int
-
-
-def probe_event(topic_key: str, n: int) -> CloudEvent:
-    return CloudEvent(source="/posyandu/registry", type="posyandu.probe.published.v1", subject=topic_key,
-                      data=ProbeData(n=n).model_dump())
+    await eventually(all_published, "the relay to publish the posyandu's events", timeout=20, interval=0.1)
 
 
 @pytest.fixture
@@ -98,7 +80,7 @@ async def test_one_relay_leads_and_a_standby_takes_over(relay_db: tuple[Registry
         async def one_leader() -> bool:
             return sum(r.is_leader for r in relays) == 1
 
-        await wait_for(one_leader)
+        await eventually(one_leader, "one relay of the two to lead", timeout=20, interval=0.1)
         async with sessionmaker() as session, session.begin():
             await enqueue(session, "registry", [(probe_event(key, n), topic, key) for n in range(50)])
 
@@ -113,7 +95,7 @@ async def test_one_relay_leads_and_a_standby_takes_over(relay_db: tuple[Registry
         async def standby_leads() -> bool:
             return standby.is_leader
 
-        await wait_for(standby_leads)
+        await eventually(standby_leads, "the standby to lead", timeout=20, interval=0.1)
         async with sessionmaker() as session, session.begin():
             await enqueue(session, "registry", [(probe_event(key, 50), topic, key)])
         everything = await read_topic(stack.broker.bootstrap_servers, topic, until=lambda rs: len(rs) >= 51)
@@ -141,18 +123,6 @@ async def restart_empty(broker: EmbeddedBroker) -> None:
     await asyncio.to_thread(broker.start)
 
 
-async def read_settled(bootstrap_servers: str, topic: str, expected: int, settle: float = 2.0) -> list[Received]:
-    """Read the topic until it holds `expected` distinct events, then on for `settle` seconds to see any copy."""
-    complete_at: list[float] = []
-
-    def until(received: list[Received]) -> bool:
-        if not complete_at and len({r.event.id for r in received if r.event}) >= expected:
-            complete_at.append(time.monotonic())
-        return bool(complete_at) and time.monotonic() - complete_at[0] > settle
-
-    return await read_topic(bootstrap_servers, topic, timeout=60, until=until)
-
-
 class RelayUnderTest:
     """One relay at a time on the test's database, started and stopped as the test says."""
 
@@ -169,7 +139,7 @@ class RelayUnderTest:
         async def leads() -> bool:
             return relay.is_leader
 
-        await wait_for(leads)
+        await eventually(leads, "the relay to lead", timeout=20, interval=0.1)
 
     async def stop(self) -> None:
         if self.relay is not None and self.task is not None:

@@ -17,8 +17,9 @@ from deploy.local.stack import create_topics
 from services.registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker
 from shared.outbox import OutboxRelay, close_notifiers, enqueue
-from tests.platform.test_outbox import probe_event, read_settled, wait_for
 from tests.support.kafka import read_topic
+from tests.support.outbox import probe_event, read_settled
+from tests.support.waiting import eventually
 
 CHANNEL = "outbox_registry"
 
@@ -79,7 +80,7 @@ async def test_the_writer_commits_without_a_notify_and_the_relay_is_woken_after(
         async def woken() -> bool:
             return bool(await listener.receive())
 
-        await wait_for(woken, timeout=30)
+        await eventually(woken, "the relay to be woken", timeout=30, interval=0.1)
         assert writer_pid not in listener.senders, "the writer's own transaction sent the NOTIFY"
         assert len(listener.senders) == 1, "two enqueues of one transaction wake the relay once"
     finally:
@@ -103,7 +104,7 @@ async def test_a_leading_relay_of_the_process_is_woken_directly(
         async def leads() -> bool:
             return relay.is_leader
 
-        await wait_for(leads, timeout=30)
+        await eventually(leads, "the relay to lead", timeout=30, interval=0.1)
         await asyncio.sleep(0.5)  # the relay's first, empty fetch is over: it waits for a wake-up or its poll
         key = str(uuid.uuid4())
         async with sessionmaker() as session, session.begin():
@@ -150,7 +151,7 @@ async def test_pipelined_batches_keep_each_keys_order_and_publish_each_row_once(
             async def all_marked() -> bool:
                 return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
-            await wait_for(all_marked, timeout=30)
+            await eventually(all_marked, "every batch to be marked sent", timeout=30, interval=0.1)
         finally:
             await db.close()
     finally:

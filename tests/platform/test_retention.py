@@ -30,6 +30,7 @@ from services.registry.app import create_app as create_registry_app
 from services.registry.settings import RegistrySettings
 from shared.events.topics import DEAD_LETTER_RETENTION_DAYS, HOUSEHOLD_TOPIC, REFERRAL_TOPICS, REGISTRY_TOPIC, SpmField
 from shared.retention import _lock_key, run_retention
+from tests.support.waiting import eventually
 
 #: The longest a writer may wait for a lock while the clean-up runs (its `lock_timeout`: a longer wait fails the
 #: write). A writer can wait for one batch's transaction (default 1,000 rows, about 10 ms measured here); deleting
@@ -391,10 +392,8 @@ async def test_every_service_cleans_on_its_schedule(settings: RegistrySettings, 
     keys = await add_keys(db, 40)
     app = create_registry_app(settings.model_copy(update={"retention_interval_seconds": 0.3}))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
-        deadline = time.monotonic() + 60
-        while await remaining(db, "idempotency_keys", "key", keys) != [False]:
-            assert time.monotonic() < deadline, "the scheduled clean-up did not run"
-            await asyncio.sleep(0.2)
+        await eventually(lambda: remaining(db, "idempotency_keys", "key", keys), "the scheduled clean-up",
+                         timeout=60, interval=0.2, until=lambda left: left == [False])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://r") as client:
             exported = (await client.get("/metrics")).text
     assert 'retention_deleted_rows_total{service="registry",table="idempotency_keys"}' in exported

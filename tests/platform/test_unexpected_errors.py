@@ -19,6 +19,7 @@ from conftest import Stack, service_settings
 from deploy.local.embedded import free_port
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import ServiceSettings
+from tests.support.waiting import eventually
 
 router = APIRouter()
 
@@ -70,11 +71,11 @@ async def served(stack: Stack) -> AsyncIterator[Served]:
     root.addHandler(logs)
     task = asyncio.create_task(server.serve())
     try:
-        for _ in range(400):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "uvicorn did not start"
+
+        async def started() -> bool:
+            return server.started
+
+        await eventually(started, "uvicorn to start", timeout=20)
         yield Served(f"http://127.0.0.1:{port}", logs)
     finally:
         server.should_exit = True

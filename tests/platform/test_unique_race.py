@@ -22,11 +22,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from conftest import Stack, service_settings
-from services.household.tests.factories import kk_number, known_posyandu
 from services.registry.settings import RegistrySettings
 from shared.db import SessionDep, create_engine, create_sessionmaker
 from shared.errors import Conflict, install_problem_handlers
 from tests.support import tokens
+from tests.support.factories import kk_number, known_posyandu
 
 KAYU_AGUNG = "1602011001"
 REGIONS = (b"kode,nama\n16,Sumatera Selatan\n16.02,Ogan Komering Ilir\n16.02.01,Kayu Agung\n"

@@ -17,9 +17,10 @@ from deploy.local.stack import create_topics
 from shared.db import create_engine, create_sessionmaker
 from shared.outbox import close_notifiers, enqueue
 from shared.settings import ServiceSettings
-from tests.faults.conftest import ServiceProcess, eventually
-from tests.platform.test_outbox import probe_event, read_settled
+from tests.faults.conftest import ServiceProcess
 from tests.support import tokens
+from tests.support.outbox import probe_event, read_settled
+from tests.support.waiting import eventually
 
 
 def workers_of(pid: int) -> list[int]:

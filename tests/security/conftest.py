@@ -3,12 +3,11 @@ posyandu, cadre, agency, household and a referral routed to its agency; and a du
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
 import httpx
@@ -16,9 +15,10 @@ import pytest
 
 from conftest import Stack
 from services.household.settings import HouseholdSettings
-from services.household.tests.factories import kk_number, nik
 from services.referral.settings import ReferralSettings
 from tests.support import tokens
+from tests.support.factories import kk_number, nik
+from tests.support.waiting import eventually
 from tests.support.world import Site, build_site, open_session_at
 
 
@@ -98,10 +98,11 @@ async def _import_job(household: httpx.AsyncClient, site: Site) -> str:
 
 async def _known_to_the_household_service(household_db: asyncpg.Connection, programme_id: str) -> None:
     """The registry announces the programme on its topic; the household service projects it (beneficiary lists)."""
-    deadline = time.monotonic() + 90
-    while not await household_db.fetchval("SELECT count(*) FROM programmes WHERE id = $1", uuid.UUID(programme_id)):
-        assert time.monotonic() < deadline, "the household service never heard of the programme"
-        await asyncio.sleep(0.05)
+    async def known() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM programmes WHERE id = $1",
+                                                uuid.UUID(programme_id)))
+
+    await eventually(known, "the household service to learn the programme", timeout=90)
 
 
 def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:
@@ -113,4 +114,27 @@ def outsiders_of(world: SecurityWorld) -> dict[str, dict[str, str]]:
         "opd of A's agency, another field": tokens.opd(a.agency_id, ["sosial"]),
         "pembina of another region": tokens.pembina("1472"),
         "pembina of another regency": tokens.pembina("3171"),
+    }
+
+
+async def site_a_state(world: SecurityWorld, registry: httpx.AsyncClient, household: httpx.AsyncClient,
+                 referral: httpx.AsyncClient) -> dict[str, Any]:
+    """Site A's objects as the admin sees them (versions and statuses), to prove that nothing changed."""
+    admin = tokens.admin()
+    a = world.a
+    return {
+        "posyandu": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}", headers=admin)).json(),
+        "cadres": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/cadres", headers=admin)).json(),
+        "agency": (await registry.get(f"/api/v1/agencies/{a.agency_id}", headers=admin)).json(),
+        "household": (await household.get(f"/api/v1/households/{a.household_id}", headers=admin)).json(),
+        "profile": (await household.get(f"/api/v1/households/{a.household_id}/profiles/kesehatan",
+                                        headers=admin)).json()["version"],
+        "flags": (await household.get("/api/v1/duplicates", headers=admin)).json(),
+        "referral": (await referral.get(f"/api/v1/referrals/{a.referral_id}", headers=admin)).json()["version"],
+        "notes": (await referral.get(f"/api/v1/referrals/{a.referral_id}/notes", headers=admin)).json(),
+        "webhook": (await referral.get(f"/api/v1/webhooks/subscriptions/{world.webhook_id}", headers=admin)).json(),
+        "schedule": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/schedule", headers=admin)).json(),
+        "session": (await household.get(f"/api/v1/sessions/{world.session_id}", headers=admin)).json(),
+        "visits": (await household.get(f"/api/v1/sessions/{world.session_id}/visits", headers=admin)).json(),
+        "programme": (await registry.get(f"/api/v1/programmes/{world.programme_id}/history", headers=admin)).json(),
     }

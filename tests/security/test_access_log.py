@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaProducer
 from conftest import Stack
 from services.household.settings import HouseholdSettings
 from services.referral.settings import ReferralSettings
-from services.referral.tests.factories import eventually
 from shared.auth import Role, mint_token
 from shared.events.audit import HOUSEHOLD_READ, HouseholdReadData
 from shared.events.topics import AUDIT_TOPIC
 from shared.pagination import encode_cursor
 from shared.settings import DEV_JWT_SECRET
 from tests.support import tokens
+from tests.support.waiting import eventually
 from tests.support.world import Site, build_site
 
 PADANG = "1371011001"

@@ -19,7 +19,7 @@ from services.household.settings import HouseholdSettings
 from services.referral.app import create_app as create_referral_app
 from services.referral.settings import ReferralSettings
 from tests.security.conftest import SecurityWorld
-from tests.security.test_object_access import _api_routes
+from tests.support.documents import api_routes
 
 W = SecurityWorld
 HH = "/api/v1/households/{household_id}"
@@ -103,7 +103,7 @@ APPS = {"household": create_household_app(), "referral": create_referral_app()}
 
 
 def _get_routes() -> set[str]:
-    return {f"{service} {route.path}" for service, app in APPS.items() for route in _api_routes(app.routes)
+    return {f"{service} {route.path}" for service, app in APPS.items() for route in api_routes(app.routes)
             if "GET" in (route.methods or ()) and route.path.startswith("/api/")}
 
 

@@ -12,8 +12,7 @@ import pytest
 from services.household.app import create_app as create_household_app
 from services.referral.app import create_app as create_referral_app
 from services.registry.app import create_app as create_registry_app
-from tests.security.conftest import SecurityWorld
-from tests.security.test_object_access import _state
+from tests.security.conftest import SecurityWorld, site_a_state
 from tests.support import tokens
 
 W = SecurityWorld
@@ -83,12 +82,12 @@ MASS_ASSIGNMENT: list[tuple[str, str, Callable[[W], str], Callable[[W], dict[str
 async def test_fields_a_caller_may_not_set_are_refused(case: tuple[Any, ...], security_world: W,
                                                        clients: Clients) -> None:
     service, method, path, body, caller, forbidden = case
-    before = await _state(security_world, clients["registry"], clients["household"], clients["referral"])
+    before = await site_a_state(security_world, clients["registry"], clients["household"], clients["referral"])
     response = await clients[service].request(method, path(security_world), json=body(security_world),
                                               headers=caller(security_world))
     assert response.status_code == 422, response.text
     assert any(e["field"].endswith(forbidden) for e in response.json()["errors"]), response.text
-    assert await _state(security_world, clients["registry"], clients["household"], clients["referral"]) == before
+    assert await site_a_state(security_world, clients["registry"], clients["household"], clients["referral"]) == before
 
 
 WRITES = [("registry", "/api/v1/agencies"), ("household", "/api/v1/households"), ("referral", "/api/v1/referrals")]

@@ -18,7 +18,6 @@ from asgi_lifespan import LifespanManager
 from conftest import Stack, service_settings
 from services.household.app import create_app as create_household_app
 from services.household.imports.parsing import HOUSEHOLD_FIELDS, MEMBER_FIELDS
-from services.household.tests.factories import household_body, known_posyandu
 from services.referral.app import create_app as create_referral_app
 from services.registry.app import create_app as create_registry_app
 from services.reporting.app import create_app as create_reporting_app
@@ -28,6 +27,7 @@ from shared.dead_letters_api import dead_letters_router
 from shared.service import create_service_app
 from tests.security.conftest import SecurityWorld
 from tests.support import tokens
+from tests.support.factories import household_body, known_posyandu
 
 NUL = "\x00"
 DOCUMENTS = {"registry": create_registry_app().openapi(), "household": create_household_app().openapi(),

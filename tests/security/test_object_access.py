@@ -9,20 +9,20 @@ A new route with an id that is not in CASES fails `test_every_route_with_an_id_i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from services.household.app import create_app as create_household_app
 from services.referral.app import create_app as create_referral_app
 from services.registry.app import create_app as create_registry_app
-from tests.security.conftest import SecurityWorld, outsiders_of
+from tests.security.conftest import SecurityWorld, outsiders_of, site_a_state
 from tests.support import tokens
+from tests.support.documents import api_routes
 
 W = SecurityWorld
 APPS: dict[str, FastAPI] = {"registry": create_registry_app(), "household": create_household_app(),
@@ -33,19 +33,10 @@ def _is_id(name: str) -> bool:
     return name in ("id", "code") or name.endswith("_id")
 
 
-def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """Every APIRoute, also inside included routers (FastAPI keeps them nested, with their full paths)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):
-            yield from _api_routes(route.original_router.routes)
-
-
 def routes_with_ids() -> set[str]:
     found = set()
     for service, app in APPS.items():
-        for route in _api_routes(app.routes):
+        for route in api_routes(app.routes):
             if any(_is_id(name) for name in route.param_convertors):
                 found |= {f"{service} {method} {route.path}" for method in route.methods or ()}
     # The same set from the served OpenAPI documents: a route the walk above missed cannot hide.
@@ -277,29 +268,6 @@ def test_every_route_with_an_id_is_covered() -> None:
     assert not set(CASES) - routes_with_ids(), "cases of routes that no longer exist"
 
 
-async def _state(world: W, registry: httpx.AsyncClient, household: httpx.AsyncClient,
-                 referral: httpx.AsyncClient) -> dict[str, Any]:
-    """Site A's objects as the admin sees them (versions and statuses), to prove that nothing changed."""
-    admin = tokens.admin()
-    a = world.a
-    return {
-        "posyandu": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}", headers=admin)).json(),
-        "cadres": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/cadres", headers=admin)).json(),
-        "agency": (await registry.get(f"/api/v1/agencies/{a.agency_id}", headers=admin)).json(),
-        "household": (await household.get(f"/api/v1/households/{a.household_id}", headers=admin)).json(),
-        "profile": (await household.get(f"/api/v1/households/{a.household_id}/profiles/kesehatan",
-                                        headers=admin)).json()["version"],
-        "flags": (await household.get("/api/v1/duplicates", headers=admin)).json(),
-        "referral": (await referral.get(f"/api/v1/referrals/{a.referral_id}", headers=admin)).json()["version"],
-        "notes": (await referral.get(f"/api/v1/referrals/{a.referral_id}/notes", headers=admin)).json(),
-        "webhook": (await referral.get(f"/api/v1/webhooks/subscriptions/{world.webhook_id}", headers=admin)).json(),
-        "schedule": (await registry.get(f"/api/v1/posyandu/{a.posyandu_id}/schedule", headers=admin)).json(),
-        "session": (await household.get(f"/api/v1/sessions/{world.session_id}", headers=admin)).json(),
-        "visits": (await household.get(f"/api/v1/sessions/{world.session_id}/visits", headers=admin)).json(),
-        "programme": (await registry.get(f"/api/v1/programmes/{world.programme_id}/history", headers=admin)).json(),
-    }
-
-
 @pytest.mark.parametrize("route", sorted(CASES))
 async def test_outsiders_cannot_reach_another_sites_object(route: str, security_world: W,
                                                            registry: httpx.AsyncClient,
@@ -313,7 +281,7 @@ async def test_outsiders_cannot_reach_another_sites_object(route: str, security_
             response = await client.request(method, path, headers=tokens.kader([]))
             assert response.status_code == 200, response.text
         return
-    before = await _state(security_world, registry, household, referral)
+    before = await site_a_state(security_world, registry, household, referral)
     body = case.body(security_world) if case.body else None
     for name, headers in outsiders_of(security_world).items():
         if name in case.exempt:
@@ -325,7 +293,7 @@ async def test_outsiders_cannot_reach_another_sites_object(route: str, security_
                 continue
             assert response.status_code in (403, 404), (name, method, path, response.status_code, response.text)
             assert response.headers["content-type"] == "application/problem+json"
-    assert await _state(security_world, registry, household, referral) == before
+    assert await site_a_state(security_world, registry, household, referral) == before
     if case.insider is not None:
         for path in case.paths(security_world):
             response = await client.request(method, path, headers=case.insider(security_world))

@@ -7,6 +7,7 @@ from importlib import import_module
 from typing import Any
 
 import httpx
+from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -78,3 +79,12 @@ def message_validator(document: dict[str, Any], message_id: str) -> Draft202012V
         ASYNCAPI_URI, Resource.from_contents(document, default_specification=DRAFT202012))
     return Draft202012Validator({"$ref": f"{ASYNCAPI_URI}#/components/messages/{message_id}/payload"},
                                 registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, also inside included routers (FastAPI keeps them nested, with their full paths)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from api_routes(route.original_router.routes)

@@ -16,14 +16,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from services.referral.tests.factories import (
-    create_referral,
-    eventually,
-    known_agency,
-    known_household,
-    known_posyandu,
-)
 from tests.support import tokens
+from tests.support.factories import create_referral, known_agency, known_household, known_posyandu
+from tests.support.waiting import eventually
 
 
 @dataclass(frozen=True)

@@ -1,67 +1,54 @@
-"""Factories for household tests: valid NIK/KK numbers, bodies, and posyandu the service has heard of."""
+"""Factories for household tests: the shared bodies and numbers (tests/support/factories.py), households registered
+through the API, and the household import's bodies."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import time
-import uuid
+import json
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import asyncpg
 import httpx
 
 from tests.support import tokens
+from tests.support.factories import (  # noqa: F401  (the household tests take every factory from here)
+    GAMBIR,
+    household_body,
+    kk_number,
+    known_posyandu,
+    member,
+    nik,
+)
 
-GAMBIR = "3171011001"
-_serial = itertools.count(1)
+#: The household import (services/household/imports): its path and content types.
+URL = "/api/v1/households/import"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
 
 
-def nik(birth_date: date, sex: str, district: str = "317101") -> str:
-    day = birth_date.day + (40 if sex == "female" else 0)
-    return f"{district}{day:02d}{birth_date:%m%y}{next(_serial) % 10000 or 1:04d}"
-
-
-def kk_number(issued: date = date(2019, 5, 14), district: str = "317101") -> str:
-    return f"{district}{issued:%d%m%y}{next(_serial) % 10000 or 1:04d}"
-
-
-def member(name: str, sex: str, birth_date: date, relationship: str, *, with_nik: bool = True,
-           **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "sex": sex, "birth_date": birth_date.isoformat(),
-                            "relationship": relationship, **extra}
-    if with_nik and "nik" not in body:
-        body["nik"] = nik(birth_date, sex)
+def row(posyandu: str, kk: str, name: str, sex: str, born: date, relationship: str, **extra: Any) -> dict[str, Any]:
+    """One member row of an import file, with a NIK that agrees with the member unless one is given."""
+    body = {"kk_number": kk, "village_code": GAMBIR, "posyandu_id": posyandu, "address": "Jl. Kenari No. 3",
+            "rt": "001", "rw": "002", "nik": nik(born, sex), "name": name, "sex": sex,
+            "birth_date": born.isoformat(), "relationship": relationship}
+    body.update(extra)
     return body
 
 
-def household_body(posyandu_id: str, village_code: str = GAMBIR, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kk_number": kk_number(), "village_code": village_code, "posyandu_id": posyandu_id,
-        "address": "Jl. Kebon Sirih No. 5", "rt": "003", "rw": "007",
-        "members": [member("Ahmad Fauzi", "male", date(1985, 3, 12), "head"),
-                    member("Siti Aminah", "female", date(1988, 7, 2), "spouse")],
-    }
-    body.update(overrides)
-    return body
+def family(posyandu: str, kk: str | None = None, **extra: Any) -> list[dict[str, Any]]:
+    kk = kk or kk_number()
+    return [row(posyandu, kk, "Bambang", "male", date(1982, 4, 9), "head", **extra),
+            row(posyandu, kk, "Dewi", "female", date(1986, 11, 23), "spouse", **extra)]
 
 
-async def known_posyandu(registry: httpx.AsyncClient, household_db: asyncpg.Connection,
-                         village_code: str = GAMBIR) -> str:
-    """Register a posyandu in the registry and wait until the household service has consumed its event."""
-    code = f"H{village_code}-{uuid.uuid4().hex[:6].upper()}"
-    response = await registry.post("/api/v1/posyandu", json={"code": code, "name": "Posyandu Kenanga",
-                                                              "village_code": village_code},
-                                   headers=tokens.admin())
-    assert response.status_code == 201, response.text
-    posyandu_id = response.json()["id"]
-    deadline = time.monotonic() + 60
-    while not await household_db.fetchval("SELECT count(*) FROM known_posyandu WHERE id = $1",
-                                          uuid.UUID(posyandu_id)):
-        assert time.monotonic() < deadline, "the household service never heard of the posyandu"
-        await asyncio.sleep(0.1)
-    return str(posyandu_id)
+def ndjson(rows: Sequence[dict[str, Any] | str]) -> bytes:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows).encode() + b"\n"
+
+
+async def post_import(client: httpx.AsyncClient, body: bytes, content_type: str,
+                      headers: dict[str, str] | None = None) -> httpx.Response:
+    return await client.post(URL, content=body, headers={**(headers or tokens.admin()), "Content-Type": content_type},
+                             timeout=600)
 
 
 async def register(client: httpx.AsyncClient, posyandu_id: str, **overrides: Any) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import date
 from typing import Any
 
@@ -12,6 +10,7 @@ import httpx
 
 from services.household.tests.factories import known_posyandu, member, register
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 AMPENAN_SELATAN = "5271011004"
 AMPENAN_TENGAH = "5271011005"
@@ -28,10 +27,11 @@ async def mataram_posyandu(registry: httpx.AsyncClient, household_db: asyncpg.Co
     imported = await registry.post("/api/v1/regions/import", content=REGIONS,
                                    headers={**tokens.admin(), "Content-Type": "text/csv"})
     assert imported.status_code == 200, imported.text
-    deadline = time.monotonic() + 60
-    while not await household_db.fetchval("SELECT count(*) FROM known_regions WHERE code = $1", village):
-        assert time.monotonic() < deadline, "the household service never heard of the region"
-        await asyncio.sleep(0.1)
+
+    async def known() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM known_regions WHERE code = $1", village))
+
+    await eventually(known, "the household service to learn the region", timeout=60)
     return await known_posyandu(registry, household_db, village)
 
 

@@ -3,8 +3,6 @@ service has heard of, and a household of one member per life-cycle group."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -14,6 +12,7 @@ import httpx
 
 from services.household.tests.factories import kk_number, member, nik, register
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 #: Reserved for the issue-14 session tests: Kota Denpasar (5171) in Bali (51), and 5172.
 BALI_REGIONS = ("kode,nama\n51,Bali\n51.71,Kota Denpasar\n51.71.01,Denpasar Selatan\n51.71.01.1001,Sesetan\n"
@@ -22,10 +21,10 @@ SESETAN, JADWAL = "5171011001", "5172011001"
 
 
 async def _until(household_db: asyncpg.Connection, query: str, *args: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await household_db.fetchval(query, *args):
-        assert time.monotonic() < deadline, f"the household service never saw: {query} {args}"
-        await asyncio.sleep(0.1)
+    async def seen() -> bool:
+        return bool(await household_db.fetchval(query, *args))
+
+    await eventually(seen, f"the household service to see: {query} {args}", timeout, interval=0.1)
 
 
 async def bali_posyandu(registry: httpx.AsyncClient, household_db: asyncpg.Connection,

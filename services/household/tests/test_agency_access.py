@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -18,6 +16,7 @@ from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 def referral_event(event_type: EventType, household: dict[str, Any], agency_id: uuid.UUID, referral_id: uuid.UUID,
@@ -31,11 +30,8 @@ def referral_event(event_type: EventType, household: dict[str, Any], agency_id: 
 
 
 async def until_status(client: httpx.AsyncClient, url: str, headers: dict[str, str], status: int) -> httpx.Response:
-    deadline = time.monotonic() + 60
-    while (response := await client.get(url, headers=headers)).status_code != status:
-        assert time.monotonic() < deadline, f"still {response.status_code}"
-        await asyncio.sleep(0.2)
-    return response
+    return await eventually(lambda: client.get(url, headers=headers), f"a {status} from {url}", timeout=60,
+                            interval=0.2, until=lambda response: response.status_code == status)
 
 
 async def test_agency_access_follows_the_referral(registry: httpx.AsyncClient, household: httpx.AsyncClient,
@@ -125,7 +121,8 @@ async def test_agency_access_follows_escalation_and_unrouting_and_ignores_older_
 
 
 async def eventually_consumed(household_db: asyncpg.Connection, referral_id: uuid.UUID) -> None:
-    deadline = time.monotonic() + 60
-    while not await household_db.fetchval("SELECT count(*) FROM agency_access WHERE referral_id = $1", referral_id):
-        assert time.monotonic() < deadline, "the marker event was not consumed"
-        await asyncio.sleep(0.2)
+    async def consumed() -> bool:
+        return bool(await household_db.fetchval("SELECT count(*) FROM agency_access WHERE referral_id = $1",
+                                                referral_id))
+
+    await eventually(consumed, "the marker event to be consumed", timeout=60, interval=0.2)

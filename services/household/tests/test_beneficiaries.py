@@ -7,13 +7,10 @@ registry topic, as the registry does, and wait until the household consumer has 
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -29,6 +26,7 @@ from shared.events import household as ev
 from shared.events.programmes import PROGRAMME_REGISTERED, PROGRAMME_UPDATED, ProgrammeData, ProgrammeStatus
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 REGIONS_CSV = b"""kode,nama
 52,Nusa Tenggara Barat
@@ -45,14 +43,6 @@ DISTRICT = "520101"
 TODAY = date.today()
 PERIOD = f"{TODAY:%Y-%m}"
 SERVICE_TYPE = "sosial.kab.korban-bencana"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return found
 
 
 @dataclass
@@ -74,7 +64,7 @@ async def _agency(registry: httpx.AsyncClient, db: asyncpg.Connection, jurisdict
     async def known() -> bool:
         return bool(await db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency_id))
 
-    await eventually(known, "the household service to learn the agency")
+    await eventually(known, "the household service to learn the agency", timeout=90)
     return str(agency_id)
 
 
@@ -89,7 +79,7 @@ async def world(registry: httpx.AsyncClient, household: httpx.AsyncClient, house
             return bool(await db.fetchval("SELECT count(*) FROM known_regions WHERE code = ANY($1)",
                                           [GERUNG_UTARA, GERUNG_SELATAN, PRAYA]) == 3)
 
-        await eventually(villages_known, "the household service to learn the NTB villages")
+        await eventually(villages_known, "the household service to learn the NTB villages", timeout=90)
         posyandu = {v: await known_posyandu(registry, db, v) for v in (GERUNG_UTARA, GERUNG_SELATAN, PRAYA)}
         return World(posyandu=posyandu, dinsos=await _agency(registry, db, "5201", ["sosial"]),
                      baznas=await _agency(registry, db, "52", ["sosial"]),
@@ -129,7 +119,7 @@ async def programme(stack: Any, household_db: asyncpg.Connection, agency_id: str
         return bool(await household_db.fetchval("SELECT count(*) FROM programmes WHERE id = $1 AND version = $2",
                                                 data.programme_id, data.version))
 
-    await eventually(known, "the household service to learn the programme")
+    await eventually(known, "the household service to learn the programme", timeout=90)
     return str(data.programme_id)
 
 
@@ -376,7 +366,7 @@ async def test_only_the_owning_agency_uploads_and_reads_the_list(
         return bool(await household_db.fetchval("SELECT status = 'cancelled' FROM programmes WHERE id = $1",
                                                 uuid.UUID(prog)))
 
-    await eventually(cancelled, "the programme to be cancelled")
+    await eventually(cancelled, "the programme to be cancelled", timeout=90)
     assert (await upload(household, prog, body, dinsos(world))).status_code == 409
 
 
@@ -391,7 +381,7 @@ async def test_a_late_programme_version_changes_nothing(stack: Any, world: World
     async def at_four() -> bool:
         return bool(await household_db.fetchval("SELECT version = 4 FROM programmes WHERE id = $1", prog))
 
-    await eventually(at_four, "version 4 of the programme")
+    await eventually(at_four, "version 4 of the programme", timeout=90)
     row = await household_db.fetchrow("SELECT name, region_codes FROM programmes WHERE id = $1", prog)
     assert (row["name"], row["region_codes"]) == ("Versi Empat", ["5201", "5202"])
 

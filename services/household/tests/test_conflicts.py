@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from datetime import date
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 
 from services.household.tests.factories import household_body, kk_number, known_posyandu, member, register
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 def assert_bare_conflict(response: httpx.Response, *secrets: str) -> None:
@@ -93,11 +93,13 @@ async def test_a_registration_racing_another_is_a_409_not_a_500(
         # The request passes its check (the rival's row is not committed), then waits on the unique index.
         request = asyncio.create_task(household.post("/api/v1/households", json=body,
                                                      headers=tokens.kader([posyandu])))
-        deadline = time.monotonic() + 30
-        while not await household_db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%'"):
-            assert time.monotonic() < deadline and not request.done(), "the request never waited on the rival"
-            await asyncio.sleep(0.05)
+
+        async def waits_on_the_rival() -> bool:
+            assert not request.done(), "the request never waited on the rival"
+            return bool(await household_db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%'"))
+
+        await eventually(waits_on_the_rival, "the request to wait on the rival's row", timeout=30)
         await transaction.commit()
         response = await request
     finally:

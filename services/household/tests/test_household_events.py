@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import date, timedelta
 
 import asyncpg
@@ -15,6 +13,7 @@ from services.household.tests.factories import kk_number, known_posyandu, member
 from shared.events import registry as reg
 from tests.support import tokens
 from tests.support.kafka import events_about, read_topic
+from tests.support.waiting import eventually
 
 CIDENG = "3171011002"
 
@@ -56,11 +55,12 @@ async def test_a_retired_village_flags_its_households(registry: httpx.AsyncClien
                               kind="kelurahan", list_version="a-newer-list")
         retired = reg.REGION_RETIRED.new(data, subject=CIDENG, regioncode=CIDENG)
         await producer.send_and_wait("posyandu.registry.v1", retired.to_bytes(), key=CIDENG.encode())
-        deadline = time.monotonic() + 60
         url = f"/api/v1/households/{created['id']}"
-        while not (await household.get(url, headers=tokens.kader([posyandu]))).json()["needs_reassignment"]:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+
+        async def flagged() -> bool:
+            return bool((await household.get(url, headers=tokens.kader([posyandu]))).json()["needs_reassignment"])
+
+        await eventually(flagged, "the household to need reassignment", timeout=60, interval=0.2)
         refused = await household.post("/api/v1/households", json={
             "kk_number": kk_number(), "village_code": CIDENG, "posyandu_id": posyandu,
             "members": []}, headers=tokens.kader([posyandu]))
@@ -68,8 +68,10 @@ async def test_a_retired_village_flags_its_households(registry: httpx.AsyncClien
         # The registry brings the village back: registrations there work again.
         back = reg.REGION_REGISTERED.new(data, subject=CIDENG, regioncode=CIDENG)
         await producer.send_and_wait("posyandu.registry.v1", back.to_bytes(), key=CIDENG.encode())
-        while await household_db.fetchval("SELECT retired FROM known_regions WHERE code = $1", CIDENG):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+
+        async def current() -> bool:
+            return not await household_db.fetchval("SELECT retired FROM known_regions WHERE code = $1", CIDENG)
+
+        await eventually(current, "the village to be current again", timeout=60, interval=0.2)
     finally:
         await producer.stop()

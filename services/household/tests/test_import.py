@@ -7,7 +7,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,32 +23,21 @@ from services.household.imports.parsing import (
     Rejected,
     iter_items,
 )
-from services.household.tests.factories import GAMBIR, kk_number, known_posyandu, nik, register
+from services.household.tests.factories import (
+    CSV,
+    GAMBIR,
+    NDJSON,
+    family,
+    kk_number,
+    known_posyandu,
+    ndjson,
+    nik,
+    post_import,
+    register,
+    row,
+)
 from tests.support import tokens
 from tests.support.kafka import events_about, read_topic
-
-URL = "/api/v1/households/import"
-NDJSON = "application/x-ndjson"
-CSV = "text/csv"
-
-
-def row(posyandu: str, kk: str, name: str, sex: str, born: date, relationship: str, **extra: Any) -> dict[str, Any]:
-    """One member row of an import file, with a NIK that agrees with the member unless one is given."""
-    body = {"kk_number": kk, "village_code": GAMBIR, "posyandu_id": posyandu, "address": "Jl. Kenari No. 3",
-            "rt": "001", "rw": "002", "nik": nik(born, sex), "name": name, "sex": sex,
-            "birth_date": born.isoformat(), "relationship": relationship}
-    body.update(extra)
-    return body
-
-
-def family(posyandu: str, kk: str | None = None, **extra: Any) -> list[dict[str, Any]]:
-    kk = kk or kk_number()
-    return [row(posyandu, kk, "Bambang", "male", date(1982, 4, 9), "head", **extra),
-            row(posyandu, kk, "Dewi", "female", date(1986, 11, 23), "spouse", **extra)]
-
-
-def ndjson(rows: Sequence[dict[str, Any] | str]) -> bytes:
-    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows).encode() + b"\n"
 
 
 def csv_body(rows: list[dict[str, Any]]) -> bytes:
@@ -57,12 +46,6 @@ def csv_body(rows: list[dict[str, Any]]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
-
-
-async def post_import(client: httpx.AsyncClient, body: bytes, content_type: str,
-                      headers: dict[str, str] | None = None) -> httpx.Response:
-    return await client.post(URL, content=body, headers={**(headers or tokens.admin()), "Content-Type": content_type},
-                             timeout=600)
 
 
 def errors_by_row(report: dict[str, Any]) -> dict[int, list[tuple[str | None, str]]]:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from services.household.app import spec as household_spec
 from services.household.beneficiaries.projection import ProgrammeEvents
 from services.household.consumers.registry import RegistryEvents
 from services.household.settings import HouseholdSettings
-from services.household.tests.factories import known_posyandu
-from services.household.tests.test_import import NDJSON, post_import
+from services.household.tests.factories import NDJSON, known_posyandu, post_import
 from shared.service import Subscription, create_service_app
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 REGIONS = """kode,nama
@@ -89,11 +88,12 @@ async def sites(registry: httpx.AsyncClient, household: httpx.AsyncClient,
     assert imported.status_code == 200, imported.text
     db = await asyncpg.connect(household_settings.database_url)
     try:
-        deadline = time.monotonic() + 90
-        while await db.fetchval("SELECT count(*) FROM known_regions WHERE code = ANY($1::text[])",
-                                [VILLAGE, VILLAGE_B, VILLAGE_C, OTHER_REGION]) < 4:
-            assert time.monotonic() < deadline, "the household service never learnt the villages"
-            await asyncio.sleep(0.2)
+
+        async def villages_known() -> bool:
+            return bool(await db.fetchval("SELECT count(*) FROM known_regions WHERE code = ANY($1::text[])",
+                                          [VILLAGE, VILLAGE_B, VILLAGE_C, OTHER_REGION]) == 4)
+
+        await eventually(villages_known, "the household service to learn the villages", timeout=90, interval=0.2)
         return Sites(*[await known_posyandu(registry, db, v) for v in (VILLAGE, VILLAGE_B, VILLAGE_C, OTHER_REGION)])
     finally:
         await db.close()
@@ -141,14 +141,6 @@ def report_of(out: str) -> dict[str, Any]:
     return report
 
 
-async def until(check: Any, what: str, timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
-    return value
-
-
 async def assert_imported_once(db: asyncpg.Connection, kks: list[str], members_each: int = 2) -> None:
     """Every household of the file once, its members, and each event of it once in the outbox, in order."""
     households = await db.fetch("SELECT id, kk_number FROM households WHERE kk_number = ANY($1::text[])", kks)
@@ -183,7 +175,7 @@ async def test_a_killed_import_resumes_where_it_stopped_and_imports_nothing_twic
             return await db.fetchrow("SELECT id, chunks_committed, status FROM import_jobs WHERE file_name = $1 "
                                      "AND chunks_committed >= 2", path.name)
 
-        job = await until(some_chunks, "two chunks committed")
+        job = await eventually(some_chunks, "two chunks committed", timeout=300)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
         stopped = await db.fetchrow("SELECT * FROM import_jobs WHERE id = $1", job["id"])
@@ -314,7 +306,7 @@ async def test_a_nik_taken_while_the_chunk_is_written_is_a_row_error(
             return bool(await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                           "AND query LIKE 'COPY%members%'"))
 
-        await until(copy_waits, "the import's COPY waiting on the registration", timeout=120)
+        await eventually(copy_waits, "the import's COPY waiting on the registration", timeout=120)
         await registration.commit()
         response = await importing
     finally:

@@ -19,8 +19,7 @@ from asgi_lifespan import LifespanManager
 from services.household.app import spec
 from services.household.imports.endpoints import SLOTS
 from services.household.settings import HouseholdSettings
-from services.household.tests.factories import kk_number, known_posyandu
-from services.household.tests.test_import import NDJSON, URL, family, ndjson
+from services.household.tests.factories import NDJSON, URL, family, kk_number, known_posyandu, ndjson
 from shared.service import create_service_app
 from tests.support import tokens
 from tests.support.loop import loop_gaps

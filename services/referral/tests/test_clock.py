@@ -17,11 +17,11 @@ from sqlmodel import col
 
 from services.referral.settings import ReferralSettings
 from services.referral.tests import kerinci
-from services.referral.tests.factories import eventually
 from services.referral.webhooks import delivery
 from services.referral.webhooks.tables import WebhookDelivery
 from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from services.referral.household_api import HouseholdApi
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
 )
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 async def _member_referral(registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,

@@ -25,15 +25,15 @@ from services.referral.tables import Referral
 from services.referral.tests.factories import (
     PISANGAN_BARU,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
 )
 from shared.auth import Principal, Role
 from shared.events.topics import SpmField
-from tests.security.test_object_access import _api_routes
 from tests.support import tokens
+from tests.support.documents import api_routes
+from tests.support.waiting import eventually
 
 FIELD = "kesehatan"
 #: The response keys that hold what only some may see (`text`: a note's).
@@ -117,7 +117,7 @@ NOT_REFERRAL_DATA = {
 
 
 def test_every_get_route_is_classified() -> None:
-    gets = {route.path for route in _api_routes(create_app().routes)
+    gets = {route.path for route in api_routes(create_app().routes)
             if "GET" in (route.methods or ()) and route.path.startswith("/api/")}
     assert gets == set(VIEWS) | set(NOT_REFERRAL_DATA)
 

@@ -22,7 +22,6 @@ from services.referral.settings import ReferralSettings
 from services.referral.sla.service import run_sla_sweep
 from services.referral.tests.factories import (
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
@@ -30,6 +29,7 @@ from services.referral.tests.factories import (
 )
 from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 FIELD, CATEGORY = "perumahan-rakyat", "perumahan-rakyat.disaster-damage"
 BINANGA = "7602011002"  # Kabupaten Mamuju, Sulawesi Barat

@@ -14,12 +14,12 @@ from services.referral.settings import ReferralSettings
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
 )
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 def test_the_checked_in_asyncapi_document_is_current() -> None:

@@ -23,12 +23,12 @@ from services.referral.referrals.schemas import MemberDetails, ReferralDetail
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
 )
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 FHIR = {"Accept": "application/fhir+json"}
 # The R4 (4.0.1) value sets of the coded elements the view fills in.

@@ -20,7 +20,6 @@ from conftest import Stack
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
@@ -29,6 +28,7 @@ from shared.events.catalogue import load_all
 from shared.events.personal_data import classification
 from tests.support import tokens
 from tests.support.kafka import Received, read_topic
+from tests.support.waiting import eventually
 
 FIELD = "kesehatan"
 TOPIC = f"posyandu.referral.{FIELD}.v1"

@@ -14,13 +14,13 @@ import pytest
 from services.referral.tests.factories import (
     TEBET_TIMUR,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
     outbox_types,
 )
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 FIELD, CATEGORY = "kesehatan", "kesehatan.tb-suspect"
 STATES = ["draft", "requested", "received", "accepted", "in-progress", "completed", "rejected", "failed",

@@ -16,7 +16,6 @@ from services.referral.referrals.service import create_from_need
 from services.referral.settings import ReferralSettings
 from services.referral.tests.factories import (
     CENGKARENG_BARAT,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
@@ -28,6 +27,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, SpmField
 from tests.support import tokens
 from tests.support.kafka import events_about, read_topic
+from tests.support.waiting import eventually
 
 TOPIC = "posyandu.referral.pekerjaan-umum.v1"
 

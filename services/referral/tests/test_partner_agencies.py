@@ -8,8 +8,9 @@ import uuid
 import asyncpg
 import httpx
 
-from services.referral.tests.factories import create_referral, eventually, known_household, known_posyandu
+from services.referral.tests.factories import create_referral, known_household, known_posyandu
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 #: Reserved for the issue 15 tests: Kabupaten Tabanan (5102) in Bali.
 BALI_REGIONS = "kode,nama\n51,Bali\n51.02,Kabupaten Tabanan\n51.02.01,Selemadeg\n51.02.01.2001,Antap\n"

@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaProducer
 from services.referral.settings import MovePolicy, ReferralSettings
 from services.referral.tests.factories import (
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
@@ -30,6 +29,7 @@ from services.referral.tests.factories import (
 from shared.events import registry as reg
 from shared.events.topics import SpmField
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 PENJARINGAN = "3172011001"  # Kota Administrasi Jakarta Utara
 PULAU_PANGGANG = "3101011001"  # Kabupaten Administrasi Kepulauan Seribu

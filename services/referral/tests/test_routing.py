@@ -8,13 +8,13 @@ import httpx
 from services.referral.tests.factories import (
     PISANGAN_BARU,
     create_referral,
-    eventually,
     known_agency,
     known_household,
     known_posyandu,
     outbox_types,
 )
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 
 async def test_an_unrouted_referral_is_visible_to_the_pembina_and_routed_when_an_agency_appears(

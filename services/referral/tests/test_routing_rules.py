@@ -17,15 +17,10 @@ import pytest
 
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
 from services.referral.settings import ReferralSettings
-from services.referral.tests.factories import (
-    create_referral,
-    eventually,
-    known_agency,
-    known_household,
-    known_posyandu,
-)
+from services.referral.tests.factories import create_referral, known_agency, known_household, known_posyandu
 from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 LEBAK_DESA = "3602012002"  # Cilangkahan, Kabupaten Lebak, Banten
 RULES = "/api/v1/routing-rules"

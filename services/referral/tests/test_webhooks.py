@@ -28,9 +28,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.referral.settings import ReferralSettings
-from services.referral.tests.factories import create_referral, eventually, known_agency, known_household, known_posyandu
+from services.referral.tests.factories import create_referral, known_agency, known_household, known_posyandu
 from services.referral.webhooks.schemas import WEBHOOK_EVENT_TYPES
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 FIELD, CATEGORY = "trantibumlinmas", "trantibumlinmas.fire-hazard"
 MAMUJU_DESA = "7602011002"  # Binanga, Kabupaten Mamuju, Sulawesi Barat

@@ -3,7 +3,6 @@ history of every change and the events; who may write and read them; the rules a
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -11,55 +10,20 @@ import asyncpg
 import httpx
 import pytest
 
-from services.registry.tests.factories import create_agency, create_posyandu
+from services.registry.tests.factories import (
+    ANTAP,
+    BALER_BALE_AGUNG,
+    BANJAR_TENGAH,
+    JEMBRANA,
+    TABANAN,
+    create_posyandu,
+    create_programme,
+    events_of,
+    jembrana_agency,
+    opd_of,
+    programme_body,
+)
 from tests.support import tokens
-
-#: Reserved for these tests (issue 15): Kabupaten Jembrana (5101) and Kabupaten Tabanan (5102) in Bali (51).
-BALI_REGIONS = ("kode,nama\n51,Bali\n51.01,Kabupaten Jembrana\n51.01.01,Negara\n51.01.01.2001,Baler Bale Agung\n"
-                "51.01.01.2002,Banjar Tengah\n51.02,Kabupaten Tabanan\n51.02.01,Selemadeg\n"
-                "51.02.01.2001,Antap\n")
-JEMBRANA, TABANAN = "5101", "5102"
-BALER_BALE_AGUNG, BANJAR_TENGAH, ANTAP = "5101012001", "5101012002", "5102012001"
-
-
-async def bali(registry: httpx.AsyncClient) -> None:
-    imported = await registry.post("/api/v1/regions/import", content=BALI_REGIONS,
-                                   headers={**tokens.admin(), "Content-Type": "text/csv"})
-    assert imported.status_code == 200, imported.text
-
-
-def programme_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": f"PMT Balita Jembrana {uuid.uuid4().hex[:6]}", "spm_field": "kesehatan",
-        "service_type": "kesehatan.kab.balita", "region_codes": [BALER_BALE_AGUNG, BANJAR_TENGAH],
-        "period_start": "2027-01-01", "period_end": "2027-06-30",
-        "budget": [{"source": "apbd-regency", "amount": 500_000_000}, {"source": "csr", "amount": 50_000_000}],
-        "outputs": [{"code": "pmt-packages", "name": "Paket PMT lokal", "unit": "paket", "target": 2000},
-                    {"code": "kelas-ibu", "name": "Kelas ibu balita", "unit": "kelas", "target": 12}]}
-    body.update(overrides)
-    return body
-
-
-async def jembrana_agency(registry: httpx.AsyncClient, fields: list[str] | None = None,
-                          jurisdiction: str = JEMBRANA, **overrides: Any) -> dict[str, Any]:
-    await bali(registry)
-    return await create_agency(registry, jurisdiction, fields or ["kesehatan"], **overrides)
-
-
-def opd_of(agency: dict[str, Any]) -> dict[str, str]:
-    return tokens.opd(agency["id"], agency["spm_fields"])
-
-
-async def create_programme(registry: httpx.AsyncClient, agency: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    response = await registry.post("/api/v1/programmes", json=programme_body(**overrides), headers=opd_of(agency))
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def events_of(db: asyncpg.Connection, key: str) -> list[dict[str, Any]]:
-    rows = await db.fetch("SELECT payload FROM outbox WHERE key = $1 ORDER BY id", key)
-    return [json.loads(row["payload"]) for row in rows]
 
 
 async def test_a_programmes_life_realised_monthly_corrected_changed_and_its_history(

@@ -12,8 +12,16 @@ import httpx
 import pytest
 
 from services.registry.demo.programmes import PROVINCE_PROGRAMMES, REALISED_MONTHS, REGENCY_PROGRAMMES, load_programmes
-from services.registry.tests.factories import agency_body, create_agency
-from services.registry.tests.test_programmes import ANTAP, JEMBRANA, TABANAN, bali, create_programme, events_of
+from services.registry.tests.factories import (
+    ANTAP,
+    JEMBRANA,
+    TABANAN,
+    agency_body,
+    bali,
+    create_agency,
+    create_programme,
+    events_of,
+)
 from shared.spm import SERVICE_TYPES
 from tests.support import tokens
 

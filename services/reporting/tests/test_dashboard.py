@@ -24,11 +24,12 @@ from deploy.local.stack import create_topics
 from services.reporting.app import spec as reporting_spec
 from services.reporting.settings import ReportingSettings
 from services.reporting.tests.conftest import Published
-from services.reporting.tests.factories import eventually
+from services.reporting.tests.factories import known_posyandu
 from services.reporting.tests.scenario import SEPA, TAMILOUW
 from shared.events.topics import ALL_TOPICS
 from shared.service import create_service_app
 from tests.support import tokens
+from tests.support.waiting import eventually
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
@@ -82,10 +83,11 @@ async def _serve(app: Any) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
                                            log_level="warning"))
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+
+    async def started() -> bool:
+        return server.started
+
+    await eventually(started, "uvicorn to start", timeout=10)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -134,13 +136,9 @@ def _shown(value: Any, kind: str, suppressed: bool, threshold: int | None) -> st
 
 async def _load(driver: Any, url: str) -> None:
     await asyncio.to_thread(driver.get, url)
-    for _ in range(200):
-        state = await asyncio.to_thread(driver.execute_script, "return document.body.dataset.loaded")
-        if state in ("true", "error"):
-            assert state == "true", await asyncio.to_thread(lambda: driver.find_element("id", "status").text)
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the dashboard did not load")
+    state = await eventually(lambda: _script(driver, "return document.body.dataset.loaded"), "the dashboard to load",
+                             timeout=20, interval=0.1, until=lambda state: state in ("true", "error"))
+    assert state == "true", await asyncio.to_thread(lambda: driver.find_element("id", "status").text)
 
 
 async def test_the_dashboard_shows_what_the_api_returns(served: str, browser: Any, maluku: Published,
@@ -182,10 +180,8 @@ def _month_before(period: str) -> str:
 async def test_the_dashboard_reports_a_refusal(served: str, browser: Any, maluku: Published) -> None:
     token = tokens.pembina("8171")["Authorization"].removeprefix("Bearer ")
     await asyncio.to_thread(browser.get, f"{served}/dashboard?token={token}&region=8101&period={maluku.period}")
-    for _ in range(200):
-        if await asyncio.to_thread(browser.execute_script, "return document.body.dataset.loaded") == "error":
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: _script(browser, "return document.body.dataset.loaded"), "the dashboard to refuse",
+                     timeout=20, interval=0.1, until=lambda state: state == "error")
     status = await asyncio.to_thread(lambda: browser.find_element("id", "status").text)
     assert "limited to region 8171" in status
 
@@ -211,11 +207,9 @@ async def _pick(driver: Any, depth: int, code: str) -> None:
     loads = int(await _script(driver, "return document.body.dataset.loads"))
     element = (await asyncio.to_thread(driver.find_elements, "css selector", "#picker select"))[depth]
     await asyncio.to_thread(Select(element).select_by_value, code)
-    for _ in range(300):
-        if int(await _script(driver, "return document.body.dataset.loads")) > loads:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the dashboard did not load region {code}")
+    await eventually(lambda: _script(driver, "return document.body.dataset.loads"),
+                     f"the dashboard to load region {code}", timeout=30, interval=0.1,
+                     until=lambda now: int(now) > loads)
 
 
 async def _figure(driver: Any, key: str) -> str:
@@ -290,20 +284,6 @@ YOGYAKARTA = ("kode,nama\n34,DI Yogyakarta\n34.01,Kulon Progo\n34.01.02,Wates\n3
 GIRIPENI, SUMBERMULYO = "3401022001", "3402022001"
 
 
-async def known_posyandu(registry: httpx.AsyncClient, household_db: Any, village: str) -> str:
-    """A posyandu registered in the registry, once the household service knows it."""
-    made = await registry.post("/api/v1/posyandu", headers=tokens.admin(), json={
-        "code": f"D{uuid.uuid4().hex[:8].upper()}", "name": "Posyandu Kenanga", "village_code": village})
-    assert made.status_code == 201, made.text
-    posyandu = uuid.UUID(made.json()["id"])
-
-    async def known() -> bool:
-        return bool(await household_db.fetchval("SELECT count(*) FROM known_posyandu WHERE id = $1", posyandu))
-
-    await eventually(known, "the household service to learn the posyandu")
-    return str(posyandu)
-
-
 async def _household_at(household: httpx.AsyncClient, posyandu: str, village: str) -> None:
     serial = 1000 + uuid.uuid4().int % 8000
     district = village[:6]
@@ -337,20 +317,15 @@ async def test_the_dashboard_follows_a_household_registered_meanwhile(
     await _load(browser, f"{live_served}/dashboard?token={admin}&region=34&period={period}&refresh=1")
     # The picker changes the figures: Kulon Progo has the household registered, Bantul none yet.
     await _pick(browser, 2, "3401")
-    for _ in range(600):  # the figures follow the consumer: refreshed every second
-        if await _figure(browser, "coverage.households") == "1":
-            break
-        await asyncio.sleep(0.1)
-    assert await _figure(browser, "coverage.households") == "1"
+    # The figures follow the consumer: refreshed every second.
+    await eventually(lambda: _figure(browser, "coverage.households"), "Kulon Progo's household in the figures",
+                     timeout=60, interval=0.1, until=lambda figure: figure == "1")
     await _pick(browser, 2, "3402")
     assert await _figure(browser, "coverage.households") == "0"
     # A household registered in Bantul through the household API shows without a reload of the page.
     await _script(browser, "window.notReloaded = true")
     await _household_at(household, bantul, SUMBERMULYO)
-    for _ in range(1200):
-        if await _figure(browser, "coverage.households") == "1":
-            break
-        await asyncio.sleep(0.1)
-    assert await _figure(browser, "coverage.households") == "1"
+    await eventually(lambda: _figure(browser, "coverage.households"), "Bantul's new household in the figures",
+                     timeout=120, interval=0.1, until=lambda figure: figure == "1")
     assert await _script(browser, "return window.notReloaded") is True
     assert await _figure(browser, "region_code") == "3402"
