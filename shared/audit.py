@@ -3,6 +3,7 @@ admin's query of it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,6 +34,19 @@ async def record(session: AsyncSession, principal: Principal, *, action: str, re
         actor=principal.sub, actor_role=principal.role.value, action=action, resource_type=resource_type,
         resource_id=resource_id, subject_ref=subject_ref, purpose=purpose, request_id=request_id_var.get(),
         fields=fields))
+
+
+async def record_reads(session: AsyncSession, principal: Principal, *, resource_type: str,
+                       resources: Sequence[tuple[str, str | None]], purpose: str,
+                       fields: list[str] | None = None) -> None:
+    """Write one audit row per resource read (its id, its subject), all in one multi-row INSERT: a list's reads
+    cost one statement, not one per row."""
+    if not resources:
+        return
+    await session.execute(sa.insert(audit_log).values([
+        {"actor": principal.sub, "actor_role": principal.role.value, "action": "read", "resource_type": resource_type,
+         "resource_id": resource_id, "subject_ref": subject_ref, "purpose": purpose,
+         "request_id": request_id_var.get(), "fields": fields} for resource_id, subject_ref in resources]))
 
 
 class AuditEntry(BaseModel):

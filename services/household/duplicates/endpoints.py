@@ -10,8 +10,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from services.household.duplicates import service
-from services.household.needs.service import refresh_needs
-from shared.audit import record_read
 from shared.auth import PrincipalDep, Writer
 from shared.db import SessionDep
 
@@ -39,19 +37,14 @@ class MergeRequest(BaseModel):
 async def list_flags(session: SessionDep, principal: PrincipalDep,
                      status: Literal["open", "merged", "dismissed"] = "open") -> Any:
     flags = await service.visible_flags(session, principal, status)
-    for flag in flags:
-        await record_read(session, principal, resource_type="duplicate-flag", resource_id=str(flag.id),
-                          purpose="review of likely duplicate members")
     return [DuplicateFlagPublic.model_validate(f, from_attributes=True) for f in flags]
 
 
 @router.post("/{flag_id}/merge", response_model=DuplicateFlagPublic,
              summary="Merge the two records into the survivor (it keeps both histories)")
 async def merge(flag_id: uuid.UUID, payload: MergeRequest, session: SessionDep, principal: Writer) -> Any:
-    flag, _, households = await service.merge(session=session, principal=principal, flag_id=flag_id,
-                                              survivor_id=payload.survivor_id)
-    for household in households:
-        await refresh_needs(session, household)
+    flag, _, _ = await service.merge(session=session, principal=principal, flag_id=flag_id,
+                                     survivor_id=payload.survivor_id)
     return DuplicateFlagPublic.model_validate(flag, from_attributes=True)
 
 

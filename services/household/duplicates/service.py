@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import may_write
+from services.household.access import readable_households, writable_households
 from services.household.immunization import service as immunization
+from services.household.needs.service import refresh_needs
 from services.household.tables import DuplicateFlag, Household, Measurement, Member, Visit
+from shared.audit import record_reads
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
@@ -57,14 +59,23 @@ async def flag_likely_duplicates(session: AsyncSession, household: Household, ne
 
 
 async def visible_flags(session: AsyncSession, principal: Principal, status: str) -> list[DuplicateFlag]:
+    """GET /duplicates: up to 500 flags the caller may decide, oldest first; their reads audited in one insert."""
+    flags = await _visible(session, principal, status)
+    await record_reads(session, principal, resource_type="duplicate-flag",
+                       resources=[(str(flag.id), None) for flag in flags], purpose="review of likely duplicate members")
+    return flags
+
+
+async def _visible(session: AsyncSession, principal: Principal, status: str) -> list[DuplicateFlag]:
     query = select(DuplicateFlag).where(DuplicateFlag.status == status).order_by(col(DuplicateFlag.created_at))
+    if principal.role not in (Role.KADER, Role.ADMIN):
+        return []  # deciding is a kader's (or an admin's) work: the others see no flags
     if principal.role is Role.KADER:
-        theirs = select(Member.id).join(Household, col(Household.id) == col(Member.household_id)).where(
-            col(Household.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)]))
+        # A flag one of whose members lives in a household the kader may read (the household rule, as a query).
+        readable = readable_households(principal).with_only_columns(col(Household.id)).subquery()
+        theirs = select(Member.id).where(col(Member.household_id).in_(sa.select(readable.c.id)))
         query = query.where(sa.or_(col(DuplicateFlag.member_id).in_(theirs),
                                    col(DuplicateFlag.candidate_id).in_(theirs)))
-    elif principal.role is not Role.ADMIN:
-        query = query.where(sa.false())
     return list((await session.execute(query.limit(500))).scalars().all())
 
 
@@ -76,11 +87,13 @@ async def _decidable(session: AsyncSession, principal: Principal,
     records: dict[uuid.UUID, tuple[Member, Household]] = {}
     for member_id in (flag.member_id, flag.candidate_id):
         member = await session.get(Member, member_id, with_for_update=True)
-        household = await session.get(Household, member.household_id, with_for_update=True) if member else None
-        assert member is not None and household is not None
+        assert member is not None
+        household = (await session.execute(writable_households(principal).where(
+            Household.id == member.household_id).with_for_update().execution_options(populate_existing=True))
+        ).scalars().first()
+        if household is None:  # both records must be the caller's to change
+            raise FlagNotFound(f"No duplicate flag {flag_id} that you may decide.")
         records[member_id] = (member, household)
-    if not all(may_write(principal, household) for _, household in records.values()):
-        raise FlagNotFound(f"No duplicate flag {flag_id} that you may decide.")
     if flag.status != "open":
         raise Conflict(f"The flag was already decided: {flag.status}.")
     return flag, records
@@ -131,4 +144,5 @@ async def merge(*, session: AsyncSession, principal: Principal, flag_id: uuid.UU
     households = [survivor_household] + ([merged_household] if merged_household.id != survivor_household.id else [])
     for household in households:  # the merged doses change the statuses the kesehatan profile publishes
         await immunization.sync_profile_status(session=session, household=household, today=now.date())
+        await refresh_needs(session, household, today=now.date())
     return flag, survivor, households

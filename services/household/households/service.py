@@ -1,65 +1,68 @@
-"""Households and members: registration with KK/NIK validation, updates with history, moves, search."""
+"""Households and members as use cases: registration, updates, moves and members, each the whole job (access,
+checks against the database, writes, needs, audit, events, response data), and the search of what a caller sees.
+
+`register` is registration's building block (the import and a household split call it and detect the needs
+themselves); `register_household` is the use case of POST /households.
+"""
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import may_register_at, read_basis, writable_household
-from services.household.dates import age_in_months, age_in_years, latest_allowed
+from services.household.access import (
+    Readable,
+    ReadBasis,
+    may_read,
+    may_register_at,
+    read_basis_of,
+    readable_households,
+    writable_household,
+)
+from services.household.dates import latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
+from services.household.households.facts import household_data as household_data
+from services.household.households.facts import member_data as member_data
+from services.household.households.groups import life_cycle_group as life_cycle_group
 from services.household.households.schemas import (
     HouseholdCreate,
     HouseholdMove,
+    HouseholdPublic,
     HouseholdUpdate,
-    LifeCycleGroup,
     MemberCreate,
+    MemberPublic,
     MemberUpdate,
 )
+from services.household.households.views import household_public, member_public
 from services.household.identifiers import (
     IdentifierError,
     check_nik_against_member,
-    mask_kk,
-    mask_nik,
     nik_region_mismatch,
     parse_kk,
     parse_nik,
 )
 from services.household.immunization.tables import Dose
+from services.household.needs.service import refresh_needs
 from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Measurement, Member
-from shared.auth import Principal
+from shared.audit import record, record_read, record_reads
+from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 from shared.outbox import publish, publish_many
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 class MemberNotFound(NotFound):
     pass
-
-
-def life_cycle_group(birth_date: date, on: date) -> LifeCycleGroup:
-    """DOMAIN.md §8: infant 0-11 months, toddler 12-59 months, school-age 5-18, adult 19-59, elderly 60+."""
-    months, years = age_in_months(birth_date, on), age_in_years(birth_date, on)
-    if months < 12:
-        return LifeCycleGroup.INFANT
-    if months < 60:
-        return LifeCycleGroup.TODDLER
-    if years <= 18:
-        return LifeCycleGroup.SCHOOL_AGE
-    return LifeCycleGroup.ADULT if years < 60 else LifeCycleGroup.ELDERLY
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -102,23 +105,6 @@ def _check_kk(kk_number: str) -> None:
         raise _invalid("kk_number", str(exc)) from exc
 
 
-async def _may_read(session: AsyncSession, principal: Principal, household_id: uuid.UUID) -> bool:
-    holder = await session.get(Household, household_id)
-    return holder is not None and await read_basis(session, principal, holder) is not None
-
-
-async def _check_kk_free(session: AsyncSession, principal: Principal, kk_number: str,
-                         household_id: uuid.UUID | None) -> None:
-    """409 if another live household has the KK number, naming it only to a caller who may read it."""
-    query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
-    if household_id is not None:
-        query = query.where(Household.id != household_id)
-    existing = (await session.execute(query)).scalars().first()
-    if existing is None:
-        return
-    raise kk_taken(existing, may_read=await _may_read(session, principal, existing))
-
-
 def kk_taken(existing: uuid.UUID, *, may_read: bool) -> Conflict:
     """The 409 of a KK number live household `existing` holds, naming it only to a caller who may read it."""
     if may_read:
@@ -128,60 +114,6 @@ def kk_taken(existing: uuid.UUID, *, may_read: bool) -> Conflict:
     # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
     return Conflict("This KK number is already registered.",
                     errors=[{"field": "kk_number", "message": "already registered"}])
-
-
-#: The unique indexes a concurrent registration can trip after this request's checks, and the field each guards.
-_UNIQUE_FIELDS = {"uq_households_live_kk": "kk_number", "uq_members_live_nik": "nik"}
-
-
-def _taken_concurrently(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """A request that took the KK number or a NIK between this one's check and its insert: a bare 409 too."""
-
-    @functools.wraps(write)
-    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await write(*args, **kwargs)
-        except IntegrityError as exc:
-            field = next((f for index, f in _UNIQUE_FIELDS.items() if index in str(exc.orig)), None)
-            if getattr(exc.orig, "sqlstate", None) != "23505" or field is None:
-                raise
-            what = "KK number" if field == "kk_number" else "NIK"
-            raise Conflict(f"This {what} was registered at the same moment by another request.",
-                           errors=[{"field": field, "message": "already registered"}]) from None
-
-    return guarded
-
-
-def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
-    """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
-    try:
-        info = parse_nik(nik, today=latest_allowed())
-    except IdentifierError as exc:
-        raise _invalid(field, str(exc)) from exc
-    if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
-        raise ValidationFailed("The NIK disagrees with the member: " + "; ".join(problems) + ".",
-                               errors=[{"field": field, "message": p} for p in problems])
-    return nik_region_mismatch(info, village_code)
-
-
-async def _check_niks_free(session: AsyncSession, principal: Principal, niks: dict[str, str],
-                           member_id: uuid.UUID | None = None) -> None:
-    """409 if a live member (other than `member_id`) already holds one of the NIKs (by field path); one query.
-
-    The holder is named only to a caller who may read the holder's household.
-    """
-    if not niks:
-        return
-    query = select(Member.id, Member.household_id, Member.nik).where(col(Member.nik).in_(list(niks.values())),
-                                                                     Member.status == "active")
-    if member_id is not None:
-        query = query.where(Member.id != member_id)
-    existing = (await session.execute(query.limit(1))).first()
-    if existing is None:
-        return
-    field = next(f for f, nik in niks.items() if nik == existing.nik)
-    raise nik_taken(field, existing.id, existing.household_id,
-                    may_read=await _may_read(session, principal, existing.household_id))
 
 
 def nik_taken(field: str, member_id: uuid.UUID, household_id: uuid.UUID, *, may_read: bool) -> Conflict:
@@ -195,44 +127,77 @@ def nik_taken(field: str, member_id: uuid.UUID, household_id: uuid.UUID, *, may_
     return Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
 
 
-class HouseholdFacts(Protocol):
-    """What the events tell of a household: a Household, or the bulk import's row of a new one."""
-
-    id: uuid.UUID
-    kk_number: str
-    village_code: str
-    posyandu_id: uuid.UUID
-    status: str
-    needs_reassignment: bool
-    version: int
+#: The unique indexes that refuse a taken KK number or NIK (migrations), and the field each guards.
+_UNIQUE_FIELDS = {"uq_households_live_kk": "kk_number", "uq_members_live_nik": "nik"}
 
 
-class MemberFacts(Protocol):
-    """What the events and the need rules read of a member: a Member, or the bulk import's row of a new one."""
-
-    id: uuid.UUID
-    household_id: uuid.UUID
-    nik: str | None
-    sex: str
-    birth_date: date
-    relationship: str
-    pregnant: bool
-    expected_delivery_date: date | None
-    disability: str
-    status: str
-    version: int
+def _taken_field(exc: IntegrityError) -> str | None:
+    """The field whose unique index refused the write, or None for any other integrity error."""
+    if getattr(exc.orig, "sqlstate", None) != "23505":
+        return None
+    return next((f for index, f in _UNIQUE_FIELDS.items() if index in str(exc.orig)), None)
 
 
-def household_data(h: HouseholdFacts) -> ev.HouseholdData:
-    return ev.HouseholdData(household_id=h.id, kk_number_masked=mask_kk(h.kk_number), village_code=h.village_code,
-                            posyandu_id=h.posyandu_id, status=h.status, needs_reassignment=h.needs_reassignment,
-                            version=h.version)
+@contextlib.asynccontextmanager
+async def _claiming(session: AsyncSession, principal: Principal, *, kk_number: str | None = None,
+                    household_id: uuid.UUID | None = None, niks: dict[str, str] | None = None,
+                    member_id: uuid.UUID | None = None) -> AsyncIterator[None]:
+    """Runs the writes of the block in a savepoint and flushes them: a KK number (of household `household_id`) or
+    NIKs (field path -> NIK, of member `member_id`) that another live record holds make the unique index refuse
+    them, and only then is the holder looked up for the 409. No pre-check query, and a concurrent registration of
+    the same number (which the index makes wait for the other's commit) is the same 409, never a 500."""
+    try:
+        async with session.begin_nested():
+            yield
+            await session.flush()
+    except IntegrityError as exc:
+        field = _taken_field(exc)
+        if field == "kk_number" and kk_number is not None:
+            raise await _kk_conflict(session, principal, kk_number, household_id) from None
+        if field == "nik" and niks:
+            raise await _nik_conflict(session, principal, niks, member_id) from None
+        raise
 
 
-def member_data(m: MemberFacts) -> ev.MemberData:
-    return ev.MemberData(member_id=m.id, household_id=m.household_id, nik_masked=mask_nik(m.nik) if m.nik else None,
-                         sex=m.sex, birth_date=m.birth_date, relationship=m.relationship, pregnant=m.pregnant,
-                         disability=m.disability, status=m.status, version=m.version)
+async def _kk_conflict(session: AsyncSession, principal: Principal, kk_number: str,
+                       household_id: uuid.UUID | None) -> Conflict:
+    query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
+    if household_id is not None:
+        query = query.where(Household.id != household_id)
+    holder = (await session.execute(query)).scalars().first()
+    if holder is None:  # the holder closed meanwhile: still taken for this write
+        return Conflict("This KK number was registered at the same moment by another request.",
+                        errors=[{"field": "kk_number", "message": "already registered"}])
+    return kk_taken(holder, may_read=await may_read(session, principal, holder))
+
+
+async def _nik_conflict(session: AsyncSession, principal: Principal, niks: dict[str, str],
+                        member_id: uuid.UUID | None) -> Conflict:
+    """The 409 of the lowest taken NIK (as the import reports it), naming its holder to a caller who may read it."""
+    query = select(Member.id, Member.household_id, Member.nik).where(
+        col(Member.nik).in_(list(niks.values())), Member.status == "active")
+    if member_id is not None:
+        query = query.where(Member.id != member_id)
+    holder = (await session.execute(query.order_by(col(Member.nik)).limit(1))).first()
+    if holder is None:
+        field = min(niks, key=lambda f: niks[f])
+        return Conflict("This NIK was registered at the same moment by another request.",
+                        errors=[{"field": field, "message": "already registered"}])
+    field = next(f for f, nik in niks.items() if nik == holder.nik)
+    return nik_taken(field, holder.id, holder.household_id,
+                     may_read=await may_read(session, principal, holder.household_id))
+
+
+def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
+    """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
+    try:
+        info = parse_nik(nik, today=latest_allowed())
+    except IdentifierError as exc:
+        raise _invalid(field, str(exc)) from exc
+    if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
+        raise ValidationFailed("The NIK disagrees with the member: " + "; ".join(problems) + ".",
+                               errors=[{"field": field, "message": p} for p in problems])
+    return nik_region_mismatch(info, village_code)
 
 
 def _entry(event_type: Any, data: Any, household: Household) -> CloudEvent:
@@ -259,14 +224,10 @@ def new_member(household: Household, field: str, payload: MemberCreate) -> Membe
 async def _insert_members(session: AsyncSession, principal: Principal, household: Household,
                           payloads: list[tuple[str, MemberCreate]]) -> list[Member]:
     """Validates and inserts members (field path, payload) with a constant number of statements, however many."""
-    members, niks = [], {}
-    for field, payload in payloads:
-        members.append(new_member(household, field, payload))
-        if payload.nik is not None:
-            niks[f"{field}.nik"] = payload.nik
-    await _check_niks_free(session, principal, niks)
-    session.add_all(members)
-    await session.flush()
+    members = [new_member(household, field, payload) for field, payload in payloads]
+    niks = {f"{field}.nik": payload.nik for field, payload in payloads if payload.nik is not None}
+    async with _claiming(session, principal, niks=niks):
+        session.add_all(members)
     await flag_likely_duplicates(session, household, members)
     return members
 
@@ -298,10 +259,10 @@ def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str
         raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
 
 
-@_taken_concurrently
 async def register(*, session: AsyncSession, principal: Principal,
                    payload: HouseholdCreate) -> tuple[Household, list[Member]]:
-    """Registers a household (KK) with its members at a posyandu the caller serves."""
+    """Registers a household (KK) with its members at a posyandu the caller serves, with their events; the needs
+    are the caller's (`register_household`, the import)."""
     if not may_register_at(principal, payload.posyandu_id):
         raise Forbidden("You may register households only at your own posyandu.")
     _check_kk(payload.kk_number)
@@ -309,17 +270,44 @@ async def register(*, session: AsyncSession, principal: Principal,
     await _require_village(session, payload.village_code)
     _check_served_by(posyandu, payload.village_code)
     check_distinct_niks(payload)
-    await _check_kk_free(session, principal, payload.kk_number, None)
     household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
-    session.add(household)
-    session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
-                                recorded_by=principal.sub))
+    # The household first, on its own: a taken KK number is the 409 before any member's 422 (as the import orders
+    # its checks).
+    async with _claiming(session, principal, kk_number=household.kk_number):
+        session.add(household)
+        session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
+                                    recorded_by=principal.sub))
     members = await _insert_members(session, principal, household,
                                     [(f"members.{i}", m) for i, m in enumerate(payload.members)])
     await publish_many(session, [
         _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
         *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
     return household, members
+
+
+def _write_basis(principal: Principal) -> ReadBasis:
+    """What a writer sees of what it wrote: a kader its own records in full, an admin masked."""
+    return ReadBasis("write", full_nik=principal.role is Role.KADER)
+
+
+async def _audit(session: AsyncSession, principal: Principal, household: Household, *, action: str,
+                 resource_type: str, resource_id: uuid.UUID, purpose: str, fields: list[str]) -> None:
+    await record(session, principal, action=action, resource_type=resource_type, resource_id=str(resource_id),
+                 subject_ref=str(household.id), purpose=purpose, fields=fields)
+
+
+async def register_household(*, session: AsyncSession, principal: Principal, payload: HouseholdCreate,
+                             today: date) -> HouseholdPublic:
+    """POST /households: the household and its members with their events, their needs, the audit row of the
+    registration (its response shows the identifiers), and the response data."""
+    household, members = await register(session=session, principal=principal, payload=payload)
+    await refresh_needs(session, household, registered=members, today=today)
+    basis = read_basis_of(principal)
+    await _audit(session, principal, household, action="register", resource_type="household",
+                 resource_id=household.id, purpose="registration by the kader",
+                 fields=["kk_number", "members", *(["nik"] if basis.full_nik else [])])
+    # In the order every read gives them (members_of).
+    return household_public(household, sorted(members, key=lambda m: (m.birth_date, m.id)), basis, today)
 
 
 async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_inactive: bool = False) -> list[Member]:
@@ -330,36 +318,51 @@ async def members_of(session: AsyncSession, household_id: uuid.UUID, *, include_
     return list((await session.execute(query)).scalars().all())
 
 
-@_taken_concurrently
+async def read_household(*, session: AsyncSession, principal: Principal, readable: Readable,
+                         today: date) -> HouseholdPublic:
+    """GET /households/{id}: the household with its members, the read audited."""
+    household, basis = readable.household, readable.basis
+    members = await members_of(session, household.id)
+    await record_read(session, principal, resource_type="household", resource_id=str(household.id),
+                      subject_ref=str(household.id), purpose=basis.purpose,
+                      fields=["kk_number", "members", *(["nik"] if basis.full_nik else [])])
+    return household_public(household, members, basis, today)
+
+
 async def update(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdUpdate,
-                 if_match: str | None) -> Household:
-    """Updates a household; a new KK number keeps the household (and its history), never a new one."""
+                 if_match: str | None, today: date) -> HouseholdPublic:
+    """PATCH /households/{id}: a new KK number keeps the household (and its history), never a new one; the needs
+    are refreshed, the change audited and announced."""
     household = await writable_household(session, principal, household_id)
     check_if_match(if_match, household.version)
     changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if getattr(household, k) != v}
-    if not changes:
-        return household
-    now = datetime.now(UTC)
-    if "kk_number" in changes:
-        _check_kk(changes["kk_number"])
-        await _check_kk_free(session, principal, changes["kk_number"], household.id)
-        await session.execute(sa.update(KkNumberHistory).where(
-            col(KkNumberHistory.household_id) == household.id, col(KkNumberHistory.valid_to).is_(None)
-        ).values(valid_to=now))
-        session.add(KkNumberHistory(household_id=household.id, kk_number=changes["kk_number"],
-                                    recorded_by=principal.sub))
-    for key, value in changes.items():
-        setattr(household, key, value)
-    household.version += 1
-    household.updated_at = now
-    await session.flush()
-    await _emit(session, ev.HOUSEHOLD_UPDATED, household_data(household), household)
-    return household
+    if changes:
+        now = datetime.now(UTC)
+        new_kk = changes.get("kk_number")
+        if new_kk is not None:
+            _check_kk(new_kk)
+        async with _claiming(session, principal, kk_number=new_kk, household_id=household.id):
+            if new_kk is not None:
+                await session.execute(sa.update(KkNumberHistory).where(
+                    col(KkNumberHistory.household_id) == household.id, col(KkNumberHistory.valid_to).is_(None)
+                ).values(valid_to=now))
+                session.add(KkNumberHistory(household_id=household.id, kk_number=new_kk, recorded_by=principal.sub))
+            for key, value in changes.items():
+                setattr(household, key, value)
+            household.version += 1
+            household.updated_at = now
+        await _emit(session, ev.HOUSEHOLD_UPDATED, household_data(household), household)
+        await refresh_needs(session, household, today=today)
+    basis = read_basis_of(principal)
+    await _audit(session, principal, household, action="update", resource_type="household",
+                 resource_id=household.id, purpose="update by the kader", fields=sorted(changes))
+    return household_public(household, await members_of(session, household.id), basis, today)
 
 
 async def move(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdMove,
-               if_match: str | None) -> Household:
-    """Moves a household to another posyandu (and village); its profile, needs and referrals stay with it."""
+               if_match: str | None, today: date) -> HouseholdPublic:
+    """POST /households/{id}/move: to another posyandu (and village); its profile, needs and referrals stay with
+    it, the needs refreshed, the move audited and announced."""
     household = await writable_household(session, principal, household_id)
     check_if_match(if_match, household.version)
     posyandu = await _require_posyandu(session, payload.posyandu_id)
@@ -379,56 +382,65 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     await _emit(session, ev.HOUSEHOLD_MOVED, ev.HouseholdMovedData(
         household_id=household.id, from_posyandu_id=previous, to_posyandu_id=household.posyandu_id,
         village_code=household.village_code, version=household.version), household)
-    return household
+    await refresh_needs(session, household, today=today)
+    await _audit(session, principal, household, action="move", resource_type="household", resource_id=household.id,
+                 purpose="move to another posyandu", fields=["posyandu_id", "village_code"])
+    # A kader who handed the household to a posyandu it does not serve no longer sees its full identifiers.
+    basis = ReadBasis("move", full_nik=household.posyandu_id in principal.posyandu_ids)
+    return household_public(household, await members_of(session, household.id), basis, today)
 
 
-@_taken_concurrently
 async def add_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
-                     payload: MemberCreate) -> tuple[Household, Member]:
-    """Adds a member to a household."""
+                     payload: MemberCreate, today: date) -> MemberPublic:
+    """POST /households/{id}/members: the member, its event, the household's needs, the audit row."""
     household = await writable_household(session, principal, household_id)
     [member] = await _insert_members(session, principal, household, [("body", payload)])
     await _emit(session, ev.MEMBER_ADDED, member_data(member), household)
-    return household, member
+    await refresh_needs(session, household, today=today)
+    await _audit(session, principal, household, action="add-member", resource_type="member", resource_id=member.id,
+                 purpose="member added by the kader", fields=sorted(payload.model_fields_set | {"name"}))
+    return member_public(member, _write_basis(principal), today)
 
 
-@_taken_concurrently
 async def update_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
-                        member_id: uuid.UUID, payload: MemberUpdate, if_match: str | None) -> tuple[Household, Member]:
-    """Updates a member; a NIK is checked against the (possibly updated) birth date and sex."""
+                        member_id: uuid.UUID, payload: MemberUpdate, if_match: str | None,
+                        today: date) -> MemberPublic:
+    """PATCH /households/{id}/members/{member_id}: a NIK is checked against the (possibly updated) birth date and
+    sex; the needs are refreshed, the change audited and announced."""
     household = await writable_household(session, principal, household_id)
     member = await session.get(Member, member_id, with_for_update=True)
     if member is None or member.household_id != household.id or member.status != "active":
         raise MemberNotFound(f"No member {member_id} in household {household_id}.")
     check_if_match(if_match, member.version)
     changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if getattr(member, k) != v}
-    if not changes:
-        return household, member
-    merged = {**member.model_dump(), **changes}
-    _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
-    if "birth_date" in changes:
-        await _check_measured_after_birth(session, member.id, changes["birth_date"])
-    if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
-        changes["nik_region_mismatch"] = _nik_mismatch(
-            merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"], village_code=household.village_code,
-            field="body.nik")
-        await _check_niks_free(session, principal, {"body.nik": merged["nik"]}, member.id)
-    for key, value in changes.items():
-        setattr(member, key, value)
-    member.version += 1
-    member.updated_at = datetime.now(UTC)
-    await session.flush()
-    await _emit(session, ev.MEMBER_UPDATED, member_data(member), household)
-    return household, member
+    if changes:
+        merged = {**member.model_dump(), **changes}
+        _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
+        if "birth_date" in changes:
+            await _check_measured_after_birth(session, member.id, changes["birth_date"])
+        niks = {}
+        if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
+            changes["nik_region_mismatch"] = _nik_mismatch(
+                merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"],
+                village_code=household.village_code, field="body.nik")
+            niks = {"body.nik": merged["nik"]}
+        async with _claiming(session, principal, niks=niks, member_id=member.id):
+            for key, value in changes.items():
+                setattr(member, key, value)
+            member.version += 1
+            member.updated_at = datetime.now(UTC)
+        await _emit(session, ev.MEMBER_UPDATED, member_data(member), household)
+        await refresh_needs(session, household, today=today)
+    await _audit(session, principal, household, action="update-member", resource_type="member",
+                 resource_id=member.id, purpose="member updated by the kader", fields=sorted(changes))
+    return member_public(member, _write_basis(principal), today)
 
 
-async def search(*, session: AsyncSession, scope: Any, kk: str | None, nik: str | None, name: str | None,
-                 village: str | None, posyandu: uuid.UUID | None, after: uuid.UUID | None,
+async def search(*, session: AsyncSession, principal: Principal, kk: str | None, nik: str | None,
+                 name: str | None, village: str | None, posyandu: uuid.UUID | None, after: uuid.UUID | None,
                  limit: int) -> list[Household]:
-    """Households the caller may see, by KK, NIK, member name, village prefix or posyandu, in id order."""
-    query = select(Household).where(Household.status == "active")
-    if scope is not None:
-        query = query.where(scope)
+    """Live households the caller may read, by KK, NIK, member name, village prefix or posyandu, in id order."""
+    query = readable_households(principal).where(Household.status == "active")
     if kk is not None:
         query = query.where(Household.kk_number == kk)
     if village is not None:
@@ -446,3 +458,21 @@ async def search(*, session: AsyncSession, scope: Any, kk: str | None, nik: str 
         query = query.where(Household.id > after)
     query = query.order_by(col(Household.id)).limit(limit + 1)
     return list((await session.execute(query)).scalars().all())
+
+
+async def list_households(*, session: AsyncSession, principal: Principal, households: list[Household],
+                          today: date) -> list[HouseholdPublic]:
+    """GET /households (a page found by `search`): the members of the page in one query, its reads audited in one
+    multi-row insert, whatever the page's size."""
+    basis = read_basis_of(principal)
+    ids = [h.id for h in households]
+    members: dict[uuid.UUID, list[Member]] = {i: [] for i in ids}
+    if ids:
+        rows = await session.execute(select(Member).where(col(Member.household_id).in_(ids),
+                                                          Member.status == "active")
+                                     .order_by(col(Member.birth_date), col(Member.id)))
+        for m in rows.scalars().all():
+            members[m.household_id].append(m)
+    await record_reads(session, principal, resource_type="household", resources=[(str(i), str(i)) for i in ids],
+                       purpose=f"search: {basis.purpose}", fields=["members"])
+    return [household_public(h, members[h.id], basis, today) for h in households]

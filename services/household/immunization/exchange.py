@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services.household.access import may_write
+from services.household.access import writable_households
 from services.household.immunization import fhir, repository, service
 from services.household.immunization.fhir import BundleIn, ImmunizationIn, ObservationIn, PatientIn
 from services.household.immunization.schedule import Schedule
@@ -119,8 +119,9 @@ class _Import:
         if nik not in self.members_by_nik:
             found = (await self.session.execute(select(Member).where(
                 Member.nik == nik, Member.status == "active"))).scalars().first()
-            household = await self.session.get(Household, found.household_id) if found else None
-            allowed = found is not None and household is not None and may_write(self.principal, household)
+            household = (await self.session.execute(writable_households(self.principal).where(
+                Household.id == found.household_id))).scalars().first() if found else None
+            allowed = found is not None and household is not None
             self.members_by_nik[nik] = found if allowed else None
             if allowed and household is not None:
                 self.households[household.id] = household

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Response
 
-from services.household.access import ReadBasis, readable_household
-from services.household.households import service as households
-from services.household.households.endpoints import IfMatch, Writer, household_public, member_public
+from services.household.access import ReadableHousehold
 from services.household.households.schemas import HouseholdPublic, MemberPublic
 from services.household.life_events import service
 from services.household.life_events.schemas import (
@@ -22,11 +19,9 @@ from services.household.life_events.schemas import (
     MemberMove,
     MemberMoveOut,
 )
-from services.household.tables import Household, Member
-from shared.audit import record_read
-from shared.auth import Principal, PrincipalDep, Role
+from shared.auth import PrincipalDep, Writer
 from shared.clock import NowDep
-from shared.concurrency import etag
+from shared.concurrency import IfMatch, etag
 from shared.db import SessionDep
 from shared.idempotency import IdempotencyKeyHeader, idempotent
 from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
@@ -40,44 +35,37 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _member(member: Member, principal: Principal) -> Response:
-    basis = ReadBasis("write", full_nik=principal.role is Role.KADER)
-    return json_response(member_public(member, basis, date.today()), headers={"ETag": etag(member.version)})
+def _member(view: MemberPublic) -> Response:
+    return json_response(view, headers={"ETag": etag(view.version)})
 
 
-async def _household(session: SessionDep, household: Household, principal: Principal,
-                     status_code: int = 200) -> Response:
-    members = await households.members_of(session, household.id)
-    basis = ReadBasis("write", full_nik=household.posyandu_id in principal.posyandu_ids)
-    return json_response(household_public(household, members, basis), status_code,
-                         headers={"ETag": etag(household.version), "Location": f"/api/v1/households/{household.id}"})
+def _household(view: HouseholdPublic, status_code: int = 200) -> Response:
+    return json_response(view, status_code,
+                         headers={"ETag": etag(view.version), "Location": f"/api/v1/households/{view.id}"})
 
 
 @router.post("/{household_id}/members/{member_id}/death", response_model=MemberPublic, responses=_ERRORS,
              summary="Record a member's death (honours If-Match)")
 async def record_death(household_id: uuid.UUID, member_id: uuid.UUID, payload: DeathRecord, session: SessionDep,
                        principal: Writer, now: NowDep, if_match: IfMatch = None) -> Response:
-    _, member = await service.record_death(session=session, principal=principal, household_id=household_id,
-                                           member_id=member_id, payload=payload, if_match=if_match, now=now)
-    return _member(member, principal)
+    return _member(await service.record_death(session=session, principal=principal, household_id=household_id,
+                                              member_id=member_id, payload=payload, if_match=if_match, now=now))
 
 
 @router.post("/{household_id}/members/{member_id}/move", response_model=MemberPublic, responses=_ERRORS,
              summary="Move a member to another known household: a marriage, say (honours If-Match)")
 async def move_member(household_id: uuid.UUID, member_id: uuid.UUID, payload: MemberMove, session: SessionDep,
                       principal: Writer, now: NowDep, if_match: IfMatch = None) -> Response:
-    _, member = await service.move_member(session=session, principal=principal, household_id=household_id,
-                                          member_id=member_id, payload=payload, if_match=if_match, now=now)
-    return _member(member, principal)
+    return _member(await service.move_member(session=session, principal=principal, household_id=household_id,
+                                             member_id=member_id, payload=payload, if_match=if_match, now=now))
 
 
 @router.post("/{household_id}/members/{member_id}/move-out", response_model=MemberPublic, responses=_ERRORS,
              summary="Record a member moving to an unknown place or out of the area (honours If-Match)")
 async def move_out(household_id: uuid.UUID, member_id: uuid.UUID, payload: MemberMoveOut, session: SessionDep,
                    principal: Writer, now: NowDep, if_match: IfMatch = None) -> Response:
-    _, member = await service.move_out(session=session, principal=principal, household_id=household_id,
-                                       member_id=member_id, payload=payload, if_match=if_match, now=now)
-    return _member(member, principal)
+    return _member(await service.move_out(session=session, principal=principal, household_id=household_id,
+                                          member_id=member_id, payload=payload, if_match=if_match, now=now))
 
 
 @router.post("/{household_id}/split", status_code=201, response_model=HouseholdPublic,
@@ -87,9 +75,8 @@ async def split_household(household_id: uuid.UUID, payload: HouseholdSplit, sess
                           now: NowDep, if_match: IfMatch = None,
                           idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        created, _ = await service.split(session=session, principal=principal, household_id=household_id,
-                                         payload=payload, if_match=if_match, now=now)
-        return await _household(session, created, principal, 201)
+        return _household(await service.split(session=session, principal=principal, household_id=household_id,
+                                               payload=payload, if_match=if_match, now=now), 201)
 
     return await idempotent(session, key=idempotency_key, principal=principal,
                             scope=f"POST /households/{household_id}/split", payload=payload, create=create)
@@ -99,30 +86,24 @@ async def split_household(household_id: uuid.UUID, payload: HouseholdSplit, sess
              summary="Merge a household into another: its members move there and it closes (honours If-Match)")
 async def merge_household(household_id: uuid.UUID, payload: HouseholdMerge, session: SessionDep, principal: Writer,
                           now: NowDep, if_match: IfMatch = None) -> Response:
-    target = await service.merge(session=session, principal=principal, household_id=household_id, payload=payload,
-                                 if_match=if_match, now=now)
-    return await _household(session, target, principal)
+    return _household(await service.merge(session=session, principal=principal, household_id=household_id,
+                                           payload=payload, if_match=if_match, now=now))
 
 
 @router.post("/{household_id}/close", response_model=HouseholdPublic, responses=_ERRORS,
              summary="Close a household whose members have all died or left (honours If-Match)")
 async def close_household(household_id: uuid.UUID, payload: HouseholdClose, session: SessionDep, principal: Writer,
                           now: NowDep, if_match: IfMatch = None) -> Response:
-    household = await service.close(session=session, principal=principal, household_id=household_id,
-                                    payload=payload, if_match=if_match, now=now)
-    return await _household(session, household, principal)
+    return _household(await service.close(session=session, principal=principal, household_id=household_id,
+                                           payload=payload, if_match=if_match, now=now))
 
 
 @router.get("/{household_id}/life-events", response_model=Page[LifeEventPublic],
             summary="The household's deaths, moves, departures and closing, oldest first (audited)")
-async def life_events(household_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, limit: LimitParam = 50,
-                      cursor: CursorParam = None) -> Any:
-    household, basis = await readable_household(session, principal, household_id)
+async def life_events(readable: ReadableHousehold, session: SessionDep, principal: PrincipalDep,
+                      limit: LimitParam = 50, cursor: CursorParam = None) -> Any:
     after = decode_cursor(cursor, timestamp, uuid.UUID)
-    rows = await service.history(session=session, household_id=household.id, after=after, limit=limit)
+    rows = await service.history(session=session, principal=principal, readable=readable, after=after, limit=limit)
     items, next_cursor = page_of(rows, limit, lambda e: (e.recorded_at, e.id))
-    await record_read(session, principal, resource_type="life-events", resource_id=str(household.id),
-                      subject_ref=str(household.id), purpose=basis.purpose,
-                      fields=["kind", "occurred_on", "cause_category", "destination_region_code"])
     return Page(items=[LifeEventPublic.model_validate(e, from_attributes=True) for e in items],
                 next_cursor=next_cursor)

@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import writable_household
+from services.household.access import Readable, ReadBasis, writable_household
 from services.household.dates import check_past
 from services.household.households import service as households
-from services.household.households.schemas import HouseholdCreate
+from services.household.households.schemas import HouseholdCreate, HouseholdPublic, MemberPublic
+from services.household.households.views import household_public, member_public
 from services.household.life_events.schemas import (
     DeathRecord,
     HouseholdClose,
@@ -32,8 +33,8 @@ from services.household.life_events.schemas import (
 )
 from services.household.needs.service import refresh_needs, resolve_needs
 from services.household.tables import Household, LifeEvent, Measurement, Member, Need
-from shared.audit import record
-from shared.auth import Principal
+from shared.audit import record, record_read
+from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
 from shared.errors import Conflict, ValidationFailed
 from shared.events import household as ev
@@ -91,6 +92,17 @@ async def _audit(session: AsyncSession, principal: Principal, action: str, house
                  purpose=f"life event recorded: {action}", fields=fields)
 
 
+def _member_view(member: Member, principal: Principal, now: datetime) -> MemberPublic:
+    return member_public(member, ReadBasis("write", full_nik=principal.role is Role.KADER), now.date())
+
+
+async def _household_view(session: AsyncSession, household: Household, principal: Principal,
+                          now: datetime) -> HouseholdPublic:
+    """The household as the response shows it: full identifiers to a kader of its posyandu."""
+    basis = ReadBasis("write", full_nik=household.posyandu_id in principal.posyandu_ids)
+    return household_public(household, await households.members_of(session, household.id), basis, now.date())
+
+
 def _bump(row: Member | Household, now: datetime) -> None:
     row.version += 1
     row.updated_at = now
@@ -98,7 +110,7 @@ def _bump(row: Member | Household, now: datetime) -> None:
 
 async def record_death(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                        member_id: uuid.UUID, payload: DeathRecord, if_match: str | None,
-                       now: datetime) -> tuple[Household, Member]:
+                       now: datetime) -> MemberPublic:
     """The member died: status deceased, its open needs resolved (`deceased`), the household's needs refreshed."""
     household = (await _open_households(session, principal, [household_id]))[household_id]
     member = await _active_member(session, household, member_id)
@@ -122,11 +134,11 @@ async def record_death(*, session: AsyncSession, principal: Principal, household
         cause_category=payload.cause_category), subject=str(household.id), regioncode=household.village_code)
     await resolve_needs(session, household, resolution="deceased", now=now, member_ids=[member.id])
     await refresh_needs(session, household, today=now.date())
-    return household, member
+    return _member_view(member, principal, now)
 
 
 async def move_out(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, member_id: uuid.UUID,
-                   payload: MemberMoveOut, if_match: str | None, now: datetime) -> tuple[Household, Member]:
+                   payload: MemberMoveOut, if_match: str | None, now: datetime) -> MemberPublic:
     """The member left for a place this service does not know: status moved-out, its open needs resolved."""
     household = (await _open_households(session, principal, [household_id]))[household_id]
     member = await _active_member(session, household, member_id)
@@ -146,7 +158,7 @@ async def move_out(*, session: AsyncSession, principal: Principal, household_id:
         regioncode=household.village_code)
     await resolve_needs(session, household, resolution="moved-out", now=now, member_ids=[member.id])
     await refresh_needs(session, household, today=now.date())
-    return household, member
+    return _member_view(member, principal, now)
 
 
 async def _transfer(session: AsyncSession, principal: Principal, member: Member, source: Household,
@@ -173,7 +185,7 @@ async def _transfer(session: AsyncSession, principal: Principal, member: Member,
 
 async def move_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
                       member_id: uuid.UUID, payload: MemberMove, if_match: str | None,
-                      now: datetime) -> tuple[Household, Member]:
+                      now: datetime) -> MemberPublic:
     """The member joins another household the service knows (a marriage, say); the caller must be able to change
     both. Its open needs and referrals go with it; both households' needs are refreshed."""
     if payload.to_household_id == household_id:
@@ -187,11 +199,11 @@ async def move_member(*, session: AsyncSession, principal: Principal, household_
                     reason=payload.reason.value, now=now)
     for household in (source, target):
         await refresh_needs(session, household, today=now.date())
-    return target, member
+    return _member_view(member, principal, now)
 
 
 async def split(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdSplit,
-                if_match: str | None, now: datetime) -> tuple[Household, list[Member]]:
+                if_match: str | None, now: datetime) -> HouseholdPublic:
     """Some members form a new household with a new KK number (registered like any other), moving to it."""
     source = (await _open_households(session, principal, [household_id]))[household_id]
     check_if_match(if_match, source.version)
@@ -217,7 +229,7 @@ async def split(*, session: AsyncSession, principal: Principal, household_id: uu
     await session.flush()
     for household in (source, created):
         await refresh_needs(session, household, today=now.date())
-    return created, moving
+    return await _household_view(session, created, principal, now)
 
 
 async def _close(session: AsyncSession, principal: Principal, household: Household, *, closed_on: date,
@@ -236,7 +248,7 @@ async def _close(session: AsyncSession, principal: Principal, household: Househo
 
 
 async def close(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdClose,
-                if_match: str | None, now: datetime) -> Household:
+                if_match: str | None, now: datetime) -> HouseholdPublic:
     """Closes a household none of whose members is active any more (each died, moved or left)."""
     household = (await _open_households(session, principal, [household_id]))[household_id]
     check_if_match(if_match, household.version)
@@ -247,11 +259,11 @@ async def close(*, session: AsyncSession, principal: Principal, household_id: uu
                                 active_members=len(remaining))
     await _close(session, principal, household, closed_on=payload.closed_on, reason="members-gone",
                  merged_into=None, now=now)
-    return household
+    return await _household_view(session, household, principal, now)
 
 
 async def merge(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, payload: HouseholdMerge,
-                if_match: str | None, now: datetime) -> Household:
+                if_match: str | None, now: datetime) -> HouseholdPublic:
     """Every active member moves to the other household (with needs and referrals); this one closes (`merged`)."""
     if payload.into_household_id == household_id:
         raise _invalid("body.into_household_id", "A household cannot merge into itself.")
@@ -267,12 +279,17 @@ async def merge(*, session: AsyncSession, principal: Principal, household_id: uu
     await _close(session, principal, source, closed_on=payload.merged_on, reason="merged", merged_into=target,
                  now=now)
     await refresh_needs(session, target, today=now.date())
-    return target
+    return await _household_view(session, target, principal, now)
 
 
-async def history(*, session: AsyncSession, household_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None,
-                  limit: int) -> list[LifeEvent]:
-    """The household's life events, oldest first: those recorded on it, and the moves and merges into it."""
+async def history(*, session: AsyncSession, principal: Principal, readable: Readable,
+                  after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[LifeEvent]:
+    """Up to limit+1 of the household's life events, oldest first: those recorded on it, and the moves and merges
+    into it; the read audited."""
+    household_id = readable.household.id
+    await record_read(session, principal, resource_type="life-events", resource_id=str(household_id),
+                      subject_ref=str(household_id), purpose=readable.basis.purpose,
+                      fields=["kind", "occurred_on", "cause_category", "destination_region_code"])
     query = select(LifeEvent).where(sa.or_(col(LifeEvent.household_id) == household_id,
                                            col(LifeEvent.to_household_id) == household_id))
     if after is not None:

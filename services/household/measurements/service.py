@@ -1,18 +1,22 @@
-"""Child measurements: WHO z-scores and classes (growth/), the KMS signal, and the growth input of the need rules."""
+"""Child measurements: WHO z-scores and classes (growth/), the KMS signal; recording one as a use case."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
-from services.household.access import writable_household
+from services.household.access import Readable, writable_household
 from services.household.dates import PastDate, age_in_months
-from services.household.growth import GrowthResult, assess, kms_signal, two_consecutive_t
-from services.household.needs.rules import GrowthSnapshot
+from services.household.growth import GrowthResult, assess, kms_signal
+from services.household.measurements.repository import growth_snapshots as growth_snapshots
+from services.household.measurements.repository import history as history
+from services.household.needs.service import refresh_needs
 from services.household.tables import Household, Measurement, Member
+from shared.audit import record as audit
+from shared.audit import record_read
 from shared.auth import Principal
 from shared.errors import NotFound, ValidationFailed
 from shared.events import household as ev
@@ -107,24 +111,47 @@ async def record(*, session: AsyncSession, principal: Principal, household_id: u
     return household, measurement
 
 
-async def history(session: AsyncSession, member_id: uuid.UUID) -> list[Measurement]:
-    """A member's measurements, oldest first."""
-    return list((await session.execute(select(Measurement).where(Measurement.member_id == member_id).order_by(
-        col(Measurement.measured_on), col(Measurement.recorded_at)))).scalars().all())
+class MeasurementPublic(BaseModel):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    measured_on: date
+    weight_kg: float | None
+    length_height_cm: float | None
+    measured_lying: bool | None
+    head_circumference_cm: float | None
+    muac_cm: float | None
+    oedema: bool
+    age_days: int
+    waz: float | None
+    haz: float | None
+    whz: float | None
+    baz: float | None
+    waz_class: str | None
+    haz_class: str | None
+    whz_class: str | None
+    muac_class: str | None
+    kms_signal: str | None
+    recorded_at: datetime
 
 
-async def growth_snapshots(session: AsyncSession, household_id: uuid.UUID) -> dict[uuid.UUID, GrowthSnapshot]:
-    """Per child, the latest measurement's z-scores and whether the last two weighings were T (2T)."""
-    rows = (await session.execute(select(Measurement).where(Measurement.household_id == household_id).order_by(
-        col(Measurement.member_id), col(Measurement.measured_on), col(Measurement.recorded_at)))).scalars().all()
-    by_member: dict[uuid.UUID, list[Measurement]] = {}
-    for row in rows:
-        by_member.setdefault(row.member_id, []).append(row)
-    snapshots = {}
-    for member_id, measurements in by_member.items():
-        latest = measurements[-1]
-        signals = [m.kms_signal for m in measurements if m.kms_signal is not None]
-        snapshots[member_id] = GrowthSnapshot(measured_on=latest.measured_on, waz=latest.waz, haz=latest.haz,
-                                              whz=latest.whz, muac_cm=latest.muac_cm,
-                                              two_t=two_consecutive_t(signals))
-    return snapshots
+async def record_measurement(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                             member_id: uuid.UUID, payload: MeasurementCreate, today: date) -> MeasurementPublic:
+    """POST .../measurements: the measurement with its event, the household's needs, the audit row."""
+    household, measurement = await record(session=session, principal=principal, household_id=household_id,
+                                          member_id=member_id, payload=payload)
+    await refresh_needs(session, household, today=today)
+    await audit(session, principal, action="record-measurement", resource_type="measurement",
+                resource_id=str(measurement.id), subject_ref=str(household.id),
+                purpose="child measured at the posyandu", fields=sorted(payload.model_fields_set))
+    return MeasurementPublic.model_validate(measurement, from_attributes=True)
+
+
+async def measurements_of(*, session: AsyncSession, principal: Principal, readable: Readable,
+                          member_id: uuid.UUID) -> list[MeasurementPublic]:
+    """GET .../measurements: a child's measurements, oldest first, the read audited."""
+    member = await session.get(Member, member_id)
+    if member is None or member.household_id != readable.household.id:
+        raise NotFound(f"No member {member_id} in household {readable.household.id}.")
+    await record_read(session, principal, resource_type="measurements", resource_id=str(member_id),
+                      subject_ref=str(readable.household.id), purpose=readable.basis.purpose)
+    return [MeasurementPublic.model_validate(m, from_attributes=True) for m in await history(session, member_id)]

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.household.beneficiaries.repository import programme_aid_of
-from services.household.households.service import HouseholdFacts, MemberFacts
+from services.household.households.facts import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import computed_statuses
-from services.household.measurements.service import growth_snapshots
+from services.household.measurements.repository import growth_snapshots
 from services.household.needs.rules import (
     DetectedNeed,
     HouseholdSnapshot,
@@ -24,7 +24,7 @@ from services.household.needs.rules import (
     detect,
     diff,
 )
-from services.household.profiles.service import current_profiles
+from services.household.profiles.repository import current_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent

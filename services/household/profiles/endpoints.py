@@ -9,31 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, ValidationError
 
-from services.household.access import readable_household
-from services.household.needs.service import open_needs, refresh_needs
+from services.household.access import ReadableHousehold
 from services.household.profiles import service
 from services.household.profiles.schemas import PROFILE_MODELS
-from shared.audit import record_read
+from services.household.profiles.service import ProfileVersionPublic
 from shared.auth import PrincipalDep, Writer
 from shared.clock import TodayDep
 from shared.db import SessionDep
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import ValidationFailed
 from shared.events.topics import SpmField
 from shared.iso_dates import iso_or_none
 from shared.responses import json_response
 
 router = APIRouter(prefix="/api/v1/households/{household_id}", tags=["profiles and needs"])
 
-
-
-class ProfileVersionPublic(BaseModel):
-    household_id: uuid.UUID
-    spm_field: SpmField
-    version: int
-    observed_on: date | None
-    recorded_by: str
-    recorded_at: datetime
-    profile: dict[str, Any]
 
 
 class NeedPublic(BaseModel):
@@ -46,12 +35,6 @@ class NeedPublic(BaseModel):
     evidence: dict[str, Any]
     status: str
     detected_at: datetime
-
-
-def _public(v: Any) -> ProfileVersionPublic:
-    return ProfileVersionPublic(household_id=v.household_id, spm_field=v.spm_field, version=v.version,
-                                observed_on=v.observed_on, recorded_by=v.recorded_by, recorded_at=v.recorded_at,
-                                profile=v.data)
 
 
 #: The body's schema depends on the path's field, which OpenAPI cannot say in a schema: the body is any of the six
@@ -77,38 +60,25 @@ async def put_profile(household_id: uuid.UUID, field: SpmField, session: Session
         raise ValidationFailed(f"The {field.value} profile has invalid fields.", errors=[
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()]) from exc
-    household, version = await service.record(session=session, principal=principal, household_id=household_id,
-                                              field=field, profile=profile, observed_on=observed_on or today,
-                                              today=today)
-    await refresh_needs(session, household, today=today)
-    return json_response(_public(version), 201)
+    return json_response(await service.record_profile(
+        session=session, principal=principal, household_id=household_id, field=field, profile=profile,
+        observed_on=observed_on or today, today=today), 201)
 
 
 @router.get("/profiles/{field}", response_model=ProfileVersionPublic, summary="The current profile of one field")
-async def get_profile(household_id: uuid.UUID, field: SpmField, session: SessionDep,
+async def get_profile(readable: ReadableHousehold, field: SpmField, session: SessionDep,
                       principal: PrincipalDep) -> Any:
-    household, basis = await readable_household(session, principal, household_id)
-    latest = await service.versions(session, household.id, field, latest_only=True)
-    if not latest:
-        raise NotFound(f"Household {household_id} has no {field.value} profile yet.")
-    await record_read(session, principal, resource_type=f"profile.{field.value}", resource_id=str(household.id),
-                      subject_ref=str(household.id), purpose=basis.purpose)
-    return _public(latest[0])
+    return await service.current_version(session=session, principal=principal, readable=readable, field=field)
 
 
 @router.get("/profiles/{field}/history", response_model=list[ProfileVersionPublic],
             summary="Every version of one field's profile, newest first")
-async def profile_history(household_id: uuid.UUID, field: SpmField, session: SessionDep,
+async def profile_history(readable: ReadableHousehold, field: SpmField, session: SessionDep,
                           principal: PrincipalDep) -> Any:
-    household, basis = await readable_household(session, principal, household_id)
-    await record_read(session, principal, resource_type=f"profile.{field.value}.history",
-                      resource_id=str(household.id), subject_ref=str(household.id), purpose=basis.purpose)
-    return [_public(v) for v in await service.versions(session, household.id, field)]
+    return await service.version_history(session=session, principal=principal, readable=readable, field=field)
 
 
 @router.get("/needs", response_model=list[NeedPublic], summary="The household's open needs")
-async def list_needs(household_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Any:
-    household, basis = await readable_household(session, principal, household_id)
-    await record_read(session, principal, resource_type="needs", resource_id=str(household.id),
-                      subject_ref=str(household.id), purpose=basis.purpose)
-    return [NeedPublic.model_validate(n, from_attributes=True) for n in await open_needs(session, household.id)]
+async def list_needs(readable: ReadableHousehold, session: SessionDep, principal: PrincipalDep) -> Any:
+    needs = await service.needs_of(session=session, principal=principal, readable=readable)
+    return [NeedPublic.model_validate(n, from_attributes=True) for n in needs]

@@ -1,9 +1,10 @@
-"""Per-field profiles: each update is a new version; the highest is current, all are readable."""
+"""Per-field profiles: each update is a new version; the highest is current, all are readable. Recording one, and
+reading profiles and needs, as use cases."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,14 +12,19 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import writable_household
+from services.household.access import Readable, writable_household
 from services.household.dates import check_past
 from services.household.immunization import repository as immunization
+from services.household.needs.service import open_needs, refresh_needs
 from services.household.profiles import decisions
-from services.household.profiles.schemas import PROFILE_MODELS
-from services.household.tables import Household, Member, ProfileVersion
+from services.household.profiles.repository import current_profile_data as current_profile_data
+from services.household.profiles.repository import current_profiles as current_profiles
+from services.household.profiles.repository import versions as versions
+from services.household.tables import Household, Member, Need, ProfileVersion
+from shared.audit import record as audit
+from shared.audit import record_read
 from shared.auth import Principal
-from shared.errors import ValidationFailed
+from shared.errors import NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.topics import SpmField
 from shared.outbox import publish
@@ -81,28 +87,58 @@ async def store_version(*, session: AsyncSession, household: Household, field: S
     return version
 
 
-async def current_profile_data(session: AsyncSession, household_id: uuid.UUID,
-                               field: SpmField) -> dict[str, Any] | None:
-    """The current version's data of one field, as stored (None: no version yet)."""
-    latest = await versions(session, household_id, field, latest_only=True)
-    return dict(latest[0].data) if latest else None
+class ProfileVersionPublic(BaseModel):
+    household_id: uuid.UUID
+    spm_field: SpmField
+    version: int
+    observed_on: date | None
+    recorded_by: str
+    recorded_at: datetime
+    profile: dict[str, Any]
 
 
-async def versions(session: AsyncSession, household_id: uuid.UUID, field: SpmField,
-                   *, latest_only: bool = False) -> list[ProfileVersion]:
-    query = select(ProfileVersion).where(ProfileVersion.household_id == household_id,
-                                         ProfileVersion.spm_field == field.value
-                                         ).order_by(col(ProfileVersion.version).desc())
-    if latest_only:
-        query = query.limit(1)
-    return list((await session.execute(query)).scalars().all())
+def _public(v: ProfileVersion) -> ProfileVersionPublic:
+    return ProfileVersionPublic(household_id=v.household_id, spm_field=SpmField(v.spm_field), version=v.version,
+                                observed_on=v.observed_on, recorded_by=v.recorded_by, recorded_at=v.recorded_at,
+                                profile=v.data)
 
 
-async def current_profiles(session: AsyncSession, household_id: uuid.UUID) -> dict[SpmField, BaseModel]:
-    """The current profile of every field that has one, as typed models."""
-    rows = await session.execute(
-        select(ProfileVersion).distinct(col(ProfileVersion.spm_field))
-        .where(ProfileVersion.household_id == household_id)
-        .order_by(col(ProfileVersion.spm_field), col(ProfileVersion.version).desc()))
-    return {SpmField(v.spm_field): PROFILE_MODELS[SpmField(v.spm_field)].model_validate(v.data)
-            for v in rows.scalars().all()}
+async def record_profile(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, field: SpmField,
+                         profile: BaseModel, observed_on: date, today: date) -> ProfileVersionPublic:
+    """PUT .../profiles/{field}: the new version with its event, the household's needs, the audit row."""
+    household, version = await record(session=session, principal=principal, household_id=household_id,
+                                      field=field, profile=profile, observed_on=observed_on, today=today)
+    await refresh_needs(session, household, today=today)
+    await audit(session, principal, action="record-profile", resource_type=f"profile.{field.value}",
+                resource_id=str(household.id), subject_ref=str(household.id),
+                purpose=f"{field.value} profile recorded", fields=sorted(version.data))
+    return _public(version)
+
+
+async def _audited_read(session: AsyncSession, principal: Principal, readable: Readable, resource_type: str) -> None:
+    household_id = str(readable.household.id)
+    await record_read(session, principal, resource_type=resource_type, resource_id=household_id,
+                      subject_ref=household_id, purpose=readable.basis.purpose)
+
+
+async def current_version(*, session: AsyncSession, principal: Principal, readable: Readable,
+                          field: SpmField) -> ProfileVersionPublic:
+    """GET .../profiles/{field}: the current version, the read audited."""
+    latest = await versions(session, readable.household.id, field, latest_only=True)
+    if not latest:
+        raise NotFound(f"Household {readable.household.id} has no {field.value} profile yet.")
+    await _audited_read(session, principal, readable, f"profile.{field.value}")
+    return _public(latest[0])
+
+
+async def version_history(*, session: AsyncSession, principal: Principal, readable: Readable,
+                          field: SpmField) -> list[ProfileVersionPublic]:
+    """GET .../profiles/{field}/history: every version, newest first, the read audited."""
+    await _audited_read(session, principal, readable, f"profile.{field.value}.history")
+    return [_public(v) for v in await versions(session, readable.household.id, field)]
+
+
+async def needs_of(*, session: AsyncSession, principal: Principal, readable: Readable) -> list[Need]:
+    """GET .../needs: the household's open needs, the read audited."""
+    await _audited_read(session, principal, readable, "needs")
+    return await open_needs(session, readable.household.id)

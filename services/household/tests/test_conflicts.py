@@ -79,9 +79,11 @@ async def test_a_caller_who_may_read_the_holder_is_told_which_it_is(
 async def test_a_registration_racing_another_is_a_409_not_a_500(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection,
         household_settings: Any) -> None:
-    """Another transaction takes the KK number after this request's check and before its insert: still a 409."""
+    """Another transaction holds the KK number, uncommitted, when this request inserts: the unique index makes the
+    request wait for it, then refuses it, and the 409 names the rival's household (the kader may read it)."""
     posyandu = await known_posyandu(registry, household_db)
     body = household_body(posyandu)
+    rival_id = uuid.uuid4()
     rival = await asyncpg.connect(household_settings.database_url)
     try:
         transaction = rival.transaction()
@@ -89,8 +91,8 @@ async def test_a_registration_racing_another_is_a_409_not_a_500(
         await rival.execute(
             "INSERT INTO households (id, kk_number, village_code, posyandu_id, status, needs_reassignment, version, "
             "created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, 'active', false, 1, 'rival', now(), now())",
-            uuid.uuid4(), body["kk_number"], body["village_code"], uuid.UUID(posyandu))
-        # The request passes its check (the rival's row is not committed), then waits on the unique index.
+            rival_id, body["kk_number"], body["village_code"], uuid.UUID(posyandu))
+        # The request inserts (the rival's row is not committed) and waits on the unique index.
         request = asyncio.create_task(household.post("/api/v1/households", json=body,
                                                      headers=tokens.kader([posyandu])))
 
@@ -104,4 +106,7 @@ async def test_a_registration_racing_another_is_a_409_not_a_500(
         response = await request
     finally:
         await rival.close()
-    assert_bare_conflict(response)
+    assert response.status_code == 409, response.text
+    assert response.json()["existing_household_id"] == str(rival_id)
+    assert response.json()["errors"] == [{"field": "kk_number",
+                                          "message": f"already registered to household {rival_id}"}]
