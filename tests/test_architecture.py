@@ -188,13 +188,8 @@ NEED_REFRESH = "refresh_needs"
 #: here and when one listed no longer does it, so the list cannot go stale.
 KNOWN_ENDPOINT_SIDE_EFFECTS = {
     "services/household/due/endpoints.py",  # audit
-    "services/household/duplicates/endpoints.py",  # audit, needs
-    "services/household/households/endpoints.py",  # audit, needs
     "services/household/immunization/endpoints.py",  # audit, needs
     "services/household/imports/endpoints.py",  # audit
-    "services/household/life_events/endpoints.py",  # audit
-    "services/household/measurements/endpoints.py",  # audit, needs
-    "services/household/profiles/endpoints.py",  # audit, needs
     "services/household/visits/endpoints.py",  # audit
 }
 
@@ -278,7 +273,6 @@ READ_PREDICATE = re.compile(r"^_?(read_basis|(may|can)_(read|see|view)\w*)$")
 #: from the code when this test was written). The access rework of issue 17 leaves one query per aggregate; the
 #: coordinator empties this set when that work is merged. Exact, so it cannot go stale.
 KNOWN_ACCESS_PAIRS = {
-    "services/household/access.py: Household",  # read_basis beside list_scope
     "services/household/sessions/service.py: PosyanduSession",  # may_read beside readable
 }
 
