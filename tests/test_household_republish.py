@@ -178,13 +178,17 @@ async def test_reporting_rebuilt_from_a_household_republish_equals_the_live_proj
     assert needs, "the scenario should give the babies needs (so referrals and need rows are compared too)"
 
     # The live consumer has everything of ours (the household topic's events, and the referrals made of the needs).
-    async def live_has_ours() -> bool:
-        rows = await _rows(live_reporting.db, ours)
-        return (len(rows["regions"]) == 7 and len(rows["posyandu"]) == 2 and len(rows["households"]) == 2
-                and len(rows["members"]) == 4 and len(rows["measurements"]) == 2
-                and len(rows["needs"]) == needs and len(rows["referrals"]) >= 1)
+    # It reads the session's whole history first, which late in a whole run is long: wait generously, and name the
+    # counts still missing if it times out.
+    async def live_counts() -> dict[str, int]:
+        return {name: len(rows) for name, rows in (await _rows(live_reporting.db, ours)).items()}
 
-    await eventually(live_has_ours, "the live reporting consumer to project the households", timeout=180)
+    def has_ours(n: dict[str, int]) -> bool:
+        return (n["regions"] == 7 and n["posyandu"] == 2 and n["households"] == 2 and n["members"] == 4
+                and n["measurements"] == 2 and n["needs"] == needs and n["referrals"] >= 1)
+
+    await eventually(live_counts, f"the live reporting consumer to project the households ({needs} needs)",
+                     timeout=420, until=has_ours)
     await eventually(lambda: _referral_settled(referral_db, ours["households"], needs), "referrals of the needs")
     live = await _rows(live_reporting.db, ours)
     referral_before = await _referral_state(referral_db, ours["households"])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.iso_dates import IsoDate, IsoDateTime
 from tests.support import tokens
+from tests.support.factories import create_posyandu
 
 
 class _Dates(BaseModel):
@@ -49,7 +50,8 @@ async def test_a_number_in_a_date_query_is_a_422(registry: httpx.AsyncClient, ho
     assert _names(listed) == ["query.created_from"]
     sessions = await household.get("/api/v1/sessions", params={"from": "86400"}, headers=admin)
     assert _names(sessions) == ["query.from"]
-    days = await registry.get(f"/api/v1/posyandu/{uuid.uuid4()}/opening-days", params={"from": "946684800"},
+    posyandu = await create_posyandu(registry)  # an unknown one is a 404 before its query is read
+    days = await registry.get(f"/api/v1/posyandu/{posyandu['id']}/opening-days", params={"from": "946684800"},
                               headers=admin)
     assert _names(days) == ["query.from"]
     letters = await household.get("/api/v1/dead-letters", params={"since": "0"}, headers=admin)
