@@ -29,6 +29,7 @@ from services.household.imports.parsing import Format, Group, Item, read_items
 from services.household.imports.schemas import MAX_ERRORS, ImportJobPublic, ImportReport, RowErrorPublic
 from services.household.imports.service import chunks, import_items
 from services.household.imports.tables import ImportJob
+from shared.audit import record_read
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.text import NUL
@@ -117,6 +118,14 @@ async def readable_job(session: AsyncSession, principal: Principal, id: uuid.UUI
     if job is None or not may_read(principal, job):
         raise ImportJobNotFound(f"No import job {id} that you may read.")
     return job
+
+
+async def read_job(*, session: AsyncSession, principal: Principal, id: uuid.UUID) -> ImportJobPublic:
+    """GET /imports/{id}: a job's progress, the read audited (its errors carry KK numbers)."""
+    job = await readable_job(session, principal, id)
+    await record_read(session, principal, resource_type="import_job", resource_id=str(job.id),
+                      purpose="progress of a bulk import", fields=["errors"])
+    return public(job)
 
 
 class _Run:
