@@ -177,21 +177,15 @@ def test_the_checker_catches_a_foreign_factory_and_a_test_module(tmp_path: Path)
 #: (shared/outbox.py). A need refresh is any function named `refresh_needs`, wherever it lives.
 SIDE_EFFECT_WRITERS = {
     "shared.audit.record": "writes the audit log", "shared.audit.record_read": "writes the audit log",
+    "shared.audit.record_reads": "writes the audit log",
     "shared.outbox.publish": "writes the outbox", "shared.outbox.publish_many": "writes the outbox",
     "shared.outbox.enqueue": "writes the outbox",
     "shared.outbox.outbox_entry": "writes the outbox"}
 NEED_REFRESH = "refresh_needs"
 
-#: The endpoint modules that still write the audit log or refresh needs themselves (computed from the code when this
-#: test was written; none writes the outbox). The use-case rework of issue 17 moves these calls into the service
-#: functions; the coordinator empties this set when that work is merged. The test fails when a module is missing
-#: here and when one listed no longer does it, so the list cannot go stale.
-KNOWN_ENDPOINT_SIDE_EFFECTS = {
-    "services/household/due/endpoints.py",  # audit
-    "services/household/immunization/endpoints.py",  # audit, needs
-    "services/household/imports/endpoints.py",  # audit
-    "services/household/visits/endpoints.py",  # audit
-}
+#: The endpoint modules that still write the audit log or refresh needs themselves: none since the use-case rework of
+#: issue 17. Exact: the test fails when a module is missing here and when one listed no longer does it.
+KNOWN_ENDPOINT_SIDE_EFFECTS: set[str] = set()
 
 
 def referenced_names(tree: ast.AST) -> set[str]:
@@ -235,9 +229,9 @@ def side_effects(source: str) -> set[str]:
 
 def test_endpoints_leave_the_audit_log_the_outbox_and_needs_to_the_use_case() -> None:
     """An endpoint module (`services/*/**/endpoints.py`) parses the request, calls one service function and renders
-    its result. It never writes the audit log (`record`/`record_read` of shared/audit.py), never writes the outbox
-    (`publish`, `enqueue`, `outbox_entry` of shared/outbox.py) and never refreshes a household's needs
-    (`refresh_needs`) itself: the service function does, so CLI commands and consumers calling it do them too."""
+    its result. It never writes the audit log (`record`/`record_read`/`record_reads` of shared/audit.py), never
+    writes the outbox (`publish`, `enqueue`, `outbox_entry` of shared/outbox.py) and never refreshes a household's
+    needs (`refresh_needs`) itself: the service function does, so CLI commands and consumers calling it do them too."""
     endpoints = sorted(p for p in (ROOT / "services").rglob("endpoints.py") if "tests" not in p.parts)
     assert len(endpoints) > 10, "no endpoint modules found"
     doing = {str(p.relative_to(ROOT)): sorted(side_effects(p.read_text())) for p in endpoints}
@@ -250,6 +244,7 @@ def test_endpoints_leave_the_audit_log_the_outbox_and_needs_to_the_use_case() ->
 
 def test_the_side_effect_checker_sees_each_way_of_calling() -> None:
     assert side_effects("from shared.audit import record_read\n") == {"writes the audit log"}
+    assert side_effects("from shared.audit import record_reads\n") == {"writes the audit log"}
     assert side_effects("from shared import audit\nasync def f(s, p): await audit.record(s, p)\n") \
         == {"writes the audit log"}
     assert side_effects("import shared.outbox\nasync def f(s): await shared.outbox.publish(s)\n") \
@@ -269,12 +264,9 @@ def test_the_side_effect_checker_sees_each_way_of_calling() -> None:
 #: `read_basis(session, principal, household)`).
 READ_PREDICATE = re.compile(r"^_?(read_basis|(may|can)_(read|see|view)\w*)$")
 
-#: The modules that today hold a read predicate beside a query of the same aggregate, with the aggregate (computed
-#: from the code when this test was written). The access rework of issue 17 leaves one query per aggregate; the
-#: coordinator empties this set when that work is merged. Exact, so it cannot go stale.
-KNOWN_ACCESS_PAIRS = {
-    "services/household/sessions/service.py: PosyanduSession",  # may_read beside readable
-}
+#: The modules that hold a read predicate beside a query of the same aggregate, with the aggregate: none since the
+#: access rework of issue 17. Exact, so it cannot go stale.
+KNOWN_ACCESS_PAIRS: set[str] = set()
 
 
 def access_pairs(source: str) -> set[str]:

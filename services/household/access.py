@@ -8,6 +8,7 @@ no list asks per row.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -103,6 +104,15 @@ async def may_read(session: AsyncSession, principal: Principal, household_id: uu
     """Whether the caller may read the household (one query, from the same rule)."""
     query = sa.select(col(Household.id)).where(_readable(principal), col(Household.id) == household_id)
     return (await session.execute(query)).first() is not None
+
+
+async def readable_among(session: AsyncSession, principal: Principal,
+                         household_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of the households the caller may read (one query for all of them, from the same rule)."""
+    if not household_ids:
+        return set()
+    query = sa.select(col(Household.id)).where(_readable(principal), col(Household.id).in_(list(household_ids)))
+    return set((await session.execute(query)).scalars().all())
 
 
 async def readable_household(session: AsyncSession, principal: Principal,

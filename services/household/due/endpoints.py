@@ -12,7 +12,6 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
 from services.household.due import service
-from shared.audit import record_read
 from shared.auth import PrincipalDep
 from shared.clock import TodayDep
 from shared.db import SessionDep
@@ -108,8 +107,6 @@ async def get_due_list(
     after = decode_cursor(cursor, uuid.UUID)
     found = await service.due_list(session=session, principal=principal, posyandu_id=posyandu_id, target=session_,
                                      today=today)
-    await record_read(session, principal, resource_type="due-list", resource_id=str(posyandu_id),
-                      purpose=f"due list for {found.on.isoformat()}", fields=["name", "birth_date", "address"])
     as_csv = format == "csv" or (format is None and CSV in (accept or "").lower())
     if as_csv:
         return _csv(found)

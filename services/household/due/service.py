@@ -34,6 +34,7 @@ from services.household.immunization.repository import given, live_doses, load_s
 from services.household.immunization.status import status
 from services.household.sessions.service import may_run
 from services.household.tables import Household, KnownPosyandu, KnownSchedule, Member, PosyanduSession, Visit
+from shared.audit import record_read
 from shared.auth import Principal
 from shared.errors import NotFound, ValidationFailed
 from shared.events import registry as reg
@@ -130,7 +131,8 @@ async def _target_day(session: AsyncSession, posyandu_id: uuid.UUID, target: str
 
 async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID, target: str | None,
                    today: date) -> DueList:
-    """Who is due for what at the posyandu's session on a day, and who missed the session before it."""
+    """GET /posyandu/{id}/due: who is due for what at the posyandu's session on a day, and who missed the session
+    before it; the read (names, birth dates, addresses) audited once, whichever page or format is rendered."""
     posyandu = await session.get(KnownPosyandu, posyandu_id)
     if posyandu is None or not may_run(principal, posyandu_id):
         raise PosyanduNotFound(f"No posyandu {posyandu_id} whose due list you may read.")
@@ -181,6 +183,8 @@ async def due_list(*, session: AsyncSession, principal: Principal, posyandu_id: 
             entry.missed_last_session = True
         if entry.due or entry.missed_last_session:
             entries.append(entry)
+    await record_read(session, principal, resource_type="due-list", resource_id=str(posyandu_id),
+                      purpose=f"due list for {day.isoformat()}", fields=["name", "birth_date", "address"])
     return DueList(posyandu_id=posyandu_id, on=day, session_id=held.id if held else None, previous_session=previous,
                    entries=entries)
 

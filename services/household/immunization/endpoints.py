@@ -10,15 +10,11 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from services.household.access import ReadBasis, readable_household
 from services.household.immunization import exchange, fhir, repository, service
 from services.household.immunization.fhir import BundleIn
 from services.household.immunization.schedule import ScheduleRow, ScheduleVersionIn
-from services.household.immunization.service import DoseCreate, DoseVoid, MemberNotFound
+from services.household.immunization.service import DoseCreate, DoseVoid
 from services.household.immunization.status import ImmunizationStatus
-from services.household.needs.service import refresh_needs
-from services.household.tables import Household, Member
-from shared.audit import record_read
 from shared.auth import Admin, PrincipalDep, Writer
 from shared.clock import TodayDep
 from shared.db import SessionDep
@@ -106,31 +102,13 @@ async def add_schedule_version(payload: ScheduleVersionIn, session: SessionDep, 
     return json_response(_schedule_public(record), 201)
 
 
-async def _readable_member(session: SessionDep, principal: PrincipalDep, household_id: uuid.UUID,
-                           member_id: uuid.UUID, resource_type: str) -> tuple[Household, Member]:
-    household, member, _ = await _read_member(session, principal, household_id, member_id, resource_type)
-    return household, member
-
-
-async def _read_member(session: SessionDep, principal: PrincipalDep, household_id: uuid.UUID, member_id: uuid.UUID,
-                       resource_type: str) -> tuple[Household, Member, ReadBasis]:
-    household, basis = await readable_household(session, principal, household_id)
-    member = await session.get(Member, member_id)
-    if member is None or member.household_id != household.id:
-        raise MemberNotFound(f"No member {member_id} in household {household_id}.")
-    await record_read(session, principal, resource_type=resource_type, resource_id=str(member_id),
-                      subject_ref=str(household.id), purpose=basis.purpose)
-    return household, member, basis
-
-
 @router.post("", status_code=201, response_model=DosePublic,
              summary="Record a vaccine dose a child was given (checked against the schedule)")
 async def record_dose(household_id: uuid.UUID, member_id: uuid.UUID, payload: DoseCreate, session: SessionDep,
                       principal: Writer, today: TodayDep, idempotency_key: IdempotencyKeyHeader = None) -> Response:
     async def create() -> Response:
-        household, dose = await service.record_dose(session=session, principal=principal, household_id=household_id,
-                                                    member_id=member_id, payload=payload, today=today)
-        await refresh_needs(session, household, today=today)
+        dose = await service.record_dose(session=session, principal=principal, household_id=household_id,
+                                         member_id=member_id, payload=payload, today=today)
         return json_response(DosePublic.model_validate(dose, from_attributes=True), 201)
 
     return await idempotent(session, key=idempotency_key, principal=principal,
@@ -141,8 +119,9 @@ async def record_dose(household_id: uuid.UUID, member_id: uuid.UUID, payload: Do
 @router.get("", response_model=list[DosePublic], summary="A child's dose records, voided ones too (audited)")
 async def list_doses(household_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep,
                      principal: PrincipalDep) -> Any:
-    _, member = await _readable_member(session, principal, household_id, member_id, "immunizations")
-    return [DosePublic.model_validate(d, from_attributes=True) for d in await service.doses_of(session, member.id)]
+    doses = await service.dose_records(session=session, principal=principal, household_id=household_id,
+                                       member_id=member_id)
+    return [DosePublic.model_validate(d, from_attributes=True) for d in doses]
 
 
 @router.get("/status", response_model=StatusPublic,
@@ -152,19 +131,18 @@ async def get_status(household_id: uuid.UUID, member_id: uuid.UUID, session: Ses
                      on: Annotated[date | None, iso_or_none, Query(
                          description="The day (default today; a future day shows what will be due then)")] = None,
                      ) -> Any:
-    household, member = await _readable_member(session, principal, household_id, member_id, "immunization.status")
     day = on or today
-    return status_public(member.id, day, await service.member_status(session=session, household=household,
-                                                                      member=member, on=day))
+    return status_public(member_id, day, await service.read_status(session=session, principal=principal,
+                                                                    household_id=household_id, member_id=member_id,
+                                                                    on=day))
 
 
 @router.post("/{dose_id}/void", response_model=DosePublic,
              summary="Void a dose recorded by mistake (the record stays, marked voided)")
 async def void_dose(household_id: uuid.UUID, member_id: uuid.UUID, dose_id: uuid.UUID, payload: DoseVoid,
                     session: SessionDep, principal: Writer, today: TodayDep) -> Any:
-    household, dose = await service.void_dose(session=session, principal=principal, household_id=household_id,
-                                              member_id=member_id, dose_id=dose_id, payload=payload, today=today)
-    await refresh_needs(session, household, today=today)
+    dose = await service.void_dose(session=session, principal=principal, household_id=household_id,
+                                   member_id=member_id, dose_id=dose_id, payload=payload, today=today)
     return DosePublic.model_validate(dose, from_attributes=True)
 
 
@@ -184,8 +162,8 @@ FHIR_BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
                  summary="The member's doses and growth measurements as a FHIR R4 Bundle (audited)")
 async def export_fhir(household_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep,
                       principal: PrincipalDep) -> Response:
-    _, member, basis = await _read_member(session, principal, household_id, member_id, "fhir.bundle")
-    body = await exchange.export_bundle(session=session, member=member, with_nik=basis.full_nik)
+    body = await exchange.export_member(session=session, principal=principal, household_id=household_id,
+                                        member_id=member_id)
     return Response(orjson.dumps(body), media_type=fhir.RESPONSE_MEDIA_TYPE)
 
 

@@ -93,6 +93,15 @@ def _parse(entry: int, resource: dict[str, Any], model: type[BaseModel]) -> Any:
                        f"not a valid {model.__name__.removesuffix('In')}") from exc
 
 
+async def export_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                        member_id: uuid.UUID) -> dict[str, Any]:
+    """GET .../members/{member_id}/fhir: the member's bundle (the NIK only for a reader who may see it), the read
+    audited."""
+    _, member, basis = await service.read_member(session=session, principal=principal, household_id=household_id,
+                                                 member_id=member_id, resource_type="fhir.bundle")
+    return await export_bundle(session=session, member=member, with_nik=basis.full_nik)
+
+
 async def export_bundle(*, session: AsyncSession, member: Member, with_nik: bool) -> dict[str, Any]:
     """The member's doses (voided ones as entered-in-error) and measurements as a FHIR R4 Bundle."""
     doses = await service.doses_of(session, member.id)
@@ -328,4 +337,4 @@ async def import_bundle(*, session: AsyncSession, principal: Principal, bundle: 
     return ImportReport(entries=results, counts=counts)
 
 
-__all__ = ["EntryResult", "ImportReport", "export_bundle", "import_bundle"]
+__all__ = ["EntryResult", "ImportReport", "export_bundle", "export_member", "import_bundle"]

@@ -1,4 +1,5 @@
-"""The immunisation use cases: schedule versions, recording and voiding doses, and publishing the computed status.
+"""The immunisation use cases: schedule versions, recording and voiding doses (each with the household's needs),
+reading a child's doses and status (each read audited), and publishing the computed status.
 
 After every change of a household's doses the status of its under-fives is computed again and, where it changed,
 a new kesehatan profile version carries it (recorded by `system:immunization`): the profile event is how reporting
@@ -17,14 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import writable_household
+from services.household.access import ReadBasis, readable_household, writable_household
 from services.household.dates import check_past
 from services.household.immunization import repository
 from services.household.immunization.schedule import Schedule, ScheduleVersionIn
 from services.household.immunization.status import ImmunizationStatus, status
 from services.household.immunization.tables import Dose, ImportedResource, ScheduleVersionRecord
+from services.household.needs.service import refresh_needs
 from services.household.profiles.service import current_profile_data, store_version
 from services.household.tables import Household, Member
+from shared.audit import record_read
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
@@ -164,19 +167,22 @@ async def add_dose(*, session: AsyncSession, principal: Principal, household: Ho
 
 
 async def record_dose(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
-                      member_id: uuid.UUID, payload: DoseCreate, today: date) -> tuple[Household, Dose]:
-    """Records a dose given to a child of a household the caller may change."""
+                      member_id: uuid.UUID, payload: DoseCreate, today: date) -> Dose:
+    """POST .../immunizations: a dose given to a child of a household the caller may change, with its event, the
+    published status and the household's needs."""
     household = await writable_household(session, principal, household_id)
     member = await _member(session, household, member_id)
     dose = await add_dose(session=session, principal=principal, household=household, member=member,
                           payload=payload, schedule=await repository.load_schedule(session), today=today)
     await sync_profile_status(session=session, household=household, today=today)
-    return household, dose
+    await refresh_needs(session, household, today=today)
+    return dose
 
 
 async def void_dose(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID, member_id: uuid.UUID,
-                    dose_id: uuid.UUID, payload: DoseVoid, today: date) -> tuple[Household, Dose]:
-    """Voids a dose recorded by mistake (the row stays, marked voided, with who and why)."""
+                    dose_id: uuid.UUID, payload: DoseVoid, today: date) -> Dose:
+    """POST .../immunizations/{dose_id}/void: a dose recorded by mistake voided (the row stays, marked voided, with
+    who and why), with its event, the published status and the household's needs."""
     household = await writable_household(session, principal, household_id)
     member = await _member(session, household, member_id)
     dose = await session.get(Dose, dose_id, with_for_update=True)
@@ -196,7 +202,8 @@ async def void_dose(*, session: AsyncSession, principal: Principal, household_id
     remaining = (await repository.live_doses(session, [member.id]))[member.id]
     await _announce(session, ev.IMMUNIZATION_VOIDED, household, member, dose, remaining, schedule, today, "api")
     await sync_profile_status(session=session, household=household, today=today)
-    return household, dose
+    await refresh_needs(session, household, today=today)
+    return dose
 
 
 async def _announce(session: AsyncSession, event: Any, household: Household, member: Member, dose: Dose,
@@ -224,6 +231,34 @@ async def move_doses(*, session: AsyncSession, merged: Member, survivor: Member,
     await session.execute(sa.update(ImportedResource).where(col(ImportedResource.member_id) == merged.id)
                           .values(member_id=survivor.id))
     await session.flush()
+
+
+async def read_member(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                      member_id: uuid.UUID, resource_type: str) -> tuple[Household, Member, ReadBasis]:
+    """A member of a household the caller may read (404 otherwise), the read audited as `resource_type`."""
+    household, basis = await readable_household(session, principal, household_id)
+    member = await session.get(Member, member_id)
+    if member is None or member.household_id != household.id:
+        raise MemberNotFound(f"No member {member_id} in household {household_id}.")
+    await record_read(session, principal, resource_type=resource_type, resource_id=str(member_id),
+                      subject_ref=str(household.id), purpose=basis.purpose)
+    return household, member, basis
+
+
+async def dose_records(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                       member_id: uuid.UUID) -> list[Dose]:
+    """GET .../immunizations: a child's dose records, voided ones too, the read audited."""
+    _, member, _ = await read_member(session=session, principal=principal, household_id=household_id,
+                                     member_id=member_id, resource_type="immunizations")
+    return await doses_of(session, member.id)
+
+
+async def read_status(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                      member_id: uuid.UUID, on: date) -> ImmunizationStatus:
+    """GET .../immunizations/status: a child's computed status on a day, the read audited."""
+    household, member, _ = await read_member(session=session, principal=principal, household_id=household_id,
+                                             member_id=member_id, resource_type="immunization.status")
+    return await member_status(session=session, household=household, member=member, on=on)
 
 
 async def member_status(*, session: AsyncSession, household: Household, member: Member,

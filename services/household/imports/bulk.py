@@ -16,8 +16,8 @@ each step is here:
   7. outbox: `household.registered`, one `member.added` per member, then a `need.detected` per detected need
      (`needs_of_new_household`, the rules as `refresh_needs` runs them).
 Steps 3, 5 and 6 also see the households accepted earlier in the same chunk (`_Known.accept`); earlier chunks are
-committed, so the queries see them. No audit row: registration writes none (the API's read of the new household is
-audited by its endpoint; the import returns no household). A household taken concurrently between the checks and
+committed, so the queries see them. No audit row: `register()` writes none (POST /households audits its response in
+`register_household`; the import returns no household). A household taken concurrently between the checks and
 the COPY makes the COPY fail on a unique index: the caller then re-imports that chunk household by household.
 """
 
@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.household.access import may_register_at
+from services.household.access import may_register_at, readable_among
 from services.household.households.schemas import HouseholdCreate
 from services.household.households.service import (
     _check_kk,
@@ -51,7 +51,7 @@ from services.household.imports.outcomes import Imported, Outcome, Refused, payl
 from services.household.imports.parsing import Group, Item, Rejected
 from services.household.needs.service import needs_of_new_household
 from services.household.tables import KnownPosyandu, KnownRegion, Need
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.errors import Forbidden, Problem
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
@@ -60,7 +60,6 @@ from shared.outbox import publish_many
 
 class _Holder(NamedTuple):
     household_id: uuid.UUID
-    posyandu_id: uuid.UUID
     member_id: uuid.UUID | None = None
 
 
@@ -137,9 +136,12 @@ class _Known:
     same_person: dict[tuple[str, date], list[tuple[uuid.UUID, str | None, str]]]
     #: lower(name) as PostgreSQL computes it, for the chunk's names that are not ASCII.
     sql_lower: dict[str, str]
+    #: The holders' households the importer may read (the 409 names those only), by the shared rule.
+    readable: set[uuid.UUID]
 
     @classmethod
-    async def load(cls, conn: asyncpg.Connection, candidates: Sequence[_Candidate]) -> _Known:
+    async def load(cls, session: AsyncSession, conn: asyncpg.Connection, principal: Principal,
+                   candidates: Sequence[_Candidate]) -> _Known:
         payloads = [c.payload for c in candidates]
         members = [m for p in payloads for m in p.members]
         posyandu = {r["id"]: KnownPosyandu(**dict(r)) for r in await conn.fetch(
@@ -148,12 +150,11 @@ class _Known:
         regions = {r["code"]: KnownRegion(**dict(r)) for r in await conn.fetch(
             "SELECT code, name, level, retired FROM known_regions WHERE code = ANY($1::text[])",
             list({p.village_code for p in payloads}))}
-        kk = {r["kk_number"]: _Holder(r["id"], r["posyandu_id"]) for r in await conn.fetch(
-            "SELECT kk_number, id, posyandu_id FROM households WHERE kk_number = ANY($1::text[]) "
+        kk = {r["kk_number"]: _Holder(r["id"]) for r in await conn.fetch(
+            "SELECT kk_number, id FROM households WHERE kk_number = ANY($1::text[]) "
             "AND status = 'active'", list({p.kk_number for p in payloads}))}
-        niks = {r["nik"]: _Holder(r["household_id"], r["posyandu_id"], r["id"]) for r in await conn.fetch(
-            "SELECT m.nik, m.id, m.household_id, h.posyandu_id FROM members m JOIN households h "
-            "ON h.id = m.household_id WHERE m.nik = ANY($1::text[]) AND m.status = 'active'",
+        niks = {r["nik"]: _Holder(r["household_id"], r["id"]) for r in await conn.fetch(
+            "SELECT nik, id, household_id FROM members WHERE nik = ANY($1::text[]) AND status = 'active'",
             list({m.nik for m in members if m.nik}))}
         keys = sorted({(m.name.lower(), m.birth_date) for m in members})
         same_person: dict[tuple[str, date], list[tuple[uuid.UUID, str | None, str]]] = {}
@@ -169,21 +170,18 @@ class _Known:
         odd = sorted({m.name for m in members if not m.name.isascii()})
         sql_lower = {r[0]: r[1] for r in await conn.fetch(
             "SELECT n, lower(n) FROM unnest($1::text[]) AS n", odd)} if odd else {}
-        return cls(posyandu, regions, kk, niks, same_person, sql_lower)
+        readable = await readable_among(session, principal, {h.household_id for h in [*kk.values(), *niks.values()]})
+        return cls(posyandu, regions, kk, niks, same_person, sql_lower, readable)
 
     def accept(self, household: _Household, members: list[_Member]) -> None:
-        self.kk[household.kk_number] = _Holder(household.id, household.posyandu_id)
+        self.kk[household.kk_number] = _Holder(household.id)
+        # Registered at a posyandu the importer may register at, so one it reads.
+        self.readable.add(household.id)
         for m in members:
             if m.nik:
-                self.niks[m.nik] = _Holder(household.id, household.posyandu_id, m.id)
+                self.niks[m.nik] = _Holder(household.id, m.id)
             name = self.sql_lower.get(m.name) or m.name.lower()
             self.same_person.setdefault((name, m.birth_date), []).append((m.id, m.nik, household.village_code))
-
-
-def _may_read(principal: Principal, holder: _Holder) -> bool:
-    """`read_basis` for the principals who import (an admin, a kader): is the holder's household theirs to read?"""
-    return principal.role is Role.ADMIN or (principal.role is Role.KADER and
-                                            holder.posyandu_id in principal.posyandu_ids)
 
 
 @dataclass
@@ -248,7 +246,7 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
         _check_served_by(posyandu, payload.village_code)
         check_distinct_niks(payload)
         if (holder := known.kk.get(payload.kk_number)) is not None:
-            raise kk_taken(holder.household_id, may_read=_may_read(principal, holder))
+            raise kk_taken(holder.household_id, may_read=holder.household_id in known.readable)
         household = _Household(payload.kk_number, payload.village_code, payload.posyandu_id, payload.address,
                                payload.rt, payload.rw, payload.latitude, payload.longitude, principal.sub, writes.now)
         members = [_Member(household.id, m.nik, m.name, str(m.sex), m.birth_date, str(m.relationship), m.pregnant,
@@ -261,7 +259,8 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
             nik, nik_field = taken[0]
             holder = known.niks[nik]
             assert holder.member_id is not None
-            raise nik_taken(nik_field, holder.member_id, holder.household_id, may_read=_may_read(principal, holder))
+            raise nik_taken(nik_field, holder.member_id, holder.household_id,
+                            may_read=holder.household_id in known.readable)
     except Problem as exc:
         return Refused(group, problem_errors(group, exc))
     flags: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -294,7 +293,7 @@ async def import_chunk(session: AsyncSession, principal: Principal, items: Seque
     if not candidates:
         return [c for c in first if not isinstance(c, _Candidate)]
     conn = await driver_connection(session)
-    known = await _Known.load(conn, candidates)
+    known = await _Known.load(session, conn, principal, candidates)
     writes = _Writes(principal.sub)
     outcomes = [_register(principal, c, known, writes, today) if isinstance(c, _Candidate) else c for c in first]
     await writes.copy(session, conn)

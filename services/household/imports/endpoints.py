@@ -13,12 +13,11 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
-from services.household.households.endpoints import Writer
-from services.household.imports.jobs import ImportFile, public, readable_job, run_job
+from services.household.imports.jobs import ImportFile, read_job, run_job
 from services.household.imports.parsing import Format
 from services.household.imports.schemas import ImportJobPublic, ImportReport
 from services.household.settings import HouseholdSettings
-from shared.audit import record_read
+from shared.auth import Writer
 from shared.db import SessionDep
 from shared.errors import Problem, UnsupportedMediaType
 
@@ -98,8 +97,4 @@ async def import_households_file(request: Request, principal: Writer) -> ImportR
 async def import_job(id: uuid.UUID, session: SessionDep, principal: Writer) -> ImportJobPublic:
     """Rows done, rows/s, the errors so far and the status of an import job (committed chunk by chunk, so this
     moves while the import runs). An admin reads every job; a kader the jobs of their own posyandu."""
-    job = await readable_job(session, principal, id)
-    # Its errors carry KK numbers.
-    await record_read(session, principal, resource_type="import_job", resource_id=str(job.id),
-                      purpose="progress of a bulk import", fields=["errors"])
-    return public(job)
+    return await read_job(session=session, principal=principal, id=id)

@@ -19,16 +19,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
 
 from services.household.imports.outcomes import ReportBuilder
 from services.household.imports.parsing import Format, Group, Item, read_items
 from services.household.imports.schemas import MAX_ERRORS, ImportJobPublic, ImportReport, RowErrorPublic
 from services.household.imports.service import chunks, import_items
 from services.household.imports.tables import ImportJob
+from shared.audit import record_read
 from shared.auth import Principal, Role
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.text import NUL
@@ -89,12 +92,14 @@ def job_id(principal: Principal, sha256: str) -> uuid.UUID:
     return uuid.uuid5(JOB_NAMESPACE, f"{'admin' if scope is None else ','.join(map(str, scope))}:{sha256}")
 
 
-def may_read(principal: Principal, job: ImportJob) -> bool:
-    """Who may import what the job imported: an admin any job; a kader a job of posyandu all theirs."""
+def _readable(principal: Principal) -> Any:
+    """The WHERE clause of the jobs the caller may read: an admin's all; a kader's those whose posyandu are all its
+    own (`<@`: never an admin's job, whose posyandu_ids is NULL)."""
     if principal.role is Role.ADMIN:
-        return True
-    return (principal.role is Role.KADER and job.posyandu_ids is not None
-            and set(job.posyandu_ids) <= principal.posyandu_ids)
+        return sa.true()
+    if principal.role is Role.KADER:
+        return col(ImportJob.posyandu_ids).op("<@", is_comparison=True)(sorted(principal.posyandu_ids))
+    return sa.false()
 
 
 def _report_of(job: ImportJob) -> ImportReport:
@@ -113,10 +118,20 @@ def public(job: ImportJob) -> ImportJobPublic:
 
 
 async def readable_job(session: AsyncSession, principal: Principal, id: uuid.UUID) -> ImportJob:
-    job = await session.get(ImportJob, id)
-    if job is None or not may_read(principal, job):
+    """A job the caller may read; 404 for a missing one and for one they may not see."""
+    job = (await session.execute(select(ImportJob).where(col(ImportJob.id) == id, _readable(principal))
+                                 .execution_options(populate_existing=True))).scalars().first()
+    if job is None:
         raise ImportJobNotFound(f"No import job {id} that you may read.")
     return job
+
+
+async def read_job(*, session: AsyncSession, principal: Principal, id: uuid.UUID) -> ImportJobPublic:
+    """GET /imports/{id}: a job's progress, the read audited (its errors carry KK numbers)."""
+    job = await readable_job(session, principal, id)
+    await record_read(session, principal, resource_type="import_job", resource_id=str(job.id),
+                      purpose="progress of a bulk import", fields=["errors"])
+    return public(job)
 
 
 class _Run:

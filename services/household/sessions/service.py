@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.household.dates import DATE_FLOOR, latest_allowed
 from services.household.tables import KnownPosyandu, KnownSchedule, PosyanduSession, Visit
@@ -43,9 +44,22 @@ def may_run(principal: Principal, posyandu_id: uuid.UUID) -> bool:
     return principal.role is Role.ADMIN or (principal.role is Role.KADER and posyandu_id in principal.posyandu_ids)
 
 
-def may_read(principal: Principal, session: PosyanduSession) -> bool:
-    return may_run(principal, session.posyandu_id) or (
-        principal.role is Role.PEMBINA and principal.oversees_region(session.village_code))
+def _readable(principal: Principal) -> Any:
+    """The WHERE clause of the sessions the caller may read: an admin's all, a kader's of its posyandu, a pembina's
+    of its region."""
+    if principal.role is Role.ADMIN:
+        return sa.true()
+    if principal.role is Role.KADER:
+        return col(PosyanduSession.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
+    if principal.role is Role.PEMBINA and principal.region_prefix:
+        return col(PosyanduSession.village_code).startswith(principal.region_prefix)
+    return sa.false()
+
+
+def readable_sessions(principal: Principal) -> SelectOfScalar[PosyanduSession]:
+    """The sessions the caller may read, as a SELECT to narrow (`.where(...)`) for a single read or a list: the
+    one rule of who reads a session."""
+    return select(PosyanduSession).where(_readable(principal))
 
 
 def data(s: PosyanduSession) -> ev.SessionData:
@@ -87,9 +101,13 @@ async def open_session(*, session: AsyncSession, principal: Principal, payload: 
 
 async def get(*, session: AsyncSession, principal: Principal, session_id: uuid.UUID,
               lock: bool = False) -> PosyanduSession:
-    """Gets a session the caller may read; 404 for one they may not see."""
-    found = await session.get(PosyanduSession, session_id, with_for_update=lock)
-    if found is None or not may_read(principal, found):
+    """Gets (and with `lock`, locks) a session the caller may read; 404 for a missing one and for one they may not
+    see."""
+    query = readable_sessions(principal).where(col(PosyanduSession.id) == session_id)
+    if lock:
+        query = query.with_for_update()
+    found = (await session.execute(query.execution_options(populate_existing=True))).scalars().first()
+    if found is None:
         raise SessionNotFound(f"No session {session_id} that you may read.")
     return found
 
@@ -138,24 +156,11 @@ async def close_session(*, session: AsyncSession, principal: Principal, session_
     return found
 
 
-def readable(principal: Principal) -> Any:
-    """The WHERE clause limiting sessions to those the caller may read (None: all of them)."""
-    if principal.role is Role.ADMIN:
-        return None
-    if principal.role is Role.KADER:
-        return col(PosyanduSession.posyandu_id).in_(list(principal.posyandu_ids) or [uuid.UUID(int=0)])
-    if principal.role is Role.PEMBINA:
-        return col(PosyanduSession.village_code).startswith(principal.region_prefix or "-")
-    return sa.false()
-
-
 async def list_sessions(*, session: AsyncSession, principal: Principal, posyandu_id: uuid.UUID | None,
                         start: date | None, end: date | None, after: tuple[date, uuid.UUID] | None,
                         limit: int) -> list[PosyanduSession]:
     """The sessions the caller may read (of one posyandu, or all), newest first."""
-    query: Any = select(PosyanduSession)
-    if (scope := readable(principal)) is not None:
-        query = query.where(scope)
+    query = readable_sessions(principal)
     if posyandu_id is not None:
         query = query.where(PosyanduSession.posyandu_id == posyandu_id)
     if start is not None:

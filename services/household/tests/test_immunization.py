@@ -11,9 +11,14 @@ import asyncpg
 import httpx
 import pytest
 
+from services.household.immunization import service
 from services.household.immunization.schedule import add_months
+from services.household.immunization.service import DoseCreate, DoseVoid
+from services.household.settings import HouseholdSettings
 from services.household.tests.factories import member, register
 from services.household.tests.immunization_support import doses_url, family_with_baby, mataram_posyandu
+from shared.auth import Principal, Role
+from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
 
 
@@ -84,6 +89,46 @@ async def test_doses_make_the_status_and_the_need_follows_it(registry: httpx.Asy
     opv1 = next(d for d in listed if (d["vaccine"], d["dose_number"]) == ("opv", 1))
     assert (await household.post(f"{url}/{opv1['id']}/void", headers=kader,
                                  json={"reason": "x"})).status_code == 409
+
+
+async def test_the_dose_use_cases_do_needs_and_audit_without_an_endpoint(
+        registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection,
+        household_settings: HouseholdSettings) -> None:
+    """The service functions are the whole use case: called as a CLI or a consumer would (no HTTP), recording a dose
+    detects the immunisation need, reading the status writes its audit row, voiding the dose resolves the need."""
+    posyandu = await mataram_posyandu(registry, household_db)
+    kader = tokens.kader([posyandu])
+    birth = ago(3, 10)
+    created, baby = await family_with_baby(household, posyandu, birth)
+    household_id, member_id = uuid.UUID(created["id"]), uuid.UUID(baby["id"])
+    principal = Principal(sub="kader-without-http", role=Role.KADER, posyandu_ids=frozenset({uuid.UUID(posyandu)}))
+    engine = create_engine(household_settings)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session, session.begin():
+            dose = await service.record_dose(session=session, principal=principal, household_id=household_id,
+                                             member_id=member_id, today=date.today(), payload=DoseCreate.model_validate(
+                                                 {"vaccine": "bcg", "dose_number": 1, "given_on": birth.isoformat(),
+                                                  "place": "puskesmas"}))
+        assert (await needs_of(household, created["id"], kader))["kesehatan.immunization"]["member_id"] == baby["id"]
+
+        async with sessions() as session, session.begin():
+            computed = await service.read_status(session=session, principal=principal, household_id=household_id,
+                                                 member_id=member_id, on=date.today())
+        assert computed.status == "incomplete"
+        audited = await household_db.fetch(
+            "SELECT action, resource_type, resource_id, subject_ref FROM audit_log WHERE actor = $1", principal.sub)
+        assert [dict(r) for r in audited] == [{"action": "read", "resource_type": "immunization.status",
+                                               "resource_id": baby["id"], "subject_ref": created["id"]}]
+
+        async with sessions() as session, session.begin():
+            await service.void_dose(session=session, principal=principal, household_id=household_id,
+                                    member_id=member_id, dose_id=dose.id, payload=DoseVoid(reason="wrong child"),
+                                    today=date.today())
+        # No live dose: the status is unknown again, which is no evidence of a need.
+        assert "kesehatan.immunization" not in await needs_of(household, created["id"], kader)
+    finally:
+        await engine.dispose()
 
 
 async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.AsyncClient,

@@ -206,6 +206,9 @@ async def test_a_killed_import_resumes_where_it_stopped_and_imports_nothing_twic
         await assert_imported_once(db, kks)
         done = await household.get(f"/api/v1/imports/{job['id']}", headers=tokens.admin())
         assert done.json()["status"] == "completed" and done.json()["finished_at"]
+        # An admin's job (no posyandu scope) is no kader's, not even the kader of the posyandu it imported at.
+        kaders = await household.get(f"/api/v1/imports/{job['id']}", headers=tokens.kader([sites.posyandu]))
+        assert kaders.status_code == 404
     finally:
         await db.close()
 
@@ -259,6 +262,9 @@ async def test_job_progress_is_read_by_its_importers_only(
         "completed", 6, 3, 0)
     assert seen["file_name"] == "upload.ndjson" and len(seen["sha256"]) == 64
     assert (await household.get(f"/api/v1/imports/{job_id}", headers=tokens.admin())).status_code == 200
+    # A kader of more posyandu, the job's among them, reads it too: the job's posyandu are all theirs.
+    both = tokens.kader([sites.posyandu, sites.posyandu_c])
+    assert (await household.get(f"/api/v1/imports/{job_id}", headers=both)).status_code == 200
     for outsider in (tokens.kader([sites.other_region]), tokens.kader([sites.posyandu])):
         refused = await household.get(f"/api/v1/imports/{job_id}", headers=outsider)
         assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"

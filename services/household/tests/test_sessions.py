@@ -89,6 +89,7 @@ async def test_only_the_posyandus_kader_opens_reads_and_closes_its_sessions(
     assert (await household.get(url, headers=tokens.pembina("5171"))).status_code == 200
     assert (await household.get(url, headers=tokens.pembina("3171"))).status_code == 404
     assert (await household.get(url, headers=tokens.kader([uuid.uuid4()]))).status_code == 404
+    assert (await household.get(url, headers=tokens.opd(uuid.uuid4(), ["kesehatan"]))).status_code == 404
     assert (await household.post(f"{url}/close", headers=tokens.pembina("5171"))).status_code == 403
     assert (await household.post(f"{url}/close", headers=tokens.kader([uuid.uuid4()]))).status_code == 404
     for outsider in (tokens.kader([uuid.uuid4()]), tokens.pembina("3171"), tokens.opd(uuid.uuid4(), ["kesehatan"])):

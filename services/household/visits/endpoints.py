@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Response
 
-from services.household.access import readable_household
-from services.household.sessions import service as sessions
-from services.household.tables import Member, Visit
+from services.household.tables import Visit
 from services.household.visits import service
 from services.household.visits.schemas import VisitCreate, VisitPublic
-from shared.audit import record_read
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
-from shared.errors import NotFound
 from shared.idempotency import IdempotencyKeyHeader, idempotent
-from shared.pagination import CursorParam, LimitParam, Page, decode_cursor, page_of, timestamp
+from shared.pagination import CursorParam, LimitParam, Page
 from shared.responses import json_response
 
 router = APIRouter(tags=["visits"])
@@ -50,12 +45,8 @@ async def record_visit(session_id: uuid.UUID, payload: VisitCreate, session: Ses
             summary="A session's visits in the order recorded (personal data: the read is audited)")
 async def list_session_visits(session_id: uuid.UUID, session: SessionDep, principal: PrincipalDep,
                               limit: LimitParam = 50, cursor: CursorParam = None) -> Any:
-    held = await sessions.get(session=session, principal=principal, session_id=session_id)
-    after = decode_cursor(cursor, timestamp, uuid.UUID)
-    rows = await service.of_session(session, held.id, after=(after[0], after[1]) if after else None, limit=limit)
-    items, next_cursor = page_of(rows, limit, lambda v: (v.recorded_at.isoformat(), v.id))
-    await record_read(session, principal, resource_type="session.visits", resource_id=str(held.id),
-                      purpose="list the visits of a posyandu session")
+    items, next_cursor = await service.session_visits(session=session, principal=principal, session_id=session_id,
+                                                      cursor=cursor, limit=limit)
     return Page(items=[_public(v) for v in items], next_cursor=next_cursor)
 
 
@@ -63,13 +54,7 @@ async def list_session_visits(session_id: uuid.UUID, session: SessionDep, princi
             summary="A member's visits, newest first (audited)")
 async def list_member_visits(household_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep,
                              principal: PrincipalDep, limit: LimitParam = 50, cursor: CursorParam = None) -> Any:
-    household, basis = await readable_household(session, principal, household_id)
-    member = await session.get(Member, member_id)
-    if member is None or member.household_id != household.id:
-        raise NotFound(f"No member {member_id} in household {household_id}.")
-    after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
-    rows = await service.of_member(session, member.id, after=(after[0], after[1]) if after else None, limit=limit)
-    items, next_cursor = page_of(rows, limit, lambda v: (v.visited_on, v.id))
-    await record_read(session, principal, resource_type="visits", resource_id=str(member.id),
-                      subject_ref=str(household.id), purpose=basis.purpose)
+    items, next_cursor = await service.member_visits(session=session, principal=principal,
+                                                     household_id=household_id, member_id=member_id, cursor=cursor,
+                                                     limit=limit)
     return Page(items=[_public(v) for v in items], next_cursor=next_cursor)

@@ -1,6 +1,7 @@
 """Visits: one per member per session, the services received checked against the member's age, sex and pregnancy
 on the session date; the child's measurement goes through the measurements module and the kesehatan profile
-follows the visit where the two hold the same item (one source of truth: the newest visit)."""
+follows the visit where the two hold the same item (one source of truth: the newest visit). Recording one and
+reading a session's or a member's visits (each read audited) as use cases."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.access import writable_household
+from services.household.access import readable_household, writable_household
 from services.household.dates import age_in_months
 from services.household.households.service import life_cycle_group
 from services.household.measurements import service as measurements
@@ -25,11 +26,13 @@ from services.household.profiles.schemas import KesehatanMember, KesehatanProfil
 from services.household.sessions import service as sessions
 from services.household.tables import Household, Member, PosyanduSession, Visit
 from services.household.visits.schemas import VisitCreate
+from shared.audit import record_read
 from shared.auth import Principal
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.topics import SpmField
 from shared.outbox import publish
+from shared.pagination import decode_cursor, page_of, timestamp
 
 #: Vitamin A is given in the national supplementation months (bulan vitamin A): February and August.
 VITAMIN_A_MONTHS = (2, 8)
@@ -239,3 +242,31 @@ async def of_member(session: AsyncSession, member_id: uuid.UUID, *, after: tuple
         query = query.where(sa.tuple_(Visit.visited_on, Visit.id) < sa.tuple_(*after))
     query = query.order_by(col(Visit.visited_on).desc(), col(Visit.id).desc()).limit(limit + 1)
     return list((await session.execute(query)).scalars().all())
+
+
+async def session_visits(*, session: AsyncSession, principal: Principal, session_id: uuid.UUID,
+                         cursor: str | None, limit: int) -> tuple[list[Visit], str | None]:
+    """GET /sessions/{id}/visits: a page of a session the caller may read, the read audited."""
+    held = await sessions.get(session=session, principal=principal, session_id=session_id)
+    after = decode_cursor(cursor, timestamp, uuid.UUID)
+    rows = await of_session(session, held.id, after=(after[0], after[1]) if after else None, limit=limit)
+    items, next_cursor = page_of(rows, limit, lambda v: (v.recorded_at.isoformat(), v.id))
+    await record_read(session, principal, resource_type="session.visits", resource_id=str(held.id),
+                      purpose="list the visits of a posyandu session")
+    return items, next_cursor
+
+
+async def member_visits(*, session: AsyncSession, principal: Principal, household_id: uuid.UUID,
+                        member_id: uuid.UUID, cursor: str | None, limit: int) -> tuple[list[Visit], str | None]:
+    """GET /households/{id}/members/{member_id}/visits: a page of a member of a household the caller may read,
+    newest first, the read audited."""
+    household, basis = await readable_household(session, principal, household_id)
+    member = await session.get(Member, member_id)
+    if member is None or member.household_id != household.id:
+        raise NotFound(f"No member {member_id} in household {household_id}.")
+    after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
+    rows = await of_member(session, member.id, after=(after[0], after[1]) if after else None, limit=limit)
+    items, next_cursor = page_of(rows, limit, lambda v: (v.visited_on, v.id))
+    await record_read(session, principal, resource_type="visits", resource_id=str(member.id),
+                      subject_ref=str(household.id), purpose=basis.purpose)
+    return items, next_cursor
