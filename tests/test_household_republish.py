@@ -93,12 +93,18 @@ async def _register(household: httpx.AsyncClient, posyandu: str, village: str, s
     return created
 
 
+#: This test's regencies: the province, 34, also holds the dashboard tests' Kulon Progo and Bantul households.
+OUR_REGENCIES = ("3403", "3404")
+
+
 def _filter(table: str, columns: list[str], ours: dict[str, set[str]]) -> str | None:
-    """The WHERE clause picking this test's rows of a projection (DI Yogyakarta's; for the summaries its regions at
-    every level but the nation's, which sums every other test's regions too), or None for the whole table."""
+    """The WHERE clause picking this test's rows of a projection (those of its two regencies, and the province's own
+    region row; for the summaries its regions at the regency level and below, as the province and the nation sum
+    every other test's regions too), or None for the whole table."""
     for column in ("village_code", "region_code", "jurisdiction_code", "code", "region"):
         if column in columns:
-            return f"{column} LIKE '34%'"
+            ours_only = " OR ".join(f"{column} LIKE '{regency}%'" for regency in OUR_REGENCIES)
+            return f"({ours_only} OR {column} = '34')" if table == "regions" else f"({ours_only})"
     for column, ids in (("household_id", ours["households"]), ("merged_id", ours["members"])):
         if column in columns:
             return f"{column}::text IN ({', '.join(repr(i) for i in sorted(ids)) or 'NULL'})"
