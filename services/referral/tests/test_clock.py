@@ -21,19 +21,15 @@ from services.referral.webhooks import delivery
 from services.referral.webhooks.tables import WebhookDelivery
 from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
+from tests.support.clock import set_clock
 from tests.support.waiting import eventually
 
 
 @pytest.fixture
 def clock(referral_settings: ReferralSettings) -> Iterator[list[datetime]]:
     """The service's clock, an hour ahead of the wall clock until the test moves it: `clock[0] = ...`."""
-    now = [datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)]
-    original = referral_settings.clock
-    referral_settings.clock = lambda: now[0]
-    try:
+    with set_clock(referral_settings, datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)) as now:
         yield now
-    finally:
-        referral_settings.clock = original
 
 
 def _at(value: str) -> datetime:

@@ -19,6 +19,7 @@ from services.referral.settings import ReferralSettings
 from services.referral.sla.calendar import WIB, WIT, WITA, add_working_days, local_zone, shipped_holidays
 from services.referral.tests.factories import create_referral, known_agency, known_household, known_posyandu
 from tests.support import tokens
+from tests.support.clock import set_clock
 
 FIELD, CATEGORY, OTHER_CATEGORY = "pekerjaan-umum", "pekerjaan-umum.drinking-water", "pekerjaan-umum.wastewater"
 DUMAI_VILLAGE = "1472011003"  # a kelurahan of Kota Dumai, Riau (WIB)
@@ -38,13 +39,9 @@ async def household_in_dumai(registry: httpx.AsyncClient, household: httpx.Async
 @pytest.fixture
 def clock(referral_settings: ReferralSettings) -> Iterator[list[datetime]]:
     """The service's clock, set by the test: `clock[0] = ...`."""
-    now = [datetime(2026, 12, 23, 3, 0, tzinfo=UTC)]  # Wednesday 23 December 2026, 10:00 WIB
-    original = referral_settings.clock
-    referral_settings.clock = lambda: now[0]
-    try:
+    # Wednesday 23 December 2026, 10:00 WIB.
+    with set_clock(referral_settings, datetime(2026, 12, 23, 3, 0, tzinfo=UTC)) as now:
         yield now
-    finally:
-        referral_settings.clock = original
 
 
 def _deadlines(made: dict[str, Any]) -> tuple[timedelta, timedelta]:

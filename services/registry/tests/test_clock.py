@@ -15,6 +15,7 @@ import pytest
 from services.registry.settings import RegistrySettings
 from services.registry.tests.riau import RIAU_REGIONS, posyandu_body, riau, riau_agency
 from tests.support import tokens
+from tests.support.clock import set_clock
 
 #: Far from the real date, so that a system-clock reading cannot pass for it.
 AT = datetime(2033, 8, 20, 9, 30, tzinfo=UTC)
@@ -23,13 +24,8 @@ AT = datetime(2033, 8, 20, 9, 30, tzinfo=UTC)
 @pytest.fixture
 def clock(registry_settings: RegistrySettings) -> Iterator[list[datetime]]:
     """The registry's clock set to AT; move it by changing the list's item."""
-    now = [AT]
-    original = registry_settings.clock
-    registry_settings.clock = lambda: now[0]
-    try:
+    with set_clock(registry_settings, AT) as now:
         yield now
-    finally:
-        registry_settings.clock = original
 
 
 def _at(value: str) -> datetime:
