@@ -136,7 +136,8 @@ def field_errors(errors: Iterable[Mapping[str, Any]], *, prefix: str = "") -> li
     return entries
 
 
-def _sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
+def sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
+    """PostgreSQL's SQLSTATE of a database error, through SQLAlchemy's wrapper or from the driver used directly."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "driver_exception", None), "sqlstate", None)
     return state if isinstance(state, str) else None
@@ -148,7 +149,7 @@ def database_unavailable(exc: BaseException) -> bool:
     connecting to it fails; a statement that outlives the command timeout raises asyncpg's bare TimeoutError, an
     OSError too (shared/db.py discards its connection). The driver's own errors count as SQLAlchemy's do."""
     if isinstance(exc, DBAPIError | asyncpg.PostgresError):
-        state = _sqlstate(exc)
+        state = sqlstate(exc)
         invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
         return invalidated or (state is not None and (state.startswith("08") or state in DATABASE_UNAVAILABLE))
     return isinstance(exc, OSError | PoolTimeout)
@@ -224,13 +225,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, DBAPIError | asyncpg.PostgresError)  # the latter from the driver used directly (COPY)
         if database_unavailable(exc):
             return await on_unavailable(request, exc)
-        if _sqlstate(exc) == UNIQUE_VIOLATION:
+        if sqlstate(exc) == UNIQUE_VIOLATION:
             # A value that must be unique was taken after this request's checks (two concurrent creates of the same
             # thing): the database's unique index decided, and the caller gets the 409 the check would have given.
             return await on_problem(request, Conflict(
                 "A value that must be unique is taken: another request created the same at the same moment. Read "
                 "the current state before you retry."))
-        if _sqlstate(exc) in TEXT_NOT_STORABLE:
+        if sqlstate(exc) in TEXT_NOT_STORABLE:
             # Text PostgreSQL cannot hold (a NUL character) that got past shared/text.py: bad input all the same.
             return await on_problem(request, ValidationFailed("The request holds text with a NUL character.",
                                                               errors=[nul_error("body")]))

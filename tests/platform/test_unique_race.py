@@ -1,5 +1,6 @@
 """Two concurrent creates of the same thing: the database's unique index decides, and the loser gets a 409, not a
-500 (shared/errors.py maps the unique violation once). The race is forced, not hoped for: a lock on the table lets
+500 (shared/errors.py maps the unique violation once; shared/conflicts.py names the conflict where a write knows
+it). The race is forced, not hoped for: a lock on the table lets
 both requests pass their pre-check and holds their inserts until both wait; then one commits first.
 
 The household registration uses regency 1602 (Ogan Komering Ilir), reserved for these tests.
@@ -20,9 +21,11 @@ import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
 
 from conftest import Stack, service_settings
 from services.registry.settings import RegistrySettings
+from shared.conflicts import unique_or_conflict, violated_unique
 from shared.db import SessionDep, create_engine, create_sessionmaker
 from shared.errors import Conflict, install_problem_handlers
 from tests.support import tokens
@@ -130,3 +133,34 @@ async def test_two_concurrent_registrations_of_one_kk_number(registry: httpx.Asy
     assert next(r for r in answers if r.status_code == 409).headers["content-type"] == "application/problem+json"
     assert await household_db.fetchval("SELECT count(*) FROM households WHERE kk_number = $1",
                                        body["kk_number"]) == 1
+
+
+async def test_a_named_unique_conflict_keeps_the_transaction_and_other_integrity_errors_propagate(
+        stack: Stack) -> None:
+    """`unique_or_conflict` turns only a unique violation into its Conflict, in a savepoint, so the caller's
+    transaction goes on; a foreign-key violation is not a conflict and reaches the caller as it is."""
+    dsn = await stack.migrated_database("registry", f"conflicts_{uuid.uuid4().hex[:8]}")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE conflict_probes (code text PRIMARY KEY);"
+                       "CREATE TABLE conflict_refs (code text REFERENCES conflict_probes (code))")
+    await conn.close()
+    engine = create_engine(RegistrySettings(**service_settings(stack, dsn)))
+    insert = sa.text("INSERT INTO conflict_probes (code) VALUES (:code)")
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(insert, {"code": "a"})
+            with pytest.raises(Conflict) as taken:
+                async with unique_or_conflict(session, "Probe a exists already."):
+                    await session.execute(insert, {"code": "a"})
+            assert taken.value.detail == "Probe a exists already."
+            assert violated_unique(taken.value.__cause__) == "conflict_probes_pkey"  # type: ignore[arg-type]
+            with pytest.raises(IntegrityError) as dangling:
+                async with unique_or_conflict(session, "never"):
+                    await session.execute(sa.text("INSERT INTO conflict_refs (code) VALUES ('nobody')"))
+            assert violated_unique(dangling.value) is None
+            await session.execute(insert, {"code": "b"})  # the transaction is still usable
+        async with create_sessionmaker(engine)() as session:
+            assert await session.scalar(sa.text("SELECT string_agg(code, ',' ORDER BY code) FROM conflict_probes")) \
+                == "a,b"
+    finally:
+        await engine.dispose()

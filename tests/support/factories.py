@@ -91,9 +91,10 @@ async def known_posyandu(registry: httpx.AsyncClient, household_db: asyncpg.Conn
     return str(posyandu_id)
 
 
-async def known_agency(registry: httpx.AsyncClient, referral_db: asyncpg.Connection, jurisdiction_code: str,
+async def known_agency(registry: httpx.AsyncClient, service_db: asyncpg.Connection, jurisdiction_code: str,
                        fields: list[str]) -> str:
-    """An agency registered in the registry, once the referral service knows it (it routes referrals to it)."""
+    """An agency registered in the registry, once the service whose database `service_db` is knows it (the referral
+    service routes referrals to it; the household service checks beneficiary lists against it)."""
     response = await registry.post("/api/v1/agencies", headers=tokens.admin(), json={
         "name": f"Dinas Rujukan {next(_serial)}", "level": "province" if len(jurisdiction_code) == 2 else "regency",
         "jurisdiction_code": jurisdiction_code, "spm_fields": fields})
@@ -101,9 +102,9 @@ async def known_agency(registry: httpx.AsyncClient, referral_db: asyncpg.Connect
     agency_id = uuid.UUID(response.json()["id"])
 
     async def known() -> bool:
-        return bool(await referral_db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency_id))
+        return bool(await service_db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency_id))
 
-    await eventually(known, "the referral service to learn the agency")
+    await eventually(known, "the service to learn the agency")
     return str(agency_id)
 
 

@@ -55,6 +55,7 @@ from services.household.tables import Household, KkNumberHistory, KnownPosyandu,
 from shared.audit import record, record_read, record_reads
 from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
+from shared.conflicts import violated_unique
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
@@ -133,9 +134,7 @@ _UNIQUE_FIELDS = {"uq_households_live_kk": "kk_number", "uq_members_live_nik": "
 
 def _taken_field(exc: IntegrityError) -> str | None:
     """The field whose unique index refused the write, or None for any other integrity error."""
-    if getattr(exc.orig, "sqlstate", None) != "23505":
-        return None
-    return next((f for index, f in _UNIQUE_FIELDS.items() if index in str(exc.orig)), None)
+    return _UNIQUE_FIELDS.get(violated_unique(exc) or "")
 
 
 @contextlib.asynccontextmanager

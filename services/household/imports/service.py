@@ -8,13 +8,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import date
 
 import asyncpg
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.households.service import register
 from services.household.imports.bulk import import_chunk
 from services.household.imports.outcomes import Imported, Outcome, Refused, payload_of, problem_errors
-from services.household.imports.parsing import Group, Item, Rejected, RowError
+from services.household.imports.parsing import Group, Item, Rejected
 from services.household.needs.service import refresh_needs
 from shared.auth import Principal
 from shared.errors import Problem
@@ -72,11 +71,6 @@ async def import_one(session: AsyncSession, principal: Principal, item: Item) ->
         async with session.begin_nested():
             household, members = await register(session=session, principal=principal, payload=payload)
             await refresh_needs(session, household, registered=members)
-    except Problem as exc:
+    except Problem as exc:  # a KK or NIK a concurrent registration took is register's 409 too
         return Refused(item, problem_errors(item, exc))
-    except IntegrityError:
-        # A concurrent registration took the KK or a NIK between the check and the insert.
-        return Refused(item, [RowError(row.number, item.kk_number, None,
-                                       "Conflicts with a household registered at the same time")
-                              for row in item.rows])
     return Imported(item)

@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -17,6 +16,7 @@ from services.household.dates import DATE_FLOOR, latest_allowed
 from services.household.tables import KnownPosyandu, KnownSchedule, PosyanduSession, Visit
 from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
+from shared.conflicts import flush_unique
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events import registry as reg
@@ -90,11 +90,7 @@ async def open_session(*, session: AsyncSession, principal: Principal, payload: 
     opened = PosyanduSession(posyandu_id=posyandu.id, village_code=posyandu.village_code,
                              session_date=payload.session_date, opened_by=principal.sub)
     session.add(opened)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"The posyandu has a session on {payload.session_date} already.") from exc
+    await flush_unique(session, conflict=f"The posyandu has a session on {payload.session_date} already.")
     await publish(session, ev.SESSION_OPENED, data(opened), subject=str(opened.id), regioncode=opened.village_code)
     return opened
 

@@ -26,6 +26,7 @@ from shared.events import household as ev
 from shared.events.programmes import PROGRAMME_REGISTERED, PROGRAMME_UPDATED, ProgrammeData, ProgrammeStatus
 from shared.events.topics import REGISTRY_TOPIC, SpmField
 from tests.support import tokens
+from tests.support.factories import known_agency
 from tests.support.waiting import eventually
 
 REGIONS_CSV = b"""kode,nama
@@ -54,20 +55,6 @@ class World:
     housing: str  # Dinas Perumahan Lombok Barat (5201, perumahan-rakyat)
 
 
-async def _agency(registry: httpx.AsyncClient, db: asyncpg.Connection, jurisdiction: str, fields: list[str]) -> str:
-    response = await registry.post("/api/v1/agencies", headers=tokens.admin(), json={
-        "name": f"Dinas {uuid.uuid4().hex[:6]}", "level": "province" if len(jurisdiction) == 2 else "regency",
-        "jurisdiction_code": jurisdiction, "spm_fields": fields})
-    assert response.status_code == 201, response.text
-    agency_id = uuid.UUID(response.json()["id"])
-
-    async def known() -> bool:
-        return bool(await db.fetchval("SELECT count(*) FROM known_agencies WHERE id = $1", agency_id))
-
-    await eventually(known, "the household service to learn the agency", timeout=90)
-    return str(agency_id)
-
-
 @pytest.fixture(scope="module")
 async def world(registry: httpx.AsyncClient, household: httpx.AsyncClient, household_settings: Any) -> World:
     imported = await registry.post("/api/v1/regions/import", content=REGIONS_CSV,
@@ -81,10 +68,10 @@ async def world(registry: httpx.AsyncClient, household: httpx.AsyncClient, house
 
         await eventually(villages_known, "the household service to learn the NTB villages", timeout=90)
         posyandu = {v: await known_posyandu(registry, db, v) for v in (GERUNG_UTARA, GERUNG_SELATAN, PRAYA)}
-        return World(posyandu=posyandu, dinsos=await _agency(registry, db, "5201", ["sosial"]),
-                     baznas=await _agency(registry, db, "52", ["sosial"]),
-                     dinsos_other=await _agency(registry, db, "5202", ["sosial"]),
-                     housing=await _agency(registry, db, "5201", ["perumahan-rakyat"]))
+        return World(posyandu=posyandu, dinsos=await known_agency(registry, db, "5201", ["sosial"]),
+                     baznas=await known_agency(registry, db, "52", ["sosial"]),
+                     dinsos_other=await known_agency(registry, db, "5202", ["sosial"]),
+                     housing=await known_agency(registry, db, "5201", ["perumahan-rakyat"]))
     finally:
         await db.close()
 

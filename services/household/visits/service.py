@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -28,6 +27,7 @@ from services.household.tables import Household, Member, PosyanduSession, Visit
 from services.household.visits.schemas import VisitCreate
 from shared.audit import record_read
 from shared.auth import Principal
+from shared.conflicts import flush_unique
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import household as ev
 from shared.events.topics import SpmField
@@ -212,11 +212,7 @@ async def record(*, session: AsyncSession, principal: Principal, session_id: uui
         adult=adult.model_dump(mode="json") if adult else None,
         counselling=[t.value for t in payload.counselling], measurement_id=measurement_id, recorded_by=principal.sub)
     session.add(visit)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise VisitExists("The member's visit at this session is recorded already.") from exc
+    await flush_unique(session, conflict=VisitExists("The member's visit at this session is recorded already."))
     await _follow_profile(session, principal, household, visit)
     await publish(session, ev.VISIT_RECORDED, event_data(visit), subject=str(household.id),
                   regioncode=household.village_code)

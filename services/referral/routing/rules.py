@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -15,7 +14,8 @@ from services.referral.tables import KnownAgency, RoutingRule
 from shared.audit import record
 from shared.auth import Principal
 from shared.concurrency import check_if_match
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.conflicts import unique_or_conflict
+from shared.errors import NotFound, ValidationFailed
 from shared.events.registry import AgencyLevel
 from shared.events.topics import SpmField
 
@@ -57,12 +57,8 @@ def _apply(row: RoutingRule, body: RuleBody, now: datetime) -> None:
 
 async def _flush_scope(session: AsyncSession, row: RoutingRule) -> None:
     # The unique scope index decides, also between two concurrent requests: a clash is the caller's 409.
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise Conflict("A rule for this field, category and region exists already; update it.") from None
+    async with unique_or_conflict(session, "A rule for this field, category and region exists already; update it."):
+        session.add(row)
 
 
 async def list_rules(session: AsyncSession, *, spm_field: SpmField | None, category: str | None,

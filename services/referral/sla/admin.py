@@ -12,7 +12,6 @@ import zlib
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -33,7 +32,8 @@ from shared.audit import record
 from shared.auth import Principal
 from shared.categories import Urgency
 from shared.concurrency import check_if_match
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.conflicts import unique_or_conflict
+from shared.errors import NotFound, ValidationFailed
 
 PURPOSE = "SLA administration"
 
@@ -63,13 +63,9 @@ def _apply(row: SlaOverride, body: OverrideBody, now: datetime) -> None:
 
 async def _flush_scope(session: AsyncSession, row: SlaOverride) -> None:
     # The unique scope index decides, also between two concurrent requests: a clash is the caller's 409.
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise Conflict("An override for this urgency, agency, category and region exists already; update it.") \
-            from None
+    async with unique_or_conflict(
+            session, "An override for this urgency, agency, category and region exists already; update it."):
+        session.add(row)
 
 
 async def list_overrides(session: AsyncSession, *, urgency: Urgency | None, agency_id: uuid.UUID | None,
@@ -152,12 +148,8 @@ async def set_escalation_delay(session: AsyncSession, principal: Principal, urge
     interval, unit = to_interval(body.delay, body.unit), body.unit.value
     if row is None:
         row = EscalationDelay(urgency=urgency.value, delay=interval, unit=unit, updated_at=now)
-        try:
-            async with session.begin_nested():
-                session.add(row)
-                await session.flush()
-        except IntegrityError:
-            raise Conflict("The escalation delay was set concurrently; read it and retry.") from None
+        async with unique_or_conflict(session, "The escalation delay was set concurrently; read it and retry."):
+            session.add(row)
     else:
         row.delay, row.unit, row.version, row.updated_at = interval, unit, row.version + 1, now
     await record(session, principal, action="update", resource_type="sla.escalation-delay",

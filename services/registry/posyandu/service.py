@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.registry.conflicts import flush_unique
 from services.registry.posyandu.access import require_carer, require_manager, require_manager_of_village
 from services.registry.posyandu.schemas import CadreCreate, CadreUpdate, PosyanduCreate, PosyanduUpdate
 from services.registry.regions.service import require_village
@@ -18,6 +17,7 @@ from services.registry.tables import Cadre, Posyandu, Region
 from shared.audit import record_read
 from shared.auth import Principal
 from shared.concurrency import check_if_match
+from shared.conflicts import flush_unique
 from shared.errors import Conflict, NotFound
 from shared.events import registry as ev
 from shared.events.catalogue import EventType

@@ -1,5 +1,5 @@
 """Uniqueness under a race: two creates of one unique value at once are one success and one 409, never a 500, and
-store one row and one event (`services/registry/conflicts.py`, the idempotency keys, the region upsert)."""
+store one row and one event (`shared/conflicts.py`, the idempotency keys, the region upsert)."""
 
 from __future__ import annotations
 
