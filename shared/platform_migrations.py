@@ -103,6 +103,19 @@ def drop_platform_tables(*names: str) -> None:
         op.drop_table(name)
 
 
+def drop_unused_platform_tables(*names: str) -> None:
+    """Drop platform tables a service never uses, with their indexes; refused (the migration fails and changes
+    nothing) while one of them holds a row, since that row would be lost and means the service did use the table."""
+    if not op.get_context().as_sql:
+        bind = op.get_bind()
+        used = [name for name in names
+                if bind.execute(sa.text(f'SELECT EXISTS (SELECT FROM "{name}")')).scalar()]
+        if used:
+            raise RuntimeError(f"refusing to drop the platform tables {used}: they hold rows")
+    for name in names:
+        op.drop_table(name)
+
+
 def add_outbox_offsets() -> None:
     """The end offset the broker acknowledged per topic partition (so a relay sees a broker that lost its data),
     and an index by topic and send time for the purge of sent rows past their topic's retention."""
@@ -127,12 +140,14 @@ _RETENTION_INDEXES = (("ix_inbox_event_type_processed_at", "inbox", ["event_type
                       ("ix_audit_log_at", "audit_log", ["at"]))
 
 
-def add_retention_indexes() -> None:
-    """Built CONCURRENTLY (outside the migration's transaction): on a production audit log of years, a plain CREATE
-    INDEX would block every request's audit insert for as long as the build takes."""
+def add_retention_indexes(*tables: str) -> None:
+    """Of the named tables (all three when none are named). Built CONCURRENTLY (outside the migration's
+    transaction): on a production audit log of years, a plain CREATE INDEX would block every request's audit insert
+    for as long as the build takes."""
     with op.get_context().autocommit_block():
         for name, table, columns in _RETENTION_INDEXES:
-            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True, if_not_exists=True)
+            if not tables or table in tables:
+                op.create_index(name, table, columns, unique=False, postgresql_concurrently=True, if_not_exists=True)
 
 
 def drop_retention_indexes() -> None:
