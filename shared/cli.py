@@ -17,6 +17,7 @@ from shared.migrate import upgrade
 from shared.observability import MULTIPROCESS_DIR_ENV
 from shared.retention import run_retention
 from shared.settings import ServiceSettings
+from shared.tables import PLATFORM_TABLES
 
 #: Extra commands of a service: name -> (help, add its arguments, run it with the parsed args and settings).
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Any], None]]
@@ -37,7 +38,9 @@ def prepare_workers(service: str, settings: ServiceSettings) -> None:
 
 
 def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], ServiceSettings],
-            asyncapi: Callable[[], dict[str, Any]], extra: dict[str, Command] | None = None) -> None:
+            asyncapi: Callable[[], dict[str, Any]], extra: dict[str, Command] | None = None,
+            platform_tables: tuple[str, ...] = PLATFORM_TABLES) -> None:
+    """`platform_tables`: those the service's database has (shared/tables.py), which `retention` cleans."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP service (and its outbox relay and consumers)")
@@ -61,7 +64,7 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
     elif args.command == "asyncapi":
         print(json.dumps(asyncapi(), indent=2, sort_keys=True))
     elif args.command == "retention":
-        report = asyncio.run(run_retention(settings, service, dry_run=args.dry_run))
+        report = asyncio.run(run_retention(settings, service, platform_tables, dry_run=args.dry_run))
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:
         (extra or {})[args.command][2](args, settings)

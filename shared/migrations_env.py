@@ -11,13 +11,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import sqlalchemy_url
-from shared.tables import platform_metadata
+from shared.tables import PLATFORM_TABLES, platform_metadata_of
 
 
-def run(service_metadata: MetaData) -> None:
+def run(service_metadata: MetaData, platform_tables: tuple[str, ...] = PLATFORM_TABLES) -> None:
+    """`platform_tables`: the platform tables the service has (shared/tables.py)."""
     config = context.config
     url = config.attributes.get("database_url") or os.environ["DATABASE_URL"]
-    target = [service_metadata, platform_metadata]
+    target = [service_metadata, platform_metadata_of(platform_tables)]
 
     def migrate(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=target, compare_type=True)

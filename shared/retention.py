@@ -45,6 +45,7 @@ from shared.events.catalogue import load_all
 from shared.events.topics import DEAD_LETTER_RETENTION_DAYS, RETENTION_DAYS, SpmField
 from shared.observability import RETENTION_DELETED, RETENTION_LAST_RUN
 from shared.settings import ServiceSettings
+from shared.tables import PLATFORM_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 #: service restarted more often than the interval still cleans, late enough not to add to a start's load.
 FIRST_RUN_DELAY_SECONDS = 60.0
 
+#: The tables the clean-up knows; a service's run cleans those of them its database has (its platform tables).
 TABLES = ("outbox", "inbox", "idempotency_keys", "audit_log")
 
 
@@ -80,7 +82,7 @@ def inbox_retention_days(settings: ServiceSettings) -> dict[str, float]:
 
 @dataclass
 class RetentionReport:
-    """What one run deleted (or, dry, would delete), per table; `skipped` when another run held the lock."""
+    """What one run deleted (or, dry, would delete), per table it cleans; `skipped` when another run held the lock."""
 
     deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     archived_files: list[str] = field(default_factory=list)
@@ -102,17 +104,20 @@ async def retention_connection(settings: ServiceSettings) -> asyncpg.Connection:
                                  server_settings={"lock_timeout": f"{settings.retention_lock_timeout_ms}ms"})
 
 
-async def run_retention(settings: ServiceSettings, service: str, *, dry_run: bool = False,
-                        now: datetime | None = None, take_lock: bool = True) -> RetentionReport:
-    """One clean-up of the service's platform tables; skipped if another replica's run holds the lock.
+async def run_retention(settings: ServiceSettings, service: str, platform_tables: tuple[str, ...] = PLATFORM_TABLES,
+                        *, dry_run: bool = False, now: datetime | None = None,
+                        take_lock: bool = True) -> RetentionReport:
+    """One clean-up of the service's platform tables (those of TABLES it has); skipped if another replica's run
+    holds the lock.
 
     `now` is the clock (tests move it); `take_lock=False` runs without the lock (two such runs are still safe)."""
+    tables = tuple(t for t in TABLES if t in platform_tables)
     conn = await retention_connection(settings)
     try:
         if take_lock and not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(service)):
             log.info("retention run skipped: another replica runs it", extra={"service": service})
-            return RetentionReport(dry_run=dry_run, skipped=True)
-        report = await Cleanup(conn, settings, service, now or utc_now(), dry_run).run()
+            return RetentionReport(deleted=dict.fromkeys(tables, 0), dry_run=dry_run, skipped=True)
+        report = await Cleanup(conn, settings, service, now or utc_now(), dry_run, tables).run()
         if not dry_run:
             RETENTION_LAST_RUN.labels(service).set(time.time())
         return report
@@ -133,20 +138,23 @@ class Cleanup:
     """One run: each table's expired rows, batch by batch."""
 
     def __init__(self, conn: asyncpg.Connection, settings: ServiceSettings, service: str, now: datetime,
-                 dry_run: bool) -> None:
+                 dry_run: bool, tables: tuple[str, ...] = TABLES) -> None:
         self.conn = conn
         self.settings = settings
         self.service = service
         self.now = now
         self.batch = settings.retention_batch_size
-        self.report = RetentionReport(dry_run=dry_run)
+        self.tables = tables
+        self.report = RetentionReport(deleted=dict.fromkeys(tables, 0), dry_run=dry_run)
 
     def _before(self, days: float) -> datetime:
         return self.now - timedelta(days=days)
 
     async def run(self) -> RetentionReport:
-        for table, clean in (("outbox", self.outbox), ("inbox", self.inbox),
-                             ("idempotency_keys", self.idempotency_keys), ("audit_log", self.audit_log)):
+        cleaners = {"outbox": self.outbox, "inbox": self.inbox, "idempotency_keys": self.idempotency_keys,
+                    "audit_log": self.audit_log}
+        for table in self.tables:
+            clean = cleaners[table]
             try:
                 await clean()
             except asyncpg.LockNotAvailableError:
@@ -261,13 +269,13 @@ class AuditArchive:
         return [str(path) for path in by_file]
 
 
-async def retention_loop(settings: ServiceSettings, service: str,
+async def retention_loop(settings: ServiceSettings, service: str, platform_tables: tuple[str, ...] = PLATFORM_TABLES,
                          sleep: Callable[[float], Any] = asyncio.sleep) -> None:
     """The scheduled clean-up of a service's replica: every interval, a run if no other replica's is under way."""
     await sleep(min(FIRST_RUN_DELAY_SECONDS, settings.retention_interval_seconds))
     while True:
         try:
-            await run_retention(settings, service)
+            await run_retention(settings, service, platform_tables)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -43,6 +43,7 @@ from shared.projection import Projection, handlers_of, topics_of
 from shared.responses import json_response
 from shared.retention import retention_loop
 from shared.settings import ServiceSettings
+from shared.tables import PLATFORM_TABLES
 from shared.text import refuse_nul
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,15 @@ class ServiceSpec:
     extra_schemas: Sequence[type[BaseModel]] = ()
     #: Background jobs started with the service, given the sessionmaker.
     background: Sequence[Callable[[ServiceSettings, async_sessionmaker[AsyncSession]], Coroutine[Any, Any, None]]] = ()
+    #: The platform tables the service's database has (shared/tables.py; the same its migrations make): the
+    #: retention clean-up touches these only.
+    platform_tables: tuple[str, ...] = PLATFORM_TABLES
+
+    def __post_init__(self) -> None:
+        needed = {*(("outbox", "outbox_offsets") if self.publishes else ()),
+                  *(("inbox", "dead_letters", "audit_log") if self.subscriptions else ())}
+        if missing := needed - set(self.platform_tables):
+            raise ValueError(f"{self.name}: the spec needs the platform tables {sorted(missing)}")
 
     @property
     def group_handlers(self) -> dict[str, dict[str, Handler | Batched]]:
@@ -194,7 +204,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             stoppers.append(runner.stop)
         # Background jobs hold no state worth draining (what they do is in the database): cancelled on shutdown.
         jobs = [asyncio.create_task(job(settings, sessionmaker)) for job in spec.background]
-        jobs.append(asyncio.create_task(retention_loop(settings, spec.name), name=f"{spec.name}-retention"))
+        jobs.append(asyncio.create_task(retention_loop(settings, spec.name, spec.platform_tables),
+                                        name=f"{spec.name}-retention"))
         if spec.subscriptions:
             groups = [sub.group_id for sub in spec.subscriptions]
             jobs.append(asyncio.create_task(depth_loop(spec.name, groups, sessionmaker)))

@@ -1,11 +1,14 @@
-"""Tables every service has in its own database: outbox, inbox, idempotency keys and the audit log.
+"""The platform tables, each in the database of every service that uses it: outbox (and its broker offsets), inbox,
+idempotency keys, the audit log and dead letters.
 
-They live in one MetaData that each service's migrations include beside the service's own tables.
+They live in one MetaData; each service's migrations include the ones it has (PLATFORM_TABLES, or the subset its
+tables.py names) beside the service's own tables. Their DDL is in shared/platform_migrations.py.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy import MetaData
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.db import new_metadata
@@ -123,3 +126,19 @@ dead_letters = sa.Table(
     sa.CheckConstraint("state IN ('pending', 'replayed', 'discarded')", name="state"),
 )
 sa.Index("ix_dead_letters_state", dead_letters.c.state, dead_letters.c.consumer_group, dead_letters.c.id)
+
+#: Every platform table: what a service that publishes, consumes and takes creates with an Idempotency-Key has. A
+#: service with fewer names its own in its tables.py (reporting) and passes them to its spec, CLI and migrations.
+PLATFORM_TABLES = ("outbox", "outbox_offsets", "inbox", "idempotency_keys", "audit_log", "dead_letters")
+
+
+def platform_metadata_of(names: tuple[str, ...]) -> MetaData:
+    """A MetaData of these platform tables only, with their indexes and constraints (what a service's migrations
+    compare its database with)."""
+    unknown = set(names) - set(PLATFORM_TABLES)
+    if unknown:
+        raise ValueError(f"not platform tables: {sorted(unknown)}")
+    chosen = new_metadata()
+    for name in names:
+        platform_metadata.tables[name].to_metadata(chosen)
+    return chosen

@@ -9,6 +9,7 @@ from services.reporting.app import asyncapi, spec
 from services.reporting.rebuild.service import rebuild
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import rebuild as summaries
+from services.reporting.tables import PLATFORM_TABLES
 from shared import dead_letters_cli
 from shared.cli import run_cli
 
@@ -25,7 +26,7 @@ def _rebuild_summaries(args: argparse.Namespace, settings: Any) -> None:
 
 if __name__ == "__main__":
     run_cli(service="reporting", service_dir=Path(__file__).parent, settings_factory=ReportingSettings,
-            asyncapi=asyncapi,
+            asyncapi=asyncapi, platform_tables=PLATFORM_TABLES,
             extra={"rebuild": ("drop the projections and replay every topic from the beginning",
                                lambda parser: None, _rebuild),
                    "rebuild-summaries": ("rebuild the summary tables from the projection tables (no topics read)",

@@ -21,6 +21,11 @@ from shared.db import new_metadata, timestamptz
 
 metadata = new_metadata()
 
+#: The platform tables of reporting (shared/tables.py): it consumes (inbox, dead letters) and audits the dead-letter
+#: reads and decisions (audit log); it publishes nothing and takes no creates, so it has no outbox, outbox offsets
+#: or idempotency keys (dropped by revision 2026_12_01_0010).
+PLATFORM_TABLES = ("inbox", "audit_log", "dead_letters")
+
 #: Reports select villages by code prefix (`village_code LIKE '31%'`). An index serves that under any collation
 #: only with the pattern operator class; the default one serves it under the C collation alone.
 _PREFIX_OPS = {"village_code": "varchar_pattern_ops"}

@@ -3,4 +3,4 @@
 import services.reporting.tables as tables
 from shared.migrations_env import run
 
-run(tables.metadata)
+run(tables.metadata, tables.PLATFORM_TABLES)
