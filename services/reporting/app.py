@@ -12,6 +12,7 @@ from services.reporting.indicators.endpoints import router as indicators_router
 from services.reporting.matrix.endpoints import router as matrix_router
 from services.reporting.settings import ReportingSettings
 from services.reporting.spm.endpoints import router as spm_router
+from services.reporting.summaries.answers import answer_roll_loop
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import ALL_TOPICS
 from shared.service import ServiceSpec, Subscription, create_service_app
@@ -27,6 +28,7 @@ def spec() -> ServiceSpec:
         routers=[indicators_router, matrix_router, dashboard_router, spm_router],
         publishes=False,
         subscriptions=[Subscription(group_id=GROUP, topics=list(ALL_TOPICS), handlers=all_handlers())],
+        background=[answer_roll_loop],
     )
 
 
