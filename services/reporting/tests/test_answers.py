@@ -9,9 +9,13 @@ goes through the session's reporting app, in village 7301011001.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,7 +29,7 @@ from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope
 from services.reporting.settings import ReportingSettings
-from services.reporting.summaries import answers, reads
+from services.reporting.summaries import answers, reads, rebuild
 from services.reporting.summaries.reads import BANDS, band_sql
 from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.summary_streams import Generator
@@ -37,6 +41,7 @@ from shared.events.topics import SpmField
 from tests.support import tokens
 from tests.support.clock import set_clock
 
+ROOT = Path(__file__).resolve().parents[3]
 FIELDS = tuple(f.value for f in SpmField)
 VILLAGES = ["7301011001", "7301011002", "7301021003", "7302011001", "7302021001"]
 SCOPES = [("73", 2), ("73", 4), ("7301", 6), ("7301", 10), ("7302011001", 10), ("", 2)]
@@ -307,3 +312,32 @@ async def test_the_indicators_take_today_from_the_reporting_clock(
         [row] = response.json()["rows"]
         other = ({"coverage.infant", "coverage.toddler"} - {band}).pop()
         assert row[band] == 1 and not row.get(other), (day, row)
+
+
+async def test_a_rebuild_derives_the_answers_of_every_held_day(private: async_sessionmaker[AsyncSession]) -> None:
+    events = list(Generator(seed=7302, villages=VILLAGES).build().events)
+    await roll(private, [noon(date(2025, 6, 15))])
+    await apply(private, events)
+    built = await answer_rows(private)
+    assert len(built) > 100
+    assert await rebuild.rebuild_summaries(sessionmaker=private) > 0
+    assert await answer_rows(private) == built == await derived_rows(private)
+
+
+async def test_the_roll_answers_command(stack: Stack, reporting_settings: ReportingSettings) -> None:
+    dsn = await stack.migrated_database("reporting", "reporting_answers_command")
+    env = {**os.environ, "DATABASE_URL": dsn, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+           "KAFKA_BOOTSTRAP_SERVERS": reporting_settings.kafka_bootstrap_servers}
+    outputs = []
+    for _ in range(2):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.reporting", "roll-answers", cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, err.decode()
+        outputs.append(out.decode())
+    today = datetime.now(UTC).date()
+    rolled = json.loads(outputs[0])
+    assert rolled["today"] == today.isoformat() and rolled["dropped"] == []
+    assert rolled["derived"] == [d.isoformat() for d in sorted(answers.wanted_days(today, 24))]
+    assert outputs[1].startswith("Nothing to do")
