@@ -44,6 +44,7 @@ _ROLL_LOCK = zlib.crc32(b"reporting-answer-roll")
 _AGED_BANDS: dict[str, tuple[str, ...]] = {
     key: ("all", *sorted({b for k, b in AGED if k == key} - {"all"})) for key, _ in AGED}
 _ALL = ("all",)
+_USED_BANDS = sorted({b for bands in _AGED_BANDS.values() for b in bands})
 
 
 def bands_of(key: str) -> tuple[str, ...]:
@@ -57,11 +58,22 @@ def months_before(day: date, months: int) -> date:
     return date(year, month0 + 1, min(day.day, calendar.monthrange(year, month0 + 1)[1]))
 
 
+def band_bounds(on: date, band: str) -> tuple[date | None, date]:
+    """The birth dates in `band` on `on`, as (after, up to): born after the first (None: no such bound), on or
+    before the second (reads.band_sql's rule: born by `on` and `low` months before it, after `high + 1` months
+    before it)."""
+    low, high = BANDS[band]
+    return (None if high is None else months_before(on, high + 1)), months_before(on, low)
+
+
+def _within(born: date, bounds: tuple[date | None, date]) -> bool:
+    after, up_to = bounds
+    return born <= up_to and (after is None or born > after)
+
+
 def in_band(born: date, on: date, band: str) -> bool:
     """Whether a member born on `born` is in `band` on `on`: reads.band_sql's rule, in Python."""
-    low, high = BANDS[band]
-    return (born <= on and (not low or born <= months_before(on, low))
-            and (high is None or born > months_before(on, high + 1)))
+    return _within(born, band_bounds(on, band))
 
 
 def month_end(month: date) -> date:
@@ -109,14 +121,17 @@ async def add(session: AsyncSession, stocks: Counter[tuple[int, str, date, str, 
     those the roll committed."""
     if not stocks or not (days := await held_days(session)):
         return
+    bounds = {(day, band): band_bounds(day, band) for day in days for band in _USED_BANDS}
+    # The (day, band) answers a stock row counts in: the same at every level, so worked out once per row.
     targets: dict[tuple[date, str, date], list[tuple[date, str]]] = {}
     counts: Counter[tuple[int, date, str, str, str]] = Counter()
     for (level, region, month, key, born), n in stocks.items():
         if not n:
             continue
         if (where := targets.get((month, key, born))) is None:
-            where = targets[(month, key, born)] = [(day, band) for day in days if month <= day
-                                                   for band in bands_of(key) if in_band(born, day, band)]
+            where = targets[(month, key, born)] = [
+                (day, band) for day in days if month <= day for band in bands_of(key)
+                if _within(born, bounds[(day, band)])]
         for day, band in where:
             counts[(level, day, region, key, band)] += n
     rows = [(*k, n) for k, n in counts.items() if n]
@@ -127,7 +142,6 @@ async def add(session: AsyncSession, stocks: Counter[tuple[int, str, date, str, 
         await session.execute(_DROP_ZEROS, {name: [row[i] for row in zeros] for i, name in enumerate(_COLUMNS)})
 
 
-_USED_BANDS = sorted({b for bands in _AGED_BANDS.values() for b in bands})
 _PAIRS = sorted(f"{key}|{band}" for key, bands in _AGED_BANDS.items() for band in bands if band != "all")
 
 # One pass over the stock rows up to the day's month: the band sums side by side, then one row per band held.
