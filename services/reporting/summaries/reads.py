@@ -44,7 +44,8 @@ def band_sql(low: int, high: int | None) -> str:
 _STOCKS = sa.text(f"""
 SELECT region, key, {", ".join(f"sum(n) FILTER (WHERE {band_sql(*b)}) AS {name}" for name, b in BANDS.items())}
 FROM summary_stocks
-WHERE level = :level AND region >= :low AND region < :high AND month < CAST(:end AS date)
+WHERE level = :level AND region >= :low AND region < :high
+  AND month >= CAST(:since AS date) AND month < CAST(:end AS date)
 GROUP BY region, key""")
 
 _ANSWERS = sa.text("""
@@ -88,19 +89,9 @@ def _range(scope: Scope) -> dict[str, Any]:
     return {"level": scope.group_length, "low": scope.prefix, "high": scope.prefix + ":"}
 
 
-def _answered(period: Period) -> bool:
-    """Whether the answers can hold the period's stocks: they count the stock rows up to their day's month, the
-    histogram read those before the period's end, which is the same when the day is in the period's last month
-    (not for a running quarter or year before its last month: those fall back)."""
-    last, as_of = period.end - timedelta(days=1), period.as_of()
-    return (last.year, last.month) == (as_of.year, as_of.month)
-
-
 async def _answers(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]] | None:
     """Per region: the held answers of the period's day, or None if that day is not held. One statement (the
     marker row of the held day, then the range of the answer rows), so a roll never comes in between."""
-    if not _answered(scope.period):
-        return None
     out: dict[str, dict[str, int]] = defaultdict(dict)
     held = False
     for row in (await session.execute(_ANSWERS, {**_range(scope), "as_of": scope.period.as_of()})).mappings():
@@ -114,18 +105,35 @@ async def _answers(session: AsyncSession, scope: Scope) -> dict[str, dict[str, i
     return out if held else None
 
 
+def _month_after(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 async def _stocks(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
     """Per region: every stock at the period's end, under its indicator key (needs under their own keys): the
-    answer rows of a held day, else the histogram (exact for any day)."""
-    if (answered := await _answers(session, scope)) is not None:
-        return answered
-    return await _histogram(session, scope)
+    answer rows of a held day, else the histogram (exact for any day).
+
+    The answers count the stock rows up to their day's month, the period the rows before its end: when the period
+    goes on after that month (a running quarter or year, today being held), the rows dated after it are added
+    from the histogram. Those are rare (a stock dated after today) and one skip-scan range per region of the
+    level finds them: the primary key is (level, region, month, ...)."""
+    answered = await _answers(session, scope)
+    if answered is None:
+        return await _histogram(session, scope)
+    if (later := _month_after(scope.period.as_of())) < scope.period.end:
+        for region, values in (await _histogram(session, scope, since=later)).items():
+            for indicator, n in values.items():
+                answered[region][indicator] = answered[region].get(indicator, 0) + n
+        answered = {region: kept for region, values in answered.items()
+                    if (kept := {k: n for k, n in values.items() if n})}
+    return answered
 
 
-async def _histogram(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
-    """_stocks from the stock rows: the bands summed from the birth dates on the period's day."""
+async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min) -> dict[str, dict[str, int]]:
+    """_stocks from the stock rows (those dated from `since` on): the bands summed from the birth dates on the
+    period's day."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    params = {**_range(scope), "end": scope.period.end, "as_of": scope.period.as_of()}
+    params = {**_range(scope), "since": since, "end": scope.period.end, "as_of": scope.period.as_of()}
     for row in (await session.execute(_STOCKS, params)).mappings():
         values = out[row["region"]]
         if row["key"] in _AGED_KEYS:
