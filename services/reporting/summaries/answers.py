@@ -192,27 +192,30 @@ class RollResult:
     dropped: list[date] = field(default_factory=list)
 
 
-async def roll_in(session: AsyncSession, *, today: date, snapshot_months: int) -> RollResult:
-    """Holds the wanted days of `today`: derives those missing, drops the others (in the caller's transaction)."""
-    held, wanted = set(await held_days(session)), wanted_days(today, snapshot_months)
-    result = RollResult(today, sorted(wanted - held), sorted(held - wanted))
-    if result.derived or result.dropped:
-        await lock_summaries(session)
-        await session.execute(_FORGET, {"days": result.dropped})
-        await session.execute(_UNHOLD, {"days": result.dropped})
-        await derive(session, result.derived)
-    return result
-
-
 async def run_daily_roll(sessionmaker: async_sessionmaker[AsyncSession], *, clock: Clock,
                          snapshot_months: int) -> RollResult | None:
-    """Today's roll, unless the days are held already or another replica is rolling (then None). Days missed
-    while nothing ran need nothing of their own: the month ends among them are derived as missing snapshots."""
+    """Today's roll, unless the days are held already or another replica is rolling (then None).
+
+    A control transaction holds the advisory lock (once across replicas); each day is derived in a transaction
+    of its own (today first), so the consumer waits for one derivation at a time, not for a first roll's whole
+    window; the days no longer wanted are dropped in the last one. A crash leaves the days derived so far held
+    and the next roll derives the rest. Days missed while nothing ran need nothing of their own: the month ends
+    among them are derived as missing snapshots."""
     today = today_by(clock)
-    async with sessionmaker() as session, session.begin():
-        if not await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_ROLL_LOCK))):
+    async with sessionmaker() as control, control.begin():
+        if not await control.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_ROLL_LOCK))):
             return None
-        result = await roll_in(session, today=today, snapshot_months=snapshot_months)
+        held, wanted = set(await held_days(control)), wanted_days(today, snapshot_months)
+        result = RollResult(today, sorted(wanted - held), sorted(held - wanted))
+        for day in sorted(result.derived, reverse=True):
+            async with sessionmaker() as session, session.begin():
+                await lock_summaries(session)
+                await derive(session, [day])
+        if result.dropped:
+            async with sessionmaker() as session, session.begin():
+                await lock_summaries(session)
+                await session.execute(_FORGET, {"days": result.dropped})
+                await session.execute(_UNHOLD, {"days": result.dropped})
     return result if result.derived or result.dropped else None
 
 
