@@ -1,4 +1,5 @@
-"""Command line of the reporting service: serve, migrate, asyncapi, rebuild, rebuild-summaries, dead-letters."""
+"""Command line of the reporting service: serve, migrate, asyncapi, rebuild, rebuild-summaries, dead-letters,
+roll-answers."""
 
 import argparse
 import asyncio
@@ -9,6 +10,7 @@ from services.reporting.app import asyncapi, spec
 from services.reporting.rebuild.service import rebuild
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import rebuild as summaries
+from services.reporting.summaries import roll_cli
 from services.reporting.tables import PLATFORM_TABLES
 from shared import dead_letters_cli
 from shared.cli import run_cli
@@ -31,4 +33,5 @@ if __name__ == "__main__":
                                lambda parser: None, _rebuild),
                    "rebuild-summaries": ("rebuild the summary tables from the projection tables (no topics read)",
                                          lambda parser: None, _rebuild_summaries),
-                   "dead-letters": dead_letters_cli.command(lambda settings: spec().group_handlers)})
+                   "dead-letters": dead_letters_cli.command(lambda settings: spec().group_handlers),
+                   "roll-answers": roll_cli.COMMAND})

@@ -12,6 +12,7 @@ from services.reporting.indicators.endpoints import router as indicators_router
 from services.reporting.matrix.endpoints import router as matrix_router
 from services.reporting.settings import ReportingSettings
 from services.reporting.spm.endpoints import router as spm_router
+from services.reporting.summaries.answers import answer_roll_loop
 from services.reporting.tables import PLATFORM_TABLES
 from shared.events.asyncapi import asyncapi_document
 from shared.events.topics import ALL_TOPICS
@@ -29,6 +30,7 @@ def spec() -> ServiceSpec:
         publishes=False,
         platform_tables=PLATFORM_TABLES,
         subscriptions=[Subscription(group_id=GROUP, topics=list(ALL_TOPICS), handlers=all_handlers())],
+        background=[answer_roll_loop],
     )
 
 

@@ -16,3 +16,8 @@ class ReportingSettings(ServiceSettings):
     clock: Clock = Field(default=system_clock, exclude=True)
     #: Seconds between two refreshes of the dashboard's figures (it polls the indicators API); 0: never.
     dashboard_refresh_seconds: int = Field(default=60, ge=0, le=3600)
+    #: The daily roll of the answer rows (summaries/answers.py): on, how often it looks at the clock, and how many
+    #: closed months keep a month-end snapshot (older month ends read the histogram).
+    answer_roll_enabled: bool = True
+    answer_roll_interval_seconds: float = Field(default=600.0, gt=0)
+    answer_snapshot_months: int = Field(default=24, ge=0, le=120)

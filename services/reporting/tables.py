@@ -332,6 +332,31 @@ class SummaryFlowRow(Table, table=True):
     n: int = Field(sa_type=sa.BigInteger)
 
 
+class SummaryAnswerRow(Table, table=True):
+    """A stock on a held reference day, summed per age band (summaries/answers.py): `n` is what the stock rows
+    with `month` up to `as_of`'s month give for the members born in `band` on `as_of` ('all': every row), so a
+    read of a held day is one range of these rows. Rows at zero are dropped."""
+
+    __tablename__ = "summary_answers"
+
+    level: int = Field(primary_key=True)
+    as_of: date = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    key: str = Field(primary_key=True, max_length=120)
+    band: str = Field(primary_key=True, max_length=20)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+class SummaryAnswerDay(Table, table=True):
+    """A reference day whose answers are held (every closed month's last day of the kept window, and today);
+    kept across rebuilds, which derive the answers of these days again."""
+
+    __tablename__ = "summary_answer_days"
+
+    as_of: date = Field(primary_key=True)
+    derived_at: datetime = Field(sa_column=timestamptz())
+
+
 #: The summaries, emptied with the projections by a rebuild from the topics (their handlers refill them).
-SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows")
+SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows", "summary_answers")
 PROJECTIONS = PROJECTIONS + SUMMARIES

@@ -14,6 +14,7 @@ from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.schemas import ReportTable
 from services.reporting.indicators.service import Level
 from shared.auth import PrincipalDep
+from shared.clock import TodayDep
 from shared.db import SessionDep
 from shared.events.topics import SpmField
 
@@ -38,45 +39,47 @@ def threshold(request: Request) -> int:
 
 @router.get("/indicators", response_model=ReportTable, responses=EXPORTS,
             summary="Indicators by region, period and field (DOMAIN.md §8)")
-async def indicators(request: Request, session: SessionDep, principal: PrincipalDep, region: RegionParam = None,
+async def indicators(request: Request, session: SessionDep, principal: PrincipalDep,
+                     today: TodayDep, region: RegionParam = None,
                      period: PeriodParam = None, field: FieldParam = None, by: ByParam = None,
                      format: FormatParam = None, lang: LangParam = "en", accept: AcceptHeader = None) -> Response:
     audience = await access.resolve(session=session, principal=principal, region=region, field=field)
-    table = await service.indicator_table(session=session, audience=audience, period=parse_period(period), by=by,
+    table = await service.indicator_table(session=session, audience=audience, period=parse_period(period, today), by=by,
                                           lang=lang, threshold=threshold(request))
     return render(table, negotiate(format, accept))
 
 
 @router.get("/indicators/needs", response_model=ReportTable, responses=EXPORTS,
             summary="Needs detected, resolved and open per field and category")
-async def needs(request: Request, session: SessionDep, principal: PrincipalDep, region: RegionParam = None,
+async def needs(request: Request, session: SessionDep, principal: PrincipalDep,
+                today: TodayDep, region: RegionParam = None,
                 period: PeriodParam = None, field: FieldParam = None, by: ByParam = None,
                 format: FormatParam = None, lang: LangParam = "en", accept: AcceptHeader = None) -> Response:
     audience = await access.resolve(session=session, principal=principal, region=region, field=field)
-    table = await service.needs_table(session=session, audience=audience, period=parse_period(period), by=by,
+    table = await service.needs_table(session=session, audience=audience, period=parse_period(period, today), by=by,
                                       lang=lang, threshold=threshold(request))
     return render(table, negotiate(format, accept))
 
 
 @router.get("/indicators/referrals/timeline", response_model=ReportTable, responses=EXPORTS,
             summary="Referrals created per month, field and current status")
-async def referral_timeline(request: Request, session: SessionDep, principal: PrincipalDep,
+async def referral_timeline(request: Request, session: SessionDep, principal: PrincipalDep, today: TodayDep,
                             region: RegionParam = None, period: PeriodParam = None, field: FieldParam = None,
                             months: Annotated[int, Query(ge=1, le=36)] = 12, format: FormatParam = None,
                             lang: LangParam = "en", accept: AcceptHeader = None) -> Response:
     audience = await access.resolve(session=session, principal=principal, region=region, field=field)
-    table = await service.referral_timeline(session=session, audience=audience, period=parse_period(period),
+    table = await service.referral_timeline(session=session, audience=audience, period=parse_period(period, today),
                                             months=months, lang=lang, threshold=threshold(request))
     return render(table, negotiate(format, accept))
 
 
 @router.get("/rankings/villages", response_model=ReportTable, responses=EXPORTS,
             summary="Villages ranked by needs open at the period's end")
-async def village_ranking(request: Request, session: SessionDep, principal: PrincipalDep,
+async def village_ranking(request: Request, session: SessionDep, principal: PrincipalDep, today: TodayDep,
                           region: RegionParam = None, period: PeriodParam = None, field: FieldParam = None,
                           limit: Annotated[int, Query(ge=1, le=500)] = 20, format: FormatParam = None,
                           lang: LangParam = "en", accept: AcceptHeader = None) -> Response:
     audience = await access.resolve(session=session, principal=principal, region=region, field=field)
-    table = await service.village_ranking(session=session, audience=audience, period=parse_period(period),
+    table = await service.village_ranking(session=session, audience=audience, period=parse_period(period, today),
                                           limit=limit, lang=lang, threshold=threshold(request))
     return render(table, negotiate(format, accept))

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from shared.clock import system_clock, today_by
 from shared.errors import ValidationFailed
 
 FIRST_YEAR, LAST_YEAR = 1900, 9998
@@ -31,6 +32,8 @@ class Period:
     start: date
     #: First day after the period (exclusive).
     end: date
+    #: Today by the reporting clock (settings.clock): a running period's stocks and ages are taken on it.
+    today: date
 
     @property
     def start_ts(self) -> datetime:
@@ -40,9 +43,9 @@ class Period:
     def end_ts(self) -> datetime:
         return datetime(self.end.year, self.end.month, self.end.day, tzinfo=UTC)
 
-    def as_of(self, today: date | None = None) -> date:
+    def as_of(self) -> date:
         """The day ages and stocks are taken on: the period's last day, or today for a running period."""
-        return min(self.end - timedelta(days=1), today or datetime.now(UTC).date())
+        return min(self.end - timedelta(days=1), self.today)
 
     def months_back(self, count: int) -> list[str]:
         """The `count` months ending with the period's last month, oldest first (the chart's x axis)."""
@@ -59,9 +62,10 @@ def _invalid(message: str) -> ValidationFailed:
 
 
 def parse_period(text: str | None, today: date | None = None) -> Period:
-    """`YYYY-MM`, `YYYY-Qn` or `YYYY`; the current month when absent; 422 for anything else."""
+    """`YYYY-MM`, `YYYY-Qn` or `YYYY`; the current month when absent; 422 for anything else. `today`: by the
+    service's clock (a request's TodayDep); the system's date only for callers without one (scripts, bench)."""
+    today = today or today_by(system_clock)
     if not text:
-        today = today or datetime.now(UTC).date()
         text = f"{today:%Y-%m}"
     match = _MONTH.match(text) or _QUARTER.match(text) or _YEAR.match(text)
     if match is None:
@@ -71,8 +75,8 @@ def parse_period(text: str | None, today: date | None = None) -> Period:
         raise _invalid(f"must be a year from {FIRST_YEAR} to {LAST_YEAR}")
     if match.re is _MONTH:
         start = date(year, int(match[2]), 1)
-        return Period(text, start, _add_months(start, 1))
+        return Period(text, start, _add_months(start, 1), today)
     if match.re is _QUARTER:
         start = date(year, (int(match[2]) - 1) * 3 + 1, 1)
-        return Period(text, start, _add_months(start, 3))
-    return Period(text, date(year, 1, 1), date(year + 1, 1, 1))
+        return Period(text, start, _add_months(start, 3), today)
+    return Period(text, date(year, 1, 1), date(year + 1, 1, 1), today)

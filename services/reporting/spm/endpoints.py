@@ -46,8 +46,9 @@ async def matrix(request: Request, session: SessionDep, principal: PrincipalDep,
                  accept: AcceptHeader = None) -> Response:
     audience = await access.resolve(session=session, principal=principal, region=region, field=spm_field)
     output = negotiate(format, accept)
-    query = MatrixQuery(year=year or today_by(request.state.settings.clock).year, month=month, columns=columns,
-                        level=level, lang="id" if output == "xlsx" else lang, threshold=threshold(request))
+    today = today_by(request.state.settings.clock)
+    query = MatrixQuery(year=year or today.year, month=month, columns=columns, level=level,
+                        lang="id" if output == "xlsx" else lang, threshold=threshold(request), today=today)
     table = await matrix_table(session=session, audience=audience, query=query)
     if output != "xlsx":
         return render(table, output)

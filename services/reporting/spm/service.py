@@ -74,12 +74,12 @@ def column(key: str, lang: str) -> Column:
     return Column(key=key, label=id_ if lang == "id" else en, kind=kind)
 
 
-def spm_period(year: int, month: int | None) -> Period:
+def spm_period(year: int, month: int | None, today: date) -> Period:
     """The year, or the year to date through `month` (served and spent counted from January)."""
     if month is None:
-        return Period(str(year), date(year, 1, 1), date(year + 1, 1, 1))
+        return Period(str(year), date(year, 1, 1), date(year + 1, 1, 1), today)
     end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return Period(f"{year}-01..{year}-{month:02d}", date(year, 1, 1), end)
+    return Period(f"{year}-01..{year}-{month:02d}", date(year, 1, 1), end, today)
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ class MatrixQuery:
     level: GovernmentLevel | None
     lang: str
     threshold: int
+    #: Today by the reporting clock (a running year's stocks are taken on it).
+    today: date
 
 
 def _levels(query: MatrixQuery, prefix: str) -> tuple[GovernmentLevel, ...]:
@@ -221,7 +223,7 @@ def _row(head: dict[str, Any], st: ServiceType, cells: tuple[dict[str, Any], lis
 
 async def matrix_table(*, session: AsyncSession, audience: Audience, query: MatrixQuery) -> ReportTable:
     prefix = audience.prefix
-    period = spm_period(query.year, query.month)
+    period = spm_period(query.year, query.month, query.today)
     types = _service_types(audience, _levels(query, prefix))
     codes = [st.code for st in types]
     counts = _Counts(session, audience, period, types, query.threshold)

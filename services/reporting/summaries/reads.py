@@ -3,14 +3,15 @@
 A read takes the same `Scope` as the request-time queries (indicators/repository.py) and returns the same
 values: stocks are the rows of the regions at the group's level with `month` before the period's end (ages
 taken on the period's `as_of` from the birth dates kept with them), flows the rows of the period's span and
-first month. Each is one range of the summary tables' primary keys.
+first month. Each is one range of the summary tables' primary keys. On a held day (summaries/answers.py) the
+stocks are read from the answer rows instead, already summed per band: a few hundred rows for any scope.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ BANDS: dict[str, tuple[int, int | None]] = {
     "aged_18_plus": (ADULT_FROM_MONTHS, None)}
 
 
-def _band(low: int, high: int | None) -> str:
+def band_sql(low: int, high: int | None) -> str:
     """Born by the reference day, at least `low` and at most `high` whole months before it (PostgreSQL's month
     arithmetic, as the request-time queries had it)."""
     bounds = ["born <= CAST(:as_of AS date)"]
@@ -41,10 +42,17 @@ def _band(low: int, high: int | None) -> str:
 
 
 _STOCKS = sa.text(f"""
-SELECT region, key, {", ".join(f"sum(n) FILTER (WHERE {_band(*b)}) AS {name}" for name, b in BANDS.items())}
+SELECT region, key, {", ".join(f"sum(n) FILTER (WHERE {band_sql(*b)}) AS {name}" for name, b in BANDS.items())}
 FROM summary_stocks
-WHERE level = :level AND region >= :low AND region < :high AND month < CAST(:end AS date)
+WHERE level = :level AND region >= :low AND region < :high
+  AND month >= CAST(:since AS date) AND month < CAST(:end AS date)
 GROUP BY region, key""")
+
+_ANSWERS = sa.text("""
+SELECT NULL AS region, NULL AS key, NULL AS band, NULL AS n FROM summary_answer_days WHERE as_of = CAST(:as_of AS date)
+UNION ALL
+SELECT region, key, band, n FROM summary_answers
+WHERE level = :level AND as_of = CAST(:as_of AS date) AND region >= :low AND region < :high""")
 
 _FLOWS = sa.text("""
 SELECT region, key, n FROM summary_flows
@@ -57,7 +65,7 @@ WHERE level = :level AND span = 'M' AND month >= CAST(:first AS date) AND month 
   AND region >= :low AND region < :high AND key LIKE 'ref|%|status|%' AND n <> 0""")
 
 #: Aged stocks: which band of which key is which indicator.
-_AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_age", "adult", "elderly")} | {
+AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_age", "adult", "elderly")} | {
     ("members", "all"): "coverage.members", ("pregnant", "all"): "coverage.pregnant",
     ("members", "under_five"): "kesehatan.children_under_five",
     ("members", "under_two"): "kesehatan.children_under_two",
@@ -70,7 +78,7 @@ _AGED = {("members", b): f"coverage.{b}" for b in ("infant", "toddler", "school_
     ("bp", "aged_18_plus"): "kesehatan.hypertension", ("sugar", "aged_18_plus"): "kesehatan.diabetes",
     ("cough", "all"): "kesehatan.long_cough", ("smi", "all"): "kesehatan.severe_mental_illness",
     **{(f"vacc.{slug(code)}", "under_two"): f"kesehatan.vaccinated_{slug(code)}" for code, _ in VACCINES}}
-_AGED_KEYS = {key for key, _ in _AGED}
+_AGED_KEYS = {key for key, _ in AGED}
 
 
 def span_of(period: Period) -> str:
@@ -81,15 +89,56 @@ def _range(scope: Scope) -> dict[str, Any]:
     return {"level": scope.group_length, "low": scope.prefix, "high": scope.prefix + ":"}
 
 
-async def _stocks(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
-    """Per region: every stock at the period's end, under its indicator key (needs under their own keys)."""
+async def _answers(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]] | None:
+    """Per region: the held answers of the period's day, or None if that day is not held. One statement (the
+    marker row of the held day, then the range of the answer rows), so a roll never comes in between."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    params = {**_range(scope), "end": scope.period.end, "as_of": scope.period.as_of()}
+    held = False
+    for row in (await session.execute(_ANSWERS, {**_range(scope), "as_of": scope.period.as_of()})).mappings():
+        if row["region"] is None:
+            held = True
+            continue
+        key, band = row["key"], row["band"]
+        indicator = AGED.get((key, band)) if key in _AGED_KEYS else key if band == "all" else None
+        if indicator is not None:
+            out[row["region"]][indicator] = int(row["n"])
+    return out if held else None
+
+
+def _month_after(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+async def _stocks(session: AsyncSession, scope: Scope) -> dict[str, dict[str, int]]:
+    """Per region: every stock at the period's end, under its indicator key (needs under their own keys): the
+    answer rows of a held day, else the histogram (exact for any day).
+
+    The answers count the stock rows up to their day's month, the period the rows before its end: when the period
+    goes on after that month (a running quarter or year, today being held), the rows dated after it are added
+    from the histogram. Those are rare (a stock dated after today) and one skip-scan range per region of the
+    level finds them: the primary key is (level, region, month, ...)."""
+    answered = await _answers(session, scope)
+    if answered is None:
+        return await _histogram(session, scope)
+    if (later := _month_after(scope.period.as_of())) < scope.period.end:
+        for region, values in (await _histogram(session, scope, since=later)).items():
+            for indicator, n in values.items():
+                answered[region][indicator] = answered[region].get(indicator, 0) + n
+        answered = {region: kept for region, values in answered.items()
+                    if (kept := {k: n for k, n in values.items() if n})}
+    return answered
+
+
+async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min) -> dict[str, dict[str, int]]:
+    """_stocks from the stock rows (those dated from `since` on): the bands summed from the birth dates on the
+    period's day."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    params = {**_range(scope), "since": since, "end": scope.period.end, "as_of": scope.period.as_of()}
     for row in (await session.execute(_STOCKS, params)).mappings():
         values = out[row["region"]]
         if row["key"] in _AGED_KEYS:
             for band in BANDS:
-                if (indicator := _AGED.get((row["key"], band))) is not None and row[band]:
+                if (indicator := AGED.get((row["key"], band))) is not None and row[band]:
                     values[indicator] = int(row[band])
         elif row["all"]:
             values[row["key"]] = int(row["all"])

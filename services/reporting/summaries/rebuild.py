@@ -14,7 +14,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.reporting.summaries import store
+from services.reporting.summaries import answers, store
 from services.reporting.summaries.contributions import Contribution
 from services.reporting.tables import SUMMARIES
 from shared.db import create_engine, create_sessionmaker
@@ -44,6 +44,7 @@ async def rebuild_in(session: AsyncSession) -> int:
             total += await store.contributions(session, store.Affected(**{kind: chunk}))
             await store.add(session, total)
         counted += len(ids)
+    await answers.derive_held(session)
     return counted
 
 

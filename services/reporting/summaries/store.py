@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.summaries import answers
 from services.reporting.summaries import contributions as c
 
 
@@ -178,9 +179,11 @@ def _arrays(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> dict[str,
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-async def add(session: AsyncSession, change: c.Contribution) -> None:
+async def add(session: AsyncSession, change: c.Contribution, *, with_answers: bool = True) -> None:
     """Adds a change (village counts) to the summary rows of every level: one upsert per table, and a delete of
-    the rows it brought to zero, if any (so the rows are the same whatever the batches were)."""
+    the rows it brought to zero, if any (so the rows are the same whatever the batches were); then the stock
+    changes to the answer rows of the held days (after the stocks' upsert, which waits for a roll's lock).
+    `with_answers=False`: the summary rows only, for a rebuild (it derives the answers at its end)."""
     stocks, flows = change.levels()
     for counts, names, upsert, drop in ((stocks, _STOCK_COLUMNS, _ADD_STOCKS, _DROP_STOCKS),
                                         (flows, _FLOW_COLUMNS, _ADD_FLOWS, _DROP_FLOWS)):
@@ -189,3 +192,5 @@ async def add(session: AsyncSession, change: c.Contribution) -> None:
         rows: list[tuple[object, ...]] = [(*key, n) for key, n in counts.items()]
         if zeros := [tuple(row) for row in await session.execute(upsert, _arrays((*names, "n"), rows))]:
             await session.execute(drop, _arrays(names, zeros))
+    if with_answers:
+        await answers.add(session, stocks)
