@@ -23,8 +23,11 @@ GROUPS = ["infant", "toddler", "school-age", "adult", "elderly"]
 
 
 class Generator:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, villages: list[str] = VILLAGES) -> None:
+        """`villages`: where the households live (their regencies and provinces are announced; the first
+        regency and its province have an agency each)."""
         self.rnd = random.Random(seed)
+        self.villages = villages
         self.stream = Stream(default_time=datetime(2025, 1, 1, tzinfo=UTC))
         self.homes: list[dict[str, Any]] = []
 
@@ -46,11 +49,13 @@ class Generator:
 
     def build(self) -> Stream:
         s = self.stream
-        s.region("33", "Jawa Tengah", "province", None)
-        for code in ("3301", "3302", "3303"):
-            s.region(code, f"Kabupaten {code}", "regency", "33")
-        agencies = [(s.agency("3301", ["kesehatan", "sosial"]), ["kesehatan", "sosial"]),
-                    (s.agency("33", ["pendidikan", "kesehatan"]), ["pendidikan", "kesehatan"])]
+        for province in sorted({v[:2] for v in self.villages}):
+            s.region(province, "Jawa Tengah" if province == "33" else f"Provinsi {province}", "province", None)
+        for code in sorted({v[:4] for v in self.villages}):
+            s.region(code, f"Kabupaten {code}", "regency", code[:2])
+        first = self.villages[0]
+        agencies = [(s.agency(first[:4], ["kesehatan", "sosial"]), ["kesehatan", "sosial"]),
+                    (s.agency(first[:2], ["pendidikan", "kesehatan"]), ["pendidikan", "kesehatan"])]
         for _ in range(24):
             self.household()
         for home in self.homes:
@@ -70,7 +75,7 @@ class Generator:
                     steps.append((status, responded + self.rnd.randrange(1, 600), {}))
             if self.rnd.random() < 0.2:
                 steps.append((steps[-1][0] if steps else "requested", 80, {"overdue_at": created + timedelta(3)}))
-            s.referral(self.rnd.choice(VILLAGES), f"{field}.other", created=created,
+            s.referral(self.rnd.choice(self.villages), f"{field}.other", created=created,
                        agency_id=self.rnd.choice(owners) if owners and self.rnd.random() < 0.8 else None,
                        steps=steps, complete_by_hours=self.rnd.choice((100, 400)), reverse=self.rnd.random() < 0.3)
         for _ in range(15):
@@ -78,7 +83,7 @@ class Generator:
         return s
 
     def household(self) -> None:
-        village = self.rnd.choice(VILLAGES)
+        village = self.rnd.choice(self.villages)
         home: dict[str, Any] = {"id": uuid.uuid4(), "village": village, "posyandu": uuid.uuid4(), "version": 1,
                                 "members": [], "registered": self.moment()}
         self.homes.append(home)
@@ -153,7 +158,7 @@ class Generator:
         roll = rnd.random()
         if roll < 0.2:  # moved to another village
             home["version"] += 1
-            home["village"] = rnd.choice(VILLAGES)
+            home["village"] = rnd.choice(self.villages)
             s.add(hh.HOUSEHOLD_MOVED, hh.HouseholdMovedData(
                 household_id=home["id"], from_posyandu_id=home["posyandu"], to_posyandu_id=uuid.uuid4(),
                 village_code=home["village"], version=home["version"]), subject=str(home["id"]), when=self.moment())
@@ -164,7 +169,7 @@ class Generator:
                 merged_into_household_id=None), subject=str(home["id"]), when=self.moment())
         elif roll < 0.4:  # a changed address in the same data (village too)
             home["version"] += 1
-            home["village"] = rnd.choice(VILLAGES)
+            home["village"] = rnd.choice(self.villages)
             s.add(hh.HOUSEHOLD_UPDATED, self.household_data(home, "active"), subject=str(home["id"]),
                   when=self.moment())
 
@@ -201,7 +206,7 @@ class Generator:
                             when=detected + timedelta(days=self.rnd.randrange(0, 90)))
 
     def session(self) -> None:
-        village = self.rnd.choice(VILLAGES)
+        village = self.rnd.choice(self.villages)
         data = hh.SessionData(session_id=uuid.uuid4(), posyandu_id=uuid.uuid4(), village_code=village,
                               session_date=self.day(), status="open", version=1)
         self.stream.add(hh.SESSION_OPENED, data, subject=str(data.session_id), when=self.moment())
