@@ -61,9 +61,9 @@ SELECT l.level, f.span, f.month, left(f.village, l.level), f.key, sum(f.n)
 FROM rebuild_flows f CROSS JOIN unnest(CAST(:levels AS int[])) AS l (level)
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(f.n) <> 0"""]
 
-# The emptied tables are filled without their primary keys, which are then built once from the sorted rows:
+# The emptied tables are filled without their primary keys, each then built once from a sort of the rows:
 # adding a million rows to the index one by one took four times as long as the rows themselves.
-_KEYS = [metadata.tables[name].primary_key for name in SUMMARIES]
+_KEYS = [metadata.tables[name].primary_key for name in ("summary_stocks", "summary_flows")]
 
 
 async def _stage(session: AsyncSession, counts: Contribution) -> None:
