@@ -137,7 +137,7 @@ async def run(stack: BenchStack, sizes: dict[str, int], results: Results, only: 
         loaded_m = loaded_r = 0
         for label, tenths in (("1/10 scale", 1), ("3/10 scale", 3), ("full scale of this run", 10)):
             members, referrals = sizes["report_members"] * tenths // 10, sizes["report_referrals"] * tenths // 10
-            await b.load_projections(ctx, members - loaded_m, referrals - loaded_r, seed=4 + tenths)
+            await b.load_projections(ctx, members - loaded_m, referrals - loaded_r, seed=4 + tenths, label=label)
             loaded_m, loaded_r = members, referrals
             await whole(f"5. reporting queries ({label})", sizes["query_repeats"],
                         b.reporting_queries(ctx, label, sizes["query_repeats"], members, referrals))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,12 +31,12 @@ from bench.measure import (
     proc_status_kb,
     reset_peak_rss,
 )
-from bench.stack import ROUNDTRIP_TOPIC, SECOND_HOP_TOPIC, BenchStack, http_ok, progress, wait_for, wait_quiet
+from bench.stack import ROOT, ROUNDTRIP_TOPIC, SECOND_HOP_TOPIC, BenchStack, http_ok, progress, wait_for, wait_quiet
+from deploy.local.stack import service_env
 from services.reporting.indicators import repository
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope
 from services.reporting.summaries import reads
-from services.reporting.summaries.rebuild import rebuild_summaries
 from shared.categories import CATEGORIES
 from shared.db import sqlalchemy_url
 from shared.events import household as hev
@@ -482,8 +485,9 @@ async def _raw_consume_upsert(ctx: Context, conn: asyncpg.Connection,
         await consumer.stop()
 
 
-async def load_projections(ctx: Context, members: int, referrals: int, seed: int) -> None:
-    """COPY synthetic rows into the reporting projections: households, members, needs and referrals."""
+async def load_projections(ctx: Context, members: int, referrals: int, seed: int, label: str = "one size") -> None:
+    """COPY synthetic rows into the reporting projections (households, members, profiles, measurements, needs and
+    referrals), then rebuild the summaries from them with the service's command."""
     rnd = random.Random(seed)
     conn = await ctx.stack.connect("reporting")
     try:
@@ -557,19 +561,87 @@ async def load_projections(ctx: Context, members: int, referrals: int, seed: int
                  "(python -m services.reporting rebuild-summaries) ...")
     finally:
         await conn.close()
+    await _rebuild(ctx, label)
+
+
+async def _rebuild(ctx: Context, label: str) -> None:
+    """The summaries rebuilt from every projection row loaded so far, by the service's command in a process of its
+    own (its peak RSS sampled), against a raw baseline of the same rows read and written."""
+    name = f"5. reporting rebuild ({label})"
+    env = {**service_env("reporting", ctx.stack.ports["reporting"], ctx.stack.pg, ctx.stack.broker),
+           "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
-    engine = create_async_engine(sqlalchemy_url(ctx.stack.dsn("reporting")))
-    try:
-        counted = await rebuild_summaries(sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
-    finally:
-        await engine.dispose()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.reporting", "rebuild-summaries", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    peak_kb = 0
+
+    async def sample_rss() -> None:
+        nonlocal peak_kb
+        with contextlib.suppress(OSError, KeyError):
+            while True:
+                peak_kb = max(peak_kb, proc_status_kb(process.pid, "VmHWM"))
+                await asyncio.sleep(0.2)
+
+    sampler = asyncio.create_task(sample_rss())
+    out, err = await process.communicate()
+    seconds = time.perf_counter() - started
+    sampler.cancel()
+    if process.returncode != 0:
+        raise RuntimeError(f"rebuild-summaries failed: {err.decode(errors='replace')[-2000:]}")
+    counted = int(re.search(rb"of (\d+) aggregates", out).group(1))  # type: ignore[union-attr]
     conn = await ctx.stack.connect("reporting")
     try:
         await conn.execute("ANALYZE summary_stocks")
         await conn.execute("ANALYZE summary_flows")
+        rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("summary_stocks", "summary_flows")}
+        progress(f"{name}: {counted} aggregates in {seconds:.1f} s ({counted / seconds:.0f}/s, peak RSS "
+                 f"{peak_kb // 1024} MiB, {rows} summary rows); raw baseline: the same rows read and written ...")
+        raw_seconds = await _raw_rebuild(conn)
     finally:
         await conn.close()
-    progress(f"summaries of {counted} aggregates rebuilt in {time.perf_counter() - started:.1f} s")
+    ctx.results.add(Result(name, "aggregates rebuilt per second", counted / seconds, counted / raw_seconds,
+                           "aggregates/s", "higher",
+                           "raw: every projection row the contributions read, read once (COPY out, one statement per "
+                           "table), and the rebuilt summary rows written once into scratch tables (INSERT ... "
+                           "SELECT, the primary keys built after)", counted,
+                           f"python -m services.reporting rebuild-summaries in its own process, {seconds:.1f} s, "
+                           f"peak RSS {peak_kb // 1024} MiB; {rows['summary_stocks']} stock and "
+                           f"{rows['summary_flows']} flow rows"))
+
+
+#: The projection columns the contributions read (summaries/store.py), each table once.
+_REBUILD_READS = [
+    "SELECT id, village_code, status, first_seen_at FROM households",
+    "SELECT id, household_id, birth_date, pregnant, disability, status, first_seen_at FROM members",
+    "SELECT household_id, spm_field, version, observed_on, event_time, data, decided FROM profile_versions",
+    "SELECT id, household_id, member_id, visited_on, life_cycle_group, pregnant, kms_book_held FROM visits",
+    "SELECT member_id, vaccine, given_on FROM doses WHERE NOT voided",
+    "SELECT id, member_id, household_id, measured_on, age_days, haz_class, waz_class, whz_class, kms_signal "
+    "FROM measurements",
+    "SELECT merged_id FROM member_merges",
+    "SELECT village_code, spm_field, category, detected_at, resolved_at FROM needs",
+    "SELECT village_code, spm_field, category, status, agency_id, created_at, responded_at, closed_at, complete_by, "
+    "overdue_at FROM referrals",
+    "SELECT village_code, session_date FROM sessions"]
+
+
+async def _raw_rebuild(conn: asyncpg.Connection) -> float:
+    async def discard(chunk: bytes) -> None:
+        return None
+
+    started = time.perf_counter()
+    for sql in _REBUILD_READS:
+        await conn.copy_from_query(sql, output=discard)
+    async with conn.transaction():
+        for table, key in (("summary_stocks", "level, region, month, key, born"),
+                           ("summary_flows", "level, span, month, region, key")):
+            await conn.execute(f"CREATE TABLE bench_{table} (LIKE {table})")
+            await conn.execute(f"INSERT INTO bench_{table} SELECT * FROM {table}")
+            await conn.execute(f"ALTER TABLE bench_{table} ADD PRIMARY KEY ({key})")
+        seconds = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_summary_stocks, bench_summary_flows")
+    return seconds
 
 
 def _profiles_and_measurements(rnd: random.Random, hh: list[tuple[Any, ...]], mm: list[tuple[Any, ...]],

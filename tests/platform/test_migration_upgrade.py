@@ -106,7 +106,8 @@ async def test_a_database_with_data_upgrades_to_head_without_loss_and_downgrades
     finally:
         await conn.close()
     assert upgraded == await head_schema(stack, service)
-    assert rows_after == {table: rows for table, rows in rows_before.items() if table in rows_after}
+    kept = rows_before.keys() & rows_after.keys()  # a table a later revision adds holds what that revision puts in it
+    assert {table: rows_after[table] for table in kept} == {table: rows_before[table] for table in kept}
     dropped = rows_before.keys() - rows_after.keys()
     assert all(rows_before[table] == [] for table in dropped), dropped
 

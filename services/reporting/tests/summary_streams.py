@@ -24,7 +24,8 @@ GROUPS = ["infant", "toddler", "school-age", "adult", "elderly"]
 
 class Generator:
     def __init__(self, seed: int, villages: list[str] = VILLAGES) -> None:
-        """`villages`: of one province, of at least two regencies (the default: this module's, in province 33)."""
+        """`villages`: where the households live (their regencies and provinces are announced; the first
+        regency and its province have an agency each)."""
         self.rnd = random.Random(seed)
         self.villages = villages
         self.stream = Stream(default_time=datetime(2025, 1, 1, tzinfo=UTC))
@@ -48,12 +49,13 @@ class Generator:
 
     def build(self) -> Stream:
         s = self.stream
-        province, regencies = self.villages[0][:2], sorted({v[:4] for v in self.villages})
-        s.region(province, {"33": "Jawa Tengah"}.get(province, f"Provinsi {province}"), "province", None)
-        for code in regencies:
-            s.region(code, f"Kabupaten {code}", "regency", province)
-        agencies = [(s.agency(regencies[0], ["kesehatan", "sosial"]), ["kesehatan", "sosial"]),
-                    (s.agency(province, ["pendidikan", "kesehatan"]), ["pendidikan", "kesehatan"])]
+        for province in sorted({v[:2] for v in self.villages}):
+            s.region(province, "Jawa Tengah" if province == "33" else f"Provinsi {province}", "province", None)
+        for code in sorted({v[:4] for v in self.villages}):
+            s.region(code, f"Kabupaten {code}", "regency", code[:2])
+        first = self.villages[0]
+        agencies = [(s.agency(first[:4], ["kesehatan", "sosial"]), ["kesehatan", "sosial"]),
+                    (s.agency(first[:2], ["pendidikan", "kesehatan"]), ["pendidikan", "kesehatan"])]
         for _ in range(24):
             self.household()
         for home in self.homes:

@@ -29,8 +29,7 @@ from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope
 from services.reporting.settings import ReportingSettings
-from services.reporting.summaries import answers, reads, rebuild, store
-from services.reporting.summaries.contributions import Contribution
+from services.reporting.summaries import answers, reads, rebuild
 from services.reporting.summaries.reads import BANDS, band_sql
 from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.summary_streams import Generator
@@ -331,23 +330,6 @@ async def test_a_rebuild_derives_the_answers_of_every_held_day(private: async_se
     assert len(built) > 100
     assert await rebuild.rebuild_summaries(sessionmaker=private) > 0
     assert await answer_rows(private) == built == await derived_rows(private)
-
-
-async def test_summary_rows_without_the_answers(private: async_sessionmaker[AsyncSession]) -> None:
-    """`store.add(..., with_answers=False)` (a rebuild's, which derives the answers at its end) leaves them."""
-    s = Stream(default_time=datetime(2025, 6, 1, 8, tzinfo=UTC))
-    children(s, s.household(VILLAGE))
-    await roll(private, [noon(date(2025, 6, 15))])
-    await apply(private, s.events)
-    built = await answer_rows(private)
-    change = Contribution()
-    change.stock(VILLAGE, "members", date(2025, 6, 1), born=date(2025, 1, 1))
-    async with private() as session, session.begin():
-        await store.add(session, change, with_answers=False)
-    assert await answer_rows(private) == built != await derived_rows(private)
-    async with private() as session, session.begin():
-        await store.add(session, change)
-    assert await answer_rows(private) != built
 
 
 async def test_the_roll_answers_command(stack: Stack, reporting_settings: ReportingSettings) -> None:
