@@ -685,8 +685,9 @@ def _profiles_and_measurements(rnd: random.Random, hh: list[tuple[Any, ...]], mm
 
 # The read baseline's database half: a range lookup of the summary rows the read's answer is made of (its stocks
 # up to the period's end and the period's flows, at the answer's level and region).
-_LOOKUP_STOCKS = ("SELECT region, key, born, n FROM summary_stocks WHERE level = $1 AND region >= $2 AND region < $3"
-                  " AND month < $4")
+# The answer's rows: today's stock sums per band (summary_answers, held for today) and the year's flows.
+_LOOKUP_STOCKS = ("SELECT region, key, band, n FROM summary_answers WHERE level = $1 AND as_of = $4"
+                  " AND region >= $2 AND region < $3")
 _LOOKUP_FLOWS = ("SELECT region, key, n FROM summary_flows WHERE level = $1 AND span = 'Y' AND month = $4"
                  " AND region >= $2 AND region < $3")
 
@@ -708,7 +709,7 @@ async def reporting_queries(ctx: Context, label: str, repeats: int, members: int
         async def lookup(level: int, prefix: str) -> float:
             t0 = time.perf_counter()
             for sql in (_LOOKUP_STOCKS, _LOOKUP_FLOWS):
-                await conn.fetch(sql, level, prefix, prefix + ":", date(year + 1, 1, 1) if sql is _LOOKUP_STOCKS
+                await conn.fetch(sql, level, prefix, prefix + ":", datetime.now(UTC).date() if sql is _LOOKUP_STOCKS
                                  else date(year, 1, 1))
             return (time.perf_counter() - t0) * 1000
 
