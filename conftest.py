@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploy.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from services.household.app import create_app as create_household_app
@@ -24,6 +25,7 @@ from services.registry.app import create_app as create_registry_app
 from services.registry.settings import RegistrySettings
 from shared.migrate import upgrade
 from tests.support import tokens
+from tests.support.database import rolled_back
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent
@@ -179,3 +181,25 @@ async def referral_db(referral_settings: ReferralSettings) -> AsyncIterator[asyn
         yield conn
     finally:
         await conn.close()
+
+
+# Service-level tests: a session whose writes, commits included, are rolled back after the test
+# (tests/support/database.py). Reporting's is in services/reporting/tests/conftest.py, beside its settings.
+
+
+@pytest.fixture
+async def registry_session(registry_settings: RegistrySettings) -> AsyncIterator[AsyncSession]:
+    async with rolled_back(registry_settings) as session:
+        yield session
+
+
+@pytest.fixture
+async def household_session(household_settings: HouseholdSettings) -> AsyncIterator[AsyncSession]:
+    async with rolled_back(household_settings) as session:
+        yield session
+
+
+@pytest.fixture
+async def referral_session(referral_settings: ReferralSettings) -> AsyncIterator[AsyncSession]:
+    async with rolled_back(referral_settings) as session:
+        yield session
