@@ -39,10 +39,10 @@ async def sweep(session: AsyncSession, now: datetime) -> tuple[set[uuid.UUID], s
     return {r.id for r in result.overdue}, {r.id for r in result.escalated}
 
 
-async def listed(session: AsyncSession, principal: Principal, **filters: object) -> dict[str, ReferralPublic]:
+async def listed(session: AsyncSession, principal: Principal, filters: reads.Filters) -> dict[str, ReferralPublic]:
     """What `GET /api/v1/referrals` lists to the principal with these filters (the session sees the sweeps)."""
-    page = await reads.list_referrals(session=session, principal=principal, filters=reads.Filters(**filters),
-                                      after=None, limit=500, now=datetime.now(UTC))
+    page = await reads.list_referrals(session=session, principal=principal, filters=filters, after=None, limit=500,
+                                      now=datetime.now(UTC))
     return {str(r.id): r for r in page.items}
 
 
@@ -70,7 +70,8 @@ async def test_an_overdue_referral_fires_once_and_escalates_once_to_the_province
                                                        "posyandu.referral.overdue.v1"]
     as_regency = Principal(sub="opd", role=Role.OPD, agency_id=uuid.UUID(regency),
                            fields=frozenset({SpmField.SOSIAL}))
-    assert made["id"] in await listed(session, as_regency, overdue=True, spm_field=SpmField.SOSIAL, region="6472")
+    assert made["id"] in await listed(session, as_regency,
+                                      reads.Filters(overdue=True, spm_field=SpmField.SOSIAL, region="6472"))
 
     # Emergency: escalated one day after the completion deadline.
     overdue, escalated = await sweep(session, complete_by + timedelta(hours=23))
@@ -81,7 +82,7 @@ async def test_an_overdue_referral_fires_once_and_escalates_once_to_the_province
     types = await outbox_types(session, made["id"])
     assert types == ["posyandu.referral.created.v1", "posyandu.referral.overdue.v1",
                      "posyandu.referral.escalated.v1"]
-    after = (await listed(session, Principal(sub="admin", role=Role.ADMIN), region="6472"))[made["id"]]
+    after = (await listed(session, Principal(sub="admin", role=Role.ADMIN), reads.Filters(region="6472")))[made["id"]]
     assert str(after.escalated_to_agency_id) == province and after.overdue
     # Nothing of the sweeps was committed: the API lists the referral as it was made, not overdue.
     assert await outbox_types(referral_db, made["id"]) == ["posyandu.referral.created.v1"]
