@@ -1,5 +1,5 @@
-"""Reporting test fixtures: the reporting app on a broker of its own (tests/support/reporting.py), and the Maluku
-stream every module reads."""
+"""Reporting test fixtures: the reporting app on a broker of its own (tests/support/reporting.py), the Maluku
+stream every module reads, and the rolled-back session of service-level tests (tests/support/database.py)."""
 
 from __future__ import annotations
 
