@@ -19,16 +19,21 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.household.app import spec as household_spec
 from services.household.immunization.schedule import add_months, national_versions, reached, schedule_of
 from services.household.needs.sweep import _SWEEP_LOCK, latest_birth_date_for_years
 from services.household.needs.sweep import run_daily_sweep as sweep_once
 from services.household.settings import HouseholdSettings
+from services.household.tables import NeedSweep
 from shared.db import create_engine, create_sessionmaker
 from shared.service import create_service_app
 from tests.support import tokens
+from tests.support.database import sessions_of
 from tests.support.factories import known_agency, known_posyandu
 from tests.support.waiting import eventually
 
@@ -254,19 +259,30 @@ async def test_a_child_turning_two_without_a_booster_gets_one_need_and_one_refer
 
 
 async def test_missed_days_are_caught_up_by_the_next_sweep(
-        kupang: Kupang, household: httpx.AsyncClient, sweeps: Any, household_db: asyncpg.Connection) -> None:
+        kupang: Kupang, household: httpx.AsyncClient, household_session: AsyncSession) -> None:
+    """In the test's rolled-back session (tests/support/database.py): a sweep history of its own, and what the
+    sweeps find in everybody's households is committed for no one else."""
     day = date.today() + timedelta(days=70)
     # Turned 18 two days before the sweep ran again: the hypertension threshold for adults.
     created = await _household(household, kupang, _person(latest_birth_date_for_years(18, day - timedelta(days=2)),
                                                            sex="male", name="Petrus Ndun"),
                                profiles={"kesehatan": {"members": {"Petrus Ndun": {"systolic_bp": 150}}}})
-    assert await _needs(household_db, created["id"]) == []
-    await sweep_once(sweeps, clock=MovableClock(day - timedelta(days=4)), batch_size=50)
-    result = await sweep_once(sweeps, clock=MovableClock(day), batch_size=50)
+    session = household_session
+    await session.execute(sa.delete(NeedSweep))  # the other tests' sweeps, for this transaction only
+
+    async def categories() -> list[str]:
+        found = await session.scalars(sa.text("SELECT category FROM needs WHERE household_id = :id"),
+                                      {"id": uuid.UUID(created["id"])})
+        return list(found)
+
+    assert await categories() == []
+    await sweep_once(sessions_of(session), clock=MovableClock(day - timedelta(days=4)), batch_size=50)
+    result = await sweep_once(sessions_of(session), clock=MovableClock(day), batch_size=50)
     assert result is not None and result.since == day - timedelta(days=3)
-    assert [n["category"] for n in await _needs(household_db, created["id"])] == ["kesehatan.hypertension"]
-    recorded = await household_db.fetch("SELECT swept_on, since FROM need_sweeps ORDER BY swept_on")
-    assert [(r["swept_on"], r["since"]) for r in recorded] == [
+    assert await categories() == ["kesehatan.hypertension"]
+    recorded = (await session.execute(sa.select(col(NeedSweep.swept_on), col(NeedSweep.since))
+                                      .order_by(col(NeedSweep.swept_on)))).all()
+    assert [tuple(r) for r in recorded] == [
         (day - timedelta(days=4), day - timedelta(days=4)), (day, day - timedelta(days=3))]
 
 

@@ -5,20 +5,15 @@ projections that hand typed data to their handlers through the inbox; the versio
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conftest import Stack, service_settings
-from services.registry.settings import RegistrySettings
 from shared.consumer import apply_once
-from shared.db import create_engine, create_sessionmaker
 from shared.events import household as hh
 from shared.events import referral as ref
 from shared.events import registry as reg
@@ -27,21 +22,20 @@ from shared.events.topics import HOUSEHOLD_TOPIC, REGISTRY_TOPIC, SpmField, refe
 from shared.outbox import COPY_FROM, publish, publish_many
 from shared.projection import Projection, Received, handlers_of, handles
 from shared.versioned import upsert_newer, upsert_newer_many
+from tests.support.database import sessions_of
 
 T0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
 
 
 @pytest.fixture
-async def database(stack: Stack) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]]:
-    """A database of its own (the registry's schema: outbox and inbox), a sessionmaker and a direct connection."""
-    dsn = await stack.migrated_database("registry", f"plumbing_{uuid.uuid4().hex[:8]}")
-    engine = create_engine(RegistrySettings(**service_settings(stack, dsn)))
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield create_sessionmaker(engine), conn
-    finally:
-        await conn.close()
-        await engine.dispose()
+def sessionmaker(registry_session: AsyncSession) -> async_sessionmaker[AsyncSession]:
+    """Sessions of the registry's database (its outbox and inbox) in the test's rolled-back transaction
+    (tests/support/database.py): each `session.begin()` block below is a savepoint, rolled back with the test."""
+    return sessions_of(registry_session)
+
+
+async def fetch(session: AsyncSession, sql: str, **params: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in (await session.execute(sa.text(sql), params)).mappings()]
 
 
 def region(code: str, name: str = "Desa") -> CloudEvent:
@@ -67,13 +61,13 @@ def referral(field: SpmField) -> CloudEvent:
 
 @pytest.mark.parametrize("size", [3, COPY_FROM + 50])
 async def test_a_batch_is_written_in_order_to_each_types_topic_keyed_by_its_subject(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection], size: int) -> None:
-    sessionmaker, conn = database
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession, size: int) -> None:
     events = [region(f"1601{n:06d}") for n in range(size)]
     events.insert(1, referral(SpmField.SOSIAL))
     async with sessionmaker() as session, session.begin():
         assert await publish_many(session, events) == size + 1
-    rows = await conn.fetch("SELECT event_id, event_type, topic, key, payload FROM outbox ORDER BY id")
+    rows = await fetch(registry_session, "SELECT event_id, event_type, topic, key, payload FROM outbox "
+                       "WHERE event_id = ANY(:ids) ORDER BY id", ids=[event.id for event in events])
     assert [row["event_id"] for row in rows] == [event.id for event in events]
     assert [row["topic"] for row in rows] == [REGISTRY_TOPIC, referral_topic(SpmField.SOSIAL),
                                               *[REGISTRY_TOPIC] * (size - 1)]
@@ -82,19 +76,19 @@ async def test_a_batch_is_written_in_order_to_each_types_topic_keyed_by_its_subj
 
 
 async def test_a_batch_of_a_rolled_back_transaction_leaves_nothing(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession) -> None:
     """COPY included: the large batch is written inside the caller's transaction, not beside it."""
-    sessionmaker, conn = database
+    events = [region(f"1602{n:06d}") for n in range(COPY_FROM * 2)]
     with pytest.raises(RuntimeError):
         async with sessionmaker() as session, session.begin():
-            await publish_many(session, [region(f"1602{n:06d}") for n in range(COPY_FROM * 2)])
+            await publish_many(session, events)
             raise RuntimeError("the use case failed after writing its events")
-    assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await fetch(registry_session, "SELECT id FROM outbox WHERE event_id = ANY(:ids)",
+                       ids=[event.id for event in events]) == []
 
 
 async def test_one_event_is_the_catalogue_types_envelope(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
-    sessionmaker, conn = database
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession) -> None:
     async with sessionmaker() as session, session.begin():
         written = await publish(session, ref.REFERRAL_CREATED, referral_data(SpmField.KESEHATAN), subject="r-1",
                                 spmfield=SpmField.KESEHATAN)
@@ -102,7 +96,7 @@ async def test_one_event_is_the_catalogue_types_envelope(
         with pytest.raises(TypeError):  # data of another type's model
             await publish(session, ref.REFERRAL_CREATED, other, subject="r-2")  # type: ignore[misc]
     assert (written.source, written.type) == ("/posyandu/referral", ref.REFERRAL_CREATED.name)
-    row = await conn.fetchrow("SELECT topic, key FROM outbox WHERE event_id = $1", written.id)
+    [row] = await fetch(registry_session, "SELECT topic, key FROM outbox WHERE event_id = :id", id=written.id)
     assert (row["topic"], row["key"]) == (referral_topic(SpmField.KESEHATAN), "r-1")
 
 
@@ -134,8 +128,7 @@ def posyandu(name: str) -> CloudEvent:
 
 
 async def test_handlers_receive_the_data_parsed_by_the_catalogue_once_per_event(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
-    sessionmaker, _ = database
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     seen = Seen("seen:")
     table = seen.handlers()
     assert set(table) == {reg.REGION_REGISTERED.name, reg.REGION_RENAMED.name, reg.POSYANDU_REGISTERED.name}
@@ -151,13 +144,12 @@ async def test_handlers_receive_the_data_parsed_by_the_catalogue_once_per_event(
 
 
 async def test_data_that_does_not_fit_its_model_fails_the_event(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession) -> None:
     """(The runner dead-letters a ValidationError at once: tests/faults.)"""
-    sessionmaker, conn = database
     bad = region("1601011001").model_copy(update={"data": {"code": "1601011001"}})
     with pytest.raises(ValidationError):
         await apply_once(sessionmaker, "plumbing", Seen("").handlers(), [bad])
-    assert await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", bad.id) == 0
+    assert await fetch(registry_session, "SELECT event_id FROM inbox WHERE event_id = :id", id=bad.id) == []
 
 
 def test_a_projection_declares_each_event_type_once_and_its_topics() -> None:
@@ -193,16 +185,20 @@ def _table() -> sa.Table:
                     sa.Column("first_seen_at", sa.DateTime(timezone=True)))
 
 
-async def _rows(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch("SELECT * FROM versioned_probe ORDER BY id")]
+async def _probe_table(session: AsyncSession) -> sa.Table:
+    """A table of the test's own, created in its transaction (and so gone with it)."""
+    await session.execute(sa.text("CREATE TABLE versioned_probe (id int PRIMARY KEY, name text, version int NOT NULL, "
+                                  "created text, first_seen_at timestamptz)"))
+    return _table()
+
+
+async def _rows(session: AsyncSession) -> list[dict[str, Any]]:
+    return await fetch(session, "SELECT * FROM versioned_probe ORDER BY id")
 
 
 async def test_the_newer_version_wins_whatever_the_order(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
-    sessionmaker, conn = database
-    await conn.execute("CREATE TABLE versioned_probe (id int PRIMARY KEY, name text, version int NOT NULL, "
-                       "created text, first_seen_at timestamptz)")
-    table = _table()
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession) -> None:
+    table = await _probe_table(registry_session)
 
     async def upsert(name: str, version: int, created: str) -> bool:
         async with sessionmaker() as session, session.begin():
@@ -213,19 +209,17 @@ async def test_the_newer_version_wins_whatever_the_order(
     assert not await upsert("one", 1, "by one")  # older, late: nothing changes
     assert not await upsert("two again", 2, "again")  # repeated
     assert await upsert("three", 3, "by three")
-    assert await _rows(conn) == [{"id": 1, "name": "three", "version": 3, "created": "by two", "first_seen_at": None}]
+    assert await _rows(registry_session) == [
+        {"id": 1, "name": "three", "version": 3, "created": "by two", "first_seen_at": None}]
     async with sessionmaker() as session, session.begin():  # another expression for the update
         assert await upsert_newer(session, table, {"id": 1, "name": "four", "version": 4, "created": "x"},
                                   update={"name": table.c.name + "+four"})
-    assert (await _rows(conn))[0]["name"] == "three+four"
+    assert (await _rows(registry_session))[0]["name"] == "three+four"
 
 
 async def test_a_batch_keeps_the_newest_version_per_key_and_the_earliest_first_seen(
-        database: tuple[async_sessionmaker[AsyncSession], asyncpg.Connection]) -> None:
-    sessionmaker, conn = database
-    await conn.execute("CREATE TABLE versioned_probe (id int PRIMARY KEY, name text, version int NOT NULL, "
-                       "created text, first_seen_at timestamptz)")
-    table = _table()
+        sessionmaker: async_sessionmaker[AsyncSession], registry_session: AsyncSession) -> None:
+    table = await _probe_table(registry_session)
 
     def row(ident: int, name: str, version: int, minutes: int) -> dict[str, Any]:
         return {"id": ident, "name": name, "version": version, "first_seen_at": T0 + timedelta(minutes=minutes)}
@@ -237,5 +231,5 @@ async def test_a_batch_keeps_the_newest_version_per_key_and_the_earliest_first_s
         # Later: an older version of 1 seen earlier still (its time counts, not its values); a newer one of 2.
         await upsert_newer_many(session, table, [row(1, "old", 1, 0), row(2, "y", 2, 20)],
                                 earliest=("first_seen_at",))
-    assert [(r["id"], r["name"], r["version"], r["first_seen_at"]) for r in await _rows(conn)] == [
+    assert [(r["id"], r["name"], r["version"], r["first_seen_at"]) for r in await _rows(registry_session)] == [
         (1, "b", 2, T0), (2, "y", 2, T0 + timedelta(minutes=9))]

@@ -10,15 +10,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.immunization import service
 from services.household.immunization.schedule import add_months
 from services.household.immunization.service import DoseCreate, DoseVoid
-from services.household.settings import HouseholdSettings
+from services.household.needs.service import open_needs
 from services.household.tests.factories import member, register
 from services.household.tests.immunization_support import doses_url, family_with_baby, mataram_posyandu
 from shared.auth import Principal, Role
-from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
 
 
@@ -93,42 +94,46 @@ async def test_doses_make_the_status_and_the_need_follows_it(registry: httpx.Asy
 
 async def test_the_dose_use_cases_do_needs_and_audit_without_an_endpoint(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, household_db: asyncpg.Connection,
-        household_settings: HouseholdSettings) -> None:
+        household_session: AsyncSession) -> None:
     """The service functions are the whole use case: called as a CLI or a consumer would (no HTTP), recording a dose
-    detects the immunisation need, reading the status writes its audit row, voiding the dose resolves the need."""
+    detects the immunisation need, reading the status writes its audit row, voiding the dose resolves the need.
+    (The family is registered through the API; the use cases run in the test's rolled-back session.)"""
     posyandu = await mataram_posyandu(registry, household_db)
-    kader = tokens.kader([posyandu])
     birth = ago(3, 10)
     created, baby = await family_with_baby(household, posyandu, birth)
     household_id, member_id = uuid.UUID(created["id"]), uuid.UUID(baby["id"])
     principal = Principal(sub="kader-without-http", role=Role.KADER, posyandu_ids=frozenset({uuid.UUID(posyandu)}))
-    engine = create_engine(household_settings)
-    sessions = create_sessionmaker(engine)
-    try:
-        async with sessions() as session, session.begin():
-            dose = await service.record_dose(session=session, principal=principal, household_id=household_id,
-                                             member_id=member_id, today=date.today(), payload=DoseCreate.model_validate(
-                                                 {"vaccine": "bcg", "dose_number": 1, "given_on": birth.isoformat(),
-                                                  "place": "puskesmas"}))
-        assert (await needs_of(household, created["id"], kader))["kesehatan.immunization"]["member_id"] == baby["id"]
+    session = household_session
 
-        async with sessions() as session, session.begin():
-            computed = await service.read_status(session=session, principal=principal, household_id=household_id,
-                                                 member_id=member_id, on=date.today())
-        assert computed.status == "incomplete"
-        audited = await household_db.fetch(
-            "SELECT action, resource_type, resource_id, subject_ref FROM audit_log WHERE actor = $1", principal.sub)
-        assert [dict(r) for r in audited] == [{"action": "read", "resource_type": "immunization.status",
-                                               "resource_id": baby["id"], "subject_ref": created["id"]}]
+    async def open_categories() -> dict[str, uuid.UUID | None]:
+        return {n.category: n.member_id for n in await open_needs(session, household_id)}
 
-        async with sessions() as session, session.begin():
-            await service.void_dose(session=session, principal=principal, household_id=household_id,
-                                    member_id=member_id, dose_id=dose.id, payload=DoseVoid(reason="wrong child"),
-                                    today=date.today())
-        # No live dose: the status is unknown again, which is no evidence of a need.
-        assert "kesehatan.immunization" not in await needs_of(household, created["id"], kader)
-    finally:
-        await engine.dispose()
+    dose = await service.record_dose(session=session, principal=principal, household_id=household_id,
+                                     member_id=member_id, today=date.today(), payload=DoseCreate.model_validate(
+                                         {"vaccine": "bcg", "dose_number": 1, "given_on": birth.isoformat(),
+                                          "place": "puskesmas"}))
+    await session.commit()
+    assert (await open_categories())["kesehatan.immunization"] == member_id
+
+    computed = await service.read_status(session=session, principal=principal, household_id=household_id,
+                                         member_id=member_id, on=date.today())
+    await session.commit()
+    assert computed.status == "incomplete"
+    audited = await session.execute(sa.text(
+        "SELECT action, resource_type, resource_id, subject_ref FROM audit_log WHERE actor = :actor"),
+        {"actor": principal.sub})
+    assert [dict(r) for r in audited.mappings()] == [{"action": "read", "resource_type": "immunization.status",
+                                                      "resource_id": baby["id"], "subject_ref": created["id"]}]
+
+    await service.void_dose(session=session, principal=principal, household_id=household_id, member_id=member_id,
+                            dose_id=dose.id, payload=DoseVoid(reason="wrong child"), today=date.today())
+    await session.commit()
+    # No live dose: the status is unknown again, which is no evidence of a need.
+    assert "kesehatan.immunization" not in await open_categories()
+    # Committed for the test only: the household service itself never saw the dose or the need.
+    assert await household_db.fetchval("SELECT count(*) FROM audit_log WHERE actor = $1", principal.sub) == 0
+    kader = tokens.kader([posyandu])
+    assert "kesehatan.immunization" not in await needs_of(household, created["id"], kader)
 
 
 async def test_bad_doses_are_refused_and_nothing_is_stored(registry: httpx.AsyncClient,

@@ -170,6 +170,7 @@ def import_file(known: dict[str, str]) -> bytes:
 @pytest.fixture
 async def two_databases(stack: Stack, household_settings: HouseholdSettings) -> AsyncIterator[
         tuple[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession], str, str]]:
+    # Two databases of their own, not rolled-back sessions: the test compares every row of the two databases.
     dsns = [await stack.migrated_database("household", f"import_diff_{name}") for name in ("set", "one")]
     engines = [create_engine(household_settings.model_copy(update={"database_url": dsn})) for dsn in dsns]
     try:

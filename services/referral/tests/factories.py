@@ -8,6 +8,8 @@ referrals.
 from __future__ import annotations
 
 import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import (  # noqa: F401  (the referral tests take every factory from here)
     create_referral,
@@ -22,7 +24,11 @@ PISANGAN_BARU = "3175011001"  # Kota Administrasi Jakarta Timur
 RAWA_MAKMUR = "6472011001"  # Kota Samarinda, Kalimantan Timur
 
 
-async def outbox_types(referral_db: asyncpg.Connection, referral_id: str) -> list[str]:
-    """The event types written for a referral, in order."""
+async def outbox_types(referral_db: asyncpg.Connection | AsyncSession, referral_id: str) -> list[str]:
+    """The event types written for a referral, in order: committed ones, or those a rolled-back session sees."""
+    if isinstance(referral_db, AsyncSession):
+        found = await referral_db.scalars(sa.text("SELECT event_type FROM outbox WHERE key = :key ORDER BY id"),
+                                          {"key": referral_id})
+        return list(found)
     rows = await referral_db.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", referral_id)
     return [r["event_type"] for r in rows]

@@ -11,12 +11,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.referrals.access import readable_referral, readable_referrals
-from services.referral.settings import ReferralSettings
 from services.referral.tests import kerinci
 from shared.auth import Principal, Role
-from shared.db import create_engine, create_sessionmaker
 from shared.errors import NotFound
 from shared.events.topics import SpmField
 from tests.support import tokens
@@ -131,21 +130,16 @@ def test_the_rule_is_one_query_restricted_per_role() -> None:
 
 
 async def test_a_lifecycle_action_locks_the_row_it_reads_through_the_rule(
-        place: Place, referral_db: asyncpg.Connection, referral_settings: ReferralSettings) -> None:
-    engine = create_engine(referral_settings)
-    try:
-        maker = create_sessionmaker(engine)
-        agency_b = Principal(sub="o", role=Role.OPD, agency_id=place.agency_b, fields=frozenset({SpmField.KESEHATAN}))
-        async with maker() as session, session.begin():
-            with pytest.raises(NotFound):
-                await readable_referral(session, agency_b, uuid.UUID(place.r1), for_update=True)
-            locked = await readable_referral(session, agency_b, uuid.UUID(place.r2), for_update=True)
-            assert str(locked.id) == place.r2
-            # Another transaction cannot take the row while this one holds it.
-            assert await referral_db.fetch("SELECT id FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED",
-                                           locked.id) == []
-    finally:
-        await engine.dispose()
+        place: Place, referral_db: asyncpg.Connection, referral_session: AsyncSession) -> None:
+    agency_b = Principal(sub="o", role=Role.OPD, agency_id=place.agency_b, fields=frozenset({SpmField.KESEHATAN}))
+    with pytest.raises(NotFound):
+        await readable_referral(referral_session, agency_b, uuid.UUID(place.r1), for_update=True)
+    locked = await readable_referral(referral_session, agency_b, uuid.UUID(place.r2), for_update=True)
+    assert str(locked.id) == place.r2
+    # Another transaction cannot take the row while the test's holds it (until the test's rollback).
+    assert await referral_db.fetch("SELECT id FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED", locked.id) == []
+    assert await referral_db.fetch("SELECT id FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED",
+                                   uuid.UUID(place.r1)) != []
 
 
 async def test_an_agency_that_reassigns_a_referral_away_sees_the_answer_as_a_non_side(

@@ -95,7 +95,9 @@ async def test_a_delivery_is_due_by_the_clock(referral: httpx.AsyncClient, refer
     settings = referral_settings.model_copy(update={"webhook_batch_size": 1000})
 
     async def attempts_after_a_turn() -> list[Any]:
-        """One turn of the sender, run here: the service's own worker waits while this holds the sender's lock."""
+        """One turn of the sender, run here: the service's own worker waits while this holds the sender's lock. It
+        commits (no rolled-back session): the test then deletes the subscription through the API, which would wait
+        for the delivery rows the turn updated."""
         async with maker() as session, session.begin(), httpx.AsyncClient(timeout=5) as client:
             await session.execute(sa.select(sa.func.pg_advisory_xact_lock(delivery._LOCK)))
             await delivery.send_due(session, settings, client)

@@ -82,6 +82,7 @@ async def test_two_creates_for_one_need_make_one_referral_the_second_waiting_for
                            category="kesehatan.tb-suspect", urgency="high", evidence={"cough_weeks": 3})
 
     need, other = detected(), detected()
+    # Two real transactions (no rolled-back session): the race between them is what is tested.
     engine = create_engine(referral_settings)
     maker = create_sessionmaker(engine)
 

@@ -4,7 +4,9 @@ household in the household service.
 
 Kabupaten Mamuju (7602) in Sulawesi Barat (76) with the field perumahan-rakyat is this module's own. Its referrals
 are made by the service's clock set a month back, so the sweep at the real time escalates them without moving
-time for anyone else's referrals.
+time for anyone else's referrals. The sweep commits (no rolled-back session, tests/support/database.py): the tests
+then act on the escalated referrals through the API, and the household service learns of the escalation from its
+events.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conftest import Stack
 from services.referral.referrals.service import create_from_need
-from services.referral.settings import ReferralSettings
 from services.referral.tests.factories import (
     CENGKARENG_BARAT,
     known_agency,
@@ -21,7 +21,6 @@ from services.referral.tests.factories import (
     known_posyandu,
     outbox_types,
 )
-from shared.db import create_engine, create_sessionmaker
 from shared.events import household as hh
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC, SpmField
@@ -138,19 +137,13 @@ async def test_a_resolved_need_adds_a_system_note_and_an_event_but_leaves_the_re
         "posyandu.referral.created.v1", "posyandu.referral.note-added.v1", "posyandu.referral.need-resolved.v1"]
 
 
-async def test_categories_configured_as_draft_wait_for_the_kader(referral_settings: ReferralSettings,
-                                                                 referral: httpx.AsyncClient) -> None:
-    engine = create_engine(referral_settings)
+async def test_categories_configured_as_draft_wait_for_the_kader(referral_session: AsyncSession) -> None:
     need = hh.NeedData(need_id=uuid.uuid4(), household_id=uuid.uuid4(), member_id=None, member_nik_masked=None,
                        posyandu_id=uuid.uuid4(), village_code=CENGKARENG_BARAT, spm_field=SpmField.PEKERJAAN_UMUM,
                        category="pekerjaan-umum.wastewater", urgency="low", evidence={"wastewater": "none"})
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            made = await create_from_need(session=session, need=need, now=datetime.now(UTC),
-                                          draft_categories=frozenset({"pekerjaan-umum.wastewater"}))
-            assert made is not None and made.status == "draft" and made.agency_id is None
-            again = await create_from_need(session=session, need=need, now=datetime.now(UTC),
-                                           draft_categories=frozenset())
-            assert again is None
-    finally:
-        await engine.dispose()
+    made = await create_from_need(session=referral_session, need=need, now=datetime.now(UTC),
+                                  draft_categories=frozenset({"pekerjaan-umum.wastewater"}))
+    assert made is not None and made.status == "draft" and made.agency_id is None
+    again = await create_from_need(session=referral_session, need=need, now=datetime.now(UTC),
+                                   draft_categories=frozenset())
+    assert again is None

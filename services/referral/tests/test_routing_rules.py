@@ -14,11 +14,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
-from services.referral.settings import ReferralSettings
 from services.referral.tests.factories import create_referral, known_agency, known_household, known_posyandu
-from shared.db import create_engine, create_sessionmaker
 from tests.support import tokens
 from tests.support.waiting import eventually
 
@@ -123,7 +122,7 @@ async def test_the_most_specific_rule_with_an_active_covering_agency_wins(
 
 async def test_a_rule_only_chooses_among_the_agencies_coverage_admits_as_reassignment_and_escalation_do(
         registry: httpx.AsyncClient, referral: httpx.AsyncClient, referral_db: asyncpg.Connection,
-        referral_settings: ReferralSettings, lebak: Lebak, rules: Any) -> None:
+        referral_session: AsyncSession, lebak: Lebak, rules: Any) -> None:
     # A rule for the province level where the field has no province agency routes by today's rule instead.
     await rules(spm_field=T, category="trantibumlinmas.fire-hazard", region_prefix="3602", agency_level="province")
     assert await _routed_to(referral, lebak, T, "trantibumlinmas.fire-hazard") == lebak.satpol_pp
@@ -144,20 +143,15 @@ async def test_a_rule_only_chooses_among_the_agencies_coverage_admits_as_reassig
     assert moved.status_code == 200 and moved.json()["agency_id"] == lebak.disdik_lebak, moved.text
 
     # One coverage definition: the router, the escalation target and reassignment agree on every agency.
-    engine = create_engine(referral_settings)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            escalation = await province_agency(session, spm_field=P, village_code=LEBAK_DESA)
-            assert escalation is not None and str(escalation.id) == lebak.disdik_banten
-            routed = await responsible_agency(session, spm_field=P, village_code=LEBAK_DESA,
-                                              category="pendidikan.special-needs")
-            assert routed is not None and str(routed.id) == lebak.disdik_banten
-            for agency in (lebak.disdik_lebak, lebak.disdik_banten):
-                assert await unmet_coverage(session, uuid.UUID(agency), spm_field=P, village_code=LEBAK_DESA) == []
-            assert await unmet_coverage(session, uuid.UUID(elsewhere), spm_field=P,
-                                        village_code=LEBAK_DESA) == ["jurisdiction"]
-    finally:
-        await engine.dispose()
+    session = referral_session
+    escalation = await province_agency(session, spm_field=P, village_code=LEBAK_DESA)
+    assert escalation is not None and str(escalation.id) == lebak.disdik_banten
+    routed = await responsible_agency(session, spm_field=P, village_code=LEBAK_DESA,
+                                      category="pendidikan.special-needs")
+    assert routed is not None and str(routed.id) == lebak.disdik_banten
+    for agency in (lebak.disdik_lebak, lebak.disdik_banten):
+        assert await unmet_coverage(session, uuid.UUID(agency), spm_field=P, village_code=LEBAK_DESA) == []
+    assert await unmet_coverage(session, uuid.UUID(elsewhere), spm_field=P, village_code=LEBAK_DESA) == ["jurisdiction"]
 
 
 @pytest.mark.parametrize(("body", "field"), [

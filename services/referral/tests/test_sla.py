@@ -1,18 +1,21 @@
-"""SLA clocks: overdue once, escalated once to the field's province agency; deadlines from config and overrides."""
+"""SLA clocks: overdue once, escalated once to the field's province agency; deadlines from config and overrides.
+
+The referrals are made through the API (committed); the sweeps run in the test's rolled-back session
+(tests/support/database.py), as the background job would, so a sweep at a future time marks and escalates the
+other tests' open referrals only inside this test: nothing of it is committed or published.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.settings import ReferralSettings
+from services.referral.referrals import reads
+from services.referral.referrals.schemas import ReferralPublic
 from services.referral.sla.service import run_sla_sweep
 from services.referral.tests.factories import (
     RAWA_MAKMUR,
@@ -22,29 +25,30 @@ from services.referral.tests.factories import (
     known_posyandu,
     outbox_types,
 )
-from shared.db import create_engine, create_sessionmaker
+from shared.auth import Principal, Role
+from shared.events.topics import SpmField
 from tests.support import tokens
 
 FIELD, CATEGORY = "sosial", "sosial.neglected-child"
 
 
-@pytest.fixture(scope="module")
-async def sessions(referral_settings: ReferralSettings) -> AsyncIterator[Any]:
-    engine = create_engine(referral_settings)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
-
-
-async def sweep(sessions: Any, now: datetime) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    session: AsyncSession
-    async with sessions() as session, session.begin():
-        result = await run_sla_sweep(session, now)
+async def sweep(session: AsyncSession, now: datetime) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """One run of the sweep job at `now`, committed as the job does (a savepoint of the test's transaction)."""
+    result = await run_sla_sweep(session, now)
+    await session.commit()
     return {r.id for r in result.overdue}, {r.id for r in result.escalated}
+
+
+async def listed(session: AsyncSession, principal: Principal, filters: reads.Filters) -> dict[str, ReferralPublic]:
+    """What `GET /api/v1/referrals` lists to the principal with these filters (the session sees the sweeps)."""
+    page = await reads.list_referrals(session=session, principal=principal, filters=filters, after=None, limit=500,
+                                      now=datetime.now(UTC))
+    return {str(r.id): r for r in page.items}
 
 
 async def test_an_overdue_referral_fires_once_and_escalates_once_to_the_province_agency(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
-        household_db: asyncpg.Connection, referral_db: asyncpg.Connection, sessions: Any) -> None:
+        household_db: asyncpg.Connection, referral_db: asyncpg.Connection, referral_session: AsyncSession) -> None:
     regency = await known_agency(registry, referral_db, "6472", [FIELD])
     province = await known_agency(registry, referral_db, "64", [FIELD])
     place = await known_posyandu(registry, household_db, RAWA_MAKMUR)
@@ -56,32 +60,41 @@ async def test_an_overdue_referral_fires_once_and_escalates_once_to_the_province
     assert respond_by - created_at == timedelta(days=1) and complete_by - created_at == timedelta(days=3)
     referral_id = uuid.UUID(made["id"])
 
-    overdue, escalated = await sweep(sessions, respond_by - timedelta(minutes=1))
+    session = referral_session
+    overdue, escalated = await sweep(session, respond_by - timedelta(minutes=1))
     assert referral_id not in overdue | escalated
-    for _ in range(2):  # twice: the second run finds nothing new
-        overdue, escalated = await sweep(sessions, respond_by + timedelta(hours=1))
-        assert referral_id not in escalated
-    assert await outbox_types(referral_db, made["id"]) == ["posyandu.referral.created.v1",
-                                                          "posyandu.referral.overdue.v1"]
-    listed = (await referral.get("/api/v1/referrals?overdue=true&field=sosial&region=6472",
-                                 headers=tokens.opd(regency, [FIELD]))).json()["items"]
-    assert made["id"] in [r["id"] for r in listed]
+    for run in range(2):  # twice: the second run finds nothing new
+        overdue, escalated = await sweep(session, respond_by + timedelta(hours=1))
+        assert (referral_id in overdue) == (run == 0) and referral_id not in escalated
+    assert await outbox_types(session, made["id"]) == ["posyandu.referral.created.v1",
+                                                       "posyandu.referral.overdue.v1"]
+    as_regency = Principal(sub="opd", role=Role.OPD, agency_id=uuid.UUID(regency),
+                           fields=frozenset({SpmField.SOSIAL}))
+    assert made["id"] in await listed(session, as_regency,
+                                      reads.Filters(overdue=True, spm_field=SpmField.SOSIAL, region="6472"))
 
     # Emergency: escalated one day after the completion deadline.
-    overdue, escalated = await sweep(sessions, complete_by + timedelta(hours=23))
+    overdue, escalated = await sweep(session, complete_by + timedelta(hours=23))
     assert referral_id not in escalated
-    for _ in range(2):
-        await sweep(sessions, complete_by + timedelta(days=1, hours=1))
-    types = await outbox_types(referral_db, made["id"])
+    for run in range(2):
+        overdue, escalated = await sweep(session, complete_by + timedelta(days=1, hours=1))
+        assert (referral_id in escalated) == (run == 0)
+    types = await outbox_types(session, made["id"])
     assert types == ["posyandu.referral.created.v1", "posyandu.referral.overdue.v1",
                      "posyandu.referral.escalated.v1"]
-    after = (await referral.get(f"/api/v1/referrals/{made['id']}", headers=tokens.admin())).json()
-    assert after["escalated_to_agency_id"] == province and after["overdue"]
+    after = (await listed(session, Principal(sub="admin", role=Role.ADMIN), reads.Filters(region="6472")))[made["id"]]
+    assert str(after.escalated_to_agency_id) == province and after.overdue
+    # Nothing of the sweeps was committed: the API lists the referral as it was made, not overdue.
+    assert await outbox_types(referral_db, made["id"]) == ["posyandu.referral.created.v1"]
+    for flag, shown in (("true", False), ("false", True)):
+        page = (await referral.get(f"/api/v1/referrals?overdue={flag}&field=sosial&region=6472&limit=500",
+                                   headers=tokens.opd(regency, [FIELD]))).json()["items"]
+        assert (made["id"] in [r["id"] for r in page]) is shown, flag
 
 
 async def test_a_response_in_time_and_a_closed_referral_are_never_overdue(
         registry: httpx.AsyncClient, household: httpx.AsyncClient, referral: httpx.AsyncClient,
-        household_db: asyncpg.Connection, referral_db: asyncpg.Connection, sessions: Any) -> None:
+        household_db: asyncpg.Connection, referral_db: asyncpg.Connection, referral_session: AsyncSession) -> None:
     place = await known_posyandu(registry, household_db, RAWA_MAKMUR)
     created = await known_household(household, referral_db, place, RAWA_MAKMUR)
     answered = await create_referral(referral, created, spm_field=FIELD, category=CATEGORY)
@@ -91,10 +104,10 @@ async def test_a_response_in_time_and_a_closed_referral_are_never_overdue(
     assert (await referral.post(f"/api/v1/referrals/{closed['id']}/reject", json={"reason": "Sudah ditangani"},
                                 headers=agency)).status_code == 200
     respond_by = datetime.fromisoformat(answered["respond_by"])
-    overdue, _ = await sweep(sessions, respond_by + timedelta(hours=1))
+    overdue, _ = await sweep(referral_session, respond_by + timedelta(hours=1))
     assert not {uuid.UUID(answered["id"]), uuid.UUID(closed["id"])} & overdue
     complete_by = datetime.fromisoformat(answered["complete_by"])
-    overdue, _ = await sweep(sessions, complete_by + timedelta(hours=1))
+    overdue, _ = await sweep(referral_session, complete_by + timedelta(hours=1))
     assert uuid.UUID(answered["id"]) in overdue and uuid.UUID(closed["id"]) not in overdue
 
 

@@ -87,6 +87,7 @@ async def test_the_need_handler_costs_a_few_statements(referral_settings: Referr
                        spm_field=SpmField(FIELD), category="pekerjaan-umum.sanitation", urgency="high",
                        evidence={"toilet": "none"})
     event = hh.NEED_DETECTED.new(need, subject=str(household), regioncode=VILLAGE)
+    # Its own engine and a real commit, not the rolled-back session: that session's savepoints would be counted.
     engine = create_engine(referral_settings)
     try:
         with statements_of(engine.sync_engine, lambda: True) as seen:

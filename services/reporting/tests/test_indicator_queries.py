@@ -286,6 +286,7 @@ COLUMNS = {
 
 @pytest.fixture(scope="module")
 async def sessions(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    # A database of its own, loaded once for the module and only read: the national scopes count every row in it.
     dsn = await stack.migrated_database("reporting", "reporting_indicator_queries")
     country = Country(seed=20260101).build()
     conn = await asyncpg.connect(dsn)

@@ -23,7 +23,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from conftest import Stack
 from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.indicators import repository
 from services.reporting.indicators.catalogue import ALL
@@ -32,13 +31,14 @@ from services.reporting.indicators.repository import Scope, Values
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import answers, reads
 from services.reporting.tests.factories import Stream, publish, until_consumed
-from services.reporting.tests.summary_streams import Generator
+from services.reporting.tests.summary_streams import VILLAGES, Generator
 from shared.clock import today_by
 from shared.consumer import apply_once
 from shared.db import sqlalchemy_url
 from shared.events.household import ProfileDecisions
 from shared.events.topics import SpmField
 from tests.support.clock import set_clock
+from tests.support.database import sessions_of
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -195,13 +195,12 @@ async def consumer_summaries_equal_the_projections_and_a_rebuild(
     assert await summary_rows(reporting_settings.database_url) == built
 
 
-async def test_the_household_services_verdicts_count_not_the_profile_values(stack: Stack) -> None:
+async def test_the_household_services_verdicts_count_not_the_profile_values(reporting_session: AsyncSession) -> None:
     """RTLH, safe water and the low deciles come from the verdicts published with the profile (the household
-    service's rules and configuration); the profile's own values only count where no verdict came with it."""
-    dsn = await stack.migrated_database("reporting", "reporting_decided")
-    engine = create_async_engine(sqlalchemy_url(dsn))
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    service's rules and configuration); the profile's own values only count where no verdict came with it.
+    (Applied in the test's rolled-back transaction; the village is none of the stream generator's.)"""
     village, observed = "3303021001", date(2025, 3, 10)
+    assert village not in VILLAGES
     s = Stream(default_time=datetime(2025, 3, 10, tzinfo=UTC))
     fit_house = {"household": {"floor_area_m2": 90, "occupants": 2, "floor": "ceramic-or-cement"}}
     earth_floor = {"household": {"floor_area_m2": 90, "occupants": 2, "floor": "earth"}}
@@ -217,14 +216,10 @@ async def test_the_household_services_verdicts_count_not_the_profile_values(stac
               decided=ProfileDecisions(low_decile=True))
     s.profile(homes[1], "sosial", {"household": {"dtsen_decile": 2}}, observed_on=observed,
               decided=ProfileDecisions(low_decile=False))
-    try:
-        handlers = all_handlers()
-        assert await apply_once(sessionmaker, GROUP, handlers, [e for _, e in s.events]) == len(s.events)
-        async with sessionmaker() as session, session.begin():
-            found = await reads.raw_values(session=session, scope=Scope(village, 10, parse_period("2025-03"),
-                                                                        tuple(f.value for f in SpmField)))
-    finally:
-        await engine.dispose()
+    assert await apply_once(sessions_of(reporting_session), GROUP, all_handlers(),
+                            [e for _, e in s.events]) == len(s.events)
+    found = await reads.raw_values(session=reporting_session, scope=Scope(village, 10, parse_period("2025-03"),
+                                                                          tuple(f.value for f in SpmField)))
     values = found[village]
     assert (values["perumahan-rakyat.households_profiled"], values["perumahan-rakyat.rtlh"]) == (3, 2)
     assert (values["pekerjaan-umum.households_profiled"], values["pekerjaan-umum.safe_water"]) == (2, 1)
