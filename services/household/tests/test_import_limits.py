@@ -94,9 +94,11 @@ async def test_an_import_keeps_yielding_the_event_loop(household: httpx.AsyncCli
         await probing
     assert response.status_code == 200 and response.json()["rows_rejected"] == 150_000, response.text
     assert took > 1, "the import should take seconds for the test to mean anything"
-    # Bounds generous for a loaded machine; without the yields the longest gap is the whole parse (4.6 s here).
-    assert max(gaps) < 1, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
-    assert max(probes) < 1, f"a GET /healthz took {max(probes):.2f}s during a {took:.1f}s import"
+    # Without the yields the longest gap is the whole parse (4.6 s here). The bound is a share of the import's own
+    # time: a loaded machine stretches both alike (a fixed 1 s failed there while the yields worked).
+    bound = max(1.0, took / 4)
+    assert max(gaps) < bound, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
+    assert max(probes) < bound, f"a GET /healthz took {max(probes):.2f}s during a {took:.1f}s import"
     assert len(probes) > took / 1, f"{len(probes)} GET /healthz answered during a {took:.1f}s import"
 
 

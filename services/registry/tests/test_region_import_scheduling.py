@@ -53,6 +53,7 @@ async def test_a_large_region_import_keeps_yielding_the_event_loop(registry_alon
     assert response.status_code == 200, response.text
     assert response.json()["registered"] == 1 + 20 + 20 * 20 + 20 * 20 * 100
     assert took > 1, "the import should take seconds for the test to mean anything"
-    # A bound generous for a loaded machine (what is left: the COPY's and the upsert's rows, a few hundred ms); before
-    # the batches the event loop was held for over 5 s here.
-    assert max(gaps) < 1, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
+    # What is left: the COPY's and the upsert's rows, a few hundred ms; before the batches the event loop was held for
+    # over 5 s here. The bound is a share of the import's own time: a loaded machine stretches both alike.
+    bound = max(1.0, took / 4)
+    assert max(gaps) < bound, f"the event loop was held for {max(gaps):.2f}s of a {took:.1f}s import"
