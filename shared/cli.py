@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,16 @@ def server_options(service: str, settings: ServiceSettings) -> dict[str, Any]:
             "workers": settings.web_concurrency}
 
 
-def prepare_workers(service: str, settings: ServiceSettings) -> None:
-    """Several workers share one metrics directory (fresh for this server, so no earlier run's figures count): the
-    workers are spawned after this and read it from their environment."""
-    if settings.web_concurrency > 1:
-        os.environ[MULTIPROCESS_DIR_ENV] = tempfile.mkdtemp(prefix=f"posyandu-{service}-metrics-")
+@contextlib.contextmanager
+def worker_metrics(service: str, settings: ServiceSettings) -> Iterator[None]:
+    """Several workers share one metrics directory (fresh for this server, so no earlier run's figures count, and
+    removed when it stops): the workers are spawned inside this and read it from their environment."""
+    if settings.web_concurrency <= 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix=f"posyandu-{service}-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR_ENV] = directory
+        yield
 
 
 def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], ServiceSettings],
@@ -57,8 +63,8 @@ def run_cli(*, service: str, service_dir: Path, settings_factory: Callable[[], S
     args = parser.parse_args()
     settings = settings_factory()
     if args.command == "serve":
-        prepare_workers(service, settings)
-        uvicorn.run(**server_options(service, settings))
+        with worker_metrics(service, settings):
+            uvicorn.run(**server_options(service, settings))
     elif args.command == "migrate":
         upgrade(service_dir, settings.database_url)
     elif args.command == "asyncapi":

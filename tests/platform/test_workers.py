@@ -122,3 +122,23 @@ async def test_two_relaying_processes_publish_each_row_once_when_woken_from_a_th
     for key in keys:
         numbers = [r.event.data["n"] for r in received if r.event and r.event.subject == key]
         assert numbers == sorted(numbers) and len(numbers) == written // len(keys)
+
+
+async def test_the_workers_shared_metrics_directory_goes_with_the_server(stack: Stack, tmp_path: Path) -> None:
+    """Every multi-worker `serve` makes a fresh metrics directory; it is removed when the server stops (each test
+    or local run used to leave one behind in /tmp)."""
+    dsn = await stack.migrated_database("registry", f"workers_tmp_{uuid.uuid4().hex[:8]}")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = ServiceProcess("registry", dsn, stack.broker.bootstrap_servers, tmp_path, WEB_CONCURRENCY="2",
+                            TMPDIR=str(scratch))
+
+    def metrics_directories() -> list[str]:
+        return [p.name for p in scratch.iterdir() if p.name.startswith("posyandu-registry-metrics-")]
+
+    try:
+        await server.start(ready_within=120)
+        assert len(metrics_directories()) == 1, list(scratch.iterdir())
+    finally:
+        server.stop()
+    assert metrics_directories() == []
