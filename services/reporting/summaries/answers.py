@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.settings import ReportingSettings
+from services.reporting.summaries.counting import CountTable, add_counts
 from services.reporting.summaries.reads import AGED, BANDS, band_sql
 from services.reporting.tables import SUMMARIES
 from shared.clock import Clock, today_by
@@ -91,23 +92,7 @@ def wanted_days(today: date, snapshot_months: int) -> set[date]:
 
 _HELD = sa.text("SELECT as_of FROM summary_answer_days ORDER BY as_of")
 
-_ADD = sa.text("""
-WITH added AS (
-INSERT INTO summary_answers (level, as_of, region, key, band, n)
-SELECT * FROM unnest(CAST(:level AS int[]), CAST(:as_of AS date[]), CAST(:region AS text[]), CAST(:key AS text[]),
-                     CAST(:band AS text[]), CAST(:n AS bigint[]))
-ON CONFLICT (level, as_of, region, key, band) DO UPDATE SET n = summary_answers.n + excluded.n
-RETURNING level, as_of, region, key, band, n)
-SELECT level, as_of, region, key, band FROM added WHERE n = 0""")
-
-_DROP_ZEROS = sa.text("""
-DELETE FROM summary_answers a
-USING unnest(CAST(:level AS int[]), CAST(:as_of AS date[]), CAST(:region AS text[]), CAST(:key AS text[]),
-             CAST(:band AS text[])) AS z (level, as_of, region, key, band)
-WHERE a.n = 0 AND a.level = z.level AND a.as_of = z.as_of AND a.region = z.region AND a.key = z.key
-  AND a.band = z.band""")
-
-_COLUMNS = ("level", "as_of", "region", "key", "band")
+ANSWERS = CountTable("summary_answers", ("level", "as_of", "region", "key", "band"))
 
 
 async def held_days(session: AsyncSession) -> list[date]:
@@ -134,12 +119,7 @@ async def add(session: AsyncSession, stocks: Counter[tuple[int, str, date, str, 
                 if _within(born, bounds[(day, band)])]
         for day, band in where:
             counts[(level, day, region, key, band)] += n
-    rows = [(*k, n) for k, n in counts.items() if n]
-    if not rows:
-        return
-    arrays = {name: [row[i] for row in rows] for i, name in enumerate((*_COLUMNS, "n"))}
-    if zeros := [tuple(row) for row in await session.execute(_ADD, arrays)]:
-        await session.execute(_DROP_ZEROS, {name: [row[i] for row in zeros] for i, name in enumerate(_COLUMNS)})
+    await add_counts(session, ANSWERS, counts)
 
 
 _PAIRS = sorted(f"{key}|{band}" for key, bands in _AGED_BANDS.items() for band in bands if band != "all")

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.summaries import answers
 from services.reporting.summaries import contributions as c
+from services.reporting.summaries.counting import CountTable, add_counts
 
 
 @dataclass
@@ -139,46 +140,8 @@ async def contributions(session: AsyncSession, affected: Affected) -> c.Contribu
     return out
 
 
-# Each upsert returns the rows it brought to zero, which the delete then drops.
-_ADD_STOCKS = sa.text("""
-WITH added AS (
-INSERT INTO summary_stocks (level, region, month, key, born, n)
-SELECT * FROM unnest(CAST(:level AS int[]), CAST(:region AS text[]), CAST(:month AS date[]), CAST(:key AS text[]),
-                     CAST(:born AS date[]), CAST(:n AS bigint[]))
-ON CONFLICT (level, region, month, key, born) DO UPDATE SET n = summary_stocks.n + excluded.n
-RETURNING level, region, month, key, born, n)
-SELECT level, region, month, key, born FROM added WHERE n = 0""")
-
-_ADD_FLOWS = sa.text("""
-WITH added AS (
-INSERT INTO summary_flows (level, span, month, region, key, n)
-SELECT * FROM unnest(CAST(:level AS int[]), CAST(:span AS text[]), CAST(:month AS date[]), CAST(:region AS text[]),
-                     CAST(:key AS text[]), CAST(:n AS bigint[]))
-ON CONFLICT (level, span, month, region, key) DO UPDATE SET n = summary_flows.n + excluded.n
-RETURNING level, span, month, region, key, n)
-SELECT level, span, month, region, key FROM added WHERE n = 0""")
-
-
-_DROP_STOCKS = sa.text("""
-DELETE FROM summary_stocks s
-USING unnest(CAST(:level AS int[]), CAST(:region AS text[]), CAST(:month AS date[]), CAST(:key AS text[]),
-             CAST(:born AS date[])) AS z (level, region, month, key, born)
-WHERE s.n = 0 AND s.level = z.level AND s.region = z.region AND s.month = z.month AND s.key = z.key
-  AND s.born = z.born""")
-
-_DROP_FLOWS = sa.text("""
-DELETE FROM summary_flows s
-USING unnest(CAST(:level AS int[]), CAST(:span AS text[]), CAST(:month AS date[]), CAST(:region AS text[]),
-             CAST(:key AS text[])) AS z (level, span, month, region, key)
-WHERE s.n = 0 AND s.level = z.level AND s.span = z.span AND s.month = z.month AND s.region = z.region
-  AND s.key = z.key""")
-
-_STOCK_COLUMNS = ("level", "region", "month", "key", "born")
-_FLOW_COLUMNS = ("level", "span", "month", "region", "key")
-
-
-def _arrays(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> dict[str, list[object]]:
-    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+STOCKS = CountTable("summary_stocks", ("level", "region", "month", "key", "born"))
+FLOWS = CountTable("summary_flows", ("level", "span", "month", "region", "key"))
 
 
 async def add(session: AsyncSession, change: c.Contribution) -> None:
@@ -186,11 +149,6 @@ async def add(session: AsyncSession, change: c.Contribution) -> None:
     the rows it brought to zero, if any (so the rows are the same whatever the batches were); then the stock
     changes to the answer rows of the held days (after the stocks' upsert, which waits for a roll's lock)."""
     stocks, flows = change.levels()
-    for counts, names, upsert, drop in ((stocks, _STOCK_COLUMNS, _ADD_STOCKS, _DROP_STOCKS),
-                                        (flows, _FLOW_COLUMNS, _ADD_FLOWS, _DROP_FLOWS)):
-        if not counts:
-            continue
-        rows: list[tuple[object, ...]] = [(*key, n) for key, n in counts.items()]
-        if zeros := [tuple(row) for row in await session.execute(upsert, _arrays((*names, "n"), rows))]:
-            await session.execute(drop, _arrays(names, zeros))
+    await add_counts(session, STOCKS, stocks)
+    await add_counts(session, FLOWS, flows)
     await answers.add(session, stocks)

@@ -1,0 +1,57 @@
+"""Adding counts to a summary table, the one way the consumer and the roll do it.
+
+A summary table is keyed by its `keys` and holds a count `n`. A change is added with one
+`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE SET n = n + excluded.n`, which returns the rows it
+brought to zero, and one delete drops those: so the rows are the same whatever the batches were, and a row at zero
+never stays behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Key = TypeVar("Key", bound=tuple[Any, ...])
+
+#: The PostgreSQL type of each key column of the summary tables.
+_TYPES = {"level": "int", "region": "text", "month": "date", "key": "text", "born": "date", "span": "text",
+          "as_of": "date", "band": "text"}
+
+
+def _arrays(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> dict[str, list[object]]:
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """A summary table keyed by `keys` (its primary key's columns) with a count `n`, and its two statements."""
+
+    name: str
+    keys: tuple[str, ...]
+    upsert: sa.TextClause = field(init=False, repr=False)
+    drop: sa.TextClause = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        columns = ", ".join(self.keys)
+        arrays = ", ".join(f"CAST(:{k} AS {_TYPES[k]}[])" for k in self.keys)
+        object.__setattr__(self, "upsert", sa.text(
+            f"WITH added AS (INSERT INTO {self.name} ({columns}, n) "
+            f"SELECT * FROM unnest({arrays}, CAST(:n AS bigint[])) "
+            f"ON CONFLICT ({columns}) DO UPDATE SET n = {self.name}.n + excluded.n RETURNING {columns}, n) "
+            f"SELECT {columns} FROM added WHERE n = 0"))
+        object.__setattr__(self, "drop", sa.text(
+            f"DELETE FROM {self.name} t USING unnest({arrays}) AS z ({columns}) WHERE t.n = 0 AND "
+            + " AND ".join(f"t.{k} = z.{k}" for k in self.keys)))
+
+
+async def add_counts(session: AsyncSession, table: CountTable, counts: Mapping[Key, int]) -> None:
+    """Adds `counts` (key values in `table.keys` order -> n) to the table; zero changes are skipped."""
+    rows = [(*key, n) for key, n in counts.items() if n]
+    if not rows:
+        return
+    if zeros := [tuple(row) for row in await session.execute(table.upsert, _arrays((*table.keys, "n"), rows))]:
+        await session.execute(table.drop, _arrays(table.keys, zeros))
