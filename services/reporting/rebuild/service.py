@@ -2,7 +2,9 @@
 
 The handlers are order-tolerant upserts and the replay records each event in the inbox of the service's own
 consumer group, so the running consumer (if any) skips what the replay applied and applies what came after; the
-result equals a projection built event by event. The committed offsets of the group are left alone.
+result equals a projection built event by event. The committed offsets of the group are left alone. It ends with
+the daily roll of the answer rows, so a new database has the answers of its held days at once (on one that held
+days already, the replayed handlers kept them and the roll finds nothing to do).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.consumers import GROUP, all_handlers
+from services.reporting.settings import ReportingSettings
+from services.reporting.summaries.answers import run_daily_roll
 from services.reporting.tables import PROJECTIONS
 from shared.consumer import BATCH_MAX_RECORDS, Batched, Handler, apply_once
 from shared.db import create_engine, create_sessionmaker
@@ -94,6 +98,8 @@ async def rebuild(settings: ServiceSettings) -> int:
         sessionmaker = create_sessionmaker(engine)
         await reset(sessionmaker=sessionmaker)
         applied = await replay(settings=settings, sessionmaker=sessionmaker)
+        if isinstance(settings, ReportingSettings) and settings.answer_roll_enabled:
+            await run_daily_roll(sessionmaker, clock=settings.clock, snapshot_months=settings.answer_snapshot_months)
     finally:
         await engine.dispose()
     log.info("projections rebuilt", extra={"events": applied})
