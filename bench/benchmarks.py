@@ -592,9 +592,9 @@ async def _rebuild(ctx: Context, label: str) -> None:
     counted = int(re.search(rb"of (\d+) aggregates", out).group(1))  # type: ignore[union-attr]
     conn = await ctx.stack.connect("reporting")
     try:
-        await conn.execute("ANALYZE summary_stocks")
-        await conn.execute("ANALYZE summary_flows")
-        rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("summary_stocks", "summary_flows")}
+        for table in _SUMMARY_KEYS:
+            await conn.execute(f"ANALYZE {table}")
+        rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in _SUMMARY_KEYS}
         progress(f"{name}: {counted} aggregates in {seconds:.1f} s ({counted / seconds:.0f}/s, peak RSS "
                  f"{peak_kb // 1024} MiB, {rows} summary rows); raw baseline: the same rows read and written ...")
         raw_seconds = await _raw_rebuild(conn)
@@ -606,8 +606,14 @@ async def _rebuild(ctx: Context, label: str) -> None:
                            "table), and the rebuilt summary rows written once into scratch tables (INSERT ... "
                            "SELECT, the primary keys built after)", counted,
                            f"python -m services.reporting rebuild-summaries in its own process, {seconds:.1f} s, "
-                           f"peak RSS {peak_kb // 1024} MiB; {rows['summary_stocks']} stock and "
-                           f"{rows['summary_flows']} flow rows"))
+                           f"peak RSS {peak_kb // 1024} MiB; {rows['summary_stocks']} stock, "
+                           f"{rows['summary_flows']} flow and {rows['summary_agency_flows']} agency flow rows"))
+
+
+#: The summary tables a rebuild writes (the answer rows aside), with their primary keys.
+_SUMMARY_KEYS = {"summary_stocks": "level, region, month, key, born",
+                 "summary_flows": "level, span, month, region, key",
+                 "summary_agency_flows": "level, span, month, region, key"}
 
 
 #: The projection columns the contributions read (summaries/store.py), each table once.
@@ -634,13 +640,12 @@ async def _raw_rebuild(conn: asyncpg.Connection) -> float:
     for sql in _REBUILD_READS:
         await conn.copy_from_query(sql, output=discard)
     async with conn.transaction():
-        for table, key in (("summary_stocks", "level, region, month, key, born"),
-                           ("summary_flows", "level, span, month, region, key")):
+        for table, key in _SUMMARY_KEYS.items():
             await conn.execute(f"CREATE TABLE bench_{table} (LIKE {table})")
-            await conn.execute(f"INSERT INTO bench_{table} SELECT * FROM {table}")
+            await conn.execute(f"INSERT INTO bench_{table} SELECT * FROM {table} ORDER BY {key}")
             await conn.execute(f"ALTER TABLE bench_{table} ADD PRIMARY KEY ({key})")
         seconds = time.perf_counter() - started
-        await conn.execute("DROP TABLE bench_summary_stocks, bench_summary_flows")
+        await conn.execute(f"DROP TABLE {', '.join(f'bench_{t}' for t in _SUMMARY_KEYS)}")
     return seconds
 
 
@@ -684,12 +689,14 @@ def _profiles_and_measurements(rnd: random.Random, hh: list[tuple[Any, ...]], mm
 
 
 # The read baseline's database half: a range lookup of the summary rows the read's answer is made of (its stocks
-# up to the period's end and the period's flows, at the answer's level and region).
-# The answer's rows: today's stock sums per band (summary_answers, held for today) and the year's flows.
+# up to the period's end and the period's flows, at each level and region the answer shows): today's stock sums per
+# band (summary_answers, held for today), the year's flows of the regions and, for the matrix, of its agencies.
 _LOOKUP_STOCKS = ("SELECT region, key, band, n FROM summary_answers WHERE level = $1 AND as_of = $4"
                   " AND region >= $2 AND region < $3")
 _LOOKUP_FLOWS = ("SELECT region, key, n FROM summary_flows WHERE level = $1 AND span = 'Y' AND month = $4"
                  " AND region >= $2 AND region < $3")
+_LOOKUP_AGENCY_FLOWS = ("SELECT region, key, n FROM summary_agency_flows WHERE level = $1 AND span = 'Y'"
+                        " AND month = $4 AND region >= $2 AND region < $3")
 
 
 async def reporting_queries(ctx: Context, label: str, repeats: int, members: int, referrals: int) -> None:
@@ -698,17 +705,23 @@ async def reporting_queries(ctx: Context, label: str, repeats: int, members: int
     answers are checked once against the request-time GROUP BY statements (indicators/repository.py)."""
     name = f"5. reporting queries ({label})"
     year = datetime.now(UTC).year
+    # Each read's answer rows: (statement, level) pairs within its region. The matrix of a province shows the
+    # province's agencies over the province and the regencies' agencies over their regencies, with each agency's
+    # own referral counts in the province.
+    region_rows = [(_LOOKUP_STOCKS, 2), (_LOOKUP_FLOWS, 2)]
     queries = {
-        "indicators national": ({"period": str(year)}, 0, ""),
-        "indicators region=31 by=regency": ({"region": "31", "period": str(year), "by": "regency"}, 4, "31"),
-        "matrix region=31": ({"region": "31", "period": str(year)}, 2, "31"),
+        "indicators national": ({"period": str(year)}, [(_LOOKUP_STOCKS, 0), (_LOOKUP_FLOWS, 0)], ""),
+        "indicators region=31 by=regency": ({"region": "31", "period": str(year), "by": "regency"},
+                                            [(_LOOKUP_STOCKS, 4), (_LOOKUP_FLOWS, 4)], "31"),
+        "matrix region=31": ({"region": "31", "period": str(year)},
+                             [*region_rows, (_LOOKUP_STOCKS, 4), (_LOOKUP_FLOWS, 4), (_LOOKUP_AGENCY_FLOWS, 2)], "31"),
     }
     await _check_against_group_by(ctx, name, year)
     conn = await ctx.stack.connect("reporting")
     try:
-        async def lookup(level: int, prefix: str) -> float:
+        async def lookup(rows: list[tuple[str, int]], prefix: str) -> float:
             t0 = time.perf_counter()
-            for sql in (_LOOKUP_STOCKS, _LOOKUP_FLOWS):
+            for sql, level in rows:
                 await conn.fetch(sql, level, prefix, prefix + ":", datetime.now(UTC).date() if sql is _LOOKUP_STOCKS
                                  else date(year, 1, 1))
             return (time.perf_counter() - t0) * 1000
@@ -716,10 +729,10 @@ async def reporting_queries(ctx: Context, label: str, repeats: int, members: int
         with BodyServer() as body_server:
             async with httpx.AsyncClient(base_url=ctx.stack.url("reporting"), timeout=120) as client, \
                     httpx.AsyncClient(base_url=body_server.url, timeout=120) as plain:
-                for title, (params, level, prefix) in queries.items():
+                for title, (params, rows, prefix) in queries.items():
                     path = "/api/v1/matrix" if title.startswith("matrix") else "/api/v1/indicators"
                     size = len((await http_ok(client, "GET", path, params=params, headers=ctx.admin)).content)
-                    await lookup(level, prefix)
+                    await lookup(rows, prefix)
                     await http_ok(plain, "GET", "/body", params={"n": size}, headers=ctx.admin)
                     samples: list[float] = []
                     baseline: list[float] = []
@@ -727,7 +740,7 @@ async def reporting_queries(ctx: Context, label: str, repeats: int, members: int
                         t0 = time.perf_counter()
                         await http_ok(client, "GET", path, params=params, headers=ctx.admin)
                         samples.append((time.perf_counter() - t0) * 1000)
-                        spent = await lookup(level, prefix)
+                        spent = await lookup(rows, prefix)
                         t0 = time.perf_counter()
                         await http_ok(plain, "GET", "/body", params={"n": size}, headers=ctx.admin)
                         baseline.append(spent + (time.perf_counter() - t0) * 1000)

@@ -332,6 +332,21 @@ class SummaryFlowRow(Table, table=True):
     n: int = Field(sa_type=sa.BigInteger)
 
 
+class SummaryAgencyFlowRow(Table, table=True):
+    """A flow of one period counted per agency (keys `a|<agency>|<field>|...`: the matrix's and the SPM report's
+    referral counts of each agency within a region), kept apart from the regions' own flows, which they outnumber
+    seven to one, so that a region's read never scans them."""
+
+    __tablename__ = "summary_agency_flows"
+
+    level: int = Field(primary_key=True)
+    span: str = Field(primary_key=True, max_length=1)
+    month: date = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    key: str = Field(primary_key=True, max_length=120)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
 class SummaryAnswerRow(Table, table=True):
     """A stock on a held reference day, summed per age band (summaries/answers.py): `n` is what the stock rows
     with `month` up to `as_of`'s month give for the members born in `band` on `as_of` ('all': every row), so a
@@ -358,5 +373,5 @@ class SummaryAnswerDay(Table, table=True):
 
 
 #: The summaries, emptied with the projections by a rebuild from the topics (their handlers refill them).
-SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows", "summary_answers")
+SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows", "summary_agency_flows", "summary_answers")
 PROJECTIONS = PROJECTIONS + SUMMARIES

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.indicators.periods import Period
+from services.reporting.summaries.contributions import AGENCY_KEY
 
 
 async def child_regions(*, session: AsyncSession, prefix: str, length: int) -> dict[str, str]:
@@ -22,19 +23,24 @@ async def child_regions(*, session: AsyncSession, prefix: str, length: int) -> d
     return {code: name for code, name in rows.tuples()}
 
 
-_SERVED = sa.text("""
-SELECT region, key, sum(n) AS n FROM summary_flows
+def _served_sql(table: str) -> sa.TextClause:
+    return sa.text(f"""
+SELECT region, key, sum(n) AS n FROM {table}
 WHERE level = :level AND span = 'M' AND month >= CAST(:start AS date) AND month < CAST(:end AS date)
   AND region >= :low AND region < :high AND key LIKE :pattern AND n <> 0
 GROUP BY 1, 2""")
+
+
+#: The regions' served counts, and the agencies' (summaries/contributions.py AGENCY_KEY).
+_SERVED = {False: _served_sql("summary_flows"), True: _served_sql("summary_agency_flows")}
 
 
 async def _served(session: AsyncSession, *, level: int, low: str, high: str, pattern: str,
                   period: Period) -> list[tuple[str, list[str], int]]:
     """The summaries' served counts (referrals completed, by the month they were closed: `...|served|<category>`,
     summaries/contributions.py) of the period's months: (region, the key's parts, count)."""
-    rows = await session.execute(_SERVED, {"level": level, "low": low, "high": high, "pattern": pattern,
-                                           "start": period.start, "end": period.end})
+    rows = await session.execute(_SERVED[pattern.startswith(AGENCY_KEY)], {
+        "level": level, "low": low, "high": high, "pattern": pattern, "start": period.start, "end": period.end})
     return [(region, key.split("|"), int(n)) for region, key, n in rows.tuples()]
 
 
@@ -56,7 +62,7 @@ async def served_by_agency(*, session: AsyncSession, prefix: str, period: Period
     """The same, per agency the referral was routed to (within the region: the region's own summary rows)."""
     out: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _, parts, n in await _served(session, level=len(prefix), low=prefix, high=prefix + ":",
-                                     pattern="a|%|%|served|%", period=period):
+                                     pattern=f"{AGENCY_KEY}%|%|served|%", period=period):
         category = "|".join(parts[4:])
         if category in categories:
             out[uuid.UUID(parts[1])][category] += n

@@ -58,6 +58,10 @@ def month_of(when: date | datetime) -> date:
     return when.replace(day=1)
 
 
+#: The prefix of the flows counted per agency (`a|<agency>|<field>|...`): kept in summary_agency_flows.
+AGENCY_KEY = "a|"
+
+
 def add_months(month: date, months: int) -> date:
     index = month.year * 12 + month.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
@@ -108,17 +112,22 @@ class Contribution:
         self.flows.update(other.flows)
         return self
 
-    def levels(self) -> tuple[Counter[tuple[int, str, date, str, date]], Counter[tuple[int, str, date, str, str]]]:
-        """The village counts spread over every region containing the village."""
+    def levels(self) -> tuple[Counter[tuple[int, str, date, str, date]], Counter[tuple[int, str, date, str, str]],
+                              Counter[tuple[int, str, date, str, str]]]:
+        """The village counts spread over every region containing the village: stocks, the regions' flows and the
+        agencies' flows (keys `a|...`, summary_agency_flows)."""
         stocks: Counter[tuple[int, str, date, str, date]] = Counter()
         flows: Counter[tuple[int, str, date, str, str]] = Counter()
+        agency: Counter[tuple[int, str, date, str, str]] = Counter()
         for (village, month, key, born), n in self.stocks.items():
             for length in LEVELS:
                 stocks[(length, village[:length], month, key, born)] += n
         for (village, span, month, key), n in self.flows.items():
+            into = agency if key.startswith(AGENCY_KEY) else flows
             for length in LEVELS:
-                flows[(length, span, month, village[:length], key)] += n
-        return (Counter({k: v for k, v in stocks.items() if v}), Counter({k: v for k, v in flows.items() if v}))
+                into[(length, span, month, village[:length], key)] += n
+        return (Counter({k: v for k, v in stocks.items() if v}), Counter({k: v for k, v in flows.items() if v}),
+                Counter({k: v for k, v in agency.items() if v}))
 
 
 # A profile is open JSON: these read it as PostgreSQL's `->>` and `->` did in the request-time queries, so a
@@ -419,7 +428,7 @@ def referral(row: dict[str, Any]) -> Contribution:
             keys.append(("sla", 1))
     prefixes = [f"ref|{row['spm_field']}"]
     if row["agency_id"] is not None:
-        prefixes.append(f"a|{row['agency_id']}|{row['spm_field']}")
+        prefixes.append(f"{AGENCY_KEY}{row['agency_id']}|{row['spm_field']}")
     for prefix in prefixes:
         for key, n in keys:
             out.flow(village, f"{prefix}|{key}", month, n=n)

@@ -54,10 +54,18 @@ UNION ALL
 SELECT region, key, band, n FROM summary_answers
 WHERE level = :level AND as_of = CAST(:as_of AS date) AND region >= :low AND region < :high""")
 
-_FLOWS = sa.text("""
-SELECT region, key, n FROM summary_flows
+def _flows_sql(table: str, keys: str = "") -> sa.TextClause:
+    return sa.text(f"""
+SELECT region, key, n FROM {table}
 WHERE level = :level AND span = :span AND month = CAST(:start AS date) AND region >= :low AND region < :high
-  AND n <> 0 AND (key LIKE 'a|%') = :by_agency""")
+  AND n <> 0{keys}""")
+
+
+#: A period's flows: the regions' own, only those counted per household (the matrix's field indicators: no `|` in
+#: the key, so not the needs' and referrals' per-category and per-bucket counts), and the agencies'.
+_FLOWS = _flows_sql("summary_flows")
+_HOUSEHOLD_FLOWS = _flows_sql("summary_flows", " AND strpos(key, '|') = 0")
+_AGENCY_FLOWS = _flows_sql("summary_agency_flows")
 
 _MONTHS = sa.text("""
 SELECT region, month, key, n FROM summary_flows
@@ -94,14 +102,14 @@ async def _answers(session: AsyncSession, scope: Scope) -> dict[str, dict[str, i
     marker row of the held day, then the range of the answer rows), so a roll never comes in between."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
     held = False
-    for row in (await session.execute(_ANSWERS, {**_range(scope), "as_of": scope.period.as_of()})).mappings():
-        if row["region"] is None:
+    for region, key, band, n in (await session.execute(_ANSWERS, {**_range(scope),
+                                                                  "as_of": scope.period.as_of()})).tuples():
+        if region is None:
             held = True
             continue
-        key, band = row["key"], row["band"]
         indicator = AGED.get((key, band)) if key in _AGED_KEYS else key if band == "all" else None
         if indicator is not None:
-            out[row["region"]][indicator] = int(row["n"])
+            out[region][indicator] = int(n)
     return out if held else None
 
 
@@ -145,12 +153,12 @@ async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min
     return out
 
 
-async def _flows(session: AsyncSession, scope: Scope, *, by_agency: bool = False) -> dict[str, dict[str, int]]:
-    """Per region: the period's flows; `by_agency`: only the referral counts kept per agency (the matrix's)."""
+async def _flows(session: AsyncSession, scope: Scope, statement: sa.TextClause = _FLOWS) -> dict[str, dict[str, int]]:
+    """Per region: the period's flows (of the statement's table and keys)."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start, "by_agency": by_agency}
-    for row in (await session.execute(_FLOWS, params)).mappings():
-        out[row["region"]][row["key"]] = int(row["n"])
+    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start}
+    for region, key, n in (await session.execute(statement, params)).tuples():
+        out[region][key] = int(n)
     return out
 
 
@@ -234,7 +242,7 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
 
 async def stock_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
     """The household-based counts per region group (the matrix's field indicators)."""
-    stocks, flows = await _stocks(session, scope), await _flows(session, scope)
+    stocks, flows = await _stocks(session, scope), await _flows(session, scope, _HOUSEHOLD_FLOWS)
     out = {region: _nonzero(_household_values(stocks.get(region, {}), flows.get(region, {})))
            for region in set(stocks) | set(flows)}
     return {region: values for region, values in out.items() if values}
@@ -263,7 +271,7 @@ async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict
 async def referral_values_by_agency(*, session: AsyncSession,
                                     scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
     """Referral indicators per (agency, field) in the scope's region: the matrix's referral columns."""
-    flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), by_agency=True)
+    flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), _AGENCY_FLOWS)
     counts: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
     for key, n in flows.get(scope.prefix, {}).items():
         parts = key.split("|", 3)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.summaries import answers, store
-from services.reporting.summaries.contributions import LEVELS, Contribution
+from services.reporting.summaries.contributions import AGENCY_KEY, LEVELS, Contribution
 from services.reporting.tables import SUMMARIES, metadata
 from shared.db import create_engine, create_sessionmaker
 from shared.settings import ServiceSettings
@@ -50,20 +50,24 @@ _CREATE_STAGING = ["CREATE TEMPORARY TABLE rebuild_stocks (village text NOT NULL
                    "month date NOT NULL, key text NOT NULL, n bigint NOT NULL) ON COMMIT DROP"]
 
 # Each village row counted at every level (contributions.LEVELS: the region is the village code's first `level`
-# characters) and summed over the chunks; a sum of zero is no row, as the consumer leaves none.
+# characters) and summed over the chunks; a sum of zero is no row, as the consumer leaves none. The rows are written
+# in primary-key order, so the rows of one read (a level, period and region range) lie on a few adjacent pages
+# instead of one page each (at 1M members a national read touched 35,000 pages for 46,000 rows).
 _FILL = ["""
 INSERT INTO summary_stocks (level, region, month, key, born, n)
 SELECT l.level, left(s.village, l.level), s.month, s.key, s.born, sum(s.n)
 FROM rebuild_stocks s CROSS JOIN unnest(CAST(:levels AS int[])) AS l (level)
-GROUP BY 1, 2, 3, 4, 5 HAVING sum(s.n) <> 0""", """
-INSERT INTO summary_flows (level, span, month, region, key, n)
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(s.n) <> 0 ORDER BY 1, 2, 3, 4, 5""", *(f"""
+INSERT INTO {table} (level, span, month, region, key, n)
 SELECT l.level, f.span, f.month, left(f.village, l.level), f.key, sum(f.n)
 FROM rebuild_flows f CROSS JOIN unnest(CAST(:levels AS int[])) AS l (level)
-GROUP BY 1, 2, 3, 4, 5 HAVING sum(f.n) <> 0"""]
+WHERE {"" if agency else "NOT "}f.key LIKE '{AGENCY_KEY}%'
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(f.n) <> 0 ORDER BY 1, 2, 3, 4, 5""" for table, agency in (
+    ("summary_flows", False), ("summary_agency_flows", True)))]
 
 # The emptied tables are filled without their primary keys, each then built once from a sort of the rows:
 # adding a million rows to the index one by one took four times as long as the rows themselves.
-_KEYS = [metadata.tables[name].primary_key for name in ("summary_stocks", "summary_flows")]
+_KEYS = [metadata.tables[name].primary_key for name in ("summary_stocks", "summary_flows", "summary_agency_flows")]
 
 
 async def _stage(session: AsyncSession, counts: Contribution) -> None:

@@ -62,7 +62,7 @@ async def summary_rows(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
     conn = await asyncpg.connect(dsn)
     try:
         return {table: sorted(tuple(r) for r in await conn.fetch(f"SELECT * FROM {table}"))
-                for table in ("summary_stocks", "summary_flows")}
+                for table in ("summary_stocks", "summary_flows", "summary_agency_flows")}
     finally:
         await conn.close()
 
@@ -71,7 +71,7 @@ async def test_the_rebuild_in_small_chunks_gives_the_consumers_rows(
         consumed: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
     dsn, sessionmaker = consumed
     kept = await summary_rows(dsn)
-    assert len(kept["summary_stocks"]) > 500 and len(kept["summary_flows"]) > 500
+    assert len(kept["summary_stocks"]) > 500 and len(kept["summary_flows"]) > 500 and kept["summary_agency_flows"]
     assert {r[0] for rows in kept.values() for r in rows} == {0, 2, 4, 6, 10}
     assert {r[1] for r in kept["summary_stocks"] if r[0] == 2} == {"73", "63"}
     async with sessionmaker() as session:

@@ -30,6 +30,7 @@ from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import answers, reads
+from services.reporting.tables import SUMMARIES
 from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.summary_streams import VILLAGES, Generator
 from shared.clock import today_by
@@ -142,8 +143,7 @@ async def summary_rows(database_url: str) -> dict[str, list[tuple[str, ...]]]:
     conn = await asyncpg.connect(database_url)
     try:
         return {table: sorted(tuple(map(str, r)) for r in await conn.fetch(
-            f"SELECT * FROM {table} WHERE region LIKE '33%'")) for table in ("summary_stocks", "summary_flows",
-                                                                                        "summary_answers")}
+            f"SELECT * FROM {table} WHERE region LIKE '33%'")) for table in SUMMARIES}
     finally:
         await conn.close()
 
@@ -182,6 +182,7 @@ async def consumer_summaries_equal_the_projections_and_a_rebuild(
     built = await summary_rows(reporting_settings.database_url)
     assert not [row for rows in built.values() for row in rows if row[-1] == "0"]
     assert len(built["summary_stocks"]) > 100 and len(built["summary_flows"]) > 100
+    assert built["summary_agency_flows"] and not [r for r in built["summary_flows"] if r[4].startswith("a|")]
     assert len(built["summary_answers"]) > 100
     env = {**os.environ, "DATABASE_URL": reporting_settings.database_url, "ENVIRONMENT": "test",
            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
