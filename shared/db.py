@@ -55,7 +55,9 @@ def asyncpg_url(database_url: str) -> str:
     return urlunsplit(("postgresql", *parts[1:]))
 
 
-def create_engine(settings: ServiceSettings) -> AsyncEngine:
+def create_engine(settings: ServiceSettings, *, unbounded_statements: bool = False) -> AsyncEngine:
+    """The service's engine; `unbounded_statements`: no DATABASE_COMMAND_TIMEOUT_SECONDS limit, for an offline
+    command whose statements grow with the data."""
     engine = create_async_engine(
         sqlalchemy_url(settings.database_url),
         pool_size=settings.database_pool_size,
@@ -63,7 +65,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout_seconds,
         connect_args={
             "timeout": settings.database_connect_timeout_seconds,
-            "command_timeout": settings.database_command_timeout_seconds,
+            "command_timeout": None if unbounded_statements else settings.database_command_timeout_seconds,
             "statement_cache_size": settings.database_statement_cache_size,
             # asyncpg prepares every statement. After five runs PostgreSQL may switch to a generic plan that
             # cannot use partial indexes (`status = $1` does not prove `WHERE status = 'active'`) and that was

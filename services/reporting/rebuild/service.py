@@ -93,7 +93,7 @@ async def replay(*, settings: ServiceSettings, sessionmaker: async_sessionmaker[
 
 async def rebuild(settings: ServiceSettings) -> int:
     """Drops the projections and replays the topics from the beginning; returns the events applied."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, unbounded_statements=True)  # offline: its statements grow with the data
     try:
         sessionmaker = create_sessionmaker(engine)
         await reset(sessionmaker=sessionmaker)

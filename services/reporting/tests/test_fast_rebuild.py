@@ -9,6 +9,7 @@ level from the village to the nation, are compared.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from conftest import Stack
 from services.reporting.consumers import GROUP, all_handlers
-from services.reporting.summaries.rebuild import rebuild_in, rebuild_summaries
+from services.reporting.settings import ReportingSettings
+from services.reporting.summaries.rebuild import rebuild, rebuild_in, rebuild_summaries
 from services.reporting.tests.summary_streams import Generator
 from shared.consumer import apply_once
 from shared.db import sqlalchemy_url
@@ -99,4 +101,33 @@ async def test_a_rebuild_replaces_damaged_summaries_and_runs_twice_in_one_transa
     async with sessionmaker() as session, session.begin():
         first = await rebuild_in(session, chunk=SMALL_CHUNK)
         assert await rebuild_in(session, chunk=SMALL_CHUNK) == first
+    assert await summary_rows(dsn) == kept
+
+
+async def test_the_rebuild_command_is_not_bound_by_the_requests_statement_timeout(
+        consumed: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    """Its statements grow with the data (at 1M members one ran past the requests' 60 s on a loaded machine and
+    the command failed at its end), so DATABASE_COMMAND_TIMEOUT_SECONDS does not bound them: here its lock waits
+    1.5 s for a transaction holding a summary table, past a 0.5 s limit, and the rebuild completes."""
+    dsn, sessionmaker = consumed
+    kept = await summary_rows(dsn)
+    settings = ReportingSettings(database_url=dsn, database_command_timeout_seconds=0.5)
+    holder = await asyncpg.connect(dsn)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("LOCK TABLE summary_stocks IN ROW SHARE MODE")  # conflicts with the rebuild's EXCLUSIVE
+
+        async def release() -> None:
+            await asyncio.sleep(1.5)
+            await held.rollback()
+
+        releasing = asyncio.create_task(release())
+        counted = await rebuild(settings)
+        await releasing
+    finally:
+        await holder.close()
+    async with sessionmaker() as session:
+        aggregates = {kind: (await session.execute(sa.text(sql))).scalar_one() for kind, sql in _AGGREGATES.items()}
+    assert counted == sum(aggregates.values())
     assert await summary_rows(dsn) == kept
