@@ -69,11 +69,11 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
                                                 if f.value in a["spm_fields"] and f.value in fields]
     referral_withheld = _withheld_referrals(matrix_rows, referrals, threshold) if audience.suppress else {}
     rows: list[dict[str, Any]] = []
-    used: list[Indicator] = []
+    used: dict[str, Indicator] = {}  # by key, in the order first used
     for agency in agencies:
         for field in (f for f in SpmField if f.value in agency["spm_fields"] and f.value in fields):
             indicators = [*FIELD_INDICATORS[field], *REFERRALS]
-            used += [i for i in indicators if i not in used]
+            used.update((i.key, i) for i in indicators if i.key not in used)
             area = max(audience.prefix, agency["jurisdiction_code"], key=len)
             # The area's field indicators, and the referrals of this agency only (not the area's).
             key = (agency["id"], field.value)
@@ -85,7 +85,7 @@ async def matrix_table(*, session: AsyncSession, audience: Audience, period: Per
             rows.append(finish_row(row, indicators, area_withheld | referral_withheld.get(key, set())))
     columns: list[Column] = [*(text_column(k, lang) for k in ("agency_id", "agency_name", "agency_level",
                                                               "jurisdiction_code", "spm_field", "region_code")),
-                             *indicator_columns([i for i in used if i not in REFERRALS], lang),
+                             *indicator_columns([i for i in used.values() if i not in REFERRALS], lang),
                              *indicator_columns(REFERRALS, lang)]
     return ReportTable(title="Cross-agency matrix", region=audience.prefix,
                        region_name=await region_name_of(session, audience.prefix), period=period.as_dict(),

@@ -54,15 +54,16 @@ UNION ALL
 SELECT region, key, band, n FROM summary_answers
 WHERE level = :level AND as_of = CAST(:as_of AS date) AND region >= :low AND region < :high""")
 
-def _flows_sql(table: str, keys: str = "") -> sa.TextClause:
-    return sa.text(f"""
+def _flows_sql(table: str, keys: str = "") -> str:
+    return f"""
 SELECT region, key, n FROM {table}
-WHERE level = :level AND span = :span AND month = CAST(:start AS date) AND region >= :low AND region < :high
-  AND n <> 0{keys}""")
+WHERE level = $1 AND span = $2 AND month = $3 AND region >= $4 AND region < $5 AND n <> 0{keys}"""
 
 
 #: A period's flows: the regions' own, only those counted per household (the matrix's field indicators: no `|` in
-#: the key, so not the needs' and referrals' per-category and per-bucket counts), and the agencies'.
+#: the key, so not the needs' and referrals' per-category and per-bucket counts), and the agencies'. Run on the
+#: driver's connection (asyncpg): a national or province read has thousands of duration-bucket rows, which cost
+#: several times more to fetch through SQLAlchemy's result rows.
 _FLOWS = _flows_sql("summary_flows")
 _HOUSEHOLD_FLOWS = _flows_sql("summary_flows", " AND strpos(key, '|') = 0")
 _AGENCY_FLOWS = _flows_sql("summary_agency_flows")
@@ -153,12 +154,14 @@ async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min
     return out
 
 
-async def _flows(session: AsyncSession, scope: Scope, statement: sa.TextClause = _FLOWS) -> dict[str, dict[str, int]]:
-    """Per region: the period's flows (of the statement's table and keys)."""
+async def _flows(session: AsyncSession, scope: Scope, statement: str = _FLOWS) -> dict[str, dict[str, int]]:
+    """Per region: the period's flows (of the statement's table and keys), in the session's transaction."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    params = {**_range(scope), "span": span_of(scope.period), "start": scope.period.start}
-    for region, key, n in (await session.execute(statement, params)).tuples():
-        out[region][key] = int(n)
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
+    for region, key, n in await driver.fetch(statement, scope.group_length, span_of(scope.period), scope.period.start,
+                                             scope.prefix, scope.prefix + ":"):
+        out[region][key] = n
     return out
 
 
@@ -182,8 +185,16 @@ def _percentile(buckets: dict[int, tuple[int, int]], fraction: float) -> float |
 
 
 def _referral_values(counts: dict[str, int]) -> Values:
-    """The referral indicators from one group's counts (`created`, `status|s`, `rh|bucket`, ...)."""
-    status = {k.split("|", 1)[1]: n for k, n in counts.items() if k.startswith("status|")}
+    """The referral indicators from one group's counts (`created`, `status|s`, `rh|bucket`, `rh.ms|bucket`, ...):
+    the keys are read in one pass (an agency's or a province's counts are thousands of duration buckets)."""
+    status: dict[str, int] = {}
+    timed: dict[str, dict[int, int]] = {"rh": {}, "rh.ms": {}, "ch": {}, "ch.ms": {}}
+    for key, n in counts.items():
+        head, _, rest = key.partition("|")
+        if head == "status":
+            status[rest] = n
+        elif head in timed and n:
+            timed[head][int(rest)] = n
     values: Values = {
         "referrals.created": counts.get("created", 0),
         "referrals.accepted": sum(status.get(s, 0) for s in ACCEPTED_STATUSES),
@@ -191,9 +202,9 @@ def _referral_values(counts: dict[str, int]) -> Values:
         "referrals.open": sum(n for s, n in status.items() if s not in CLOSED_STATUSES),
         "referrals.overdue": counts.get("overdue", 0), "referrals.unrouted": counts.get("unrouted", 0),
         "referrals.responded": counts.get("responded", 0), "referrals.completed_within_sla": counts.get("sla", 0)}
-    for name, prefix in (("response", "rh|"), ("completion", "ch|")):
-        buckets = {int(k[len(prefix):]): (n, counts.get(f"{prefix[:2]}.ms|{k[len(prefix):]}", 0))
-                   for k, n in counts.items() if k.startswith(prefix) and n}
+    for name, kind in (("response", "rh"), ("completion", "ch")):
+        milliseconds = timed[f"{kind}.ms"]
+        buckets = {bucket: (n, milliseconds.get(bucket, 0)) for bucket, n in timed[kind].items()}
         for label, fraction in (("median", 0.5), ("p90", 0.9)):
             if (value := _percentile(buckets, fraction)) is not None:
                 values[f"referrals.{name}_hours_{label}"] = value
@@ -272,12 +283,13 @@ async def referral_values_by_agency(*, session: AsyncSession,
                                     scope: Scope) -> dict[tuple[uuid.UUID, str], Values]:
     """Referral indicators per (agency, field) in the scope's region: the matrix's referral columns."""
     flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), _AGENCY_FLOWS)
-    counts: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for key, n in flows.get(scope.prefix, {}).items():
-        parts = key.split("|", 3)
-        if parts[0] == "a" and len(parts) == 4 and parts[2] in scope.fields:
-            counts[(uuid.UUID(parts[1]), parts[2])][parts[3]] = n
-    return {row: _referral_values(c) for row, c in counts.items() if c.get("created")}
+        parts = key.split("|", 3)  # a|<agency>|<field>|<count>: thousands of rows, the agency parsed once below
+        if len(parts) == 4 and parts[2] in scope.fields:
+            counts[(parts[1], parts[2])][parts[3]] = n
+    return {(uuid.UUID(agency), field): _referral_values(c) for (agency, field), c in counts.items()
+            if c.get("created")}
 
 
 async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list[str]) -> list[dict[str, Any]]:
