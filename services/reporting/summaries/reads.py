@@ -233,17 +233,25 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
     stocks, flows = await _stocks(session, scope), await _flows(session, scope)
     out: dict[str, Values] = {}
     for region in set(stocks) | set(flows):
-        values = _household_values(stocks.get(region, {}), flows.get(region, {}))
+        region_stocks, region_flows = stocks.get(region, {}), flows.get(region, {})
+        values = _household_values(region_stocks, region_flows)
+        # One pass over the keys `need|<field>|...|<count>` (stocks and flows) and `ref|<field>|...` (flows): a
+        # province's are tens of thousands, most of them duration buckets.
         needs: dict[str, int] = defaultdict(int)
-        for source in (stocks.get(region, {}), flows.get(region, {})):
-            for key, n in source.items():
-                if (rest := _in_fields(key, "need", scope.fields)) is not None:
-                    needs[rest.rsplit("|", 1)[1]] += n
-        values.update({f"needs.{k}": v for k, v in needs.items()})
         referrals: dict[str, int] = defaultdict(int)
-        for key, n in flows.get(region, {}).items():
-            if (rest := _in_fields(key, "ref", scope.fields)) is not None:
-                referrals[rest] += n
+        for source in (region_stocks, region_flows):
+            for key, n in source.items():
+                head, sep, rest = key.partition("|")
+                if not sep or (head != "need" and (head != "ref" or source is region_stocks)):
+                    continue
+                field, sep, rest = rest.partition("|")
+                if not sep or field not in scope.fields:
+                    continue
+                if head == "need":
+                    needs[rest.rsplit("|", 1)[1]] += n
+                else:
+                    referrals[rest] += n
+        values.update({f"needs.{k}": v for k, v in needs.items()})
         if referrals.get("created"):
             values.update(_referral_values(referrals))
         if values := _nonzero(values):
