@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from bench.body_server import BodyServer
@@ -32,7 +32,7 @@ from bench.measure import (
     reset_peak_rss,
 )
 from bench.stack import ROOT, ROUNDTRIP_TOPIC, SECOND_HOP_TOPIC, BenchStack, http_ok, progress, wait_for, wait_quiet
-from deploy.local.stack import service_env
+from deploy.local.stack import create_topics, service_env
 from services.reporting.indicators import repository
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope
@@ -409,80 +409,78 @@ async def consumed_event_rate(ctx: Context, events: int) -> None:
                 disability="none", status="active", version=1), subject=str(household_id), regioncode=ctx.village)
             produced.append((str(household_id).encode(), ev.to_bytes(), ev.kafka_headers()))
         progress(f"{name}: producing {events} member-added events, timing until the projection has them ...")
-        producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.broker.bootstrap_servers, acks="all",
-                                    enable_idempotence=False, linger_ms=5)
-        await producer.start()
+        producer = await _producer(ctx)
         try:
             started = time.perf_counter()
-            for key, value, headers in produced:
-                await producer.send(HOUSEHOLD_TOPIC, value, key=key, headers=headers)
-            await producer.flush()
+            await _send_all(producer, HOUSEHOLD_TOPIC, produced)
             await wait_for(conn, "SELECT count(*) FROM members WHERE id = ANY($1::uuid[])", member_ids,
-                                    expected=events, within=900, what="reporting projection of the events")
+                           expected=events, within=900, what="reporting projection of the events")
             seconds = time.perf_counter() - started
-            progress(f"{name}: raw baseline: the same events read by a plain consumer and upserted with "
-                     "executemany into a scratch table ...")
-            raw_seconds = await _raw_consume_upsert(ctx, conn, produced)
         finally:
             await producer.stop()
     finally:
         await conn.close()
+    progress(f"{name}: raw baseline: the same events produced the same way while a plain consumer (a process of "
+             "its own) reads them and upserts them with executemany into scratch tables ...")
+    raw_seconds, raw_consume_only = await _raw_consume_upsert(ctx, produced)
     ctx.results.add(Result(name, "events consumed into projections", events / seconds, events / raw_seconds,
                            "events/s", "higher",
-                           "raw aiokafka consumer: per fetch one transaction with an inbox claim (unnest) and an "
-                           "asyncpg executemany upsert into scratch tables", events,
+                           "raw aiokafka consumer in a process of its own: per fetch one transaction with an inbox "
+                           "claim (unnest) and an asyncpg executemany upsert of the claimed events into scratch "
+                           "tables; both timed from the first send of the same events (same producer) until the "
+                           "last row is written", events,
                            "member-added events on the household topic (3 partitions); the service also keeps the "
-                           "summaries (issue 13)"))
+                           f"summaries (issue 13). The raw consumer reading the same events already on the topic "
+                           f"(consumption only): {events / raw_consume_only:.0f} events/s"))
 
 
-async def _raw_consume_upsert(ctx: Context, conn: asyncpg.Connection,
-                              produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS bench_members (LIKE members INCLUDING ALL)")
-    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS bench_inbox (consumer_group text, event_id uuid, "
-                       "event_type text, PRIMARY KEY (consumer_group, event_id))")
+async def _producer(ctx: Context) -> AIOKafkaProducer:
+    """The producer of section 5's events, sending as a relay would, for the service and its baseline alike."""
     producer = AIOKafkaProducer(bootstrap_servers=ctx.stack.broker.bootstrap_servers, acks="all",
                                 enable_idempotence=False, linger_ms=5)
-    topic = "bench.events.v1"
     await producer.start()
+    return producer
+
+
+async def _send_all(producer: AIOKafkaProducer, topic: str,
+                    produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+    for key, value, headers in produced:
+        await producer.send(topic, value, key=key, headers=headers)
+    await producer.flush()
+
+
+async def _raw_consume_upsert(ctx: Context, produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+                              ) -> tuple[float, float]:
+    """The seconds from the first send until the raw consumer (bench/raw_consumer.py, started and at the topic's
+    end first) has written the last row, and the seconds it then takes to read them again, all on the topic."""
+    topic = f"bench.events.{uuid.uuid4().hex[:8]}"
+    await create_topics(ctx.stack.broker.bootstrap_servers, [topic])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.raw_consumer", ctx.stack.broker.bootstrap_servers, topic,
+        ctx.stack.dsn("reporting"), str(len(produced)), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    stdout = process.stdout
+    producer = await _producer(ctx)
     try:
-        for key, value, headers in produced:
-            await producer.send(topic, value, key=key, headers=headers)
-        await producer.flush()
+        async def line(expected: str, within: float) -> str:
+            got = (await asyncio.wait_for(stdout.readline(), within)).decode().strip()
+            if not got.startswith(expected):
+                raise RuntimeError(f"raw consumer: expected {expected!r}, got {got!r} (exit {process.returncode})")
+            return got
+
+        await line("ready", 60)
+        started = time.perf_counter()
+        await _send_all(producer, topic, produced)
+        await line("done", 900)
+        seconds = time.perf_counter() - started
+        consume_only = float((await line("consumed-only", 900)).split()[1])
+        await asyncio.wait_for(process.wait(), 60)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=ctx.stack.broker.bootstrap_servers, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        seen = 0
-        deadline = time.perf_counter() + 300
-        started = time.perf_counter()
-        while seen < len(produced):
-            if time.perf_counter() > deadline:
-                raise TimeoutError("raw consumer did not read every event")
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
-            rows = []
-            for records in batches.values():
-                for record in records:
-                    body = orjson.loads(record.value or b"{}")
-                    d = body["data"]
-                    rows.append((uuid.UUID(d["member_id"]), uuid.UUID(d["household_id"]), d["sex"],
-                                 date.fromisoformat(d["birth_date"]), d["pregnant"], d["disability"], d["status"],
-                                 d["version"], datetime.fromisoformat(body["time"].replace("Z", "+00:00"))))
-            if rows:
-                # The same rows with dedup: the inbox claim (one unnest statement) and the upsert, one transaction.
-                async with conn.transaction():
-                    await conn.execute(
-                        "INSERT INTO bench_inbox SELECT 'raw', * FROM unnest($1::uuid[], $2::text[]) "
-                        "ON CONFLICT DO NOTHING", [uuid.uuid4() for _ in rows], ["member-added"] * len(rows))
-                    await conn.executemany(
-                        "INSERT INTO bench_members (id, household_id, sex, birth_date, pregnant, disability, status,"
-                        " version, first_seen_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE SET"
-                        " version = EXCLUDED.version WHERE bench_members.version < EXCLUDED.version", rows)
-                seen += len(rows)
-        return time.perf_counter() - started
-    finally:
-        await consumer.stop()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return seconds, consume_only
 
 
 async def load_projections(ctx: Context, members: int, referrals: int, seed: int, label: str = "one size") -> None:

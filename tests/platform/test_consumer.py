@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from asyncpg.exceptions import CannotConnectNowError
 from sqlalchemy.exc import DBAPIError
@@ -128,6 +128,72 @@ async def test_a_fetched_batch_is_applied_in_one_transaction_and_a_bad_record_sp
             await task
     finally:
         await producer.stop()
+
+
+async def committed(probe: Probe, partitions: int) -> dict[int, int]:
+    """The group's committed offset of each partition of the probe's topic (-1 where none is)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=probe.settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            probe.group, partitions=[TopicPartition(probe.topic, p) for p in range(partitions)])
+    finally:
+        await admin.close()
+    return {tp.partition: (meta.offset if meta is not None else -1) for tp, meta in offsets.items()}
+
+
+async def test_a_fetch_of_several_partitions_is_applied_in_one_transaction_and_a_bad_record_spoils_nothing(
+        probe: Probe, stack: Stack) -> None:
+    """The records of one fetch, whatever their partitions, go in one transaction (each partition's in its order);
+    when one of them fails, every other is still applied exactly once, one per transaction, and the offsets are
+    committed past all of them (the bad one parked in the dead-letter topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.broker.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(probe.topic, 3, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        # Published before the runner starts, so that one fetch hands over all of them: two a partition.
+        for n in range(1, 7):
+            await producer.send_and_wait(probe.topic, event(n).to_bytes(), key=f"k{n}".encode(), partition=n % 3)
+        runner = probe.runner()
+        task = asyncio.create_task(runner.run())
+        try:
+            await until_applied(probe, [1, 2, 3, 4, 5, 6])
+            assert await transactions(probe, [1, 2, 3, 4, 5, 6]) == 1
+            await eventually(lambda: committed(probe, 3), "the offsets committed past the batch", 20,
+                             interval=0.2, until=lambda got: got == {0: 2, 1: 2, 2: 2})
+        finally:
+            runner.stop()
+            await task
+
+        # The next fetch: one bad record in partition 1, good ones in all three.
+        for n in range(7, 13):
+            record = event(n, explode=True) if n == 10 else event(n)
+            await producer.send_and_wait(probe.topic, record.to_bytes(), key=f"k{n}".encode(), partition=n % 3)
+        runner = probe.runner()
+        task = asyncio.create_task(runner.run())
+        try:
+            await until_applied(probe, [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12])
+            dead = await read_topic(stack.broker.bootstrap_servers, dead_letter_topic(probe.group),
+                                    until=lambda rs: len(rs) >= 1)
+            assert [d.event.data["n"] for d in dead if d.event is not None] == [10]
+            await eventually(lambda: committed(probe, 3), "the offsets committed past the failed batch", 20,
+                             interval=0.2, until=lambda got: got == {0: 4, 1: 4, 2: 4})
+        finally:
+            runner.stop()
+            await task
+        assert duplicates(probe.group) == 0
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(probe.dsn)
+    try:
+        # Once each: one inbox claim and one row per good event (the bad one's claim rolled back with it).
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer_group = $1", probe.group) == 11
+        assert await conn.fetchval("SELECT count(*) FROM probe") == 11
+    finally:
+        await conn.close()
 
 
 async def test_redelivered_event_applies_once_and_poison_records_are_dead_lettered(probe: Probe,

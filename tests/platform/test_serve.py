@@ -1,9 +1,15 @@
-"""Where `serve` listens: loopback unless HOST says otherwise (a container sets HOST=0.0.0.0)."""
+"""Where `serve` listens: loopback unless HOST says otherwise (a container sets HOST=0.0.0.0); a started service
+keeps what it started with out of the garbage collector's passes."""
 
 from __future__ import annotations
 
-import pytest
+import gc
 
+import pytest
+from asgi_lifespan import LifespanManager
+
+from services.registry.app import create_app as create_registry_app
+from services.registry.settings import RegistrySettings
 from shared.cli import server_options
 from shared.settings import DEV_JWT_SECRET, ServiceSettings
 
@@ -42,3 +48,11 @@ def test_a_host_that_is_not_an_address_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HOST", host)
     with pytest.raises(ValueError, match="host"):
         ServiceSettings()
+
+
+async def test_a_started_service_freezes_what_it_started_with_until_it_stops(
+        registry_settings: RegistrySettings) -> None:
+    app = create_registry_app(registry_settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
