@@ -35,7 +35,7 @@ T = TypeVar("T")
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {"register_households": 80, "concurrency": 8, "referrals": 40, "needs": 40, "roundtrips": 40,
               "import_members": 500, "events": 300, "report_members": 2_000, "report_referrals": 400,
-              "query_repeats": 2},
+              "query_repeats": 2, "freshness_samples": 5},
     "default": {"register_households": 300, "concurrency": 16, "referrals": 200, "needs": 100, "roundtrips": 200,
                 "import_members": 10_000, "events": 3_000, "report_members": 100_000, "report_referrals": 20_000,
                 "query_repeats": 20, "freshness_samples": 50},
