@@ -318,11 +318,9 @@ class SummaryStockRow(Table, table=True):
     n: int = Field(sa_type=sa.BigInteger)
 
 
-class SummaryFlowRow(Table, table=True):
-    """A flow of one period: `span` is M (a month), Q (a quarter) or Y (a year) and `month` the period's first
-    month, so a period's flows are one range of rows."""
-
-    __tablename__ = "summary_flows"
+class FlowColumns(Table):
+    """The columns of a flow table: `span` is M (a month), Q (a quarter) or Y (a year) and `month` the period's
+    first month, so a period's flows are one range of rows."""
 
     level: int = Field(primary_key=True)
     span: str = Field(primary_key=True, max_length=1)
@@ -332,19 +330,18 @@ class SummaryFlowRow(Table, table=True):
     n: int = Field(sa_type=sa.BigInteger)
 
 
-class SummaryAgencyFlowRow(Table, table=True):
+class SummaryFlowRow(FlowColumns, table=True):
+    """A region's flow of one period."""
+
+    __tablename__ = "summary_flows"
+
+
+class SummaryAgencyFlowRow(FlowColumns, table=True):
     """A flow of one period counted per agency (keys `a|<agency>|<field>|...`: the matrix's and the SPM report's
     referral counts of each agency within a region), kept apart from the regions' own flows, which they outnumber
     seven to one, so that a region's read never scans them."""
 
     __tablename__ = "summary_agency_flows"
-
-    level: int = Field(primary_key=True)
-    span: str = Field(primary_key=True, max_length=1)
-    month: date = Field(primary_key=True)
-    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
-    key: str = Field(primary_key=True, max_length=120)
-    n: int = Field(sa_type=sa.BigInteger)
 
 
 class SummaryAnswerRow(Table, table=True):
