@@ -35,6 +35,7 @@ from services.reporting.summaries.counting import CountTable, add_counts
 from services.reporting.summaries.reads import AGED, BANDS, band_sql
 from services.reporting.tables import SUMMARIES
 from shared.clock import Clock, today_by
+from shared.db import create_engine, create_sessionmaker
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,16 @@ async def answer_roll_loop(settings: ServiceSettings, sessionmaker: async_sessio
     assert isinstance(settings, ReportingSettings)
     if not settings.answer_roll_enabled:
         return
+    # Its own engine, without the requests' statement timeout: a day's derivation sums every stock row, which grows
+    # with the data (the app's sessionmaker is not used).
+    engine = create_engine(settings, unbounded_statements=True)
+    try:
+        await _roll_every_interval(settings, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _roll_every_interval(settings: ReportingSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     while True:
         try:
             result = await run_daily_roll(sessionmaker, clock=settings.clock,

@@ -9,6 +9,7 @@ goes through the session's reporting app, in village 7301011001.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,7 +35,7 @@ from services.reporting.summaries.reads import BANDS, band_sql
 from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.summary_streams import Generator
 from shared.consumer import apply_once
-from shared.db import sqlalchemy_url
+from shared.db import create_engine, create_sessionmaker, sqlalchemy_url
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
@@ -349,3 +350,36 @@ async def test_the_roll_answers_command(stack: Stack, reporting_settings: Report
     assert rolled["today"] == today.isoformat() and rolled["dropped"] == []
     assert rolled["derived"] == [d.isoformat() for d in sorted(answers.wanted_days(today, 24))]
     assert outputs[1].startswith("Nothing to do")
+
+
+async def test_the_background_roll_is_not_bound_by_the_requests_statement_timeout(stack: Stack) -> None:
+    """A day's derivation sums every stock row, which grows with the data, so the serving app's roll runs on an
+    engine of its own without DATABASE_COMMAND_TIMEOUT_SECONDS: here its lock waits 1.5 s for a transaction holding
+    a summary table, past a 0.5 s limit, and today is held all the same (its next try would be an hour later)."""
+    dsn = await stack.migrated_database("reporting", "reporting_answers_roll_timeout")
+    settings = ReportingSettings(database_url=dsn, database_command_timeout_seconds=0.5,
+                                 answer_roll_interval_seconds=3600)
+    engine = create_engine(settings)  # the app's: the requests' statement timeout
+    sessions = create_sessionmaker(engine)
+    holder = await asyncpg.connect(dsn)
+    job: asyncio.Task[None] | None = None
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute("LOCK TABLE summary_stocks IN ROW SHARE MODE")  # conflicts with the roll's EXCLUSIVE
+        job = asyncio.create_task(answers.answer_roll_loop(settings, sessions))
+        await asyncio.sleep(1.5)
+        await holding.rollback()
+        today = datetime.now(UTC).date()
+        for _ in range(200):
+            if today in await held(sessions):
+                break
+            await asyncio.sleep(0.1)
+        assert today in await held(sessions)
+    finally:
+        if job is not None:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        await holder.close()
+        await engine.dispose()
