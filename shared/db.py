@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
@@ -53,6 +54,14 @@ def asyncpg_url(database_url: str) -> str:
     """The URL as asyncpg.connect takes it (no driver suffix)."""
     parts = urlsplit(database_url)
     return urlunsplit(("postgresql", *parts[1:]))
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's, in its transaction: for COPY, and for reads of thousands of rows,
+    which cost several times more as SQLAlchemy result rows."""
+    raw = await (await session.connection()).get_raw_connection()
+    conn: asyncpg.Connection = raw.driver_connection
+    return conn
 
 
 def create_engine(settings: ServiceSettings, *, unbounded_statements: bool = False) -> AsyncEngine:

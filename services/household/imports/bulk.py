@@ -52,6 +52,7 @@ from services.household.imports.parsing import Group, Item, Rejected
 from services.household.needs.service import needs_of_new_household
 from services.household.tables import KnownPosyandu, KnownRegion, Need
 from shared.auth import Principal
+from shared.db import driver_connection
 from shared.errors import Forbidden, Problem
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
@@ -273,13 +274,6 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
     known.accept(household, members)
     writes.add(household, members, flags, needs_of_new_household(household, members, today=today))
     return Imported(group)
-
-
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session's (in its transaction), for COPY."""
-    raw = await (await session.connection()).get_raw_connection()
-    conn: asyncpg.Connection = raw.driver_connection
-    return conn
 
 
 async def import_chunk(session: AsyncSession, principal: Principal, items: Sequence[Item],

@@ -21,6 +21,7 @@ from services.reporting.indicators.catalogue import ADULT_FROM_MONTHS, VACCINES,
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES
+from shared.db import driver_connection
 
 #: Age bands in whole months on the reference day (both ends inclusive; no upper end for None).
 BANDS: dict[str, tuple[int, int | None]] = {
@@ -157,8 +158,7 @@ async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min
 async def _flows(session: AsyncSession, scope: Scope, statement: str = _FLOWS) -> dict[str, dict[str, int]]:
     """Per region: the period's flows (of the statement's table and keys), in the session's transaction."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    driver = (await (await session.connection()).get_raw_connection()).driver_connection
-    assert driver is not None
+    driver = await driver_connection(session)
     for region, key, n in await driver.fetch(statement, scope.group_length, span_of(scope.period), scope.period.start,
                                              scope.prefix, scope.prefix + ":"):
         out[region][key] = n

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.reporting.summaries import answers, store
 from services.reporting.summaries.contributions import AGENCY_KEY, LEVELS, Contribution
 from services.reporting.tables import SUMMARIES, metadata
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, driver_connection
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -73,8 +72,7 @@ _KEYS = [metadata.tables[name].primary_key for name in ("summary_stocks", "summa
 async def _stage(session: AsyncSession, counts: Contribution) -> None:
     """Copies a chunk's village counts into the staging tables, through the session's own connection (so inside
     its transaction)."""
-    connection = await (await session.connection()).get_raw_connection()
-    driver: Any = connection.driver_connection  # the asyncpg connection
+    driver = await driver_connection(session)
     for table, rows in (("rebuild_stocks", counts.stocks), ("rebuild_flows", counts.flows)):
         records = [(*key, n) for key, n in rows.items() if n]
         if records:
