@@ -233,9 +233,16 @@ async def test_a_whole_opening_day_from_the_due_list_to_skdn(
     # No event about the household or the sessions carries a member's full NIK.
     niks = [m["nik"] for h in (family, neighbours) for m in h["household"]["members"]]
     subjects = {family["household"]["id"], neighbours["household"]["id"], last["id"], held["id"]}
-    received = await read_topic(stack.broker.bootstrap_servers, HOUSEHOLD_TOPIC, until=lambda rs: sum(
-        1 for r in rs if r.event is not None and r.event.type == "posyandu.visit.recorded.v1"
-        and r.event.subject in subjects) >= 8, timeout=60)
+    wanted = {"posyandu.session.opened.v1", "posyandu.session.closed.v1", "posyandu.visit.recorded.v1",
+              "posyandu.immunization.recorded.v1"}
+
+    def all_read(rs: list[Any]) -> bool:
+        # The sessions' events are keyed by session, the visits' by household: other partitions, read in any
+        # order, so wait for every type (stopping at eight visits once missed the sessions' partition).
+        ours = [r.event for r in rs if r.event is not None and r.event.subject in subjects]
+        return sum(1 for e in ours if e.type == "posyandu.visit.recorded.v1") >= 8 and wanted <= {e.type for e in ours}
+
+    received = await read_topic(stack.broker.bootstrap_servers, HOUSEHOLD_TOPIC, until=all_read, timeout=60)
     ours = [r for r in received if r.event is not None and r.event.subject in subjects]
     assert {r.event.type for r in ours if r.event} >= {"posyandu.session.opened.v1", "posyandu.session.closed.v1",
                                                         "posyandu.visit.recorded.v1",
