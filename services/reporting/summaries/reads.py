@@ -9,9 +9,12 @@ stocks are read from the answer rows instead, already summed per band: a few hun
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, timedelta
+from itertools import accumulate
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting.indicators.catalogue import ADULT_FROM_MONTHS, VACCINES, slug
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
-from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES
+from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES, bucket_value
 from shared.db import driver_connection
 
 #: Age bands in whole months on the reference day (both ends inclusive; no upper end for None).
@@ -56,14 +59,17 @@ SELECT region, key, band, n FROM summary_answers
 WHERE level = :level AND as_of = CAST(:as_of AS date) AND region >= :low AND region < :high""")
 
 def _flows_sql(table: str, keys: str = "") -> str:
+    """A period's flow rows of a range of regions, each marked whether it is a duration bucket (`<name>|rh|<k>` or
+    `<name>|ch|<k>`, contributions.bucket_of). Splitting the keys is left to Python: PostgreSQL's string functions
+    and a GROUP BY on their result cost twice the scan."""
     return f"""
-SELECT region, key, n FROM {table}
+SELECT region, key, n, key LIKE '%|rh|%' OR key LIKE '%|ch|%' AS bucket FROM {table}
 WHERE level = $1 AND span = $2 AND month = $3 AND region >= $4 AND region < $5 AND n <> 0{keys}"""
 
 
 #: A period's flows: the regions' own, only those counted per household (the matrix's field indicators: no `|` in
-#: the key, so not the needs' and referrals' per-category and per-bucket counts), and the agencies'. Run on the
-#: driver's connection (asyncpg): a national or province read has thousands of duration-bucket rows, which cost
+#: the key, so not the needs' and referrals' per-category counts nor the durations), and the agencies'. Run on the
+#: driver's connection (asyncpg): a national or province read has thousands of duration buckets, which cost
 #: several times more to fetch through SQLAlchemy's result rows.
 _FLOWS = _flows_sql("summary_flows")
 _HOUSEHOLD_FLOWS = _flows_sql("summary_flows", " AND strpos(key, '|') = 0")
@@ -155,46 +161,57 @@ async def _histogram(session: AsyncSession, scope: Scope, since: date = date.min
     return out
 
 
-async def _flows(session: AsyncSession, scope: Scope, statement: str = _FLOWS) -> dict[str, dict[str, int]]:
-    """Per region: the period's flows (of the statement's table and keys), in the session's transaction."""
-    out: dict[str, dict[str, int]] = defaultdict(dict)
+#: A histogram of durations: bucket -> count (contributions.bucket_of).
+Histogram = dict[int, int]
+
+
+@dataclasses.dataclass
+class Flows:
+    """A period's flows per region: the counts by key, and the duration histograms by key (`<name>|rh`)."""
+
+    counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=lambda: defaultdict(dict))
+    histograms: dict[str, dict[str, Histogram]] = dataclasses.field(default_factory=lambda: defaultdict(dict))
+
+
+async def _flows(session: AsyncSession, scope: Scope, statement: str = _FLOWS) -> Flows:
+    """The period's flows (of the statement's table and keys), in the session's transaction."""
+    out = Flows()
     driver = await driver_connection(session)
-    for region, key, n in await driver.fetch(statement, scope.group_length, span_of(scope.period), scope.period.start,
-                                             scope.prefix, scope.prefix + ":"):
-        out[region][key] = n
+    for region, key, n, bucket in await driver.fetch(statement, scope.group_length, span_of(scope.period),
+                                                     scope.period.start, scope.prefix, scope.prefix + ":"):
+        if bucket:
+            name, _, k = key.rpartition("|")
+            if (histogram := out.histograms[region].get(name)) is None:
+                histogram = out.histograms[region][name] = {}
+            histogram[int(k)] = n
+        else:
+            out.counts[region][key] = n
     return out
 
 
-def _percentile(buckets: dict[int, tuple[int, int]], fraction: float) -> float | None:
-    """percentile_cont over the durations, each taken as its bucket's mean (count, milliseconds): linear
-    interpolation between the two nearest ranks, in hours."""
-    total = sum(count for count, _ in buckets.values())
-    if not total:
+def _add(into: Histogram, histogram: Histogram) -> None:
+    for bucket, n in histogram.items():
+        into[bucket] = into.get(bucket, 0) + n
+
+
+def _percentile(histogram: Histogram, fraction: float) -> float | None:
+    """percentile_cont over the durations, each taken as its bucket's midpoint: linear interpolation between the
+    two nearest ranks, in hours."""
+    buckets = sorted(b for b, n in histogram.items() if n)
+    if not buckets:
         return None
-    position = fraction * (total - 1)
-    below, above = int(position), min(int(position) + 1, total - 1)
-    values: dict[int, float] = {}
-    seen = 0
-    for bucket in sorted(buckets):
-        count, milliseconds = buckets[bucket]
-        for rank in (below, above):
-            if seen <= rank < seen + count:
-                values[rank] = milliseconds / count / 3_600_000
-        seen += count
-    return round(values[below] + (values[above] - values[below]) * (position - below), 2)
+    ranks = list(accumulate(histogram[b] for b in buckets))  # the rank after each bucket's last duration
+    position = fraction * (ranks[-1] - 1)
+    below = int(position)
+    low = bucket_value(buckets[bisect_right(ranks, below)])
+    high = bucket_value(buckets[bisect_right(ranks, min(below + 1, ranks[-1] - 1))])
+    return round(low + (high - low) * (position - below), 2)
 
 
-def _referral_values(counts: dict[str, int]) -> Values:
-    """The referral indicators from one group's counts (`created`, `status|s`, `rh|bucket`, `rh.ms|bucket`, ...):
-    the keys are read in one pass (an agency's or a province's counts are thousands of duration buckets)."""
-    status: dict[str, int] = {}
-    timed: dict[str, dict[int, int]] = {"rh": {}, "rh.ms": {}, "ch": {}, "ch.ms": {}}
-    for key, n in counts.items():
-        head, _, rest = key.partition("|")
-        if head == "status":
-            status[rest] = n
-        elif head in timed and n:
-            timed[head][int(rest)] = n
+def _referral_values(counts: dict[str, int], histograms: dict[str, Histogram]) -> Values:
+    """The referral indicators from one group's counts (`created`, `status|s`, ...) and duration histograms (`rh`
+    for the response, `ch` for the completion)."""
+    status = {key[7:]: n for key, n in counts.items() if key.startswith("status|")}
     values: Values = {
         "referrals.created": counts.get("created", 0),
         "referrals.accepted": sum(status.get(s, 0) for s in ACCEPTED_STATUSES),
@@ -203,10 +220,8 @@ def _referral_values(counts: dict[str, int]) -> Values:
         "referrals.overdue": counts.get("overdue", 0), "referrals.unrouted": counts.get("unrouted", 0),
         "referrals.responded": counts.get("responded", 0), "referrals.completed_within_sla": counts.get("sla", 0)}
     for name, kind in (("response", "rh"), ("completion", "ch")):
-        milliseconds = timed[f"{kind}.ms"]
-        buckets = {bucket: (n, milliseconds.get(bucket, 0)) for bucket, n in timed[kind].items()}
         for label, fraction in (("median", 0.5), ("p90", 0.9)):
-            if (value := _percentile(buckets, fraction)) is not None:
+            if (value := _percentile(histograms.get(kind, {}), fraction)) is not None:
                 values[f"referrals.{name}_hours_{label}"] = value
     return values
 
@@ -232,11 +247,10 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
     any count is absent."""
     stocks, flows = await _stocks(session, scope), await _flows(session, scope)
     out: dict[str, Values] = {}
-    for region in set(stocks) | set(flows):
-        region_stocks, region_flows = stocks.get(region, {}), flows.get(region, {})
+    for region in set(stocks) | set(flows.counts):
+        region_stocks, region_flows = stocks.get(region, {}), flows.counts.get(region, {})
         values = _household_values(region_stocks, region_flows)
-        # One pass over the keys `need|<field>|...|<count>` (stocks and flows) and `ref|<field>|...` (flows): a
-        # province's are tens of thousands, most of them duration buckets.
+        # One pass over the keys `need|<field>|...|<count>` (stocks and flows) and `ref|<field>|...` (flows).
         needs: dict[str, int] = defaultdict(int)
         referrals: dict[str, int] = defaultdict(int)
         for source in (region_stocks, region_flows):
@@ -253,7 +267,12 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
                     referrals[rest] += n
         values.update({f"needs.{k}": v for k, v in needs.items()})
         if referrals.get("created"):
-            values.update(_referral_values(referrals))
+            histograms: dict[str, Histogram] = {"rh": {}, "ch": {}}
+            for key, histogram in flows.histograms.get(region, {}).items():
+                _, field, kind = key.split("|")  # ref|<field>|rh
+                if field in scope.fields:
+                    _add(histograms[kind], histogram)
+            values.update(_referral_values(referrals, histograms))
         if values := _nonzero(values):
             out[region] = values
     return out
@@ -261,7 +280,7 @@ async def raw_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values
 
 async def stock_values(*, session: AsyncSession, scope: Scope) -> dict[str, Values]:
     """The household-based counts per region group (the matrix's field indicators)."""
-    stocks, flows = await _stocks(session, scope), await _flows(session, scope, _HOUSEHOLD_FLOWS)
+    stocks, flows = await _stocks(session, scope), (await _flows(session, scope, _HOUSEHOLD_FLOWS)).counts
     out = {region: _nonzero(_household_values(stocks.get(region, {}), flows.get(region, {})))
            for region in set(stocks) | set(flows)}
     return {region: values for region, values in out.items() if values}
@@ -275,7 +294,7 @@ async def need_values(*, session: AsyncSession, scope: Scope) -> dict[str, Value
 
 async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
     """Needs detected, resolved and open per region group, field and category (those with any of them)."""
-    stocks, flows = await _stocks(session, scope), await _flows(session, scope)
+    stocks, flows = await _stocks(session, scope), (await _flows(session, scope)).counts
     cells: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: {"detected": 0, "resolved": 0, "open": 0})
     for region in set(stocks) | set(flows):
         for source in (stocks.get(region, {}), flows.get(region, {})):
@@ -292,12 +311,16 @@ async def referral_values_by_agency(*, session: AsyncSession,
     """Referral indicators per (agency, field) in the scope's region: the matrix's referral columns."""
     flows = await _flows(session, Scope(scope.prefix, len(scope.prefix), scope.period, scope.fields), _AGENCY_FLOWS)
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for key, n in flows.get(scope.prefix, {}).items():
-        parts = key.split("|", 3)  # a|<agency>|<field>|<count>: thousands of rows, the agency parsed once below
+    for key, n in flows.counts.get(scope.prefix, {}).items():
+        parts = key.split("|", 3)  # a|<agency>|<field>|<count>
         if len(parts) == 4 and parts[2] in scope.fields:
             counts[(parts[1], parts[2])][parts[3]] = n
-    return {(uuid.UUID(agency), field): _referral_values(c) for (agency, field), c in counts.items()
-            if c.get("created")}
+    histograms: dict[tuple[str, str], dict[str, Histogram]] = defaultdict(dict)
+    for key, histogram in flows.histograms.get(scope.prefix, {}).items():
+        _, agency, field, kind = key.split("|")  # a|<agency>|<field>|rh
+        histograms[(agency, field)][kind] = histogram
+    return {(uuid.UUID(agency), field): _referral_values(c, histograms.get((agency, field), {}))
+            for (agency, field), c in counts.items() if c.get("created")}
 
 
 async def referral_timeline(*, session: AsyncSession, scope: Scope, months: list[str]) -> list[dict[str, Any]]:

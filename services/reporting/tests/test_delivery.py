@@ -75,8 +75,9 @@ async def test_order_and_repetition_do_not_change_the_numbers(reporting_session:
         await deliver(sessions_of(reporting_session), history(village), order)
     expected = await numbers(reporting_session, IN_ORDER)
     assert (expected["coverage.households"], expected["coverage.infant"], expected["kesehatan.stunted"],
-            expected["pekerjaan-umum.safe_sanitation"], expected["needs.open"], expected["referrals.completed"],
-            expected["referrals.response_hours_median"]) == (6, 6, 2, 6, 1, 6, 7.5)
+            expected["pekerjaan-umum.safe_sanitation"], expected["needs.open"],
+            expected["referrals.completed"]) == (6, 6, 2, 6, 1, 6)
+    assert abs(expected["referrals.response_hours_median"] - 7.5) <= 0.01 * 7.5  # the buckets' stated error
     assert await numbers(reporting_session, REVERSED) == expected
     assert await numbers(reporting_session, SHUFFLED_TWICE) == expected
     assert await numbers(reporting_session, ONE_BATCH) == expected

@@ -1,0 +1,52 @@
+"""Reporting migration 0013: a database with 1% duration buckets (a count row and a milliseconds row each) upgrades
+to 2% buckets of one row, each old bucket moved to the new bucket of its mean, every other row as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import asyncpg
+
+from conftest import ROOT, Stack
+from services.reporting.summaries.contributions import bucket_of
+from shared.migrate import upgrade
+
+BEFORE = "5c1e0a7d2b94"  # 0012, the last revision with 1% buckets and their sums
+MONTH = date(2026, 3, 1)
+
+
+async def test_old_buckets_move_to_the_bucket_of_their_mean(stack: Stack) -> None:
+    dsn = await stack.create_database(f"buckets_{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, BEFORE)
+    # Two old 1% buckets whose means fall in one new 2% bucket, one in another, a bucket under 36 seconds, a
+    # negative one, and rows that are no buckets (a status, a category named like a bucket's kind).
+    hours = {"ref|sosial|rh|300": (2, 2 * 0.01 * 1.01 ** 299.5), "ref|sosial|rh|301": (3, 3 * 0.01 * 1.01 ** 300.2),
+             "ref|sosial|ch|500": (4, 4 * 0.01 * 1.01 ** 499.5), "ref|sosial|rh|0": (5, 5 * 0.004),
+             "ref|sosial|ch|-10": (1, -0.01 * 1.01 ** 9.5)}
+    others = {"ref|sosial|created": 15, "ref|sosial|status|completed": 4, "ref|sosial|served|rh": 2}
+    rows = [(key, n) for key, (n, _) in hours.items()]
+    rows += [(key.replace("h|", "h.ms|"), round(total * 3_600_000)) for key, (_, total) in hours.items()]
+    rows += list(others.items())
+    agency = f"a|{uuid.uuid4()}|sosial|"
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table, prefix in (("summary_flows", ""), ("summary_agency_flows", agency)):
+            await conn.executemany(f"INSERT INTO {table} (level, span, month, region, key, n) "
+                                   "VALUES (2, 'M', $1, '81', $2, $3)",
+                                   [(MONTH, prefix + key.removeprefix("ref|sosial|") if prefix else key, n)
+                                    for key, n in rows])
+        await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, "head")
+        expected: dict[str, int] = dict(others)
+        for key, (n, total) in hours.items():
+            name = key.rsplit("|", 1)[0]
+            new = f"{name}|{bucket_of(total / n)}"
+            expected[new] = expected.get(new, 0) + n
+        assert len({k for k in expected if k.startswith("ref|sosial|rh|")}) == 2  # 300 and 301 now share one
+        for table, prefix in (("summary_flows", ""), ("summary_agency_flows", agency)):
+            found = {r["key"]: r["n"] for r in await conn.fetch(f"SELECT key, n FROM {table}")}
+            assert found == {(prefix + k.removeprefix("ref|sosial|") if prefix else k): n
+                             for k, n in expected.items()}, table
+    finally:
+        await conn.close()
