@@ -37,6 +37,7 @@ from services.reporting.indicators import repository
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope
 from services.reporting.summaries import reads
+from services.reporting.summaries.contributions import within_stated_error
 from shared.categories import CATEGORIES
 from shared.db import sqlalchemy_url
 from shared.events import household as hev
@@ -773,7 +774,7 @@ async def _check_against_group_by(ctx: Context, name: str, year: int) -> None:
                     got, want = found.get(region, {}).get(key) or 0, expected.get(region, {}).get(key) or 0
                     compared += 1
                     if "hours" in key:
-                        differing += abs(got - want) > 0.01 * abs(want) + 0.011
+                        differing += not within_stated_error(got, want)
                     else:
                         differing += got != want
         group_by_ms = (time.perf_counter() - t0) * 1000

@@ -43,8 +43,7 @@ ACCEPTED_STATUSES = ("accepted", "in-progress", "completed", "failed")
 # 0, and stands for its bucket's geometric midpoint (`bucket_value`; 0 for bucket 0). Every value is then off by
 # less than sqrt(1.02) - 1 < 1% (or 36 seconds in bucket 0), so a percentile, interpolated between two of them, is
 # too. A bucket is one row and keeps no sum of its values: for the same stated error, a quarter of the rows of 1%
-# buckets that each keep their sum and stand for their mean. (Reads fetch the buckets of a histogram as one row:
-# reads.py.)
+# buckets that each keep their sum and stand for their mean.
 _BUCKET_FLOOR, _BUCKET_RATIO = 0.01, 1.02
 
 
@@ -61,6 +60,12 @@ def bucket_value(bucket: int) -> float:
         return 0.0
     value = _BUCKET_FLOOR * _BUCKET_RATIO ** (abs(bucket) - 0.5)
     return value if bucket > 0 else -value
+
+
+def within_stated_error(got: float, want: float) -> bool:
+    """Whether a percentile read from the buckets (`got`) is within their stated error of the exact one (`want`): 1%,
+    or 0.01 hours in bucket 0, plus the rounding to hundredths. The tests and the bench's check hold reads to it."""
+    return abs(got - want) <= 0.01 * abs(want) + 0.011
 
 
 def month_of(when: date | datetime) -> date:

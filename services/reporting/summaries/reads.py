@@ -211,7 +211,7 @@ def _percentile(histogram: Histogram, fraction: float) -> float | None:
 def _referral_values(counts: dict[str, int], histograms: dict[str, Histogram]) -> Values:
     """The referral indicators from one group's counts (`created`, `status|s`, ...) and duration histograms (`rh`
     for the response, `ch` for the completion)."""
-    status = {key[7:]: n for key, n in counts.items() if key.startswith("status|")}
+    status = {key.removeprefix("status|"): n for key, n in counts.items() if key.startswith("status|")}
     values: Values = {
         "referrals.created": counts.get("created", 0),
         "referrals.accepted": sum(status.get(s, 0) for s in ACCEPTED_STATUSES),

@@ -13,8 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.indicators import repository
-from services.reporting.indicators.catalogue import VACCINES, slug
+from services.reporting.indicators.catalogue import ALL, VACCINES, slug
 from services.reporting.indicators.repository import Scope, Values
+
+#: The indicators that are percentiles of durations (hours), read from the duration buckets.
+PERCENTILES = {k for k, i in ALL.items() if i.kind == "hours"}
+
 
 _HOUSEHOLDS = """
 hh AS (

@@ -7,7 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.reporting.summaries.contributions import within_stated_error
 from services.reporting.tests.conftest import Published
+from services.reporting.tests.reference import PERCENTILES
 from services.reporting.tests.scenario import SEPA, TAMILOUW
 from tests.support import tokens
 
@@ -51,9 +53,6 @@ MALUKU_VALUES = {
 }
 
 
-PERCENTILE_SUFFIXES = ("_hours_median", "_hours_p90")
-
-
 async def indicators(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> dict[str, Any]:
     response = await client.get("/api/v1/indicators", params=params, headers=headers)
     assert response.status_code == 200, response.text
@@ -61,10 +60,10 @@ async def indicators(client: httpx.AsyncClient, headers: dict[str, str], **param
 
 
 def subset(row: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
-    """The row's values of the expected keys; a percentile (hours) as the expected one when within the duration
-    buckets' stated error (1%, plus the rounding to hundredths: README "Percentiles")."""
-    return {k: expected[k] if k.endswith(PERCENTILE_SUFFIXES) and row[k] is not None and expected[k] is not None
-            and abs(row[k] - expected[k]) <= 0.01 * abs(expected[k]) + 0.011 else row[k] for k in expected}
+    """The row's values of the expected keys; a percentile as the expected one when within the duration buckets'
+    stated error."""
+    return {k: expected[k] if k in PERCENTILES and row[k] is not None and within_stated_error(row[k], expected[k])
+            else row[k] for k in expected}
 
 
 @pytest.mark.parametrize(("region", "expected"), [(TAMILOUW, TAMILOUW_VALUES), (SEPA, SEPA_VALUES),

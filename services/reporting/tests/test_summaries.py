@@ -25,13 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from services.reporting.consumers import GROUP, all_handlers
 from services.reporting.indicators import repository
-from services.reporting.indicators.catalogue import ALL
 from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import answers, reads
+from services.reporting.summaries.contributions import within_stated_error
 from services.reporting.tables import SUMMARIES
 from services.reporting.tests.factories import Stream, publish, until_consumed
+from services.reporting.tests.reference import PERCENTILES
 from services.reporting.tests.summary_streams import VILLAGES, Generator
 from shared.clock import today_by
 from shared.consumer import apply_once
@@ -48,7 +49,6 @@ PERIODS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "20
 #: nation by province (of which only province 33 is this test's).
 SCOPES = [("33", 2), ("33", 4), ("33", 6), ("3301", 10), ("3301011001", 10), ("", 2)]
 FIELD_SETS = [tuple(f.value for f in SpmField), ("kesehatan", "sosial")]
-PERCENTILES = {k for k, i in ALL.items() if i.kind == "hours"}
 
 # The reference takes each child's latest measurement of the period among all households (then counts it where
 # it was taken), where the request-time statement took the latest within the requested region: a child measured
@@ -97,8 +97,7 @@ def assert_equal(found: dict[str, Values], expected: dict[str, Values], where: A
         assert {k: v for k, v in found[region].items() if k not in PERCENTILES} == exact, (where, region)
         for key in PERCENTILES & (set(values) | set(found[region])):
             got, want = found[region].get(key), values.get(key)
-            # The buckets' stated error: 1% of the value, plus the rounding to hundredths.
-            assert got is not None and want is not None and abs(got - want) <= 0.01 * abs(want) + 0.011, (
+            assert got is not None and want is not None and within_stated_error(got, want), (
                 where, region, key, got, want)
 
 

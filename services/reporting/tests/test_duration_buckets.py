@@ -1,20 +1,34 @@
-"""Reporting migration 0013: a database with 1% duration buckets (a count row and a milliseconds row each) upgrades
-to 2% buckets of one row, each old bucket moved to the new bucket of its mean, every other row as it was."""
+"""The duration buckets of the percentiles: every duration within the stated error of the value its bucket stands
+for; and reporting migration 0013, which takes a database with 1% buckets (a count row and a milliseconds row each)
+to 2% buckets of one row, each old bucket moved to the new bucket of its mean, every other row as it was, and back."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from datetime import date
 
 import asyncpg
+from alembic import command
 
 from conftest import ROOT, Stack
-from services.reporting.summaries.contributions import bucket_of
-from shared.migrate import upgrade
+from services.reporting.summaries.contributions import bucket_of, bucket_value
+from shared.migrate import alembic_config, upgrade
 
 BEFORE = "5c1e0a7d2b94"  # 0012, the last revision with 1% buckets and their sums
 MONTH = date(2026, 3, 1)
+
+
+def test_every_duration_is_within_one_percent_of_its_buckets_value() -> None:
+    # Log-spaced from 36 seconds to 10,000 hours, both signs, and each bucket's edges; under 36 seconds: 0.
+    hours = [sign * 0.01 * 1.0007 ** i for i in range(23_000) for sign in (1, -1)]
+    hours += [0.01 * 1.02 ** k * (1 + e) for k in range(600) for e in (-1e-9, 1e-9)]
+    for h in hours:
+        error = abs(bucket_value(bucket_of(h)) - h)
+        assert error < 0.01 * abs(h) if abs(h) >= 0.01 else error < 0.01, h
+    assert [bucket_value(bucket_of(h)) for h in (0.0, 0.009, -0.009)] == [0.0, 0.0, 0.0]
+    assert math.isclose(bucket_value(bucket_of(25.0)), 25.0, rel_tol=0.01)
 
 
 async def test_old_buckets_move_to_the_bucket_of_their_mean(stack: Stack) -> None:
@@ -48,5 +62,21 @@ async def test_old_buckets_move_to_the_bucket_of_their_mean(stack: Stack) -> Non
             found = {r["key"]: r["n"] for r in await conn.fetch(f"SELECT key, n FROM {table}")}
             assert found == {(prefix + k.removeprefix("ref|sosial|") if prefix else k): n
                              for k, n in expected.items()}, table
+        # Back to 1% buckets with their sums, each new bucket's durations taken at its midpoint.
+        await asyncio.to_thread(command.downgrade, alembic_config(ROOT / "services" / "reporting", dsn), BEFORE)
+        back: dict[str, int] = dict(others)
+        for key, n in expected.items():
+            if key not in others:
+                name, _, k = key.rpartition("|")
+                hours_each = bucket_value(int(k))
+                old = 0 if abs(hours_each) < 0.01 else int(math.copysign(
+                    1 + math.floor(math.log(abs(hours_each) / 0.01) / math.log(1.01)), hours_each))
+                for suffix, value in (("", n), (".ms", round(n * hours_each * 3_600_000))):
+                    back[f"{name}{suffix}|{old}"] = back.get(f"{name}{suffix}|{old}", 0) + value
+        back = {k: n for k, n in back.items() if n}
+        for table, prefix in (("summary_flows", ""), ("summary_agency_flows", agency)):
+            found = {r["key"]: r["n"] for r in await conn.fetch(f"SELECT key, n FROM {table}")}
+            assert found == {(prefix + k.removeprefix("ref|sosial|") if prefix else k): n
+                             for k, n in back.items()}, table
     finally:
         await conn.close()
