@@ -606,13 +606,15 @@ async def _rebuild(ctx: Context, label: str) -> None:
                            "SELECT, the primary keys built after)", counted,
                            f"python -m services.reporting rebuild-summaries in its own process, {seconds:.1f} s, "
                            f"peak RSS {peak_kb // 1024} MiB; {rows['summary_stocks']} stock, "
-                           f"{rows['summary_flows']} flow and {rows['summary_agency_flows']} agency flow rows"))
+                           f"{rows['summary_flows']} flow, {rows['summary_agency_flows']} agency flow and "
+                           f"{rows['summary_histograms']} histogram rows"))
 
 
 #: The summary tables a rebuild writes (the answer rows aside), with their primary keys.
 _SUMMARY_KEYS = {"summary_stocks": "level, region, month, key, born",
                  "summary_flows": "level, span, month, region, key",
-                 "summary_agency_flows": "level, span, month, region, key"}
+                 "summary_agency_flows": "level, span, month, region, key",
+                 "summary_histograms": "level, span, month, region, key"}
 
 
 #: The projection columns the contributions read (summaries/store.py), each table once.
@@ -696,6 +698,10 @@ _LOOKUP_FLOWS = ("SELECT region, key, n FROM summary_flows WHERE level = $1 AND 
                  " AND region >= $2 AND region < $3")
 _LOOKUP_AGENCY_FLOWS = ("SELECT region, key, n FROM summary_agency_flows WHERE level = $1 AND span = 'Y'"
                         " AND month = $4 AND region >= $2 AND region < $3")
+_LOOKUP_HISTOGRAMS = ("SELECT region, key, buckets, counts FROM summary_histograms WHERE level = $1 AND span = 'Y'"
+                      " AND month = $4 AND region >= $2 AND region < $3 AND key NOT LIKE 'a|%'")
+_LOOKUP_AGENCY_HISTOGRAMS = _LOOKUP_HISTOGRAMS.replace("NOT LIKE", "LIKE")
+_LOOKUP_HOUSEHOLD_FLOWS = _LOOKUP_FLOWS + " AND strpos(key, '|') = 0"
 
 
 async def reporting_queries(ctx: Context, label: str, repeats: int, members: int, referrals: int) -> None:
@@ -705,15 +711,20 @@ async def reporting_queries(ctx: Context, label: str, repeats: int, members: int
     name = f"5. reporting queries ({label})"
     year = datetime.now(UTC).year
     # Each read's answer rows: (statement, level) pairs within its region. The matrix of a province shows the
-    # province's agencies over the province and the regencies' agencies over their regencies, with each agency's
-    # own referral counts in the province.
-    region_rows = [(_LOOKUP_STOCKS, 2), (_LOOKUP_FLOWS, 2)]
+    # household counts of the province and of its regencies (stocks and the flows counted per household, no
+    # referral counts nor histograms: reads.stock_values) and each agency's referral counts and histograms in
+    # the province.
+    def region_rows(level: int) -> list[tuple[str, int]]:
+        return [(_LOOKUP_STOCKS, level), (_LOOKUP_FLOWS, level), (_LOOKUP_HISTOGRAMS, level)]
+
     queries = {
-        "indicators national": ({"period": str(year)}, [(_LOOKUP_STOCKS, 0), (_LOOKUP_FLOWS, 0)], ""),
+        "indicators national": ({"period": str(year)}, region_rows(0), ""),
         "indicators region=31 by=regency": ({"region": "31", "period": str(year), "by": "regency"},
-                                            [(_LOOKUP_STOCKS, 4), (_LOOKUP_FLOWS, 4)], "31"),
+                                            region_rows(4), "31"),
         "matrix region=31": ({"region": "31", "period": str(year)},
-                             [*region_rows, (_LOOKUP_STOCKS, 4), (_LOOKUP_FLOWS, 4), (_LOOKUP_AGENCY_FLOWS, 2)], "31"),
+                             [(_LOOKUP_STOCKS, 2), (_LOOKUP_HOUSEHOLD_FLOWS, 2), (_LOOKUP_STOCKS, 4),
+                              (_LOOKUP_HOUSEHOLD_FLOWS, 4), (_LOOKUP_AGENCY_FLOWS, 2), (_LOOKUP_AGENCY_HISTOGRAMS, 2)],
+                             "31"),
     }
     await _check_against_group_by(ctx, name, year)
     conn = await ctx.stack.connect("reporting")

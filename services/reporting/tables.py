@@ -344,6 +344,23 @@ class SummaryAgencyFlowRow(FlowColumns, table=True):
     __tablename__ = "summary_agency_flows"
 
 
+class SummaryHistogramRow(Table, table=True):
+    """A duration histogram of one period (`<flow>|rh`, `<flow>|ch`: a referral's response and completion hours,
+    a region's or an agency's), one row: `buckets` in ascending order (contributions.bucket_of) and the count of
+    each in `counts`, none of them zero. One row per histogram, not per bucket, so a read's rows do not grow as
+    the durations spread over more buckets (they were nine flow rows in ten of a province)."""
+
+    __tablename__ = "summary_histograms"
+
+    level: int = Field(primary_key=True)
+    span: str = Field(primary_key=True, max_length=1)
+    month: date = Field(primary_key=True)
+    region: str = Field(sa_column_kwargs={"primary_key": True}, sa_type=_REGION)
+    key: str = Field(primary_key=True, max_length=120)
+    buckets: list[int] = Field(sa_column=sa.Column(ARRAY(sa.Integer), nullable=False))
+    counts: list[int] = Field(sa_column=sa.Column(ARRAY(sa.BigInteger), nullable=False))
+
+
 class SummaryAnswerRow(Table, table=True):
     """A stock on a held reference day, summed per age band (summaries/answers.py): `n` is what the stock rows
     with `month` up to `as_of`'s month give for the members born in `band` on `as_of` ('all': every row), so a
@@ -370,5 +387,6 @@ class SummaryAnswerDay(Table, table=True):
 
 
 #: The summaries, emptied with the projections by a rebuild from the topics (their handlers refill them).
-SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows", "summary_agency_flows", "summary_answers")
+SUMMARIES: tuple[str, ...] = ("summary_stocks", "summary_flows", "summary_agency_flows", "summary_histograms",
+                              "summary_answers")
 PROJECTIONS = PROJECTIONS + SUMMARIES

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -42,8 +43,9 @@ ACCEPTED_STATUSES = ("accepted", "in-progress", "completed", "failed")
 # hours (|h| >= 0.01) falls in bucket k = 1 + floor(log(|h| / 0.01) / log(1.02)), |h| < 0.01 (36 seconds) in bucket
 # 0, and stands for its bucket's geometric midpoint (`bucket_value`; 0 for bucket 0). Every value is then off by
 # less than sqrt(1.02) - 1 < 1% (or 36 seconds in bucket 0), so a percentile, interpolated between two of them, is
-# too. A bucket is one row and keeps no sum of its values: for the same stated error, a quarter of the rows of 1%
-# buckets that each keep their sum and stand for their mean.
+# too. A bucket keeps no sum of its values: for the same stated error, a quarter of the counts of 1% buckets that
+# each keep their sum and stand for their mean. A bucket's flow key is `<histogram>|<k>`; the summaries keep each
+# histogram in one row (summary_histograms, Contribution.levels).
 _BUCKET_FLOOR, _BUCKET_RATIO = 0.01, 1.02
 
 
@@ -60,6 +62,17 @@ def bucket_value(bucket: int) -> float:
         return 0.0
     value = _BUCKET_FLOOR * _BUCKET_RATIO ** (abs(bucket) - 0.5)
     return value if bucket > 0 else -value
+
+
+_BUCKET_KEY = re.compile(r"(.+\|[rc]h)\|(-?[0-9]+)")
+
+
+def bucket_key(key: str) -> tuple[str, int] | None:
+    """A duration bucket's flow key (`<histogram>|<k>`, `_timed`) as its histogram and bucket; None for any
+    other key."""
+    if (found := _BUCKET_KEY.fullmatch(key)) is None:
+        return None
+    return found[1], int(found[2])
 
 
 def within_stated_error(got: float, want: float) -> bool:
@@ -128,22 +141,39 @@ class Contribution:
         self.flows.update(other.flows)
         return self
 
-    def levels(self) -> tuple[Counter[tuple[int, str, date, str, date]], Counter[tuple[int, str, date, str, str]],
-                              Counter[tuple[int, str, date, str, str]]]:
-        """The village counts spread over every region containing the village: stocks, the regions' flows and the
-        agencies' flows (keys `a|...`, summary_agency_flows)."""
-        stocks: Counter[tuple[int, str, date, str, date]] = Counter()
-        flows: Counter[tuple[int, str, date, str, str]] = Counter()
-        agency: Counter[tuple[int, str, date, str, str]] = Counter()
+    def levels(self) -> Levels:
+        """The village counts spread over every region containing the village."""
+        out = Levels()
         for (village, month, key, born), n in self.stocks.items():
             for length in LEVELS:
-                stocks[(length, village[:length], month, key, born)] += n
+                out.stocks[(length, village[:length], month, key, born)] += n
         for (village, span, month, key), n in self.flows.items():
-            into = agency if key.startswith(AGENCY_KEY) else flows
+            if (bucket := bucket_key(key)) is not None:
+                for length in LEVELS:
+                    out.histograms[(length, span, month, village[:length], bucket[0])][bucket[1]] += n
+                continue
+            into = out.agency_flows if key.startswith(AGENCY_KEY) else out.flows
             for length in LEVELS:
                 into[(length, span, month, village[:length], key)] += n
-        return (Counter({k: v for k, v in stocks.items() if v}), Counter({k: v for k, v in flows.items() if v}),
-                Counter({k: v for k, v in agency.items() if v}))
+        for counter in (out.stocks, out.flows, out.agency_flows):
+            for k in [k for k, v in counter.items() if not v]:
+                del counter[k]
+        out.histograms = defaultdict(Counter, {k: kept for k, h in out.histograms.items()
+                                               if (kept := Counter({b: n for b, n in h.items() if n}))})
+        return out
+
+
+@dataclass
+class Levels:
+    """A change at every level: stocks (level, region, month, key, born), the regions' flows and the agencies'
+    flows (keys `a|...`, summary_agency_flows) by (level, span, month, region, key), and the changes of the
+    duration histograms of both (summary_histograms) by the same keys, each bucket -> change."""
+
+    stocks: Counter[tuple[int, str, date, str, date]] = field(default_factory=Counter)
+    flows: Counter[tuple[int, str, date, str, str]] = field(default_factory=Counter)
+    agency_flows: Counter[tuple[int, str, date, str, str]] = field(default_factory=Counter)
+    histograms: defaultdict[tuple[int, str, date, str, str], Counter[int]] = field(
+        default_factory=lambda: defaultdict(Counter))
 
 
 # A profile is open JSON: these read it as PostgreSQL's `->>` and `->` did in the request-time queries, so a

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting.indicators.catalogue import ADULT_FROM_MONTHS, VACCINES, slug
 from services.reporting.indicators.periods import Period
 from services.reporting.indicators.repository import Scope, Values
-from services.reporting.summaries.contributions import ACCEPTED_STATUSES, CLOSED_STATUSES, bucket_value
+from services.reporting.summaries.contributions import ACCEPTED_STATUSES, AGENCY_KEY, CLOSED_STATUSES, bucket_value
 from shared.db import driver_connection
 
 #: Age bands in whole months on the reference day (both ends inclusive; no upper end for None).
@@ -58,22 +58,26 @@ UNION ALL
 SELECT region, key, band, n FROM summary_answers
 WHERE level = :level AND as_of = CAST(:as_of AS date) AND region >= :low AND region < :high""")
 
-def _flows_sql(table: str, keys: str = "") -> str:
-    """A period's flow rows of a range of regions, each marked whether it is a duration bucket (`<name>|rh|<k>` or
-    `<name>|ch|<k>`, contributions.bucket_of). Splitting the keys is left to Python: PostgreSQL's string functions
-    and a GROUP BY on their result cost twice the scan."""
-    return f"""
-SELECT region, key, n, key LIKE '%|rh|%' OR key LIKE '%|ch|%' AS bucket FROM {table}
-WHERE level = $1 AND span = $2 AND month = $3 AND region >= $4 AND region < $5 AND n <> 0{keys}"""
+_PERIOD_RANGE = "level = $1 AND span = $2 AND month = $3 AND region >= $4 AND region < $5"
 
 
-#: A period's flows: the regions' own, only those counted per household (the matrix's field indicators: no `|` in
-#: the key, so not the needs' and referrals' per-category counts nor the durations), and the agencies'. Run on the
-#: driver's connection (asyncpg): a national or province read has thousands of duration buckets, which cost
-#: several times more to fetch through SQLAlchemy's result rows.
-_FLOWS = _flows_sql("summary_flows")
+def _flows_sql(table: str, keys: str = "", histograms: str | None = None) -> str:
+    """A period's count rows of a range of regions, then (with `histograms`, a condition on their keys) its
+    duration histograms, one row each (summary_histograms)."""
+    counts = (f"SELECT region, key, n, NULL::int[] AS buckets, NULL::bigint[] AS counts FROM {table} "
+              f"WHERE {_PERIOD_RANGE} AND n <> 0{keys}")
+    if histograms is None:
+        return counts
+    return (f"{counts} UNION ALL SELECT region, key, 0, buckets, counts FROM summary_histograms "
+            f"WHERE {_PERIOD_RANGE} AND {histograms}")
+
+
+#: A period's flows: the regions' own with their histograms, only those counted per household (the matrix's
+#: field indicators: no `|` in the key, so not the needs' and referrals' per-category counts), and the agencies'
+#: with theirs. Run on the driver's connection (asyncpg), whose rows and arrays cost a fraction of SQLAlchemy's.
+_FLOWS = _flows_sql("summary_flows", histograms=f"key NOT LIKE '{AGENCY_KEY}%'")
 _HOUSEHOLD_FLOWS = _flows_sql("summary_flows", " AND strpos(key, '|') = 0")
-_AGENCY_FLOWS = _flows_sql("summary_agency_flows")
+_AGENCY_FLOWS = _flows_sql("summary_agency_flows", histograms=f"key LIKE '{AGENCY_KEY}%'")
 
 _MONTHS = sa.text("""
 SELECT region, month, key, n FROM summary_flows
@@ -177,15 +181,12 @@ async def _flows(session: AsyncSession, scope: Scope, statement: str = _FLOWS) -
     """The period's flows (of the statement's table and keys), in the session's transaction."""
     out = Flows()
     driver = await driver_connection(session)
-    for region, key, n, bucket in await driver.fetch(statement, scope.group_length, span_of(scope.period),
-                                                     scope.period.start, scope.prefix, scope.prefix + ":"):
-        if bucket:
-            name, _, k = key.rpartition("|")
-            if (histogram := out.histograms[region].get(name)) is None:
-                histogram = out.histograms[region][name] = {}
-            histogram[int(k)] = n
-        else:
+    for region, key, n, buckets, counts in await driver.fetch(statement, scope.group_length, span_of(scope.period),
+                                                              scope.period.start, scope.prefix, scope.prefix + ":"):
+        if buckets is None:
             out.counts[region][key] = n
+        else:
+            out.histograms[region][key] = dict(zip(buckets, counts, strict=True))
     return out
 
 

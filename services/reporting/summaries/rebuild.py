@@ -7,9 +7,10 @@ writes wait for the rebuild's lock, adds its changes to the rebuilt rows. Only t
 nothing comes from the topics.
 
 The aggregates are read a chunk of ids at a time (keyset pages, so neither the ids nor the counts are held in
-memory), and each chunk's village counts are copied (COPY) into a temporary staging table. The summary rows of
+memory), and each chunk's village counts are copied (COPY) into temporary staging tables (the duration buckets
+into one of their own). The summary rows of
 every level are then made by one `INSERT ... SELECT ... GROUP BY` per table from the staging rows, into the
-emptied tables (their primary keys built afterwards): PostgreSQL spreads the villages over their regions and adds
+emptied tables (their primary keys built afterwards; each histogram's buckets grouped into its row's arrays): PostgreSQL spreads the villages over their regions and adds
 the chunks up, which per-chunk upserts did row by row before (README "Reporting: rebuild" has the figures).
 Reads of the summaries wait for the rebuild (TRUNCATE's lock) rather than see them half built.
 """
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.summaries import answers, store
-from services.reporting.summaries.contributions import AGENCY_KEY, LEVELS, Contribution
+from services.reporting.summaries.contributions import AGENCY_KEY, LEVELS, Contribution, bucket_key
 from services.reporting.tables import SUMMARIES, metadata
 from shared.db import create_engine, create_sessionmaker, driver_connection
 from shared.settings import ServiceSettings
@@ -42,11 +43,14 @@ _PAGES = {"households": "SELECT id FROM households WHERE id > :after ORDER BY id
 
 # The village counts of every chunk, as contributions.py keys them; dropped with the transaction at the latest.
 _STAGING = {"rebuild_stocks": ("village", "month", "key", "born"),
-            "rebuild_flows": ("village", "span", "month", "key")}
+            "rebuild_flows": ("village", "span", "month", "key"),
+            "rebuild_histograms": ("village", "span", "month", "key", "bucket")}
 _CREATE_STAGING = ["CREATE TEMPORARY TABLE rebuild_stocks (village text NOT NULL, month date NOT NULL, "
                    "key text NOT NULL, born date NOT NULL, n bigint NOT NULL) ON COMMIT DROP",
                    "CREATE TEMPORARY TABLE rebuild_flows (village text NOT NULL, span text NOT NULL, "
-                   "month date NOT NULL, key text NOT NULL, n bigint NOT NULL) ON COMMIT DROP"]
+                   "month date NOT NULL, key text NOT NULL, n bigint NOT NULL) ON COMMIT DROP",
+                   "CREATE TEMPORARY TABLE rebuild_histograms (village text NOT NULL, span text NOT NULL, "
+                   "month date NOT NULL, key text NOT NULL, bucket int NOT NULL, n bigint NOT NULL) ON COMMIT DROP"]
 
 # Each village row counted at every level (contributions.LEVELS: the region is the village code's first `level`
 # characters) and summed over the chunks; a sum of zero is no row, as the consumer leaves none. The rows are written
@@ -62,19 +66,35 @@ SELECT l.level, f.span, f.month, left(f.village, l.level), f.key, sum(f.n)
 FROM rebuild_flows f CROSS JOIN unnest(CAST(:levels AS int[])) AS l (level)
 WHERE {"" if agency else "NOT "}f.key LIKE '{AGENCY_KEY}%'
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(f.n) <> 0 ORDER BY 1, 2, 3, 4, 5""" for table, agency in (
-    ("summary_flows", False), ("summary_agency_flows", True)))]
+    ("summary_flows", False), ("summary_agency_flows", True))), """
+INSERT INTO summary_histograms (level, span, month, region, key, buckets, counts)
+SELECT level, span, month, region, key, array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket) FROM (
+    SELECT l.level, h.span, h.month, left(h.village, l.level) AS region, h.key, h.bucket, CAST(sum(h.n) AS bigint) AS n
+    FROM rebuild_histograms h CROSS JOIN unnest(CAST(:levels AS int[])) AS l (level)
+    GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(h.n) <> 0) AS b
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"""]
 
 # The emptied tables are filled without their primary keys, each then built once from a sort of the rows:
 # adding a million rows to the index one by one took four times as long as the rows themselves.
-_KEYS = [metadata.tables[name].primary_key for name in ("summary_stocks", "summary_flows", "summary_agency_flows")]
+_KEYS = [metadata.tables[name].primary_key
+         for name in ("summary_stocks", "summary_flows", "summary_agency_flows", "summary_histograms")]
 
 
 async def _stage(session: AsyncSession, counts: Contribution) -> None:
     """Copies a chunk's village counts into the staging tables, through the session's own connection (so inside
     its transaction)."""
     driver = await driver_connection(session)
-    for table, rows in (("rebuild_stocks", counts.stocks), ("rebuild_flows", counts.flows)):
-        records = [(*key, n) for key, n in rows.items() if n]
+    flows: list[tuple[object, ...]] = []
+    histograms: list[tuple[object, ...]] = []
+    for (village, span, month, key), n in counts.flows.items():
+        if n:
+            bucket = bucket_key(key)
+            if bucket is None:
+                flows.append((village, span, month, key, n))
+            else:
+                histograms.append((village, span, month, *bucket, n))
+    stocks = [(*key, n) for key, n in counts.stocks.items() if n]
+    for table, records in (("rebuild_stocks", stocks), ("rebuild_flows", flows), ("rebuild_histograms", histograms)):
         if records:
             await driver.copy_records_to_table(table, records=records, columns=[*_STAGING[table], "n"])
 

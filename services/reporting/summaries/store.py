@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.summaries import answers
 from services.reporting.summaries import contributions as c
-from services.reporting.summaries.counting import CountTable, add_counts
+from services.reporting.summaries.counting import CountTable, HistogramTable, add_counts, add_histograms
 
 
 @dataclass
@@ -143,14 +143,17 @@ async def contributions(session: AsyncSession, affected: Affected) -> c.Contribu
 STOCKS = CountTable("summary_stocks", ("level", "region", "month", "key", "born"))
 FLOWS = CountTable("summary_flows", ("level", "span", "month", "region", "key"))
 AGENCY_FLOWS = CountTable("summary_agency_flows", ("level", "span", "month", "region", "key"))
+HISTOGRAMS = HistogramTable("summary_histograms", ("level", "span", "month", "region", "key"))
 
 
 async def add(session: AsyncSession, change: c.Contribution) -> None:
-    """Adds a change (village counts) to the summary rows of every level: one upsert per table, and a delete of
-    the rows it brought to zero, if any (so the rows are the same whatever the batches were); then the stock
-    changes to the answer rows of the held days (after the stocks' upsert, which waits for a roll's lock)."""
-    stocks, flows, agency_flows = change.levels()
-    await add_counts(session, STOCKS, stocks)
-    await add_counts(session, FLOWS, flows)
-    await add_counts(session, AGENCY_FLOWS, agency_flows)
-    await answers.add(session, stocks)
+    """Adds a change (village counts) to the summary rows of every level: one upsert per table (the duration
+    buckets merged into their histograms' rows), and a delete of the rows it brought to zero or empty, if any (so
+    the rows are the same whatever the batches were); then the stock changes to the answer rows of the held days
+    (after the stocks' upsert, which waits for a roll's lock)."""
+    levels = change.levels()
+    await add_counts(session, STOCKS, levels.stocks)
+    await add_counts(session, FLOWS, levels.flows)
+    await add_counts(session, AGENCY_FLOWS, levels.agency_flows)
+    await add_histograms(session, HISTOGRAMS, levels.histograms)
+    await answers.add(session, levels.stocks)

@@ -1,6 +1,7 @@
 """The duration buckets of the percentiles: every duration within the stated error of the value its bucket stands
 for; and reporting migration 0013, which takes a database with 1% buckets (a count row and a milliseconds row each)
-to 2% buckets of one row, each old bucket moved to the new bucket of its mean, every other row as it was, and back."""
+to 2% buckets of one row, each old bucket moved to the new bucket of its mean, every other row as it was, and back;
+and migration 0014, which moves those bucket rows into one histogram row each (summary_histograms), and back."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from services.reporting.summaries.contributions import bucket_of, bucket_value
 from shared.migrate import alembic_config, upgrade
 
 BEFORE = "5c1e0a7d2b94"  # 0012, the last revision with 1% buckets and their sums
+MIDPOINTS = "9e4b2f61c8d3"  # 0013, 2% buckets, one flow row each
+HISTOGRAM_ROWS = "3d7c5a9e1f20"  # 0014, a histogram in one row
 MONTH = date(2026, 3, 1)
 
 
@@ -51,7 +54,7 @@ async def test_old_buckets_move_to_the_bucket_of_their_mean(stack: Stack) -> Non
                                    "VALUES (2, 'M', $1, '81', $2, $3)",
                                    [(MONTH, prefix + key.removeprefix("ref|sosial|") if prefix else key, n)
                                     for key, n in rows])
-        await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, "head")
+        await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, MIDPOINTS)
         expected: dict[str, int] = dict(others)
         for key, (n, total) in hours.items():
             name = key.rsplit("|", 1)[0]
@@ -78,5 +81,47 @@ async def test_old_buckets_move_to_the_bucket_of_their_mean(stack: Stack) -> Non
             found = {r["key"]: r["n"] for r in await conn.fetch(f"SELECT key, n FROM {table}")}
             assert found == {(prefix + k.removeprefix("ref|sosial|") if prefix else k): n
                              for k, n in back.items()}, table
+    finally:
+        await conn.close()
+
+
+async def test_bucket_rows_move_into_one_histogram_row_and_back(stack: Stack) -> None:
+    dsn = await stack.create_database(f"histograms_{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, MIDPOINTS)
+    agency = f"a|{uuid.uuid4()}|sosial"
+    # Buckets of two histograms (one with a negative and a zero bucket) in two regions and periods, and rows that
+    # are no buckets (a category named like a bucket's kind, a status).
+    buckets = [("ref|sosial|rh", "81", "M", {-3: 1, 0: 2, 17: 5, 300: 1}), ("ref|sosial|ch", "81", "M", {40: 3}),
+               ("ref|sosial|rh", "8171", "Y", {12: 4, 13: 1})]
+    others = [("81", "M", "ref|sosial|created", 12), ("81", "M", "ref|sosial|served|rh", 2),
+              ("8171", "Y", "ref|sosial|status|completed", 4)]
+    rows = {table: [(region, span, (prefix + key.removeprefix("ref|sosial") if prefix else key) + f"|{k}", n)
+                    for key, region, span, histogram in buckets for k, n in histogram.items()]
+            + [(region, span, prefix + key.removeprefix("ref|sosial") if prefix else key, n)
+               for region, span, key, n in others]
+            for table, prefix in (("summary_flows", ""), ("summary_agency_flows", agency))}
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table, values in rows.items():
+            await conn.executemany(f"INSERT INTO {table} (level, span, month, region, key, n) "
+                                   "VALUES (length($1), $2, $3, $1, $4, $5)",
+                                   [(region, span, MONTH, key, n) for region, span, key, n in values])
+        await asyncio.to_thread(upgrade, ROOT / "services" / "reporting", dsn, HISTOGRAM_ROWS)
+        for table, prefix in (("summary_flows", ""), ("summary_agency_flows", agency)):
+            kept = {(r["region"], r["span"], r["key"], r["n"]) for r in await conn.fetch(
+                f"SELECT region, span, key, n FROM {table}")}
+            assert kept == {(region, span, prefix + key.removeprefix("ref|sosial") if prefix else key, n)
+                            for region, span, key, n in others}, table
+        found = {(r["region"], r["span"], r["key"]): (r["buckets"], r["counts"]) for r in await conn.fetch(
+            "SELECT region, span, key, buckets, counts FROM summary_histograms")}
+        assert found == {(region, span, prefix + key.removeprefix("ref|sosial") if prefix else key):
+                         (sorted(histogram), [histogram[k] for k in sorted(histogram)])
+                         for key, region, span, histogram in buckets for prefix in ("", agency)}
+        # Back to one row per bucket, each in the flow table it came from.
+        await asyncio.to_thread(command.downgrade, alembic_config(ROOT / "services" / "reporting", dsn), MIDPOINTS)
+        for table, values in rows.items():
+            back = {(r["region"], r["span"], r["key"], r["n"]) for r in await conn.fetch(
+                f"SELECT region, span, key, n FROM {table}")}
+            assert back == set(values), table
     finally:
         await conn.close()

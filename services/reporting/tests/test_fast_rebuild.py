@@ -64,7 +64,7 @@ async def summary_rows(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
     conn = await asyncpg.connect(dsn)
     try:
         return {table: sorted(tuple(r) for r in await conn.fetch(f"SELECT * FROM {table}"))
-                for table in ("summary_stocks", "summary_flows", "summary_agency_flows")}
+                for table in ("summary_stocks", "summary_flows", "summary_agency_flows", "summary_histograms")}
     finally:
         await conn.close()
 
@@ -74,6 +74,7 @@ async def test_the_rebuild_in_small_chunks_gives_the_consumers_rows(
     dsn, sessionmaker = consumed
     kept = await summary_rows(dsn)
     assert len(kept["summary_stocks"]) > 500 and len(kept["summary_flows"]) > 500 and kept["summary_agency_flows"]
+    assert {r[4][0] for r in kept["summary_histograms"]} == {"a", "r"}  # the agencies' and the regions'
     assert {r[0] for rows in kept.values() for r in rows} == {0, 2, 4, 6, 10}
     assert {r[1] for r in kept["summary_stocks"] if r[0] == 2} == {"73", "63"}
     async with sessionmaker() as session:
@@ -97,6 +98,8 @@ async def test_a_rebuild_replaces_damaged_summaries_and_runs_twice_in_one_transa
         await session.execute(sa.text("UPDATE summary_stocks SET n = n + 5 WHERE level = 4"))
         await session.execute(sa.text("UPDATE summary_flows SET n = 0 WHERE level = 10 AND span = 'M'"))
         await session.execute(sa.text("INSERT INTO summary_flows VALUES (6, 'Y', '2025-01-01', '737101', 'x', 3)"))
+        await session.execute(sa.text("UPDATE summary_histograms SET counts = array_fill(7::bigint, "
+                                      "ARRAY[cardinality(buckets)]) WHERE level = 2"))
     assert await summary_rows(dsn) != kept
     async with sessionmaker() as session, session.begin():
         first = await rebuild_in(session, chunk=SMALL_CHUNK)

@@ -29,7 +29,7 @@ from services.reporting.indicators.periods import parse_period
 from services.reporting.indicators.repository import Scope, Values
 from services.reporting.settings import ReportingSettings
 from services.reporting.summaries import answers, reads
-from services.reporting.summaries.contributions import within_stated_error
+from services.reporting.summaries.contributions import bucket_key, within_stated_error
 from services.reporting.tables import SUMMARIES
 from services.reporting.tests.factories import Stream, publish, until_consumed
 from services.reporting.tests.reference import PERCENTILES
@@ -182,6 +182,8 @@ async def consumer_summaries_equal_the_projections_and_a_rebuild(
     assert not [row for rows in built.values() for row in rows if row[-1] == "0"]
     assert len(built["summary_stocks"]) > 100 and len(built["summary_flows"]) > 100
     assert built["summary_agency_flows"] and not [r for r in built["summary_flows"] if r[4].startswith("a|")]
+    assert built["summary_histograms"] and not [r for r in built["summary_histograms"] if r[-1] == "[]"]
+    assert not [r for r in built["summary_flows"] if bucket_key(r[4])]  # the buckets are in their histograms' rows
     assert len(built["summary_answers"]) > 100
     env = {**os.environ, "DATABASE_URL": reporting_settings.database_url, "ENVIRONMENT": "test",
            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
