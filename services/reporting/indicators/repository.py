@@ -402,7 +402,7 @@ async def referral_values_by_agency(*, session: AsyncSession,
 async def region_names(*, session: AsyncSession, codes: list[str]) -> dict[str, str]:
     rows = await session.execute(sa.text("SELECT code, name FROM regions WHERE code = ANY(CAST(:codes AS text[]))"),
                                  {"codes": codes})
-    return {code: name for code, name in rows.tuples()}
+    return {code: name for code, name in rows}
 
 
 async def needs_by_category(*, session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:

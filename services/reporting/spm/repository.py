@@ -20,7 +20,7 @@ async def child_regions(*, session: AsyncSession, prefix: str, length: int) -> d
     rows = await session.execute(sa.text(
         "SELECT code, name FROM regions WHERE code LIKE :like AND length(code) = :n AND NOT retired ORDER BY code"),
         {"like": prefix + "%", "n": length})
-    return {code: name for code, name in rows.tuples()}
+    return {code: name for code, name in rows}
 
 
 def _served_sql(table: str) -> sa.TextClause:
@@ -41,7 +41,7 @@ async def _served(session: AsyncSession, *, level: int, low: str, high: str, pat
     summaries/contributions.py) of the period's months: (region, the key's parts, count)."""
     rows = await session.execute(_SERVED[pattern.startswith(AGENCY_KEY)], {
         "level": level, "low": low, "high": high, "pattern": pattern, "start": period.start, "end": period.end})
-    return [(region, key.split("|"), int(n)) for region, key, n in rows.tuples()]
+    return [(region, key.split("|"), int(n)) for region, key, n in rows]
 
 
 async def served(*, session: AsyncSession, prefix: str, length: int, period: Period,
@@ -110,4 +110,4 @@ async def agency_figures(*, session: AsyncSession, year: int,
         SELECT agency_id, region_code, service_type, target FROM spm_target_figures
         WHERE year = :year AND service_type = ANY(CAST(:types AS text[])) AND target IS NOT NULL"""),
         {"year": year, "types": service_types})
-    return {(a, r, s): t for a, r, s, t in rows.tuples()}
+    return {(a, r, s): t for a, r, s, t in rows}

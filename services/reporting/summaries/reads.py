@@ -115,7 +115,7 @@ async def _answers(session: AsyncSession, scope: Scope) -> dict[str, dict[str, i
     out: dict[str, dict[str, int]] = defaultdict(dict)
     held = False
     for region, key, band, n in (await session.execute(_ANSWERS, {**_range(scope),
-                                                                  "as_of": scope.period.as_of()})).tuples():
+                                                                  "as_of": scope.period.as_of()})):
         if region is None:
             held = True
             continue
@@ -195,18 +195,25 @@ def _add(into: Histogram, histogram: Histogram) -> None:
         into[bucket] = into.get(bucket, 0) + n
 
 
-def _percentile(histogram: Histogram, fraction: float) -> float | None:
+#: The percentiles of durations the indicators show.
+_FRACTIONS = (("median", 0.5), ("p90", 0.9))
+
+
+def _percentiles(histogram: Histogram) -> dict[str, float]:
     """percentile_cont over the durations, each taken as its bucket's midpoint: linear interpolation between the
-    two nearest ranks, in hours."""
+    two nearest ranks, in hours; for each of _FRACTIONS (none of an empty histogram)."""
     buckets = sorted(b for b, n in histogram.items() if n)
     if not buckets:
-        return None
+        return {}
     ranks = list(accumulate(histogram[b] for b in buckets))  # the rank after each bucket's last duration
-    position = fraction * (ranks[-1] - 1)
-    below = int(position)
-    low = bucket_value(buckets[bisect_right(ranks, below)])
-    high = bucket_value(buckets[bisect_right(ranks, min(below + 1, ranks[-1] - 1))])
-    return round(low + (high - low) * (position - below), 2)
+    out = {}
+    for label, fraction in _FRACTIONS:
+        position = fraction * (ranks[-1] - 1)
+        below = int(position)
+        low = bucket_value(buckets[bisect_right(ranks, below)])
+        high = bucket_value(buckets[bisect_right(ranks, min(below + 1, ranks[-1] - 1))])
+        out[label] = round(low + (high - low) * (position - below), 2)
+    return out
 
 
 def _referral_values(counts: dict[str, int], histograms: dict[str, Histogram]) -> Values:
@@ -221,9 +228,8 @@ def _referral_values(counts: dict[str, int], histograms: dict[str, Histogram]) -
         "referrals.overdue": counts.get("overdue", 0), "referrals.unrouted": counts.get("unrouted", 0),
         "referrals.responded": counts.get("responded", 0), "referrals.completed_within_sla": counts.get("sla", 0)}
     for name, kind in (("response", "rh"), ("completion", "ch")):
-        for label, fraction in (("median", 0.5), ("p90", 0.9)):
-            if (value := _percentile(histograms.get(kind, {}), fraction)) is not None:
-                values[f"referrals.{name}_hours_{label}"] = value
+        for label, value in _percentiles(histograms.get(kind, {})).items():
+            values[f"referrals.{name}_hours_{label}"] = value
     return values
 
 

@@ -8,10 +8,10 @@ nothing comes from the topics.
 
 The aggregates are read a chunk of ids at a time (keyset pages, so neither the ids nor the counts are held in
 memory), and each chunk's village counts are copied (COPY) into temporary staging tables (the duration buckets
-into one of their own). The summary rows of
-every level are then made by one `INSERT ... SELECT ... GROUP BY` per table from the staging rows, into the
-emptied tables (their primary keys built afterwards; each histogram's buckets grouped into its row's arrays): PostgreSQL spreads the villages over their regions and adds
-the chunks up, which per-chunk upserts did row by row before (README "Reporting: rebuild" has the figures).
+into one of their own). The summary rows of every level are then made by one `INSERT ... SELECT ... GROUP BY` per
+table from the staging rows, into the emptied tables (their primary keys built afterwards; each histogram's
+buckets grouped into its row's arrays): PostgreSQL spreads the villages over their regions and adds the chunks up,
+which per-chunk upserts did row by row before (README "Reporting: rebuild" has the figures).
 Reads of the summaries wait for the rebuild (TRUNCATE's lock) rather than see them half built.
 """
 
