@@ -199,7 +199,7 @@ async def run(stack: BenchStack, count: int) -> dict[str, Any]:
     try:
         # Numbers of a district no demo region has (7399), so that none meets a demo household's.
         for h in households(Identifiers("739901", date.today()), ctx.village, ctx.posyandu_id, 20_000, seed=13):
-            await b._raw_insert_household(conn, h, b._payloads(h))
+            await b._raw_register(conn, h, b._raw_registration(h, date.today()))
     finally:
         await conn.close()
     progress("the bench generator's reporting rows (100,000 members, 20,000 referrals) ...")

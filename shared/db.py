@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -86,16 +87,29 @@ def create_engine(settings: ServiceSettings, *, unbounded_statements: bool = Fal
         },
     )
     # Instead of pool_pre_ping, whose ping waits out the whole command timeout on a dead connection.
-    event.listen(engine.sync_engine, "checkout", _ping_on_checkout(settings.database_connect_timeout_seconds))
+    event.listen(engine.sync_engine, "checkout", _ping_on_checkout(settings.database_connect_timeout_seconds,
+                                                                   settings.database_ping_after_idle_seconds))
+    event.listen(engine.sync_engine, "checkin", _note_checkin)
     event.listen(engine.sync_engine, "handle_error", _discard_timed_out_connection)
     return engine
 
 
-def _ping_on_checkout(timeout: float) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
-    """A pooled connection must answer within `timeout` (as long as connecting may take), or it is replaced: one
-    that fell into a dead network path would otherwise hold its request until the command timeout."""
+_CHECKED_IN_AT = "checked_in_at"
+
+
+def _note_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_on_checkout(timeout: float, after_idle: float) -> Callable[[Any, ConnectionPoolEntry, Any], None]:
+    """A pooled connection idle for `after_idle` seconds or more must answer within `timeout` (as long as connecting
+    may take), or it is replaced: one that fell into a dead network path would otherwise hold its request until the
+    command timeout. A connection checked in less than `after_idle` ago (under load, nearly every one) skips it."""
 
     def ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is not None and time.monotonic() - checked_in < after_idle:
+            return
         conn: Any = record.driver_connection
         try:
             await_(conn.execute("SELECT 1", timeout=timeout))  # simple protocol: one round trip, no transaction

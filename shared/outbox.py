@@ -21,6 +21,7 @@ import logging
 import weakref
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -495,15 +496,29 @@ async def publish(session: AsyncSession, event_type: EventType[D], data: D, *, s
     return event
 
 
-async def publish_many(session: AsyncSession, events: Iterable[CloudEvent]) -> int:
-    """Record events of the catalogue (made by `EventType.new`) in the outbox, in the caller's transaction and in
-    this order; how many. Each goes to its type's topic (chosen by its `spmfield` for referral events) keyed by its
-    subject, the aggregate id (DESIGN.md §2). Large batches (a bulk import, a republish) are written by COPY."""
+def outbox_row(event: CloudEvent) -> tuple[Any, ...]:
+    """An event's outbox row (`_OUTBOX_COLUMNS`): its type's topic (chosen by its `spmfield` for referral events),
+    keyed by its subject, the aggregate id (DESIGN.md §2)."""
+    return (event.id, event.type, CATALOGUE[event.type].topic_for(event.spmfield), event.subject, event.to_bytes())
+
+
+def outbox_rows(session: AsyncSession, events: Iterable[CloudEvent]) -> list[tuple[Any, ...]]:
+    """The outbox rows (`_OUTBOX_COLUMNS`) of events of the catalogue (made by `EventType.new`), in this order, for
+    a caller that writes them in its own statement in the session's transaction; the session's commit then wakes
+    their relays."""
     rows, publishers = [], set()
     for event in events:
-        event_type = CATALOGUE[event.type]
-        publishers.add(event_type.publisher)
-        rows.append((event.id, event.type, event_type.topic_for(event.spmfield), event.subject, event.to_bytes()))
+        publishers.add(CATALOGUE[event.type].publisher)
+        rows.append(outbox_row(event))
+    if rows:
+        session.info.setdefault(_WAKE_AFTER_COMMIT, set()).update(publishers)
+    return rows
+
+
+async def publish_many(session: AsyncSession, events: Iterable[CloudEvent]) -> int:
+    """Record events of the catalogue in the outbox, in the caller's transaction and in this order (`outbox_rows`);
+    how many. Large batches (a bulk import, a republish) are written by COPY."""
+    rows = outbox_rows(session, events)
     copied = rows[1:] if len(rows) >= COPY_FROM else []
     if rows:
         # At least the first by INSERT: it also opens the driver's transaction, which COPY on the raw connection
@@ -514,5 +529,4 @@ async def publish_many(session: AsyncSession, events: Iterable[CloudEvent]) -> i
         raw = await (await session.connection()).get_raw_connection()
         conn: asyncpg.Connection = raw.driver_connection
         await conn.copy_records_to_table("outbox", records=copied, columns=list(_OUTBOX_COLUMNS))
-    session.info.setdefault(_WAKE_AFTER_COMMIT, set()).update(publishers)
     return len(rows)

@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     database_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     database_command_timeout_seconds: float = Field(default=60.0, gt=0)
     database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A pooled connection idle this long is pinged on checkout (a path can die while it sits in the pool); one back
+    # from a request that just ended is used as is: a ping on every checkout cost each request a round trip.
+    database_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

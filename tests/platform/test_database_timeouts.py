@@ -1,7 +1,7 @@
 """Bounded waits on the database (shared/db.py, shared/outbox.py): a statement past the command timeout fails as an
 unavailable database and its connection is replaced; a pooled connection whose path went silent is given up within
-the connect timeout; and a relay leader cut off silently loses the lead to a standby, because its session ends on
-the server."""
+the connect timeout (pinged when it sat idle, not when a request just returned it); and a relay leader cut off
+silently loses the lead to a standby, because its session ends on the server."""
 
 from __future__ import annotations
 
@@ -72,9 +72,10 @@ async def test_a_pooled_connection_on_a_silent_path_is_given_up_within_the_conne
         stack: Stack, database: str, proxy: NetProxy) -> None:
     # A command timeout far beyond what the test waits: only the ping on checkout can give up in time.
     engine = create_engine(settings(stack, through(proxy, database), database_connect_timeout_seconds=1,
-                                    database_command_timeout_seconds=60))
+                                    database_command_timeout_seconds=60, database_ping_after_idle_seconds=0.2))
     try:
         before = await backend_pid(engine)
+        await asyncio.sleep(0.3)  # idle past the ping threshold: the next checkout pings
         proxy.blackhole()
         started = time.monotonic()
         with pytest.raises(TimeoutError):  # the ping, then connecting anew, each within the connect timeout
@@ -82,6 +83,25 @@ async def test_a_pooled_connection_on_a_silent_path_is_given_up_within_the_conne
         assert time.monotonic() - started < 5
         proxy.pass_through()
         assert await backend_pid(engine) != before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_back_from_a_request_just_now_is_not_pinged_one_idle_longer_is(
+        stack: Stack, database: str) -> None:
+    """A ping on every checkout cost every request a round trip: only a connection idle past the threshold gets it."""
+    engine = create_engine(settings(stack, database, database_ping_after_idle_seconds=0.5))
+    seen: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            raw.driver_connection.add_query_logger(lambda record: seen.append(record.query))
+        for _ in range(3):
+            await backend_pid(engine)  # back in the pool a moment ago each time
+        assert seen.count("SELECT 1") == 0, seen
+        await asyncio.sleep(0.6)
+        await backend_pid(engine)
+        assert seen.count("SELECT 1") == 1, seen
     finally:
         await engine.dispose()
 

@@ -21,14 +21,24 @@ from sqlmodel import col, select
 from services.household.access import (
     Readable,
     ReadBasis,
-    may_read,
-    may_register_at,
     read_basis_of,
     readable_households,
     writable_household,
 )
-from services.household.dates import latest_allowed
 from services.household.duplicates.service import flag_likely_duplicates
+from services.household.households import registration
+from services.household.households.checks import (
+    check_kk,
+    check_new_member,
+    check_pregnancy,
+    check_served_by,
+    invalid,
+    kk_conflict,
+    nik_conflict,
+    nik_mismatch,
+    require_posyandu,
+    require_village,
+)
 from services.household.households.facts import household_data as household_data
 from services.household.households.facts import member_data as member_data
 from services.household.households.groups import life_cycle_group as life_cycle_group
@@ -42,90 +52,21 @@ from services.household.households.schemas import (
     MemberUpdate,
 )
 from services.household.households.views import household_public, member_public
-from services.household.identifiers import (
-    IdentifierError,
-    check_nik_against_member,
-    nik_region_mismatch,
-    parse_kk,
-    parse_nik,
-)
 from services.household.immunization.tables import Dose
 from services.household.needs.service import refresh_needs
-from services.household.tables import Household, KkNumberHistory, KnownPosyandu, KnownRegion, Measurement, Member
+from services.household.tables import Household, KkNumberHistory, Measurement, Member
 from shared.audit import record, record_read, record_reads
 from shared.auth import Principal, Role
 from shared.concurrency import check_if_match
 from shared.conflicts import violated_unique
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import NotFound
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
-from shared.outbox import publish, publish_many
+from shared.outbox import publish
 
 
 class MemberNotFound(NotFound):
     pass
-
-
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, errors=[{"field": field, "message": message}])
-
-
-def check_village(region: KnownRegion | None, code: str, field: str = "village_code") -> None:
-    """422 unless `region` (the known region of `code`, or None) is an active village."""
-    if region is None or region.level != "village" or region.retired:
-        raise _invalid(field, f"{code} is not an active village known to the registry.")
-
-
-async def _require_village(session: AsyncSession, code: str, field: str = "village_code") -> None:
-    check_village(await session.get(KnownRegion, code), code, field)
-
-
-def check_posyandu(posyandu: KnownPosyandu | None, posyandu_id: uuid.UUID) -> KnownPosyandu:
-    """422 unless `posyandu` (the known posyandu of `posyandu_id`, or None) is active."""
-    if posyandu is None or posyandu.status != "active":
-        raise _invalid("posyandu_id", f"{posyandu_id} is not an active posyandu known to the registry.")
-    return posyandu
-
-
-async def _require_posyandu(session: AsyncSession, posyandu_id: uuid.UUID) -> KnownPosyandu:
-    return check_posyandu(await session.get(KnownPosyandu, posyandu_id), posyandu_id)
-
-
-def _check_served_by(posyandu: KnownPosyandu, village_code: str, field: str = "village_code") -> None:
-    """A household lives in the district (kecamatan, 6 digits) of its posyandu's village (README: Decisions)."""
-    district = posyandu.village_code[:6]
-    if village_code[:6] != district:
-        raise _invalid(field, f"Village {village_code} is outside district {district}, which posyandu "
-                              f"{posyandu.id} serves: a household registers at a posyandu of its own district.")
-
-
-def _check_kk(kk_number: str) -> None:
-    try:
-        parse_kk(kk_number, today=latest_allowed())
-    except IdentifierError as exc:
-        raise _invalid("kk_number", str(exc)) from exc
-
-
-def kk_taken(existing: uuid.UUID, *, may_read: bool) -> Conflict:
-    """The 409 of a KK number live household `existing` holds, naming it only to a caller who may read it."""
-    if may_read:
-        return Conflict(f"A live household already has this KK number: {existing}.",
-                        errors=[{"field": "kk_number", "message": f"already registered to household {existing}"}],
-                        existing_household_id=str(existing))
-    # Ids, or even details, of a household the caller may not read would make the 409 an existence oracle.
-    return Conflict("This KK number is already registered.",
-                    errors=[{"field": "kk_number", "message": "already registered"}])
-
-
-def nik_taken(field: str, member_id: uuid.UUID, household_id: uuid.UUID, *, may_read: bool) -> Conflict:
-    """The 409 of a NIK (at `field`) that live member `member_id` holds, naming it only to a caller who may read
-    its household."""
-    if may_read:
-        holder = f"member {member_id} of household {household_id}"
-        return Conflict(f"This NIK belongs to {holder}.",
-                        errors=[{"field": field, "message": f"already registered to {holder}"}],
-                        existing_member_id=str(member_id), existing_household_id=str(household_id))
-    return Conflict("This NIK is already registered.", errors=[{"field": field, "message": "already registered"}])
 
 
 #: The unique indexes that refuse a taken KK number or NIK (migrations), and the field each guards.
@@ -152,51 +93,10 @@ async def _claiming(session: AsyncSession, principal: Principal, *, kk_number: s
     except IntegrityError as exc:
         field = _taken_field(exc)
         if field == "kk_number" and kk_number is not None:
-            raise await _kk_conflict(session, principal, kk_number, household_id) from None
+            raise await kk_conflict(session, principal, kk_number, household_id) from None
         if field == "nik" and niks:
-            raise await _nik_conflict(session, principal, niks, member_id) from None
+            raise await nik_conflict(session, principal, niks, member_id) from None
         raise
-
-
-async def _kk_conflict(session: AsyncSession, principal: Principal, kk_number: str,
-                       household_id: uuid.UUID | None) -> Conflict:
-    query = select(Household.id).where(Household.kk_number == kk_number, Household.status == "active")
-    if household_id is not None:
-        query = query.where(Household.id != household_id)
-    holder = (await session.execute(query)).scalars().first()
-    if holder is None:  # the holder closed meanwhile: still taken for this write
-        return Conflict("This KK number was registered at the same moment by another request.",
-                        errors=[{"field": "kk_number", "message": "already registered"}])
-    return kk_taken(holder, may_read=await may_read(session, principal, holder))
-
-
-async def _nik_conflict(session: AsyncSession, principal: Principal, niks: dict[str, str],
-                        member_id: uuid.UUID | None) -> Conflict:
-    """The 409 of the lowest taken NIK (as the import reports it), naming its holder to a caller who may read it."""
-    query = select(Member.id, Member.household_id, Member.nik).where(
-        col(Member.nik).in_(list(niks.values())), Member.status == "active")
-    if member_id is not None:
-        query = query.where(Member.id != member_id)
-    holder = (await session.execute(query.order_by(col(Member.nik)).limit(1))).first()
-    if holder is None:
-        field = min(niks, key=lambda f: niks[f])
-        return Conflict("This NIK was registered at the same moment by another request.",
-                        errors=[{"field": field, "message": "already registered"}])
-    field = next(f for f, nik in niks.items() if nik == holder.nik)
-    return nik_taken(field, holder.id, holder.household_id,
-                     may_read=await may_read(session, principal, holder.household_id))
-
-
-def _nik_mismatch(nik: str, *, birth_date: date, sex: str, village_code: str, field: str) -> bool:
-    """Checks a NIK against the member; returns the region-mismatch flag. 422 on problems."""
-    try:
-        info = parse_nik(nik, today=latest_allowed())
-    except IdentifierError as exc:
-        raise _invalid(field, str(exc)) from exc
-    if problems := check_nik_against_member(info, birth_date=birth_date, sex=sex):
-        raise ValidationFailed("The NIK disagrees with the member: " + "; ".join(problems) + ".",
-                               errors=[{"field": field, "message": p} for p in problems])
-    return nik_region_mismatch(info, village_code)
 
 
 def _entry(event_type: Any, data: Any, household: Household) -> CloudEvent:
@@ -205,14 +105,6 @@ def _entry(event_type: Any, data: Any, household: Household) -> CloudEvent:
 
 async def _emit(session: AsyncSession, event_type: Any, data: Any, household: Household) -> None:
     await publish(session, event_type, data, subject=str(household.id), regioncode=household.village_code)
-
-
-def check_new_member(village_code: str, field: str, payload: MemberCreate) -> bool:
-    """Checks a new member (its payload at field path `field`) of a household in `village_code` on its own; 422 on
-    problems. Returns its NIK region-mismatch flag."""
-    _check_pregnancy(payload.sex, payload.pregnant, payload.expected_delivery_date, field)
-    return payload.nik is not None and _nik_mismatch(
-        payload.nik, birth_date=payload.birth_date, sex=payload.sex, village_code=village_code, field=f"{field}.nik")
 
 
 def new_member(household: Household, field: str, payload: MemberCreate) -> Member:
@@ -236,52 +128,13 @@ async def _check_measured_after_birth(session: AsyncSession, member_id: uuid.UUI
     first = await session.scalar(sa.select(sa.func.min(Measurement.measured_on)).where(
         col(Measurement.member_id) == member_id))
     if first is not None and first < birth_date:
-        raise _invalid("body.birth_date", f"The member has a measurement dated {first.isoformat()}, before this "
+        raise invalid("body.birth_date", f"The member has a measurement dated {first.isoformat()}, before this "
                                           "birth date.")
     first_dose = await session.scalar(sa.select(sa.func.min(Dose.given_on)).where(
         col(Dose.member_id) == member_id, col(Dose.status) == "active"))
     if first_dose is not None and first_dose < birth_date:
-        raise _invalid("body.birth_date", f"The member has a vaccine dose dated {first_dose.isoformat()}, before "
+        raise invalid("body.birth_date", f"The member has a vaccine dose dated {first_dose.isoformat()}, before "
                                           "this birth date.")
-
-
-def check_distinct_niks(payload: HouseholdCreate) -> None:
-    niks = [m.nik for m in payload.members if m.nik]
-    if len(niks) != len(set(niks)):
-        raise _invalid("members", "The same NIK appears twice in this household.")
-
-
-def _check_pregnancy(sex: str, pregnant: bool, expected: date | None, field: str) -> None:
-    if pregnant and sex != "female":
-        raise _invalid(f"{field}.pregnant", "Only a female member can be recorded as pregnant.")
-    if expected is not None and not pregnant:
-        raise _invalid(f"{field}.expected_delivery_date", "An expected delivery date needs pregnant = true.")
-
-
-async def register(*, session: AsyncSession, principal: Principal,
-                   payload: HouseholdCreate) -> tuple[Household, list[Member]]:
-    """Registers a household (KK) with its members at a posyandu the caller serves, with their events; the needs
-    are the caller's (`register_household`, the import)."""
-    if not may_register_at(principal, payload.posyandu_id):
-        raise Forbidden("You may register households only at your own posyandu.")
-    _check_kk(payload.kk_number)
-    posyandu = await _require_posyandu(session, payload.posyandu_id)
-    await _require_village(session, payload.village_code)
-    _check_served_by(posyandu, payload.village_code)
-    check_distinct_niks(payload)
-    household = Household(**payload.model_dump(exclude={"members"}), created_by=principal.sub)
-    # The household first, on its own: a taken KK number is the 409 before any member's 422 (as the import orders
-    # its checks).
-    async with _claiming(session, principal, kk_number=household.kk_number):
-        session.add(household)
-        session.add(KkNumberHistory(household_id=household.id, kk_number=household.kk_number,
-                                    recorded_by=principal.sub))
-    members = await _insert_members(session, principal, household,
-                                    [(f"members.{i}", m) for i, m in enumerate(payload.members)])
-    await publish_many(session, [
-        _entry(ev.HOUSEHOLD_REGISTERED, household_data(household), household),
-        *(_entry(ev.MEMBER_ADDED, member_data(m), household) for m in members)])
-    return household, members
 
 
 def _write_basis(principal: Principal) -> ReadBasis:
@@ -299,12 +152,10 @@ async def register_household(*, session: AsyncSession, principal: Principal, pay
                              today: date) -> HouseholdPublic:
     """POST /households: the household and its members with their events, their needs, the audit row of the
     registration (its response shows the identifiers), and the response data."""
-    household, members = await register(session=session, principal=principal, payload=payload)
-    await refresh_needs(session, household, registered=members, today=today)
     basis = read_basis_of(principal)
-    await _audit(session, principal, household, action="register", resource_type="household",
-                 resource_id=household.id, purpose="registration by the kader",
-                 fields=["kk_number", "members", *(["nik"] if basis.full_nik else [])])
+    household, members = await registration.register(
+        session=session, principal=principal, payload=payload, today=today,
+        audit=registration.Audit(["kk_number", "members", *(["nik"] if basis.full_nik else [])]))
     # In the order every read gives them (members_of).
     return household_public(household, sorted(members, key=lambda m: (m.birth_date, m.id)), basis, today)
 
@@ -339,7 +190,7 @@ async def update(*, session: AsyncSession, principal: Principal, household_id: u
         now = datetime.now(UTC)
         new_kk = changes.get("kk_number")
         if new_kk is not None:
-            _check_kk(new_kk)
+            check_kk(new_kk)
         async with _claiming(session, principal, kk_number=new_kk, household_id=household.id):
             if new_kk is not None:
                 await session.execute(sa.update(KkNumberHistory).where(
@@ -364,15 +215,15 @@ async def move(*, session: AsyncSession, principal: Principal, household_id: uui
     it, the needs refreshed, the move audited and announced."""
     household = await writable_household(session, principal, household_id)
     check_if_match(if_match, household.version)
-    posyandu = await _require_posyandu(session, payload.posyandu_id)
+    posyandu = await require_posyandu(session, payload.posyandu_id)
     if payload.village_code is not None:
-        await _require_village(session, payload.village_code)
-        _check_served_by(posyandu, payload.village_code)
+        await require_village(session, payload.village_code)
+        check_served_by(posyandu, payload.village_code)
         household.village_code = payload.village_code
         household.needs_reassignment = False
     else:
         # Staying in its village: the new posyandu must serve that village's district (else give village_code).
-        _check_served_by(posyandu, household.village_code, field="posyandu_id")
+        check_served_by(posyandu, household.village_code, field="posyandu_id")
     previous = household.posyandu_id
     household.posyandu_id = payload.posyandu_id
     household.version += 1
@@ -414,12 +265,12 @@ async def update_member(*, session: AsyncSession, principal: Principal, househol
     changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if getattr(member, k) != v}
     if changes:
         merged = {**member.model_dump(), **changes}
-        _check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
+        check_pregnancy(merged["sex"], merged["pregnant"], merged["expected_delivery_date"], "body")
         if "birth_date" in changes:
             await _check_measured_after_birth(session, member.id, changes["birth_date"])
         niks = {}
         if merged["nik"] is not None and {"nik", "birth_date", "sex"} & changes.keys():
-            changes["nik_region_mismatch"] = _nik_mismatch(
+            changes["nik_region_mismatch"] = nik_mismatch(
                 merged["nik"], birth_date=merged["birth_date"], sex=merged["sex"],
                 village_code=household.village_code, field="body.nik")
             niks = {"body.nik": merged["nik"]}

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from services.household.access import ReadBasis
 from services.household.dates import age_in_years
 from services.household.households.groups import life_cycle_group
+from services.household.households.registration import NewHousehold, NewMember
 from services.household.households.schemas import HouseholdPublic, MemberPublic
 from services.household.identifiers import mask_kk, mask_nik
 from services.household.profiles.schemas import Disability, Relationship, Sex
 from services.household.tables import Household, Member
 
 
-def member_public(m: Member, basis: ReadBasis, today: date) -> MemberPublic:
+def member_public(m: Member | NewMember, basis: ReadBasis, today: date) -> MemberPublic:
     full = basis.full_nik
     return MemberPublic(id=m.id, household_id=m.household_id, nik=(m.nik if full else mask_nik(m.nik)) if m.nik
                         else None, nik_masked=not full and m.nik is not None, name=m.name, sex=Sex(m.sex),
@@ -24,7 +26,8 @@ def member_public(m: Member, basis: ReadBasis, today: date) -> MemberPublic:
                         nik_region_mismatch=m.nik_region_mismatch, status=m.status, version=m.version)
 
 
-def household_public(h: Household, members: list[Member], basis: ReadBasis, today: date) -> HouseholdPublic:
+def household_public(h: Household | NewHousehold, members: Sequence[Member | NewMember], basis: ReadBasis,
+                     today: date) -> HouseholdPublic:
     return HouseholdPublic(
         id=h.id, kk_number=h.kk_number if basis.full_nik else mask_kk(h.kk_number), village_code=h.village_code,
         posyandu_id=h.posyandu_id, address=h.address, rt=h.rt, rw=h.rw, latitude=h.latitude, longitude=h.longitude,

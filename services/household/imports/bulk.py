@@ -1,8 +1,7 @@
 """Set-based import of one chunk of households: checked together with a few `= ANY` / `unnest` queries, written
-with COPY, with exactly the outcome of registering them one by one through `register()` and `refresh_needs()`.
+with COPY, with exactly the outcome of registering them one by one through `register()` (households/registration.py).
 
-What `register()` (+ `refresh_needs(registered=...)`, as the import calls them) does for one household, and where
-each step is here:
+What `register()` does for one household, and where each step is here:
   1. role check at the posyandu (`may_register_at`), then the KK number's form -> `_alone` (no database);
   2. the posyandu is active, the village is an active village, the village is in the posyandu's district, no NIK
      twice in the household -> `_register`, from the posyandu and regions loaded once per chunk;
@@ -16,8 +15,8 @@ each step is here:
   7. outbox: `household.registered`, one `member.added` per member, then a `need.detected` per detected need
      (`needs_of_new_household`, the rules as `refresh_needs` runs them).
 Steps 3, 5 and 6 also see the households accepted earlier in the same chunk (`_Known.accept`); earlier chunks are
-committed, so the queries see them. No audit row: `register()` writes none (POST /households audits its response in
-`register_household`; the import returns no household). A household taken concurrently between the checks and
+committed, so the queries see them. No audit row: `register()` writes one only when asked (POST /households audits
+its response; the import returns no household). A household taken concurrently between the checks and
 the COPY makes the COPY fail on a unique index: the caller then re-imports that chunk household by household.
 """
 
@@ -34,19 +33,25 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.access import may_register_at, readable_among
-from services.household.households.schemas import HouseholdCreate
-from services.household.households.service import (
-    _check_kk,
-    _check_served_by,
+from services.household.households.checks import (
     check_distinct_niks,
-    check_new_member,
+    check_kk,
     check_posyandu,
+    check_served_by,
     check_village,
-    household_data,
     kk_taken,
-    member_data,
     nik_taken,
 )
+from services.household.households.facts import household_data, member_data
+from services.household.households.registration import (
+    NewHousehold,
+    NewMember,
+    duplicates_within,
+    likely_same,
+    new_household,
+    new_members,
+)
+from services.household.households.schemas import HouseholdCreate
 from services.household.imports.outcomes import Imported, Outcome, Refused, payload_of, problem_errors
 from services.household.imports.parsing import Group, Item, Rejected
 from services.household.needs.service import needs_of_new_household
@@ -62,45 +67,6 @@ from shared.outbox import publish_many
 class _Holder(NamedTuple):
     household_id: uuid.UUID
     member_id: uuid.UUID | None = None
-
-
-@dataclass(slots=True)
-class _Household:
-    """A new household's row as `register()` would insert it (a plain object: an ORM instance costs far more)."""
-
-    kk_number: str
-    village_code: str
-    posyandu_id: uuid.UUID
-    address: str | None
-    rt: str | None
-    rw: str | None
-    latitude: float | None
-    longitude: float | None
-    created_by: str
-    created_at: datetime
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    status: str = "active"
-    needs_reassignment: bool = False
-    version: int = 1
-
-
-@dataclass(slots=True)
-class _Member:
-    """A new member's row, as `new_member()` would build it."""
-
-    household_id: uuid.UUID
-    nik: str | None
-    name: str
-    sex: str
-    birth_date: date
-    relationship: str
-    pregnant: bool
-    expected_delivery_date: date | None
-    disability: str
-    nik_region_mismatch: bool
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    status: str = "active"
-    version: int = 1
 
 
 class _Candidate(NamedTuple):
@@ -119,7 +85,7 @@ def _alone(principal: Principal, group: Group) -> _Candidate | Refused:
     try:
         if not may_register_at(principal, payload.posyandu_id):
             raise Forbidden("You may register households only at your own posyandu.")
-        _check_kk(payload.kk_number)
+        check_kk(payload.kk_number)
     except Problem as exc:
         return Refused(group, problem_errors(group, exc))
     return _Candidate(group, payload)
@@ -174,7 +140,7 @@ class _Known:
         readable = await readable_among(session, principal, {h.household_id for h in [*kk.values(), *niks.values()]})
         return cls(posyandu, regions, kk, niks, same_person, sql_lower, readable)
 
-    def accept(self, household: _Household, members: list[_Member]) -> None:
+    def accept(self, household: NewHousehold, members: list[NewMember]) -> None:
         self.kk[household.kk_number] = _Holder(household.id)
         # Registered at a posyandu the importer may register at, so one it reads.
         self.readable.add(household.id)
@@ -198,7 +164,7 @@ class _Writes:
     needs: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[CloudEvent] = field(default_factory=list)
 
-    def add(self, h: _Household, members: list[_Member], flags: list[tuple[uuid.UUID, uuid.UUID]],
+    def add(self, h: NewHousehold, members: list[NewMember], flags: list[tuple[uuid.UUID, uuid.UUID]],
             needs: list[tuple[Need, CloudEvent]]) -> None:
         self.households.append((h.id, h.kk_number, h.village_code, h.posyandu_id, h.address, h.rt, h.rw,
                                 h.latitude, h.longitude, h.status, h.needs_reassignment, h.version, h.created_by,
@@ -244,16 +210,12 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
     try:
         posyandu = check_posyandu(known.posyandu.get(payload.posyandu_id), payload.posyandu_id)
         check_village(known.regions.get(payload.village_code), payload.village_code)
-        _check_served_by(posyandu, payload.village_code)
+        check_served_by(posyandu, payload.village_code)
         check_distinct_niks(payload)
         if (holder := known.kk.get(payload.kk_number)) is not None:
             raise kk_taken(holder.household_id, may_read=holder.household_id in known.readable)
-        household = _Household(payload.kk_number, payload.village_code, payload.posyandu_id, payload.address,
-                               payload.rt, payload.rw, payload.latitude, payload.longitude, principal.sub, writes.now)
-        members = [_Member(household.id, m.nik, m.name, str(m.sex), m.birth_date, str(m.relationship), m.pregnant,
-                           m.expected_delivery_date, str(m.disability),
-                           check_new_member(household.village_code, f"members.{i}", m))
-                   for i, m in enumerate(payload.members)]
+        household = new_household(principal, payload, writes.now)
+        members = new_members(household, payload)
         taken = sorted((m.nik, f"members.{i}.nik") for i, m in enumerate(payload.members)
                        if m.nik and m.nik in known.niks)
         if taken:
@@ -264,13 +226,10 @@ def _register(principal: Principal, candidate: _Candidate, known: _Known, writes
                             may_read=holder.household_id in known.readable)
     except Problem as exc:
         return Refused(group, problem_errors(group, exc))
-    flags: list[tuple[uuid.UUID, uuid.UUID]] = []
-    for i, member in enumerate(members):
-        key = (member.name.lower(), member.birth_date)
-        existing = [(other, nik) for other, nik, village in known.same_person.get(key, ())
-                    if village == household.village_code]
-        earlier = [(m.id, m.nik) for m in members[:i] if (m.name.lower(), m.birth_date) == key]
-        flags += [(member.id, other) for other, nik in [*existing, *earlier] if member.nik is None or nik is None]
+    flags = [(member.id, other) for member in members
+             for other, nik, village in known.same_person.get((member.name.lower(), member.birth_date), ())
+             if village == household.village_code and likely_same(member.nik, nik)]
+    flags += duplicates_within(members)
     known.accept(household, members)
     writes.add(household, members, flags, needs_of_new_household(household, members, today=today))
     return Imported(group)

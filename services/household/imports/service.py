@@ -10,11 +10,10 @@ from datetime import date
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.household.households.service import register
+from services.household.households.registration import register
 from services.household.imports.bulk import import_chunk
 from services.household.imports.outcomes import Imported, Outcome, Refused, payload_of, problem_errors
 from services.household.imports.parsing import Group, Item, Rejected
-from services.household.needs.service import refresh_needs
 from shared.auth import Principal
 from shared.errors import Problem
 
@@ -54,10 +53,11 @@ async def import_items(session: AsyncSession, principal: Principal, items: Seque
         # sees the other's row now (or catches the collision per household).
         log.info("import chunk collided with a concurrent write (%s); importing it household by household",
                  type(exc).__name__)
-        return [await import_one(session, principal, item) for item in items]
+        return [await import_one(session, principal, item, today) for item in items]
 
 
-async def import_one(session: AsyncSession, principal: Principal, item: Item) -> Outcome:
+async def import_one(session: AsyncSession, principal: Principal, item: Item,
+                     today: date | None = None) -> Outcome:
     """One household registered as the API would (with its needs), in its own savepoint: the reference path."""
     if isinstance(item, Rejected):
         return item
@@ -69,8 +69,7 @@ async def import_one(session: AsyncSession, principal: Principal, item: Item) ->
         return Refused(item, payload)
     try:
         async with session.begin_nested():
-            household, members = await register(session=session, principal=principal, payload=payload)
-            await refresh_needs(session, household, registered=members)
+            await register(session=session, principal=principal, payload=payload, today=today or date.today())
     except Problem as exc:  # a KK or NIK a concurrent registration took is register's 409 too
         return Refused(item, problem_errors(item, exc))
     return Imported(item)

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from services.household.access import Readable, ReadBasis, writable_household
 from services.household.dates import check_past
+from services.household.households import registration
 from services.household.households import service as households
 from services.household.households.schemas import HouseholdCreate, HouseholdPublic, MemberPublic
 from services.household.households.views import household_public, member_public
@@ -218,10 +219,12 @@ async def split(*, session: AsyncSession, principal: Principal, household_id: uu
                                           "(PATCH) instead of splitting it.")
     moving = [active[i] for i in payload.member_ids]
     _check_date(payload.moved_on, field="body.moved_on", what="date of the split", today=now.date(), members=moving)
-    created, _ = await households.register(session=session, principal=principal, payload=HouseholdCreate(
+    new, _ = await registration.register(session=session, principal=principal, today=now.date(),
+                                         payload=HouseholdCreate(
         kk_number=payload.kk_number, posyandu_id=payload.posyandu_id or source.posyandu_id,
         village_code=payload.village_code or source.village_code, address=payload.address, rt=payload.rt,
         rw=payload.rw))
+    created = await session.get_one(Household, new.id)
     for member in moving:
         await _transfer(session, principal, member, source, created, moved_on=payload.moved_on,
                         reason=payload.reason.value, now=now)

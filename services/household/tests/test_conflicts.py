@@ -99,7 +99,8 @@ async def test_a_registration_racing_another_is_a_409_not_a_500(
         async def waits_on_the_rival() -> bool:
             assert not request.done(), "the request never waited on the rival"
             return bool(await household_db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%'"))
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%INSERT INTO households%'"))
 
         await eventually(waits_on_the_rival, "the request to wait on the rival's row", timeout=30)
         await transaction.commit()
