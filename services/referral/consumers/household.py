@@ -18,8 +18,13 @@ from services.referral.tables import KnownHousehold, KnownMember, metadata
 from shared.events import household as hh
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC
-from shared.projection import Projection, handles
-from shared.versioned import upsert_newer
+from shared.projection import Projection, Received, handles
+from shared.versioned import upsert_newer, upsert_newer_many
+
+
+def _member_row(data: hh.MemberData) -> dict[str, object]:
+    return {"id": data.member_id, "household_id": data.household_id, "nik_masked": data.nik_masked,
+            "status": data.status, "version": data.version}
 
 
 class HouseholdEvents(Projection):
@@ -29,9 +34,7 @@ class HouseholdEvents(Projection):
         self.settings = settings
 
     async def _member(self, session: AsyncSession, data: hh.MemberData) -> None:
-        await upsert_newer(session, metadata.tables[KnownMember.__tablename__], {
-            "id": data.member_id, "household_id": data.household_id, "nik_masked": data.nik_masked,
-            "status": data.status, "version": data.version})
+        await upsert_newer(session, metadata.tables[KnownMember.__tablename__], _member_row(data))
 
     async def _follow(self, session: AsyncSession, household_id: uuid.UUID, posyandu_id: uuid.UUID,
                       village_code: str) -> None:
@@ -60,9 +63,11 @@ class HouseholdEvents(Projection):
         if applied:
             await self._follow(session, data.household_id, data.to_posyandu_id, data.village_code)
 
-    @handles(hh.MEMBER_ADDED, hh.MEMBER_UPDATED)
-    async def on_member(self, session: AsyncSession, event: CloudEvent, data: hh.MemberData) -> None:
-        await self._member(session, data)
+    @handles(hh.MEMBER_ADDED, hh.MEMBER_UPDATED, batched=True)
+    async def on_members(self, session: AsyncSession, events: list[Received[hh.MemberData]]) -> None:
+        # Order-tolerant (the newest version wins): a fetch's members in one statement, not one each.
+        await upsert_newer_many(session, metadata.tables[KnownMember.__tablename__], [
+            _member_row(r.data) for r in events])
 
     @handles(hh.NEED_DETECTED)
     async def on_need_detected(self, session: AsyncSession, event: CloudEvent, data: hh.NeedData) -> None:
