@@ -48,12 +48,14 @@ async def upsert_newer(session: AsyncSession, table: sa.Table, row: Row, *, key:
 
 async def upsert_newer_many(session: AsyncSession, table: sa.Table, rows: Sequence[Row], *,
                             key: Sequence[str] = ("id",), version: str = "version",
-                            insert_only: Collection[str] = (), earliest: Collection[str] = ()) -> None:
+                            insert_only: Collection[str] = (), earliest: Collection[str] = ()
+                            ) -> dict[tuple[Any, ...], Row]:
     """`upsert_newer` for a batch in one statement. Several rows of one key: the newest version's values (the later
     row on a tie), as the rows applied one by one would leave it (one statement may not touch a row twice).
-    `earliest` columns keep the smallest value seen, whichever version brought it."""
+    `earliest` columns keep the smallest value seen, whichever version brought it. Returns the rows written (the
+    newest of their key), by key."""
     if not rows:
-        return
+        return {}
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         ident = tuple(row[name] for name in key)
@@ -66,4 +68,5 @@ async def upsert_newer_many(session: AsyncSession, table: sa.Table, rows: Sequen
         merged[ident] = newest
     statement = _statement(table, rows[0], key=key, version=version, insert_only=insert_only, earliest=earliest,
                            update=None)
-    await session.execute(statement, list(merged.values()))
+    result = await session.execute(statement.returning(*(table.c[name] for name in key)), list(merged.values()))
+    return {tuple(written): merged[tuple(written)] for written in result.all()}

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.referral.referrals import life_events, service
-from services.referral.referrals.lifecycle import LifeEventClosure
+from services.referral.referrals.lifecycle import OPEN, LifeEventClosure
 from services.referral.settings import ReferralSettings
-from services.referral.tables import KnownHousehold, KnownMember, metadata
+from services.referral.tables import KnownHousehold, KnownMember, Referral, metadata
 from shared.events import household as hh
 from shared.events.envelope import CloudEvent
 from shared.events.topics import HOUSEHOLD_TOPIC
@@ -24,6 +26,11 @@ from shared.versioned import upsert_newer, upsert_newer_many
 
 def _member_row(data: hh.MemberData) -> dict[str, object]:
     return {"id": data.member_id, "household_id": data.household_id, "nik_masked": data.nik_masked,
+            "status": data.status, "version": data.version}
+
+
+def _household_row(data: hh.HouseholdData) -> dict[str, object]:
+    return {"id": data.household_id, "posyandu_id": data.posyandu_id, "village_code": data.village_code,
             "status": data.status, "version": data.version}
 
 
@@ -43,17 +50,31 @@ class HouseholdEvents(Projection):
                                       now=self.settings.clock())
 
     async def _household(self, session: AsyncSession, data: hh.HouseholdData) -> None:
-        applied = await upsert_newer(session, metadata.tables[KnownHousehold.__tablename__], {
-            "id": data.household_id, "posyandu_id": data.posyandu_id, "village_code": data.village_code,
-            "status": data.status, "version": data.version})
+        applied = await upsert_newer(session, metadata.tables[KnownHousehold.__tablename__], _household_row(data))
         # Only when the event was applied (the newest version yet): an older one arriving late moves nothing back.
         # Any applied event may carry a new place (an update after a move that has not arrived yet, say).
         if applied:
             await self._follow(session, data.household_id, data.posyandu_id, data.village_code)
 
-    @handles(hh.HOUSEHOLD_REGISTERED, hh.HOUSEHOLD_UPDATED)
+    @handles(hh.HOUSEHOLD_UPDATED)
     async def on_household(self, session: AsyncSession, event: CloudEvent, data: hh.HouseholdData) -> None:
         await self._household(session, data)
+
+    @handles(hh.HOUSEHOLD_REGISTERED, batched=True)
+    async def on_registered(self, session: AsyncSession, events: list[Received[hh.HouseholdData]]) -> None:
+        """A fetch's registrations in one upsert. A live registration has no referrals to move; a republished one
+        (a snapshot at the household's current version) may find some elsewhere: those follow, as on an update."""
+        written = await upsert_newer_many(session, metadata.tables[KnownHousehold.__tablename__], [
+            _household_row(r.data) for r in events])
+        if not written:
+            return
+        with_referrals = set((await session.execute(
+            sa.select(col(Referral.household_id)).distinct()
+            .where(col(Referral.household_id).in_([key[0] for key in written]),
+                   col(Referral.status).in_([s.value for s in OPEN])))).scalars())
+        for (household_id,), row in written.items():
+            if household_id in with_referrals:
+                await self._follow(session, household_id, row["posyandu_id"], row["village_code"])
 
     @handles(hh.HOUSEHOLD_MOVED)
     async def on_moved(self, session: AsyncSession, event: CloudEvent, data: hh.HouseholdMovedData) -> None:
