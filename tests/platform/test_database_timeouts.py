@@ -106,6 +106,19 @@ async def test_a_connection_back_from_a_request_just_now_is_not_pinged_one_idle_
         await engine.dispose()
 
 
+async def test_the_pool_hands_out_the_connection_returned_last(stack: Stack, database: str) -> None:
+    """LIFO: under light load every request gets the connection just in use (no idle ping), not the oldest idle."""
+    engine = create_engine(settings(stack, database))
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            pids = {await first.scalar(sa.text("SELECT pg_backend_pid()")),
+                    await second.scalar(sa.text("SELECT pg_backend_pid()"))}
+        assert len(pids) == 2
+        assert len({await backend_pid(engine) for _ in range(4)}) == 1
+    finally:
+        await engine.dispose()
+
+
 async def leads(relay: OutboxRelay) -> bool:
     return relay.is_leader
 
