@@ -20,7 +20,7 @@ from services.household.profiles import decisions
 from services.household.profiles.repository import current_profile_data as current_profile_data
 from services.household.profiles.repository import current_profiles as current_profiles
 from services.household.profiles.repository import versions as versions
-from services.household.tables import Household, Member, Need, ProfileVersion
+from services.household.tables import Household, Member, Need, ProfileVersion, metadata
 from shared.audit import record as audit
 from shared.audit import record_read
 from shared.auth import Principal
@@ -74,12 +74,16 @@ async def record(*, session: AsyncSession, principal: Principal, household_id: u
 async def store_version(*, session: AsyncSession, household: Household, field: SpmField, data: dict[str, Any],
                         observed_on: date, recorded_by: str) -> ProfileVersion:
     """Stores and announces the next version of a field's profile (checked by the caller)."""
-    latest = await session.scalar(sa.select(sa.func.max(ProfileVersion.version)).where(
-        col(ProfileVersion.household_id) == household.id, col(ProfileVersion.spm_field) == field.value))
-    version = ProfileVersion(household_id=household.id, spm_field=field.value, version=(latest or 0) + 1,
-                             data=data, observed_on=observed_on, recorded_by=recorded_by)
-    session.add(version)
-    await session.flush()
+    # The next version number and the row in one statement (the caller holds the household's row lock).
+    table = metadata.tables[ProfileVersion.__tablename__]
+    latest = (sa.select(sa.func.coalesce(sa.func.max(table.c.version), 0) + 1)
+              .where(table.c.household_id == household.id, table.c.spm_field == field.value).scalar_subquery())
+    version = ProfileVersion(household_id=household.id, spm_field=field.value, version=0, data=data,
+                             observed_on=observed_on, recorded_by=recorded_by)
+    version.version = (await session.execute(sa.insert(table).values(
+        household_id=version.household_id, spm_field=version.spm_field, version=latest, data=version.data,
+        observed_on=version.observed_on, recorded_by=version.recorded_by, recorded_at=version.recorded_at)
+        .returning(table.c.version))).scalar_one()
     await publish(session, ev.PROFILE_UPDATED, ev.ProfileUpdatedData(
         household_id=household.id, spm_field=field, version=version.version, observed_on=observed_on,
         profile=version.data, decided=decisions.decided(field, version.data)), subject=str(household.id),
