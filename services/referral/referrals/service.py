@@ -46,7 +46,7 @@ _households = metadata.tables[KnownHousehold.__tablename__]
 _members = metadata.tables[KnownMember.__tablename__]
 #: The household (`household_id`) and, if named, its member (`member_id`, NULL for none), in one query (built once):
 #: a member of another household is not found.
-_HOUSEHOLD_AND_MEMBER = (
+_HOUSEHOLD_AND_MEMBER: sa.Select[Any] = (
     sa.select(_households.c.id, _households.c.posyandu_id, _households.c.village_code, _households.c.status,
               _members.c.id.label("member_id"), _members.c.nik_masked.label("member_nik_masked"),
               _members.c.status.label("member_status"))

@@ -22,7 +22,6 @@ from sqlmodel import col, select
 
 from services.referral.tables import KnownAgency, RoutingRule, metadata
 
-
 #: The routing statements are built once, here, with their values as bound parameters (`route_parameters`), so
 #: that routing a referral neither rebuilds nor recompiles them (SQLAlchemy's compiled cache keys on the statement).
 _agencies = metadata.tables[KnownAgency.__tablename__]
