@@ -29,6 +29,18 @@ def _hash(payload: BaseModel | bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+# The statements are built once (the values bound per request), so SQLAlchemy's compiled cache finds them.
+_of_key = sa.and_(idempotency_keys.c.principal == sa.bindparam("k_principal"),
+                  idempotency_keys.c.scope == sa.bindparam("k_scope"), idempotency_keys.c.key == sa.bindparam("k_key"))
+#: Claim (principal, scope, key) with the request's hash; no row returned when it was claimed before.
+_CLAIM = (insert(idempotency_keys).values({name: sa.bindparam(f"k_{name}") for name in ("principal", "scope", "key",
+                                                                                      "request_hash")})
+          .on_conflict_do_nothing().returning(idempotency_keys.c.key))
+_STORED = sa.select(idempotency_keys).where(_of_key)
+_STORE = sa.update(idempotency_keys).where(_of_key).values(
+    {name: sa.bindparam(f"stored_{name}") for name in ("status_code", "response", "headers")})
+
+
 async def idempotent(session: AsyncSession, *, key: str | None, principal: Principal, scope: str,
                      payload: BaseModel | bytes, create: Callable[[], Awaitable[Response]]) -> Response:
     """Run `create` once per (caller, scope, key); later calls with the key get the stored response.
@@ -39,13 +51,10 @@ async def idempotent(session: AsyncSession, *, key: str | None, principal: Princ
     if key is None:
         return await create()
     request_hash = _hash(payload)
-    claimed = await session.execute(
-        insert(idempotency_keys).values(principal=principal.sub, scope=scope, key=key, request_hash=request_hash)
-        .on_conflict_do_nothing().returning(idempotency_keys.c.key))
+    the_key = {"k_principal": principal.sub, "k_scope": scope, "k_key": key}
+    claimed = await session.execute(_CLAIM, {**the_key, "k_request_hash": request_hash})
     if claimed.first() is None:
-        stored = (await session.execute(sa.select(idempotency_keys).where(
-            idempotency_keys.c.principal == principal.sub, idempotency_keys.c.scope == scope,
-            idempotency_keys.c.key == key))).one()
+        stored = (await session.execute(_STORED, the_key)).one()
         if stored.request_hash != request_hash:
             raise Conflict("This Idempotency-Key was used with another request body.")
         headers: dict[str, str] = dict(stored.headers or {})
@@ -55,7 +64,6 @@ async def idempotent(session: AsyncSession, *, key: str | None, principal: Princ
     response = await create()
     body: Any = orjson.loads(bytes(response.body)) if response.body else None
     kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location")}
-    await session.execute(sa.update(idempotency_keys).where(
-        idempotency_keys.c.principal == principal.sub, idempotency_keys.c.scope == scope,
-        idempotency_keys.c.key == key).values(status_code=response.status_code, response=body, headers=kept))
+    await session.execute(_STORE, {**the_key, "stored_status_code": response.status_code, "stored_response": body,
+                                   "stored_headers": kept})
     return response

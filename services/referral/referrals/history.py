@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -24,36 +25,51 @@ def record_transition(session: AsyncSession, referral: Referral, action: str, *,
                             from_agency_id=from_agency_id, reason=reason, outcome=outcome))
 
 
-def _transition(referral: Referral, action: str, *, actor: Principal, at: datetime, from_status: str | None = None,
-                from_agency_id: uuid.UUID | None = None, reason: str | None = None,
-                outcome: str | None = None) -> ReferralTransition:
-    return ReferralTransition(referral_id=referral.id, action=action, from_status=from_status,
-                              to_status=referral.status, from_agency_id=from_agency_id,
-                              to_agency_id=referral.agency_id, actor=actor.sub, actor_role=actor.role.value,
-                              actor_agency_id=actor.agency_id if actor.role is Role.OPD else None,
-                              reason=reason, outcome=outcome, at=at)
+def _transition_values(referral: Referral, action: str, *, actor: Principal, at: datetime,
+                       from_status: str | None = None, from_agency_id: uuid.UUID | None = None,
+                       reason: str | None = None, outcome: str | None = None) -> dict[str, Any]:
+    return {"referral_id": referral.id, "action": action, "from_status": from_status, "to_status": referral.status,
+            "from_agency_id": from_agency_id, "to_agency_id": referral.agency_id, "actor": actor.sub,
+            "actor_role": actor.role.value, "actor_agency_id": actor.agency_id if actor.role is Role.OPD else None,
+            "reason": reason, "outcome": outcome, "at": at}
+
+
+def _transition(referral: Referral, action: str, **entry: Any) -> ReferralTransition:
+    return ReferralTransition(**_transition_values(referral, action, **entry))
+
+
+_referrals = metadata.tables[Referral.__tablename__]
+_transitions = metadata.tables[ReferralTransition.__tablename__]
+#: The history entry's columns but its id (a sequence's) and referral_id (the inserted referral's), bound as `h_*`.
+_ENTRY_COLUMNS = [c.name for c in _transitions.columns if c.name not in ("id", "referral_id")]
+
+
+def _insert_created(*, of_need: bool) -> sa.Insert:
+    """The referral (every column bound by its name) and, from what it returned, its history entry (`h_<column>`);
+    a referral of a need skips a need_id that has one (`ON CONFLICT DO NOTHING`: then nothing is returned)."""
+    created = insert(_referrals).values({c.name: sa.bindparam(c.name, type_=c.type) for c in _referrals.columns})
+    if of_need:
+        created = created.on_conflict_do_nothing(index_elements=["need_id"],
+                                                 index_where=_referrals.c.need_id.is_not(None))
+    inserted = created.returning(_referrals.c.id).cte("created")
+    entry = (sa.bindparam(f"h_{name}", type_=_transitions.c[name].type) for name in _ENTRY_COLUMNS)
+    return (sa.insert(_transitions).from_select(["referral_id", *_ENTRY_COLUMNS], sa.select(inserted.c.id, *entry))
+            .add_cte(inserted).returning(_transitions.c.referral_id))
+
+
+# Built once (the values are bound per execution): a create neither rebuilds nor recompiles them.
+_INSERT_CREATED = {of_need: _insert_created(of_need=of_need) for of_need in (False, True)}
 
 
 async def insert_created(session: AsyncSession, referral: Referral, *, actor: Principal, at: datetime,
                          reason: str | None) -> bool:
     """Write a new referral and its `create` history entry in one statement. A referral of a need that has one
     already is left out (the unique index on need_id decides): False, and nothing is written."""
-    referrals = metadata.tables[Referral.__tablename__]
-    transitions = metadata.tables[ReferralTransition.__tablename__]
-    values = {c.name: getattr(referral, c.name) for c in referrals.columns}
-    created = insert(referrals).values(values)
-    if referral.need_id is not None:
-        created = created.on_conflict_do_nothing(index_elements=["need_id"],
-                                                 index_where=referrals.c.need_id.is_not(None))
-    inserted = created.returning(referrals.c.id).cte("created")
-    entry = _transition(referral, "create", actor=actor, at=at, reason=reason)
-    columns = [c.name for c in transitions.columns if c.name != "id"]
-    history = (sa.insert(transitions)
-               .from_select(columns, sa.select(inserted.c.id, *(sa.literal(getattr(entry, name), c.type)
-                                                                  for name in columns[1:]
-                                                                  for c in [transitions.c[name]])))
-               .add_cte(inserted).returning(transitions.c.referral_id))
-    return (await session.execute(history)).first() is not None
+    values = {c.name: getattr(referral, c.name) for c in _referrals.columns}
+    entry = _transition_values(referral, "create", actor=actor, at=at, reason=reason)
+    values.update({f"h_{name}": entry[name] for name in _ENTRY_COLUMNS})
+    statement = _INSERT_CREATED[referral.need_id is not None]
+    return (await session.execute(statement, values)).first() is not None
 
 
 def record_escalation(session: AsyncSession, referral: Referral, now: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,7 @@ from services.referral.referrals.schemas import ActionBody, ReferralCreate
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
 from services.referral.settings import MovePolicy
 from services.referral.sla.service import route_and_start_clocks, start_clocks
-from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral
+from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, metadata
 from shared.auth import Principal, Role
 from shared.categories import CATEGORIES, Urgency
 from shared.concurrency import check_if_match
@@ -41,30 +42,40 @@ async def _route(session: AsyncSession, referral: Referral, now: datetime) -> bo
     return await route_and_start_clocks(session, referral, now)
 
 
+_households = metadata.tables[KnownHousehold.__tablename__]
+_members = metadata.tables[KnownMember.__tablename__]
+#: The household (`household_id`) and, if named, its member (`member_id`, NULL for none), in one query (built once):
+#: a member of another household is not found.
+_HOUSEHOLD_AND_MEMBER: sa.Select[Any] = (
+    sa.select(_households.c.id, _households.c.posyandu_id, _households.c.village_code, _households.c.status,
+              _members.c.id.label("member_id"), _members.c.nik_masked.label("member_nik_masked"),
+              _members.c.status.label("member_status"))
+    .select_from(_households.outerjoin(_members, sa.and_(_members.c.id == sa.bindparam("member_id"),
+                                                         _members.c.household_id == _households.c.id)))
+    .where(_households.c.id == sa.bindparam("household_id")))
+
+
 async def _household_and_member(session: AsyncSession, household_id: uuid.UUID,
-                                member_id: uuid.UUID | None) -> tuple[KnownHousehold | None, KnownMember | None]:
-    """The household and (if named) its member, in one query: a member of another household is not found."""
-    of_household = (sa.and_(col(KnownMember.id) == member_id, col(KnownMember.household_id) == col(KnownHousehold.id))
-                    if member_id is not None else sa.false())
-    row = (await session.execute(select(KnownHousehold, KnownMember).outerjoin(KnownMember, of_household)
-                                 .where(col(KnownHousehold.id) == household_id))).first()
-    return (None, None) if row is None else (row[0], row[1])
+                                member_id: uuid.UUID | None) -> sa.Row[Any] | None:
+    """The household's row (None when unknown) with its member's columns (`member_*`, NULL when not found)."""
+    parameters = {"household_id": household_id, "member_id": member_id}
+    return (await session.execute(_HOUSEHOLD_AND_MEMBER, parameters)).first()
 
 
 async def create(*, session: AsyncSession, principal: Principal, payload: ReferralCreate, now: datetime) -> Referral:
     """Creates a referral by hand for a household (or member) of the caller's posyandu."""
-    household, member = await _household_and_member(session, payload.household_id, payload.member_id)
+    household = await _household_and_member(session, payload.household_id, payload.member_id)
     if household is None or household.status != "active" or not (
             principal.role is Role.ADMIN or household.posyandu_id in principal.posyandu_ids):
         raise _invalid("household_id", "Not an active household of your posyandu known to this service.")
     category = CATEGORIES.get(payload.category)
     if category is None or category.spm_field is not payload.spm_field:
         raise _invalid("category", f"{payload.category} is not a referral category of {payload.spm_field.value}.")
-    if payload.member_id is not None and (member is None or member.status != "active"):
+    if payload.member_id is not None and (household.member_id is None or household.member_status != "active"):
         raise _invalid("member_id", "Not an active member of this household.")
     referral = Referral(
         household_id=household.id, member_id=payload.member_id,
-        member_nik_masked=member.nik_masked if member is not None else None, posyandu_id=household.posyandu_id,
+        member_nik_masked=household.member_nik_masked, posyandu_id=household.posyandu_id,
         village_code=household.village_code, spm_field=payload.spm_field.value, category=payload.category,
         urgency=(payload.urgency or category.default_urgency).value, reason=payload.reason, origin="manual",
         status=(Status.DRAFT if payload.draft else Status.REQUESTED).value, created_by=principal.sub,

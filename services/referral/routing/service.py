@@ -20,64 +20,90 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.referral.tables import KnownAgency, RoutingRule
+from services.referral.tables import KnownAgency, RoutingRule, metadata
+
+#: The routing statements are built once, here, with their values as bound parameters (`route_parameters`), so
+#: that routing a referral neither rebuilds nor recompiles them (SQLAlchemy's compiled cache keys on the statement).
+_agencies = metadata.tables[KnownAgency.__tablename__]
+_rules = metadata.tables[RoutingRule.__tablename__]
+
+
+def route_parameters(*, spm_field: str, village_code: str, category: str | None = None) -> dict[str, Any]:
+    """The values the routing statements bind (`RESPONSIBLE_AGENCY`, `RESPONSIBLE_AGENCY_ID`, `PROVINCE_AGENCY`)."""
+    return {"spm_field": spm_field, "village_code": village_code, "regency_code": village_code[:4],
+            "province_code": village_code[:2], "category": category}
+
+
+def _coverage(spm_field: Any, regency_code: Any, province_code: Any) -> dict[str, sa.ColumnElement[bool]]:
+    return {
+        "active": _agencies.c.status == "active",
+        "field": _agencies.c.spm_fields.any_() == spm_field,
+        "jurisdiction": sa.or_(sa.and_(_agencies.c.level == "regency", _agencies.c.jurisdiction_code == regency_code),
+                               sa.and_(_agencies.c.level == "province",
+                                       _agencies.c.jurisdiction_code == province_code)),
+    }
 
 
 def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement[bool]]:
     """The conditions for an agency to hold a referral of the field in the village, by name: active, of the
     field, and with a jurisdiction (its regency/city, or its province) that holds the village."""
-    return {
-        "active": col(KnownAgency.status) == "active",
-        "field": col(KnownAgency.spm_fields).any_() == spm_field,
-        "jurisdiction": sa.or_(sa.and_(col(KnownAgency.level) == "regency",
-                                       col(KnownAgency.jurisdiction_code) == village_code[:4]),
-                               sa.and_(col(KnownAgency.level) == "province",
-                                       col(KnownAgency.jurisdiction_code) == village_code[:2])),
-    }
+    return _coverage(spm_field, village_code[:4], village_code[:2])
 
 
-def responsible_agency_query(*, spm_field: str, village_code: str, category: str | None = None) -> sa.Select[Any]:
-    """The responsible agency (at most one row), rule or default in one statement: the candidates of the matching
-    rules and those of the registry's rule are ranked together, every rule's before any default."""
-    covered = coverage(spm_field=spm_field, village_code=village_code).values()
+#: `coverage` with the values of `route_parameters` bound.
+_COVERED = _coverage(*(sa.bindparam(name, type_=sa.String) for name in ("spm_field", "regency_code", "province_code")))
+
+
+def _ranked() -> sa.Subquery:
+    """The candidates of the matching rules and those of the registry's rule, ranked together (every rule's before
+    any default); lower is better by (tier, generic, narrowness)."""
+    village_code = sa.bindparam("village_code", type_=sa.String)
     by_rule = (
-        sa.select(col(KnownAgency.id).label("agency_id"), sa.literal(0).label("tier"),
-                  sa.cast(col(RoutingRule.category).is_(None), sa.Integer).label("generic"),
-                  (-sa.func.length(sa.func.coalesce(col(RoutingRule.region_prefix), ""))).label("narrowness"))
-        .join(RoutingRule, sa.or_(col(RoutingRule.agency_id) == col(KnownAgency.id),
-                                  col(RoutingRule.agency_level) == col(KnownAgency.level)))
-        .where(*covered, col(RoutingRule.spm_field) == spm_field,
-               sa.or_(col(RoutingRule.category).is_(None), col(RoutingRule.category) == category),
-               sa.or_(col(RoutingRule.region_prefix).is_(None),
-                      sa.literal(village_code).startswith(col(RoutingRule.region_prefix))))
+        sa.select(_agencies.c.id.label("agency_id"), sa.literal(0).label("tier"),
+                  sa.cast(_rules.c.category.is_(None), sa.Integer).label("generic"),
+                  (-sa.func.length(sa.func.coalesce(_rules.c.region_prefix, ""))).label("narrowness"))
+        .join(_rules, sa.or_(_rules.c.agency_id == _agencies.c.id, _rules.c.agency_level == _agencies.c.level))
+        .where(*_COVERED.values(), _rules.c.spm_field == sa.bindparam("spm_field", type_=sa.String),
+               sa.or_(_rules.c.category.is_(None), _rules.c.category == sa.bindparam("category", type_=sa.String)),
+               sa.or_(_rules.c.region_prefix.is_(None), village_code.startswith(_rules.c.region_prefix)))
     )
     by_default = (
-        sa.select(col(KnownAgency.id).label("agency_id"), sa.literal(1).label("tier"),
-                  sa.case((col(KnownAgency.level) == "regency", 0), else_=1).label("generic"),
+        sa.select(_agencies.c.id.label("agency_id"), sa.literal(1).label("tier"),
+                  sa.case((_agencies.c.level == "regency", 0), else_=1).label("generic"),
                   sa.literal(0).label("narrowness"))
-        .where(*covered)
+        .where(*_COVERED.values())
     )
-    ranked = sa.union_all(by_rule, by_default).subquery("ranked")
-    return (select(KnownAgency).join(ranked, ranked.c.agency_id == col(KnownAgency.id))
-            .order_by(ranked.c.tier, ranked.c.generic, ranked.c.narrowness, col(KnownAgency.registered_at),
-                      col(KnownAgency.id))
+    return sa.union_all(by_rule, by_default).subquery("ranked")
+
+
+def _responsible(*columns: Any) -> sa.Select[Any]:
+    ranked = _ranked()
+    return (sa.select(*columns).join(ranked, ranked.c.agency_id == _agencies.c.id)
+            .order_by(ranked.c.tier, ranked.c.generic, ranked.c.narrowness, _agencies.c.registered_at,
+                      _agencies.c.id)
             .limit(1))
+
+
+#: The responsible agency (at most one row), rule or default in one statement; binds `route_parameters`.
+RESPONSIBLE_AGENCY = _responsible(KnownAgency)
+#: Its id alone, as a subquery's row (the SLA terms read it with the deadlines, sla/service.py).
+RESPONSIBLE_AGENCY_ID = _responsible(_agencies.c.id)
+#: The field's province-level agency for the village; binds `route_parameters`.
+PROVINCE_AGENCY = (select(KnownAgency).where(*_COVERED.values(), _agencies.c.level == "province")
+                   .order_by(_agencies.c.registered_at, _agencies.c.id).limit(1))
 
 
 async def responsible_agency(session: AsyncSession, *, spm_field: str, village_code: str,
                              category: str | None = None) -> KnownAgency | None:
     """The active agency responsible for the referral, or None (the referral stays unrouted)."""
-    query = responsible_agency_query(spm_field=spm_field, village_code=village_code, category=category)
-    return (await session.execute(query)).scalars().first()
+    parameters = route_parameters(spm_field=spm_field, village_code=village_code, category=category)
+    return (await session.execute(RESPONSIBLE_AGENCY, parameters)).scalars().first()
 
 
 async def province_agency(session: AsyncSession, *, spm_field: str, village_code: str) -> KnownAgency | None:
     """The field's province-level agency for the village: where an overdue referral escalates."""
-    query = (select(KnownAgency)
-             .where(*coverage(spm_field=spm_field, village_code=village_code).values(),
-                    col(KnownAgency.level) == "province")
-             .order_by(col(KnownAgency.registered_at), col(KnownAgency.id)).limit(1))
-    return (await session.execute(query)).scalars().first()
+    parameters = route_parameters(spm_field=spm_field, village_code=village_code)
+    return (await session.execute(PROVINCE_AGENCY, parameters)).scalars().first()
 
 
 async def unmet_coverage(session: AsyncSession, agency_id: uuid.UUID, *, spm_field: str,

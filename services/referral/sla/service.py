@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from services.referral.referrals.events import emit
 from services.referral.referrals.history import record_escalation
 from services.referral.referrals.lifecycle import OPEN, Status
-from services.referral.routing.service import province_agency, responsible_agency_query
+from services.referral.routing.service import RESPONSIBLE_AGENCY_ID, province_agency, route_parameters
 from services.referral.settings import ReferralSettings
 from services.referral.sla.calendar import add_working_days, holidays_in_force, local_zone
 from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla, Unit
@@ -45,39 +45,53 @@ REFERRALS_OVERDUE = Gauge("referrals_overdue", "Open referrals past an SLA deadl
 _CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
 
 
-def _override(referral: Referral, agency_id: Any) -> LateralFromClause:
-    """The SLA override that applies to the referral held by `agency_id` (a value or a column), at most one row.
+def _override(agency_id: Any) -> LateralFromClause:
+    """The SLA override that applies to the referral held by `agency_id` (a column or a bound parameter), at most one
+    row; binds the referral's `urgency`, `category` and `village_code` (`_terms_parameters`).
 
     Precedence (most specific first): a row for the referral's agency before one for any agency; among those, a
     row for its category before one for any category; then the longest region prefix holding its village before
     a shorter one, before a row for every region.
     """
     return (select(col(SlaOverride.respond_within), col(SlaOverride.complete_within), col(SlaOverride.unit))
-            .where(SlaOverride.urgency == referral.urgency,
+            .where(SlaOverride.urgency == sa.bindparam("urgency"),
                    sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == agency_id),
-                   sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == referral.category),
+                   sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == sa.bindparam("category")),
                    sa.or_(col(SlaOverride.region_prefix).is_(None),
-                          sa.literal(referral.village_code).startswith(col(SlaOverride.region_prefix))))
+                          sa.bindparam("village_code", type_=sa.String).startswith(col(SlaOverride.region_prefix))))
             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None),
                       sa.func.length(sa.func.coalesce(col(SlaOverride.region_prefix), "")).desc())
             .limit(1).lateral("override"))
 
 
-def _terms(referral: Referral, agency: sa.Subquery) -> sa.Select[Any]:
+def _terms(agency: sa.Subquery) -> sa.Select[Any]:
     """Per row of `agency` (a subquery with an `id`): its id, the SLA override and the escalation delay that apply
     (their columns NULL where none is set: then the defaults in code), in one statement."""
-    override = _override(referral, agency.c.id)
+    override = _override(agency.c.id)
     delay = (select(col(EscalationDelay.delay), col(EscalationDelay.unit))
-             .where(EscalationDelay.urgency == referral.urgency).subquery("delay"))
+             .where(EscalationDelay.urgency == sa.bindparam("urgency")).subquery("delay"))
     return (sa.select(agency.c.id, override.c.respond_within, override.c.complete_within,
                       override.c.unit.label("sla_unit"), delay.c.delay, delay.c.unit.label("delay_unit"))
             .select_from(agency.outerjoin(override, sa.true()).outerjoin(delay, sa.true())))
 
 
+def _terms_parameters(referral: Referral) -> dict[str, Any]:
+    return {"urgency": referral.urgency, "category": referral.category, "village_code": referral.village_code}
+
+
+# Built once (the values are bound per execution), so a referral neither rebuilds nor recompiles them.
+#: The override that applies to the referral's agency (`agency_id`).
+_SLA = sa.select(_override(sa.bindparam("agency_id", type_=sa.Uuid)))
+#: The terms of a given agency (`agency_id`).
+_HELD_TERMS = _terms(sa.select(sa.cast(sa.bindparam("agency_id", type_=sa.Uuid), sa.Uuid).label("id"))
+                     .subquery("agency"))
+#: The responsible agency (routing/service.py, its `route_parameters`) with its terms.
+_ROUTED_TERMS = _terms(RESPONSIBLE_AGENCY_ID.subquery("agency"))
+
+
 async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
     """The deadlines that apply to the referral: the most specific override, else the defaults in code."""
-    override = _override(referral, referral.agency_id)
-    row = (await session.execute(sa.select(override))).first()
+    row = (await session.execute(_SLA, {**_terms_parameters(referral), "agency_id": referral.agency_id})).first()
     return DEFAULT_SLA[Urgency(referral.urgency)] if row is None else Sla(row[0], row[1], Unit(row[2]))
 
 
@@ -85,17 +99,17 @@ async def start_clocks(session: AsyncSession, referral: Referral, now: datetime)
     """Set the deadlines from now (the referral just reached its agency); earlier overdue marks no longer apply.
 
     The deadlines are computed once, here: a later change of overrides, delays or calendars leaves them be."""
-    held_by = sa.select(sa.cast(sa.literal(referral.agency_id), sa.Uuid).label("id")).subquery("agency")
-    row = (await session.execute(_terms(referral, held_by))).one()
+    row = (await session.execute(_HELD_TERMS, {**_terms_parameters(referral),
+                                               "agency_id": referral.agency_id})).one()
     await _set_deadlines(session, referral, row, now)
 
 
 async def route_and_start_clocks(session: AsyncSession, referral: Referral, now: datetime) -> bool:
     """Assign the responsible agency (routing/service.py) and set the deadlines, reading all of it in one
     statement; False when there is no agency (the referral waits unrouted, its deadlines untouched)."""
-    agency = responsible_agency_query(spm_field=referral.spm_field, village_code=referral.village_code,
-                                      category=referral.category).subquery("agency")
-    row = (await session.execute(_terms(referral, agency))).first()
+    parameters = route_parameters(spm_field=referral.spm_field, village_code=referral.village_code,
+                                  category=referral.category)
+    row = (await session.execute(_ROUTED_TERMS, {**parameters, "urgency": referral.urgency})).first()
     if row is None:
         return False
     referral.agency_id = row.id

@@ -17,7 +17,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from services.referral.referrals.disclosure import Disclosure
 from services.referral.settings import ReferralSettings
-from services.referral.tables import KnownAgency, Referral
+from services.referral.tables import KnownAgency, Referral, metadata
 from services.referral.webhooks import addresses
 from services.referral.webhooks.schemas import ReplayBody, SubscriptionCreate
 from services.referral.webhooks.tables import WebhookDelivery, WebhookSubscription
@@ -161,6 +161,16 @@ async def replay(session: AsyncSession, row: WebhookSubscription, body: ReplayBo
     return replayed
 
 
+_subscriptions = metadata.tables[WebhookSubscription.__tablename__]
+#: The active subscriptions of the agencies (`agencies`) that want the field (`spm_fields`, one) and the event type
+#: (`event_types`, one): built once, bound per event.
+_WANTING = (sa.select(_subscriptions.c.id, _subscriptions.c.agency_id, _subscriptions.c.spm_fields)
+            .where(_subscriptions.c.agency_id.in_(sa.bindparam("agencies", expanding=True)),
+                   _subscriptions.c.status == "active",
+                   _subscriptions.c.spm_fields.contains(sa.bindparam("spm_fields")),
+                   _subscriptions.c.event_types.contains(sa.bindparam("event_types"))))
+
+
 async def queue_deliveries(session: AsyncSession, event: CloudEvent, referral: Referral) -> None:
     """A delivery row per active subscription of the referral's agency (or the agency it escalated to) that wants
     this event, in the transaction of the change (so none is lost). The body holds the referral as that agency may
@@ -168,11 +178,8 @@ async def queue_deliveries(session: AsyncSession, event: CloudEvent, referral: R
     agencies = {a for a in (referral.agency_id, referral.escalated_to_agency_id) if a is not None}
     if not agencies:
         return
-    subscriptions = (await session.execute(
-        select(WebhookSubscription).where(col(WebhookSubscription.agency_id).in_(agencies),
-                                          WebhookSubscription.status == "active",
-                                          col(WebhookSubscription.spm_fields).contains([referral.spm_field]),
-                                          col(WebhookSubscription.event_types).contains([event.type])))).scalars().all()
+    subscriptions = (await session.execute(_WANTING, {"agencies": list(agencies), "spm_fields": [referral.spm_field],
+                                                      "event_types": [event.type]})).all()
     for subscription in subscriptions:
         # The subscription reads as its agency's token of its fields would (disclosure.py).
         reader = Principal(sub=f"webhook:{subscription.id}", role=Role.OPD, agency_id=subscription.agency_id,
