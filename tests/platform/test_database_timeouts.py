@@ -94,8 +94,8 @@ async def test_a_connection_back_from_a_request_just_now_is_not_pinged_one_idle_
     seen: list[str] = []
     try:
         async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            raw.driver_connection.add_query_logger(lambda record: seen.append(record.query))
+            driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+            driver.add_query_logger(lambda record: seen.append(record.query))
         for _ in range(3):
             await backend_pid(engine)  # back in the pool a moment ago each time
         assert seen.count("SELECT 1") == 0, seen
