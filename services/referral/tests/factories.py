@@ -7,6 +7,10 @@ referrals.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,3 +36,19 @@ async def outbox_types(referral_db: asyncpg.Connection | AsyncSession, referral_
         return list(found)
     rows = await referral_db.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", referral_id)
     return [r["event_type"] for r in rows]
+
+
+@contextmanager
+def statements_of(target: Any, wanted: Any) -> Iterator[list[str]]:
+    """The statements `target` (an Engine, or the class for all) executes while `wanted()` holds."""
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if wanted():
+            seen.append(statement)
+
+    sa.event.listen(target, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(target, "before_cursor_execute", count)

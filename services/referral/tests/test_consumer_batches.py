@@ -10,7 +10,7 @@ import asyncpg
 
 from services.referral.consumers.household import HouseholdEvents
 from services.referral.settings import ReferralSettings
-from services.referral.tests.test_statements import statements_of
+from services.referral.tests.factories import statements_of
 from shared.consumer import apply_once
 from shared.db import create_engine, create_sessionmaker
 from shared.events import household as hh

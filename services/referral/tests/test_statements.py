@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import asyncpg
 import httpx
@@ -13,6 +10,7 @@ import sqlalchemy as sa
 
 from services.referral.consumers.household import HouseholdEvents
 from services.referral.settings import ReferralSettings
+from services.referral.tests.factories import statements_of
 from shared.consumer import apply_once
 from shared.db import create_engine, create_sessionmaker
 from shared.events import household as hh
@@ -43,22 +41,6 @@ async def _place(referral_db: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID,
     await referral_db.execute("INSERT INTO known_members (id, household_id, nik_masked, status, version)"
                               " VALUES ($1, $2, '120301******0001', 'active', 1)", member, household)
     return agency, posyandu, household, member
-
-
-@contextmanager
-def statements_of(target: Any, wanted: Any) -> Iterator[list[str]]:
-    """The statements `target` (an Engine, or the class for all) executes while `wanted()` holds."""
-    seen: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if wanted():
-            seen.append(statement)
-
-    sa.event.listen(target, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(target, "before_cursor_execute", count)
 
 
 async def test_a_referral_post_costs_a_few_statements(referral: httpx.AsyncClient,
