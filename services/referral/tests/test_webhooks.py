@@ -320,7 +320,9 @@ async def test_the_delivery_log_pages_through_attempts_and_replay_sends_again_wi
     replay = await referral.post(f"{SUBSCRIPTIONS}/{subscription['id']}/replay", json={"delivery_id": log[0]["id"]},
                                  headers=tokens.opd(site.mamuju, [FIELD]))
     assert replay.status_code == 200 and replay.json() == {"replayed": 1}
-    await eventually(lambda: _count(receiver, path, 3), "the replayed delivery", timeout=15)
+    # The session's referral service sends every test's deliveries: in a whole run a turn can wait out the 10 s
+    # timeout of another test's receiver that is gone, so the replays get more than one turn's time.
+    await eventually(lambda: _count(receiver, path, 3), "the replayed delivery", timeout=45)
     again = receiver.accepted(path)[2]
     assert again.headers["webhook-id"] == log[0]["event_id"]
     assert Webhook(subscription["secret"]).verify(again.body, again.headers)["type"] == "posyandu.referral.created.v1"
@@ -328,7 +330,7 @@ async def test_the_delivery_log_pages_through_attempts_and_replay_sends_again_wi
     since = await referral.post(f"{SUBSCRIPTIONS}/{subscription['id']}/replay",
                                 json={"since": log[0]["created_at"]}, headers=tokens.opd(site.mamuju, [FIELD]))
     assert since.json() == {"replayed": 2}
-    await eventually(lambda: _count(receiver, path, 5), "the replay since a time", timeout=15)
+    await eventually(lambda: _count(receiver, path, 5), "the replay since a time", timeout=45)
     assert [r.headers["webhook-id"] for r in receiver.accepted(path)[3:]] == [d["event_id"] for d in log]
 
     for bad in ({}, {"delivery_id": 1, "since": "2026-01-01T00:00:00Z"}, {"since": "2026-01-01T00:00:00"}):
