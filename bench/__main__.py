@@ -108,19 +108,16 @@ async def prepare(stack: BenchStack, results: Results) -> b.Context:
                              what=f"{service} consuming the registry's events")
         finally:
             await conn.close()
-    # Then PostgreSQL's autovacuum of the tables the demo filled (tens of thousands of regions in every database):
-    # its workers come and go, so their CPU shows as other processes', and registration measured a third of its
-    # settled rate behind them.
-    progress("waiting until no autovacuum worker runs ...")
-    conn = await stack.connect("household")
-    try:
-        deadline, idle_since = time.perf_counter() + 600, time.perf_counter()
-        while time.perf_counter() < deadline and time.perf_counter() - idle_since < 5:
-            await asyncio.sleep(0.5)
-            if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"):
-                idle_since = time.perf_counter()
-    finally:
-        await conn.close()
+    # Then vacuum and analyze every database now: the demo filled tens of thousands of region rows in each, and the
+    # autovacuum that would otherwise start within the minute (its workers come and go, so their CPU showed as other
+    # processes') ran under registration, which measured a third of its settled rate behind it.
+    progress("vacuuming and analyzing the databases the demo filled ...")
+    for service in ("registry", "household", "referral", "reporting"):
+        conn = await stack.connect(service)
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
     kader = mint_token(DEV_JWT_SECRET, Role.KADER, sub="bench-kader", posyandu_ids=[posyandu_id])
     return b.Context(stack=stack, ids=Identifiers(village[:6], date.today()), village=village,
                      posyandu_id=posyandu_id, kader={"Authorization": f"Bearer {kader}"},
