@@ -97,9 +97,8 @@ async def prepare(stack: BenchStack, results: Results) -> b.Context:
                        what="reporting learning the agencies")
     finally:
         await conn.close()
-    # Settle: the demo's registry events (every region, agency and posyandu) are still being consumed when the first
-    # posyandu is known, and a section timed behind that backlog times the backlog (registration measured a third
-    # of its settled rate). Wait until every consumer's inbox stops growing.
+    # Settle: the demo's registry events (every region, agency and posyandu) may still be in the consumers when the
+    # first posyandu is known; a section timed behind that backlog would time the backlog.
     progress("waiting until the services have consumed the registry's events ...")
     for service in ("household", "referral", "reporting"):
         conn = await stack.connect(service)
@@ -108,9 +107,9 @@ async def prepare(stack: BenchStack, results: Results) -> b.Context:
                              what=f"{service} consuming the registry's events")
         finally:
             await conn.close()
-    # Then vacuum and analyze every database now: the demo filled tens of thousands of region rows in each, and the
-    # autovacuum that would otherwise start within the minute (its workers come and go, so their CPU showed as other
-    # processes') ran under registration, which measured a third of its settled rate behind it.
+    # Then vacuum and analyze every database: the demo filled tens of thousands of region rows in each, and
+    # autovacuum would otherwise take them on under the first timings. (Neither step explains why registration
+    # timed in the stack's first minutes is slower than a minute later: bench/analysis.md, 2026-12-03.)
     progress("vacuuming and analyzing the databases the demo filled ...")
     for service in ("registry", "household", "referral", "reporting"):
         conn = await stack.connect(service)
