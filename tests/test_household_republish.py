@@ -100,11 +100,16 @@ OUR_REGENCIES = ("3403", "3404")
 def _filter(table: str, columns: list[str], ours: dict[str, set[str]]) -> str | None:
     """The WHERE clause picking this test's rows of a projection (those of its two regencies, and the province's own
     region row; for the summaries its regions at the regency level and below, as the province and the nation sum
-    every other test's regions too), or None for the whole table."""
+    every other test's regions too; the programmes of the province's agencies), or None for the whole table."""
     for column in ("village_code", "region_code", "jurisdiction_code", "code", "region"):
         if column in columns:
             ours_only = " OR ".join(f"{column} LIKE '{regency}%'" for regency in OUR_REGENCIES)
             return f"({ours_only} OR {column} = '34')" if table == "regions" else f"({ours_only})"
+    if "agency_id" in columns:
+        # An agency's rows (programmes, their realisations and target figures) are of the agencies of our province:
+        # other tests register programmes elsewhere, whose events may arrive during this one.
+        return ("agency_id IN (SELECT id FROM agencies WHERE jurisdiction_code = '34' OR "
+                + " OR ".join(f"jurisdiction_code LIKE '{regency}%'" for regency in OUR_REGENCIES) + ")")
     for column, ids in (("household_id", ours["households"]), ("merged_id", ours["members"])):
         if column in columns:
             return f"{column}::text IN ({', '.join(repr(i) for i in sorted(ids)) or 'NULL'})"
