@@ -125,10 +125,10 @@ async def registration(ctx: Context, count: int, concurrency: int) -> list[str]:
                 created.append(response.json()["id"])
 
         # Warm up outside the measurement (connections, statement caches), then ANALYZE: the tables were analyzed
-        # empty, and PostgreSQL keeps a prepared statement's generic plan from the first executions, so until
-        # autovacuum's first analyze of the grown tables (up to a minute) every registration's duplicate check scans
-        # all of the village's members, and the timing grows with the table (bench/analysis.md, 2026-12-03). A
-        # region's database holds households and its statistics say so; that steady state is what is timed.
+        # empty, and until autovacuum's first analyze of the grown tables (up to a minute) PostgreSQL plans the
+        # write statement on those statistics, with sequential scans (the duplicate check's of the members) whose
+        # cost grows with every registration (bench/analysis.md, 2026-12-03). A region's database holds
+        # households and its statistics say so; that steady state is what is timed.
         warm = list(households(ctx.ids, ctx.village, ctx.posyandu_id, WARM_HOUSEHOLDS, seed=99))
         for start in range(0, len(warm), concurrency):
             await asyncio.gather(*(client.post("/api/v1/households", json=h.body(), headers=ctx.kader)

@@ -70,8 +70,11 @@ def create_engine(settings: ServiceSettings, *, unbounded_statements: bool = Fal
     command whose statements grow with the data."""
     engine = create_async_engine(
         sqlalchemy_url(settings.database_url),
+        # Every connection the pool opens stays in it: an overflow connection, closed at its return, made 16
+        # concurrent clients pay a new backend, asyncpg's type introspection and the statements' preparation on a
+        # good share of their requests (about a tenth of the household's CPU per registration).
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
         pool_timeout=settings.database_pool_timeout_seconds,
         # The connection returned last is handed out first: under light load a request gets one that was just in
         # use (no idle ping, warm statement cache), and the pool's surplus stays idle.

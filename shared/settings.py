@@ -37,7 +37,8 @@ class ServiceSettings(BaseSettings):
     web_concurrency: int = Field(default=1, ge=1, le=32)
 
     database_url: str = "postgresql://postgres@localhost:5432/postgres"
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # The most connections a process holds; each is opened when the load first needs it, then kept.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
     # asyncpg's statement cache breaks behind a transaction-mode pooler (PgBouncer): 0 turns it off.
     database_statement_cache_size: int = Field(default=100, ge=0)
     # Bounds on waiting for the database, so that a server or path that goes silent fails requests (503) instead of

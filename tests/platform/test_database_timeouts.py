@@ -119,6 +119,36 @@ async def test_the_pool_hands_out_the_connection_returned_last(stack: Stack, dat
         await engine.dispose()
 
 
+async def test_the_connections_a_burst_opened_stay_in_the_pool(stack: Stack, database: str) -> None:
+    """Sixteen concurrent requests (the bench's clients) open sixteen connections, and the pool keeps them all: the
+    next burst reuses the same backends instead of paying new ones (and asyncpg's introspection) on every return."""
+    engine = create_engine(settings(stack, database))
+    try:
+        async def hold(ready: asyncio.Barrier) -> int:
+            async with engine.connect() as conn:
+                pid = int(await conn.scalar(sa.text("SELECT pg_backend_pid()")))
+                await ready.wait()
+                return pid
+
+        first = set(await asyncio.gather(*(hold(barrier) for barrier in [asyncio.Barrier(16)] * 16)))
+        second = set(await asyncio.gather(*(hold(barrier) for barrier in [asyncio.Barrier(16)] * 16)))
+        assert len(first) == 16
+        assert second == first
+    finally:
+        await engine.dispose()
+
+
+async def test_the_pool_holds_at_most_its_size_and_a_request_past_it_waits(stack: Stack, database: str) -> None:
+    engine = create_engine(settings(stack, database, database_pool_size=2, database_pool_timeout_seconds=0.5))
+    try:
+        async with engine.connect(), engine.connect():
+            with pytest.raises(sa.exc.TimeoutError):
+                async with engine.connect():
+                    pass
+    finally:
+        await engine.dispose()
+
+
 async def leads(relay: OutboxRelay) -> bool:
     return relay.is_leader
 

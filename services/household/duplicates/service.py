@@ -24,9 +24,10 @@ class FlagNotFound(NotFound):
     pass
 
 
-def _likely_same(new: Member, other_nik: str | None) -> bool:
-    # Two different NIKs are two people; a NIK on one side only (or on neither) leaves the doubt.
-    return new.nik is None or other_nik is None
+def likely_same(nik: str | None, other_nik: str | None) -> bool:
+    """Whether two people with the same name and birth date may be one: two different NIKs are two people; a NIK on
+    one side only (or on neither) leaves the doubt."""
+    return nik is None or other_nik is None
 
 
 async def flag_likely_duplicates(session: AsyncSession, household: Household, new_members: list[Member]) -> int:
@@ -53,7 +54,7 @@ async def flag_likely_duplicates(session: AsyncSession, household: Household, ne
         earlier = [(m.id, m.nik) for m in new_members[:i] if (m.name.lower(), m.birth_date) == key]
         flags += [DuplicateFlag(member_id=member.id, candidate_id=other_id)
                   for other_id, other_nik in [*((r[0], r[1]) for r in existing if (r[2], r[3]) == key), *earlier]
-                  if _likely_same(member, other_nik)]
+                  if likely_same(member.nik, other_nik)]
     session.add_all(flags)
     return len(flags)
 

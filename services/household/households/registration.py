@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.access import may_read, may_register_at
+from services.household.duplicates.service import likely_same
 from services.household.households.checks import (
     check_distinct_niks,
     check_kk,
@@ -103,11 +104,6 @@ def new_members(household: NewHousehold, payload: HouseholdCreate) -> list[NewMe
                       m.expected_delivery_date, str(m.disability),
                       check_new_member(household.village_code, f"members.{i}", m))
             for i, m in enumerate(payload.members)]
-
-
-def likely_same(nik: str | None, other_nik: str | None) -> bool:
-    # Two different NIKs are two people; a NIK on one side only (or on neither) leaves the doubt.
-    return nik is None or other_nik is None
 
 
 def duplicates_within(members: list[NewMember], lower: dict[str, str] | None = None) -> list[tuple[uuid.UUID,

@@ -33,6 +33,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.household.access import may_register_at, readable_among
+from services.household.duplicates.service import likely_same
 from services.household.households.checks import (
     check_distinct_niks,
     check_kk,
@@ -47,7 +48,6 @@ from services.household.households.registration import (
     NewHousehold,
     NewMember,
     duplicates_within,
-    likely_same,
     new_household,
     new_members,
 )
