@@ -4,7 +4,7 @@ reports' selections."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -29,8 +29,13 @@ async def programme_aid_of(session: AsyncSession, household_id: uuid.UUID) -> li
                col(KnownProgramme.status) != "cancelled")
         .group_by(col(Beneficiary.programme_id), col(KnownProgramme.spm_field), col(KnownProgramme.service_type))
         .order_by(col(Beneficiary.programme_id)))
+    return programme_aid(rows.tuples())
+
+
+def programme_aid(rows: Iterable[tuple[uuid.UUID, str, str, date, date]]) -> list[ProgrammeAid]:
+    """(programme, field, service type, first start, last end) rows as the need rules take them."""
     return [ProgrammeAid(programme_id=r[0], spm_field=SpmField(r[1]), service_type=r[2], period_start=r[3],
-                         period_end=r[4]) for r in rows.all()]
+                         period_end=r[4]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

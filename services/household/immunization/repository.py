@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.household.households.facts import HouseholdFacts
 from services.household.immunization.schedule import Schedule, ScheduleRow, ScheduleVersion
 from services.household.immunization.status import GivenDose, ImmunizationStatus, status
 from services.household.immunization.tables import Dose, ScheduleVersionRecord
@@ -51,24 +52,44 @@ def given(doses: Iterable[Dose]) -> list[GivenDose]:
     return [GivenDose(vaccine=d.vaccine, dose=d.dose_number, given_on=d.given_on) for d in doses]
 
 
-def _under_five(member: Member, today: date) -> bool:
+class Born(Protocol):
+    id: uuid.UUID
+    birth_date: date
+    status: str
+
+
+def _under_five(member: Born, today: date) -> bool:
     months = (today.year - member.birth_date.year) * 12 + today.month - member.birth_date.month \
         - (today.day < member.birth_date.day)
     return 0 <= months < STATUS_MAX_AGE_MONTHS
 
 
+def under_fives(members: Iterable[Born], today: date) -> list[Born]:
+    """The active members whose status is computed on `today` (the balita)."""
+    return [m for m in members if m.status == "active" and _under_five(m, today)]
+
+
 async def computed_statuses(session: AsyncSession, household: Household, members: Sequence[Member], *,
                             today: date, schedule: Schedule | None = None) -> dict[uuid.UUID, ImmunizationStatus]:
     """The status on `today` of each active under-five among `members`."""
-    children = [m for m in members if m.status == "active" and _under_five(m, today)]
+    children = under_fives(members, today)
     if not children:
         return {}
     doses = await live_doses(session, [m.id for m in children])
-    if not any(doses.values()):
+    return await statuses_of(session, household, children, {i: given(d) for i, d in doses.items()}, today=today,
+                             schedule=schedule)
+
+
+async def statuses_of(session: AsyncSession, household: HouseholdFacts, children: Sequence[Born],
+                      doses: Mapping[uuid.UUID, list[GivenDose]], *, today: date,
+                      schedule: Schedule | None = None) -> dict[uuid.UUID, ImmunizationStatus]:
+    """The status on `today` of each of `children` (`under_fives`) from their live doses, oldest first; the schedule
+    is read only when one of them has a dose."""
+    if not any(doses.get(m.id) for m in children):
         # Nothing recorded for any of them: unknown, without reading the schedule (most households, most runs).
         return {m.id: ImmunizationStatus(status="unknown", schedule_version=None) for m in children}
     schedule = schedule or await load_schedule(session)
-    return {m.id: status(m.birth_date, given(doses[m.id]), on=today, schedule=schedule,
+    return {m.id: status(m.birth_date, doses.get(m.id, []), on=today, schedule=schedule,
                          village_code=household.village_code) for m in children}
 
 

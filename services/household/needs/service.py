@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.household.beneficiaries.repository import programme_aid_of
 from services.household.households.facts import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
-from services.household.immunization.repository import computed_statuses
-from services.household.measurements.repository import growth_snapshots
+from services.household.immunization.repository import statuses_of, under_fives
+from services.household.immunization.status import ImmunizationStatus
+from services.household.needs.repository import read_household, write_needs
 from services.household.needs.rules import (
     DetectedNeed,
     HouseholdSnapshot,
@@ -24,30 +26,47 @@ from services.household.needs.rules import (
     detect,
     diff,
 )
-from services.household.profiles.repository import current_profiles
+from services.household.profiles.repository import typed_profiles
 from services.household.tables import Household, Member, Need
 from shared.events import household as ev
 from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
-from shared.outbox import publish_many
+from shared.outbox import outbox_rows, publish_many
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A household as the need refresh sees it: the rules' snapshot, its members by id (for the events) and its open
+    needs by key (locked until the transaction ends; rows not in the session)."""
+
+    snapshot: HouseholdSnapshot
+    members: Mapping[object, MemberFacts]
+    open_needs: Mapping[NeedKey, Need]
+
+    def statuses(self) -> dict[uuid.UUID, ImmunizationStatus]:
+        """The immunisation statuses computed for the under-fives, by member."""
+        return {m.member_id: m.immunization for m in self.snapshot.members if m.immunization is not None}
+
+    def with_profile(self, field: SpmField, data: dict[str, Any]) -> Observed:
+        """The same household with `data` (as stored) as the current profile of `field`, stored since the read."""
+        profiles: dict[Any, Any] = {**self.snapshot.profiles, **typed_profiles([(field.value, data)])}
+        return replace(self, snapshot=replace(self.snapshot, profiles=profiles))
 
 
 async def snapshot_of(session: AsyncSession, household: Household, registered: list[Member] | None = None, *,
-                      today: date | None = None) -> tuple[HouseholdSnapshot, dict[object, Member]]:
-    """What the rules look at on `today` (the immunisation status is computed for that day). `registered`: the
-    members of a household created in this transaction, which has no measurements, doses or profiles yet, so
-    nothing needs reading."""
-    if registered is None:
-        members = list((await session.execute(select(Member).where(
-            Member.household_id == household.id, Member.status == "active"))).scalars().all())
-        growth = await growth_snapshots(session, household.id)
-        profiles = await current_profiles(session, household.id)
-        immunization = await computed_statuses(session, household, members, today=today or date.today())
-        programme_aid = await programme_aid_of(session, household.id)
-    else:
-        members, growth, profiles, immunization, programme_aid = registered, {}, {}, {}, []
-    return (_snapshot(household, members, growth, profiles, immunization, programme_aid),
-            {m.id: m for m in members})
+                      today: date | None = None) -> Observed:
+    """What the rules look at on `today` (the immunisation status is computed for that day), with the open needs,
+    locked, read in one statement (and the schedule, only if an under-five has a dose). `registered`: the members
+    of a household created in this transaction, which has no measurements, doses, profiles or needs yet, so nothing
+    needs reading."""
+    if registered is not None:
+        return Observed(_snapshot(household, registered, {}, {}, {}), {m.id: m for m in registered}, {})
+    await session.flush()  # the read is plain SQL: the session's pending changes must be in the database first
+    read = await read_household(session, household.id)
+    immunization = await statuses_of(session, household, under_fives(read.members, today or date.today()),
+                                     read.doses, today=today or date.today())
+    return Observed(_snapshot(household, read.members, read.growth, read.profiles, immunization, read.programme_aid),
+                    {m.id: m for m in read.members}, {(n.member_id, n.category): n for n in read.open_needs})
 
 
 def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth: dict[Any, Any],
@@ -88,43 +107,42 @@ def _event_data(need: Need, household: HouseholdFacts, member: MemberFacts | Non
 
 
 async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
-                        registered: list[Member] | None = None) -> NeedDiff:
+                        registered: list[Member] | None = None, observed: Observed | None = None,
+                        announced: Sequence[CloudEvent] = ()) -> NeedDiff:
     """Detect once, resolve when cleared: an unchanged condition writes and emits nothing. Returns what changed.
 
-    `registered`: the household was created in this transaction with these members (it has no needs yet)."""
+    `registered`: the household was created in this transaction with these members (it has no needs yet).
+    `observed`: the household as the caller read it by `snapshot_of` in this transaction (with what it wrote since,
+    such as `Observed.with_profile`). `announced`: the caller's events, written to the outbox before the needs'."""
     today = today or date.today()
-    snapshot, members = await snapshot_of(session, household, registered, today=today)
-    current = detect(snapshot, today=today)
-    open_rows = {} if registered is not None else {(n.member_id, n.category): n for n in (await session.execute(
-        select(Need).where(Need.household_id == household.id, Need.status == "open").with_for_update())
-    ).scalars().all()}
+    observed = observed or await snapshot_of(session, household, registered, today=today)
+    current = detect(observed.snapshot, today=today)
     previous: dict[NeedKey, DetectedNeed] = {
         key: DetectedNeed(spm_field=SpmField(n.spm_field), category=n.category, member_id=n.member_id,
                           urgency=n.urgency, evidence=n.evidence)  # type: ignore[arg-type]
-        for key, n in open_rows.items()}
+        for key, n in observed.open_needs.items()}
     changes = diff(previous, current)
-    emitted: list[tuple[object, Need]] = []
-    for found in changes.detected:
-        need = Need(household_id=household.id, member_id=found.member_id, spm_field=found.spm_field.value,
-                    category=found.category, urgency=str(found.urgency), evidence=dict(found.evidence))
-        session.add(need)
-        emitted.append((ev.NEED_DETECTED, need))
+    detected = [Need(household_id=household.id, member_id=found.member_id, spm_field=found.spm_field.value,
+                     category=found.category, urgency=str(found.urgency), evidence=dict(found.evidence))
+                for found in changes.detected]
     now = datetime.now(UTC)
-    for key in changes.resolved:
-        need = open_rows[key]
+    resolved = [observed.open_needs[key] for key in changes.resolved]
+    for need in resolved:
         need.status, need.resolved_at = "resolved", now
-        emitted.append((ev.NEED_RESOLVED, need))
+    changed = []
     for found in changes.changed:
         # Same need, new urgency or evidence (e.g. underweight turning BGM): kept current, not a new need.
-        need = open_rows[(found.member_id, found.category)]
+        need = observed.open_needs[(found.member_id, found.category)]
         need.urgency, need.evidence = str(found.urgency), dict(found.evidence)
-    await session.flush()
-    entries = []
-    for event_type, need in emitted:
-        member = members.get(need.member_id) if need.member_id else None
-        entries.append(event_type.new(_event_data(need, household, member),  # type: ignore[attr-defined]
-                                      subject=str(household.id), regioncode=household.village_code))
-    await publish_many(session, entries)
+        changed.append(need)
+    events = [*announced]
+    for event_type, needs in ((ev.NEED_DETECTED, detected), (ev.NEED_RESOLVED, resolved)):
+        for need in needs:
+            member = observed.members.get(need.member_id) if need.member_id else None
+            events.append(event_type.new(_event_data(need, household, member), subject=str(household.id),
+                                         regioncode=household.village_code))
+    await write_needs(session, household.id, detected=detected, resolved=resolved, resolved_at=now,
+                      changed=changed, outbox=outbox_rows(session, events))
     return changes
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -34,8 +35,12 @@ async def versions(session: AsyncSession, household_id: uuid.UUID, field: SpmFie
 async def current_profiles(session: AsyncSession, household_id: uuid.UUID) -> dict[SpmField, BaseModel]:
     """The current profile of every field that has one, as typed models."""
     rows = await session.execute(
-        select(ProfileVersion).distinct(col(ProfileVersion.spm_field))
+        select(col(ProfileVersion.spm_field), col(ProfileVersion.data)).distinct(col(ProfileVersion.spm_field))
         .where(ProfileVersion.household_id == household_id)
         .order_by(col(ProfileVersion.spm_field), col(ProfileVersion.version).desc()))
-    return {SpmField(v.spm_field): PROFILE_MODELS[SpmField(v.spm_field)].model_validate(v.data)
-            for v in rows.scalars().all()}
+    return typed_profiles(rows.tuples())
+
+
+def typed_profiles(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[SpmField, BaseModel]:
+    """(field, data as stored) of current versions as typed models, by field."""
+    return {SpmField(field): PROFILE_MODELS[SpmField(field)].model_validate(data) for field, data in rows}

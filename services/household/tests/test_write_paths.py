@@ -424,3 +424,39 @@ async def test_listing_50_households_costs_the_same_statements_as_listing_5(
 
     five, fifty = await statements_for(5), await statements_for(50)
     assert five and len(fifty) == len(five), fifty
+
+
+async def test_a_profile_put_costs_five_statements_with_its_needs_and_events(
+        site: Site, household: httpx.AsyncClient, household_db: asyncpg.Connection) -> None:
+    """The profile PUT reads the household once (members, growth, profiles, doses, aid and open needs), stores the
+    version, and writes the needs with every event in one statement: with the access check and the audit row, five
+    statements, whatever the household holds (was about fourteen)."""
+    toddler = {**_person("Bima", 0, "male", "child"),
+               "birth_date": (TODAY - timedelta(days=round(30 * 30.4375))).isoformat()}
+    created = await _register(household, site, [_person("Dewi", 33, "female"), toddler])
+    url = f"/api/v1/households/{created['id']}"
+    bima = next(m for m in created["members"] if m["name"].startswith("Bima"))
+    dewi = next(m for m in created["members"] if m["name"].startswith("Dewi"))
+    measured = await household.post(
+        f"{url}/members/{bima['id']}/measurements", headers=site.kader,
+        json={"measured_on": TODAY.isoformat(), "weight_kg": 8.2, "length_height_cm": 82.0, "measured_lying": False})
+    assert measured.status_code == 201, measured.text
+    needs_before = await household_db.fetchval("SELECT count(*) FROM needs WHERE household_id = $1 "
+                                               "AND status = 'open'", uuid.UUID(created["id"]))
+    assert needs_before > 0
+    marks = await _marks(household_db)
+    with _Statements() as statements:
+        response = await household.put(f"{url}/profiles/pekerjaan-umum", json={"household": {"toilet": "none"}},
+                                       headers=site.kader)
+    assert response.status_code == 201, response.text
+    assert len(statements.seen) <= 5, statements.seen
+    trail = await marks.trail(created["id"])
+    assert trail.audit == ["record-profile"]
+    assert trail.events == ["posyandu.profile.updated.v1", DETECTED]
+    assert len(trail.open_needs) == needs_before + 1 and SANITATION in trail.open_needs
+    # A kesehatan profile naming members: checked against, and its statuses computed from, the same read.
+    with _Statements() as statements:
+        response = await household.put(f"{url}/profiles/kesehatan", headers=site.kader,
+                                       json={"members": {dewi["id"]: {"antenatal_visits": 2}}})
+    assert response.status_code == 201, response.text
+    assert len(statements.seen) <= 5, statements.seen
