@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from services.referral.notes.service import SYSTEM_SIDE, write_note
 from services.referral.referrals.access import held_by, side_of
-from services.referral.referrals.events import emit
+from services.referral.referrals.events import emit, new_event
 from services.referral.referrals.history import SYSTEM, insert_created, record_transition
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
@@ -82,8 +82,8 @@ async def create(*, session: AsyncSession, principal: Principal, payload: Referr
         created_at=now, updated_at=now)
     if not payload.draft:
         await _route(session, referral, now)
-    await insert_created(session, referral, actor=principal, at=now, reason=payload.reason)
-    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+    await insert_created(session, referral, new_event(ev.REFERRAL_CREATED, referral, action="create"),
+                         actor=principal, at=now, reason=payload.reason)
     return referral
 
 
@@ -103,9 +103,9 @@ async def create_from_need(*, session: AsyncSession, need: household_events.Need
         created_by=SYSTEM.sub, created_at=now, updated_at=now)
     if not draft:
         await _route(session, referral, now)
-    if not await insert_created(session, referral, actor=SYSTEM, at=now, reason=referral.reason):
-        return None  # the need has its referral (another event of it came first)
-    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+    if not await insert_created(session, referral, new_event(ev.REFERRAL_CREATED, referral, action="create"),
+                                actor=SYSTEM, at=now, reason=referral.reason):
+        return None  # the need has its referral (another event of it came first): nothing was written
     return referral
 
 
