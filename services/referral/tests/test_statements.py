@@ -26,10 +26,10 @@ FIELD = "pekerjaan-umum"
 AGENCY = uuid.uuid5(uuid.NAMESPACE_URL, "posyandu-test:statements:1203")
 #: The agency's webhook subscription for its new referrals (its receiver is never reached: only the rows count).
 SUBSCRIPTION = uuid.uuid5(uuid.NAMESPACE_URL, "posyandu-test:statements:1203:webhook")
-#: The most statements a referral POST may cost: its reads (household and member; agency, SLA and escalation delay
-#: in one) and one write (the referral with its history entry, the outbox row and the webhook deliveries). The SLA
-#: terms of this field and urgency count calendar days, so no holidays are read.
-MOST = 3
+#: The most statements a referral POST may cost: one read (household and member, agency, SLA and escalation delay)
+#: and one write (the referral with its history entry, the outbox row and the webhook deliveries). The SLA terms of
+#: this field and urgency count calendar days, so no holidays are read.
+MOST = 2
 #: The most statements the need handler may cost past its inbox claim: the read (agency, SLA and escalation delay)
 #: and the write.
 MOST_OF_NEED = 2
@@ -72,6 +72,41 @@ async def test_a_referral_post_costs_a_few_statements(referral: httpx.AsyncClien
     assert await referral_db.fetchval("SELECT count(*) FROM referral_transitions WHERE referral_id = $1", created) == 1
     assert await referral_db.fetchval("SELECT count(*) FROM outbox WHERE key = $1", str(created)) == 1
     assert await _deliveries_of(referral_db, created) == 1
+
+
+async def test_the_one_read_refuses_routes_and_leaves_unrouted_as_before(referral: httpx.AsyncClient,
+                                                                        referral_db: asyncpg.Connection) -> None:
+    _, posyandu, household, member = await _place(referral_db)
+    kader = tokens.kader([str(posyandu)])
+
+    async def post(**body: object) -> httpx.Response:
+        return await referral.post("/api/v1/referrals", headers=kader, json={
+            "household_id": str(household), "spm_field": FIELD, "category": "pekerjaan-umum.drinking-water",
+            "reason": "Air sumur keruh", **body})
+
+    def refused(response: httpx.Response) -> tuple[int, str, str]:
+        problem = response.json()
+        return response.status_code, problem["errors"][0]["field"], problem["detail"]
+
+    # The household is checked first, then the category, then the member.
+    assert refused(await post(household_id=str(uuid.uuid4()), category="nope")) == (
+        422, "household_id", "Not an active household of your posyandu known to this service.")
+    assert refused(await post(category="perumahan-rakyat.rtlh")) == (
+        422, "category", "perumahan-rakyat.rtlh is not a referral category of pekerjaan-umum.")
+    assert refused(await post(category="pekerjaan-umum.nope", member_id=str(uuid.uuid4()))) == (
+        422, "category", "pekerjaan-umum.nope is not a referral category of pekerjaan-umum.")
+    assert refused(await post(member_id=str(uuid.uuid4()))) == (
+        422, "member_id", "Not an active member of this household.")
+    # A draft reaches no agency (no clocks, no delivery); nor does a referral of a field without an agency here.
+    draft = await post(member_id=str(member), draft=True)
+    unrouted = await post(spm_field="perumahan-rakyat", category="perumahan-rakyat.rtlh")
+    for response, status in ((draft, "draft"), (unrouted, "requested")):
+        assert response.status_code == 201, response.text
+        made = response.json()
+        assert (made["status"], made["agency_id"], made["unrouted"], made["respond_by"]) == (status, None, True, None)
+        assert await referral_db.fetchval("SELECT count(*) FROM outbox WHERE key = $1", made["id"]) == 1
+        assert await referral_db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE referral_id = $1",
+                                          uuid.UUID(made["id"])) == 0
 
 
 async def _deliveries_of(referral_db: asyncpg.Connection, referral_id: uuid.UUID) -> int:
