@@ -517,6 +517,20 @@ def outbox_rows(session: AsyncSession, events: Iterable[CloudEvent]) -> list[tup
     return rows
 
 
+def insert_outbox_row(gate: sa.FromClause) -> sa.Insert:
+    """An INSERT of one event's outbox row per row of `gate` (the caller's state change, a CTE with RETURNING: no row
+    when it wrote nothing), for a use case that writes its event in its own statement; binds `outbox_parameters`."""
+    row = sa.select(*(sa.bindparam(f"outbox_{name}", type_=outbox.c[name].type) for name in _OUTBOX_COLUMNS))
+    return sa.insert(outbox).from_select(list(_OUTBOX_COLUMNS), row.select_from(gate))
+
+
+def outbox_parameters(session: AsyncSession, event: CloudEvent) -> dict[str, Any]:
+    """The values `insert_outbox_row` binds for an event of the catalogue (its row of `outbox_rows`, which also has
+    the session's commit wake the relay)."""
+    (row,) = outbox_rows(session, [event])
+    return {f"outbox_{name}": value for name, value in zip(_OUTBOX_COLUMNS, row, strict=True)}
+
+
 async def publish_many(session: AsyncSession, events: Iterable[CloudEvent]) -> int:
     """Record events of the catalogue in the outbox, in the caller's transaction and in this order (`outbox_rows`);
     how many. Large batches (a bulk import, a republish) are written by COPY."""

@@ -10,8 +10,9 @@ from services.referral.tables import Referral
 from services.referral.webhooks.service import queue_deliveries
 from shared.events import referral as ev
 from shared.events.catalogue import EventType
+from shared.events.envelope import CloudEvent
 from shared.events.topics import SpmField
-from shared.outbox import publish
+from shared.outbox import publish_many
 
 
 def referral_data(r: Referral, *, action: str | None = None,
@@ -31,11 +32,17 @@ def referral_data(r: Referral, *, action: str | None = None,
         previous_agency_id=previous_agency_id, need_resolved_at=r.need_resolved_at)
 
 
-async def emit(session: AsyncSession, event_type: EventType, referral: Referral, *, action: str | None = None,
-               previous_agency_id: uuid.UUID | None = None) -> None:
-    event = await publish(session, event_type,
-                          referral_data(referral, action=action, previous_agency_id=previous_agency_id),
+def new_event(event_type: EventType[ev.ReferralData], referral: Referral, *, action: str | None = None,
+              previous_agency_id: uuid.UUID | None = None) -> CloudEvent:
+    """A referral's event on its field's topic (keyed by referral id), not yet written."""
+    return event_type.new(referral_data(referral, action=action, previous_agency_id=previous_agency_id),
                           subject=str(referral.id), regioncode=referral.village_code,
                           spmfield=SpmField(referral.spm_field))
+
+
+async def emit(session: AsyncSession, event_type: EventType, referral: Referral, *, action: str | None = None,
+               previous_agency_id: uuid.UUID | None = None) -> None:
+    event = new_event(event_type, referral, action=action, previous_agency_id=previous_agency_id)
+    await publish_many(session, [event])
     # The agency's webhooks get the same event (same id) in the same transaction.
     await queue_deliveries(session, event, referral)

@@ -1,4 +1,5 @@
-"""The history of a referral: one transition row per action, naming who acted (and for which agency)."""
+"""The history of a referral: one transition row per action, naming who acted (and for which agency); and the write
+of a new referral, which brings its first entry, event and webhook deliveries along."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.tables import Referral, ReferralTransition, metadata
+from services.referral.webhooks.service import deliveries_of_new, deliveries_of_new_parameters
 from shared.auth import Principal, Role
+from shared.events.envelope import CloudEvent
+from shared.outbox import insert_outbox_row, outbox_parameters
 
 #: The actor of what the service does by itself (automatic referrals, routing, need resolution, the SLA sweep).
 SYSTEM = Principal(sub="system", role=Role.SERVICE)
@@ -44,30 +48,36 @@ _transitions = metadata.tables[ReferralTransition.__tablename__]
 _ENTRY_COLUMNS = [c.name for c in _transitions.columns if c.name not in ("id", "referral_id")]
 
 
-def _insert_created(*, of_need: bool) -> sa.Insert:
-    """The referral (every column bound by its name) and, from what it returned, its history entry (`h_<column>`);
-    a referral of a need skips a need_id that has one (`ON CONFLICT DO NOTHING`: then nothing is returned)."""
+def _insert_created(*, of_need: bool) -> sa.Select[Any]:
+    """The referral (every column bound by its name) and, from what it returned, its history entry (`h_<column>`),
+    its event's outbox row (`outbox_*`, shared/outbox.py) and its webhook deliveries (`d_*`, webhooks/service.py);
+    a referral of a need skips a need_id that has one (`ON CONFLICT DO NOTHING`: then nothing at all is written, and
+    nothing returned)."""
     created = insert(_referrals).values({c.name: sa.bindparam(c.name, type_=c.type) for c in _referrals.columns})
     if of_need:
         created = created.on_conflict_do_nothing(index_elements=["need_id"],
                                                  index_where=_referrals.c.need_id.is_not(None))
     inserted = created.returning(_referrals.c.id).cte("created")
     entry = (sa.bindparam(f"h_{name}", type_=_transitions.c[name].type) for name in _ENTRY_COLUMNS)
-    return (sa.insert(_transitions).from_select(["referral_id", *_ENTRY_COLUMNS], sa.select(inserted.c.id, *entry))
-            .add_cte(inserted).returning(_transitions.c.referral_id))
+    history = sa.insert(_transitions).from_select(["referral_id", *_ENTRY_COLUMNS], sa.select(inserted.c.id, *entry))
+    return sa.select(inserted.c.id).add_cte(history.cte("entry"), insert_outbox_row(inserted).cte("published"),
+                                            deliveries_of_new(inserted).cte("delivered"))
 
 
 # Built once (the values are bound per execution): a create neither rebuilds nor recompiles them.
 _INSERT_CREATED = {of_need: _insert_created(of_need=of_need) for of_need in (False, True)}
 
 
-async def insert_created(session: AsyncSession, referral: Referral, *, actor: Principal, at: datetime,
-                         reason: str | None) -> bool:
-    """Write a new referral and its `create` history entry in one statement. A referral of a need that has one
-    already is left out (the unique index on need_id decides): False, and nothing is written."""
+async def insert_created(session: AsyncSession, referral: Referral, event: CloudEvent, *, actor: Principal,
+                         at: datetime, reason: str | None) -> bool:
+    """Write a new referral, its `create` history entry, its first event (`event`, in the outbox) and the webhook
+    deliveries of that event, in one statement. A referral of a need that has one already is left out (the unique
+    index on need_id decides): False, and nothing is written."""
     values = {c.name: getattr(referral, c.name) for c in _referrals.columns}
     entry = _transition_values(referral, "create", actor=actor, at=at, reason=reason)
     values.update({f"h_{name}": entry[name] for name in _ENTRY_COLUMNS})
+    values.update(outbox_parameters(session, event))
+    values.update(deliveries_of_new_parameters(event, referral))
     statement = _INSERT_CREATED[referral.need_id is not None]
     return (await session.execute(statement, values)).first() is not None
 

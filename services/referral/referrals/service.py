@@ -12,13 +12,13 @@ from sqlmodel import col, select
 
 from services.referral.notes.service import SYSTEM_SIDE, write_note
 from services.referral.referrals.access import held_by, side_of
-from services.referral.referrals.events import emit
+from services.referral.referrals.events import emit, new_event
 from services.referral.referrals.history import SYSTEM, insert_created, record_transition
 from services.referral.referrals.lifecycle import CLOSED, OPEN, RESPONSES, RULES, Action, Side, Status
 from services.referral.referrals.schemas import ActionBody, ReferralCreate
 from services.referral.routing.service import province_agency, responsible_agency, unmet_coverage
 from services.referral.settings import MovePolicy
-from services.referral.sla.service import route_and_start_clocks, start_clocks
+from services.referral.sla.service import route_and_start_clocks, routed_terms_in, start_clocks, start_routed_clocks
 from services.referral.tables import KnownAgency, KnownHousehold, KnownMember, Referral, metadata
 from shared.auth import Principal, Role
 from shared.categories import CATEGORIES, Urgency
@@ -55,20 +55,33 @@ _HOUSEHOLD_AND_MEMBER: sa.Select[Any] = (
     .where(_households.c.id == sa.bindparam("household_id")))
 
 
-async def _household_and_member(session: AsyncSession, household_id: uuid.UUID,
-                                member_id: uuid.UUID | None) -> sa.Row[Any] | None:
-    """The household's row (None when unknown) with its member's columns (`member_*`, NULL when not found)."""
-    parameters = {"household_id": household_id, "member_id": member_id}
-    return (await session.execute(_HOUSEHOLD_AND_MEMBER, parameters)).first()
+#: `_HOUSEHOLD_AND_MEMBER` with the responsible agency for the household's village and its SLA terms
+#: (sla/service.py's `routed_terms_in`: `agency_id` and the terms, NULL when there is no agency), in one query.
+_FOUND = _HOUSEHOLD_AND_MEMBER.cte("found")
+_TERMS = routed_terms_in(sa.select(_FOUND.c.village_code).scalar_subquery())
+_HOUSEHOLD_MEMBER_AND_TERMS: sa.Select[Any] = (
+    sa.select(_FOUND, *(c for c in _TERMS.c)).select_from(_FOUND.outerjoin(_TERMS, sa.true())))
+
+
+async def _household_and_member(session: AsyncSession, payload: ReferralCreate, urgency: Urgency) -> sa.Row[Any] | None:
+    """The household's row (None when unknown) with its member's columns (`member_*`, NULL when not found) and, for a
+    referral that is not a draft, the routed terms of its village (the router's and the SLA's, for `urgency`)."""
+    parameters: dict[str, Any] = {"household_id": payload.household_id, "member_id": payload.member_id}
+    if payload.draft:
+        return (await session.execute(_HOUSEHOLD_AND_MEMBER, parameters)).first()
+    parameters.update(spm_field=payload.spm_field.value, category=payload.category, urgency=urgency.value)
+    return (await session.execute(_HOUSEHOLD_MEMBER_AND_TERMS, parameters)).first()
 
 
 async def create(*, session: AsyncSession, principal: Principal, payload: ReferralCreate, now: datetime) -> Referral:
     """Creates a referral by hand for a household (or member) of the caller's posyandu."""
-    household = await _household_and_member(session, payload.household_id, payload.member_id)
+    category = CATEGORIES.get(payload.category)
+    # (An unknown category is refused below, after the household: the urgency read with it does not matter.)
+    urgency = payload.urgency or (category.default_urgency if category else Urgency.NORMAL)
+    household = await _household_and_member(session, payload, urgency)
     if household is None or household.status != "active" or not (
             principal.role is Role.ADMIN or household.posyandu_id in principal.posyandu_ids):
         raise _invalid("household_id", "Not an active household of your posyandu known to this service.")
-    category = CATEGORIES.get(payload.category)
     if category is None or category.spm_field is not payload.spm_field:
         raise _invalid("category", f"{payload.category} is not a referral category of {payload.spm_field.value}.")
     if payload.member_id is not None and (household.member_id is None or household.member_status != "active"):
@@ -77,13 +90,13 @@ async def create(*, session: AsyncSession, principal: Principal, payload: Referr
         household_id=household.id, member_id=payload.member_id,
         member_nik_masked=household.member_nik_masked, posyandu_id=household.posyandu_id,
         village_code=household.village_code, spm_field=payload.spm_field.value, category=payload.category,
-        urgency=(payload.urgency or category.default_urgency).value, reason=payload.reason, origin="manual",
+        urgency=urgency.value, reason=payload.reason, origin="manual",
         status=(Status.DRAFT if payload.draft else Status.REQUESTED).value, created_by=principal.sub,
         created_at=now, updated_at=now)
     if not payload.draft:
-        await _route(session, referral, now)
-    await insert_created(session, referral, actor=principal, at=now, reason=payload.reason)
-    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+        await start_routed_clocks(session, referral, household, now)
+    await insert_created(session, referral, new_event(ev.REFERRAL_CREATED, referral, action="create"),
+                         actor=principal, at=now, reason=payload.reason)
     return referral
 
 
@@ -103,9 +116,9 @@ async def create_from_need(*, session: AsyncSession, need: household_events.Need
         created_by=SYSTEM.sub, created_at=now, updated_at=now)
     if not draft:
         await _route(session, referral, now)
-    if not await insert_created(session, referral, actor=SYSTEM, at=now, reason=referral.reason):
-        return None  # the need has its referral (another event of it came first)
-    await emit(session, ev.REFERRAL_CREATED, referral, action="create")
+    if not await insert_created(session, referral, new_event(ev.REFERRAL_CREATED, referral, action="create"),
+                                actor=SYSTEM, at=now, reason=referral.reason):
+        return None  # the need has its referral (another event of it came first): nothing was written
     return referral
 
 

@@ -54,16 +54,21 @@ def coverage(*, spm_field: str, village_code: str) -> dict[str, sa.ColumnElement
 _COVERED = _coverage(*(sa.bindparam(name, type_=sa.String) for name in ("spm_field", "regency_code", "province_code")))
 
 
-def _ranked() -> sa.Subquery:
+def _ranked(village_code: sa.ColumnElement[str] | None) -> sa.Subquery:
     """The candidates of the matching rules and those of the registry's rule, ranked together (every rule's before
-    any default); lower is better by (tier, generic, narrowness)."""
-    village_code = sa.bindparam("village_code", type_=sa.String)
+    any default); lower is better by (tier, generic, narrowness). The village is bound (`route_parameters`) unless
+    given as an expression."""
+    if village_code is None:
+        village_code, covered = sa.bindparam("village_code", type_=sa.String), _COVERED
+    else:
+        covered = _coverage(sa.bindparam("spm_field", type_=sa.String), sa.func.left(village_code, 4),
+                            sa.func.left(village_code, 2))
     by_rule = (
         sa.select(_agencies.c.id.label("agency_id"), sa.literal(0).label("tier"),
                   sa.cast(_rules.c.category.is_(None), sa.Integer).label("generic"),
                   (-sa.func.length(sa.func.coalesce(_rules.c.region_prefix, ""))).label("narrowness"))
         .join(_rules, sa.or_(_rules.c.agency_id == _agencies.c.id, _rules.c.agency_level == _agencies.c.level))
-        .where(*_COVERED.values(), _rules.c.spm_field == sa.bindparam("spm_field", type_=sa.String),
+        .where(*covered.values(), _rules.c.spm_field == sa.bindparam("spm_field", type_=sa.String),
                sa.or_(_rules.c.category.is_(None), _rules.c.category == sa.bindparam("category", type_=sa.String)),
                sa.or_(_rules.c.region_prefix.is_(None), village_code.startswith(_rules.c.region_prefix)))
     )
@@ -71,17 +76,23 @@ def _ranked() -> sa.Subquery:
         sa.select(_agencies.c.id.label("agency_id"), sa.literal(1).label("tier"),
                   sa.case((_agencies.c.level == "regency", 0), else_=1).label("generic"),
                   sa.literal(0).label("narrowness"))
-        .where(*_COVERED.values())
+        .where(*covered.values())
     )
     return sa.union_all(by_rule, by_default).subquery("ranked")
 
 
-def _responsible(*columns: Any) -> sa.Select[Any]:
-    ranked = _ranked()
+def _responsible(*columns: Any, village_code: sa.ColumnElement[str] | None = None) -> sa.Select[Any]:
+    ranked = _ranked(village_code)
     return (sa.select(*columns).join(ranked, ranked.c.agency_id == _agencies.c.id)
             .order_by(ranked.c.tier, ranked.c.generic, ranked.c.narrowness, _agencies.c.registered_at,
                       _agencies.c.id)
             .limit(1))
+
+
+def responsible_agency_id_in(village_code: sa.ColumnElement[str]) -> sa.Select[Any]:
+    """`RESPONSIBLE_AGENCY_ID` for the village an expression gives (a scalar subquery of a statement that reads the
+    household too): binds `route_parameters` but the village's. Build it once, as the statements here are."""
+    return _responsible(_agencies.c.id, village_code=village_code)
 
 
 #: The responsible agency (at most one row), rule or default in one statement; binds `route_parameters`.

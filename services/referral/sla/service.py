@@ -25,7 +25,12 @@ from sqlmodel import col, select
 from services.referral.referrals.events import emit
 from services.referral.referrals.history import record_escalation
 from services.referral.referrals.lifecycle import OPEN, Status
-from services.referral.routing.service import RESPONSIBLE_AGENCY_ID, province_agency, route_parameters
+from services.referral.routing.service import (
+    RESPONSIBLE_AGENCY_ID,
+    province_agency,
+    responsible_agency_id_in,
+    route_parameters,
+)
 from services.referral.settings import ReferralSettings
 from services.referral.sla.calendar import add_working_days, holidays_in_force, local_zone
 from services.referral.sla.config import DEFAULT_SLA, ESCALATION_DELAY, Sla, Unit
@@ -45,9 +50,10 @@ REFERRALS_OVERDUE = Gauge("referrals_overdue", "Open referrals past an SLA deadl
 _CLOCKED = [s.value for s in OPEN - {Status.DRAFT}]
 
 
-def _override(agency_id: Any) -> LateralFromClause:
+def _override(agency_id: Any, village_code: Any = None) -> LateralFromClause:
     """The SLA override that applies to the referral held by `agency_id` (a column or a bound parameter), at most one
-    row; binds the referral's `urgency`, `category` and `village_code` (`_terms_parameters`).
+    row; binds the referral's `urgency`, `category` and `village_code` (`_terms_parameters`; the village unless
+    given as an expression).
 
     Precedence (most specific first): a row for the referral's agency before one for any agency; among those, a
     row for its category before one for any category; then the longest region prefix holding its village before
@@ -58,19 +64,20 @@ def _override(agency_id: Any) -> LateralFromClause:
                    sa.or_(col(SlaOverride.agency_id).is_(None), col(SlaOverride.agency_id) == agency_id),
                    sa.or_(col(SlaOverride.category).is_(None), col(SlaOverride.category) == sa.bindparam("category")),
                    sa.or_(col(SlaOverride.region_prefix).is_(None),
-                          sa.bindparam("village_code", type_=sa.String).startswith(col(SlaOverride.region_prefix))))
+                          (sa.bindparam("village_code", type_=sa.String) if village_code is None else village_code)
+                          .startswith(col(SlaOverride.region_prefix))))
             .order_by(col(SlaOverride.agency_id).is_(None), col(SlaOverride.category).is_(None),
                       sa.func.length(sa.func.coalesce(col(SlaOverride.region_prefix), "")).desc())
             .limit(1).lateral("override"))
 
 
-def _terms(agency: sa.Subquery) -> sa.Select[Any]:
-    """Per row of `agency` (a subquery with an `id`): its id, the SLA override and the escalation delay that apply
-    (their columns NULL where none is set: then the defaults in code), in one statement."""
-    override = _override(agency.c.id)
+def _terms(agency: sa.Subquery, village_code: Any = None) -> sa.Select[Any]:
+    """Per row of `agency` (a subquery with an `id`): its id (`agency_id`), the SLA override and the escalation delay
+    that apply (their columns NULL where none is set: then the defaults in code), in one statement."""
+    override = _override(agency.c.id, village_code)
     delay = (select(col(EscalationDelay.delay), col(EscalationDelay.unit))
              .where(EscalationDelay.urgency == sa.bindparam("urgency")).subquery("delay"))
-    return (sa.select(agency.c.id, override.c.respond_within, override.c.complete_within,
+    return (sa.select(agency.c.id.label("agency_id"), override.c.respond_within, override.c.complete_within,
                       override.c.unit.label("sla_unit"), delay.c.delay, delay.c.unit.label("delay_unit"))
             .select_from(agency.outerjoin(override, sa.true()).outerjoin(delay, sa.true())))
 
@@ -87,6 +94,12 @@ _HELD_TERMS = _terms(sa.select(sa.cast(sa.bindparam("agency_id", type_=sa.Uuid),
                      .subquery("agency"))
 #: The responsible agency (routing/service.py, its `route_parameters`) with its terms.
 _ROUTED_TERMS = _terms(RESPONSIBLE_AGENCY_ID.subquery("agency"))
+
+
+def routed_terms_in(village_code: sa.ColumnElement[str]) -> sa.Subquery:
+    """`_ROUTED_TERMS` for the village an expression gives (for a statement that reads the household too), at most
+    one row; binds `route_parameters` but the village's, and `urgency`. Build it once."""
+    return _terms(responsible_agency_id_in(village_code).subquery("agency"), village_code).subquery("terms")
 
 
 async def sla_for(session: AsyncSession, referral: Referral) -> Sla:
@@ -110,10 +123,17 @@ async def route_and_start_clocks(session: AsyncSession, referral: Referral, now:
     parameters = route_parameters(spm_field=referral.spm_field, village_code=referral.village_code,
                                   category=referral.category)
     row = (await session.execute(_ROUTED_TERMS, {**parameters, "urgency": referral.urgency})).first()
-    if row is None:
+    return await start_routed_clocks(session, referral, row, now)
+
+
+async def start_routed_clocks(session: AsyncSession, referral: Referral, terms: sa.Row[Any] | None,
+                              now: datetime) -> bool:
+    """`route_and_start_clocks` with the responsible agency's terms read already (`routed_terms_in`'s columns; None,
+    or a NULL `agency_id`, when there is no agency): False, and the referral waits unrouted."""
+    if terms is None or terms.agency_id is None:
         return False
-    referral.agency_id = row.id
-    await _set_deadlines(session, referral, row, now)
+    referral.agency_id = terms.agency_id
+    await _set_deadlines(session, referral, terms, now)
     return True
 
 

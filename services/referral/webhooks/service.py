@@ -7,6 +7,7 @@ import base64
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -171,6 +172,15 @@ _WANTING = (sa.select(_subscriptions.c.id, _subscriptions.c.agency_id, _subscrip
                    _subscriptions.c.event_types.contains(sa.bindparam("event_types"))))
 
 
+def _body(reader: Principal, event: CloudEvent, referral: Referral) -> str:
+    """A delivery's body: the event with the referral as the subscription's reader may read it (disclosure.py)."""
+    data = Disclosure.of(reader, referral).referral(referral).model_dump(mode="json")
+    data["action"] = event.data.get("action")
+    data["previous_agency_id"] = event.data.get("previous_agency_id")
+    return orjson.dumps({"type": event.type, "timestamp": event.time.isoformat().replace("+00:00", "Z"),
+                         "data": data}).decode()
+
+
 async def queue_deliveries(session: AsyncSession, event: CloudEvent, referral: Referral) -> None:
     """A delivery row per active subscription of the referral's agency (or the agency it escalated to) that wants
     this event, in the transaction of the change (so none is lost). The body holds the referral as that agency may
@@ -184,11 +194,39 @@ async def queue_deliveries(session: AsyncSession, event: CloudEvent, referral: R
         # The subscription reads as its agency's token of its fields would (disclosure.py).
         reader = Principal(sub=f"webhook:{subscription.id}", role=Role.OPD, agency_id=subscription.agency_id,
                            fields=frozenset(SpmField(f) for f in subscription.spm_fields))
-        data = Disclosure.of(reader, referral).referral(referral).model_dump(mode="json")
-        data["action"] = event.data.get("action")
-        data["previous_agency_id"] = event.data.get("previous_agency_id")
-        body = orjson.dumps({"type": event.type, "timestamp": event.time.isoformat().replace("+00:00", "Z"),
-                             "data": data}).decode()
         session.add(WebhookDelivery(subscription_id=subscription.id, event_id=event.id, event_type=event.type,
-                                    referral_id=referral.id, body=body, next_attempt_at=event.time,
-                                    round_started_at=event.time, created_at=event.time))
+                                    referral_id=referral.id, body=_body(reader, event, referral),
+                                    next_attempt_at=event.time, round_started_at=event.time, created_at=event.time))
+
+
+_deliveries = metadata.tables[WebhookDelivery.__tablename__]
+
+
+def deliveries_of_new(created: sa.CTE) -> sa.Insert:
+    """`queue_deliveries` of a new referral's first event, as an INSERT for the statement that writes the referral:
+    a row per referral `created` returned (none when it wrote none) and per active subscription of its agency
+    (`d_agency_id`) that wants the field and the event; binds `deliveries_of_new_parameters`.
+
+    A new referral has not been escalated, so every such subscription reads it as its assigned agency: one body."""
+    at = sa.bindparam("d_at", type_=_deliveries.c.created_at.type)
+    row = {"subscription_id": _subscriptions.c.id,
+           "event_id": sa.bindparam("d_event_id", type_=_deliveries.c.event_id.type),
+           "event_type": sa.bindparam("d_event_type", type_=_deliveries.c.event_type.type),
+           "referral_id": created.c.id, "body": sa.bindparam("d_body", type_=_deliveries.c.body.type),
+           "status": sa.literal("pending"), "round_attempts": sa.literal(0),
+           "next_attempt_at": at, "round_started_at": at, "created_at": at}
+    wanting = (sa.select(*row.values()).select_from(created)
+               .join(_subscriptions, _subscriptions.c.agency_id == sa.bindparam("d_agency_id", type_=sa.Uuid))
+               .where(_subscriptions.c.status == "active",
+                      _subscriptions.c.spm_fields.contains(sa.bindparam("d_spm_fields")),
+                      _subscriptions.c.event_types.contains(sa.bindparam("d_event_types"))))
+    return sa.insert(_deliveries).from_select(list(row), wanting, include_defaults=False)
+
+
+def deliveries_of_new_parameters(event: CloudEvent, referral: Referral) -> dict[str, Any]:
+    """The values `deliveries_of_new` binds (no body to make for a referral without an agency: it gets none)."""
+    reader = Principal(sub="webhook", role=Role.OPD, agency_id=referral.agency_id,
+                       fields=frozenset({SpmField(referral.spm_field)}))
+    return {"d_agency_id": referral.agency_id, "d_spm_fields": [referral.spm_field], "d_event_types": [event.type],
+            "d_event_id": event.id, "d_event_type": event.type, "d_at": event.time,
+            "d_body": None if referral.agency_id is None else _body(reader, event, referral)}
