@@ -80,6 +80,7 @@ def stack() -> Iterator[Stack]:
 def service_settings(stack: Stack, database_url: str) -> dict[str, Any]:
     return {"environment": "test", "host": "127.0.0.1", "database_url": database_url,
             "kafka_bootstrap_servers": stack.broker.bootstrap_servers, "kafka_fetch_max_wait_ms": 10,
+            "projection_fetch_max_wait_ms": 10,
             "outbox_poll_interval_seconds": 0.2, "log_level": "WARNING"}
 
 

@@ -152,13 +152,17 @@ class ConsumerRunner:
     """Consumes topics for one consumer group and hands each event to the handler of its type."""
 
     def __init__(self, settings: ServiceSettings, *, service: str, group_id: str, topics: list[str],
-                 handlers: Mapping[str, Handler | Batched], sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+                 handlers: Mapping[str, Handler | Batched], sessionmaker: async_sessionmaker[AsyncSession],
+                 may_lag: bool = False) -> None:
         self.settings = settings
         self.service = service
         self.group_id = group_id
         self.topics = topics
         self.handlers = dict(handlers)
         self.sessionmaker = sessionmaker
+        #: A projection's rounds: the broker answers a fetch after this wait or this many bytes (ServiceSettings).
+        self._fetch: dict[str, int] = {"fetch_max_wait_ms": settings.projection_fetch_max_wait_ms,
+                                       "fetch_min_bytes": settings.projection_fetch_min_bytes} if may_lag else {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._processed: dict[TopicPartition, int] = {}
@@ -196,7 +200,8 @@ class ConsumerRunner:
         self._processed.clear()
 
     async def _consume(self) -> None:
-        self._consumer = new_consumer(self.settings, group_id=self.group_id, client_id=f"{self.service}-consumer")
+        self._consumer = new_consumer(self.settings, group_id=self.group_id, client_id=f"{self.service}-consumer",
+                                      **self._fetch)
         self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
         self._producer = new_producer(self.settings, client_id=f"{self.service}-dlq")
         await self._consumer.start()

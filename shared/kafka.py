@@ -27,9 +27,9 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 def new_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
     # No idempotence and no transactions: the embedded broker has neither, and the outbox + inbox
-    # design does not need them.
-    return AIOKafkaProducer(client_id=client_id, acks="all", enable_idempotence=False, linger_ms=2,
-                            **client_options(settings))
+    # design does not need them. No linger: the relay queues a whole batch before the sender runs, so the records
+    # are batched anyway, and a linger only delays every hop (2 ms cost each need -> agency path 4 ms; bench 4).
+    return AIOKafkaProducer(client_id=client_id, acks="all", enable_idempotence=False, **client_options(settings))
 
 
 def new_consumer(settings: ServiceSettings, *topics: str, group_id: str, client_id: str,

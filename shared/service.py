@@ -52,16 +52,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Subscription:
-    """A consumer group of the service: its topics and a handler per event type."""
+    """A consumer group of the service: its topics and a handler per event type; `may_lag`: a projection that
+    fetches in rounds (`projection_fetch_*` settings) rather than at once."""
 
     group_id: str
     topics: list[str]
     handlers: dict[str, Handler | Batched]
+    may_lag: bool = False
 
     @classmethod
-    def of(cls, group_id: str, *projections: Projection) -> Subscription:
+    def of(cls, group_id: str, *projections: Projection, may_lag: bool = False) -> Subscription:
         """The group of these projections (shared/projection.py): their topics and handlers."""
-        return cls(group_id=group_id, topics=topics_of(*projections), handlers=handlers_of(*projections))
+        return cls(group_id=group_id, topics=topics_of(*projections), handlers=handlers_of(*projections),
+                   may_lag=may_lag)
 
 
 @dataclass
@@ -200,7 +203,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             stoppers.append(relay.stop)
         for sub in spec.subscriptions:
             runner = ConsumerRunner(settings, service=spec.name, group_id=sub.group_id, topics=sub.topics,
-                                    handlers=sub.handlers, sessionmaker=sessionmaker)
+                                    handlers=sub.handlers, sessionmaker=sessionmaker, may_lag=sub.may_lag)
             tasks.append(asyncio.create_task(runner.run(), name=f"{spec.name}-consumer-{sub.group_id}"))
             stoppers.append(runner.stop)
         # Background jobs hold no state worth draining (what they do is in the database): cancelled on shutdown.

@@ -59,6 +59,11 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str | None = None
     # The embedded broker answers a fetch only when this wait expires: keep it low locally.
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
+    # A subscription that may lag (a projection such as reporting's, not a hop of the referral loop) lets the
+    # broker wait this long, or for this many bytes, before it answers: each round applies more events in one
+    # transaction, and the consumer and the broker poll less (bench/analysis.md, "Projections fetch in rounds").
+    projection_fetch_max_wait_ms: int = Field(default=250, ge=1, le=10_000)
+    projection_fetch_min_bytes: int = Field(default=1_048_576, ge=1)
     kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
 
     # Unset: the development secret outside production, none in production (which refuses it).

@@ -29,7 +29,9 @@ def spec() -> ServiceSpec:
         routers=[indicators_router, matrix_router, dashboard_router, spm_router],
         publishes=False,
         platform_tables=PLATFORM_TABLES,
-        subscriptions=[Subscription(group_id=GROUP, topics=list(ALL_TOPICS), handlers=all_handlers())],
+        # A projection: its lag costs nothing but freshness (target p99 <= 1 s), and rounds of events cost far less
+        # than one at a time (its CPU per detected need 10.4 -> 1.7 ms, bench 4).
+        subscriptions=[Subscription(group_id=GROUP, topics=list(ALL_TOPICS), handlers=all_handlers(), may_lag=True)],
         background=[answer_roll_loop],
     )
 

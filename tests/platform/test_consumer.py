@@ -39,7 +39,7 @@ class Probe:
     topic: str
     group: str
 
-    def runner(self) -> ConsumerRunner:
+    def runner(self, *, may_lag: bool = False) -> ConsumerRunner:
         async def apply(session: AsyncSession, event: CloudEvent) -> None:
             if event.data.get("explode"):
                 raise ValueError("the handler cannot process this one")
@@ -47,7 +47,8 @@ class Probe:
                                   {"id": event.id, "n": event.data["n"]})
 
         return ConsumerRunner(self.settings, service="probe", group_id=self.group, topics=[self.topic],
-                              handlers={EVENT_TYPE: apply}, sessionmaker=create_sessionmaker(self.engine))
+                              handlers={EVENT_TYPE: apply}, sessionmaker=create_sessionmaker(self.engine),
+                              may_lag=may_lag)
 
     async def applied(self) -> list[int]:
         conn = await asyncpg.connect(self.dsn)
@@ -194,6 +195,35 @@ async def test_a_fetch_of_several_partitions_is_applied_in_one_transaction_and_a
         assert await conn.fetchval("SELECT count(*) FROM probe") == 11
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("may_lag", [False, True], ids=["a-hop", "a-projection"])
+async def test_a_projection_applies_events_that_arrive_one_by_one_in_rounds(probe: Probe, stack: Stack,
+                                                                            may_lag: bool) -> None:
+    """Events sent one at a time, 20 ms apart, to a live consumer: a subscription that may lag (reporting's) lets
+    the broker gather them for its projection fetch wait and applies each round in one transaction; a hop of the
+    referral loop applies them as they come."""
+    probe.settings = probe.settings.model_copy(update={"projection_fetch_max_wait_ms": 1500})
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    await producer.start()
+    runner = probe.runner(may_lag=may_lag)
+    task = asyncio.create_task(runner.run())
+    try:
+        await producer.send_and_wait(probe.topic, event(0).to_bytes(), key=b"k")
+        await until_applied(probe, [0])  # the consumer is live: what follows arrives while it fetches
+        numbers = list(range(1, 11))
+        for n in numbers:
+            await producer.send_and_wait(probe.topic, event(n).to_bytes(), key=b"k")
+            await asyncio.sleep(0.02)
+        await until_applied(probe, [0, *numbers])
+        if may_lag:
+            assert await transactions(probe, numbers) <= 2
+        else:
+            assert await transactions(probe, numbers) >= 5
+    finally:
+        await producer.stop()
+        runner.stop()
+        await task
 
 
 async def test_redelivered_event_applies_once_and_poison_records_are_dead_lettered(probe: Probe,
