@@ -62,7 +62,7 @@ class ServiceSettings(BaseSettings):
     # A subscription that may lag (a projection such as reporting's, not a hop of the referral loop) lets the
     # broker wait this long, or for this many bytes, before it answers: each round applies more events in one
     # transaction, and the consumer and the broker poll less (bench/analysis.md, "Projections fetch in rounds").
-    projection_fetch_max_wait_ms: int = Field(default=250, ge=1, le=10_000)
+    projection_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     projection_fetch_min_bytes: int = Field(default=1_048_576, ge=1)
     kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
 
