@@ -160,7 +160,8 @@ class ConsumerRunner:
         self.topics = topics
         self.handlers = dict(handlers)
         self.sessionmaker = sessionmaker
-        #: A projection's rounds: the broker answers a fetch after this wait or this many bytes (ServiceSettings; 100 ms by default).
+        #: A projection's rounds: the broker answers a fetch after this wait or this many bytes (ServiceSettings;
+        #: 100 ms by default).
         self._fetch: dict[str, int] = {"fetch_max_wait_ms": settings.projection_fetch_max_wait_ms,
                                        "fetch_min_bytes": settings.projection_fetch_min_bytes} if may_lag else {}
         self._consumer: AIOKafkaConsumer | None = None

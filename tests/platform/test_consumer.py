@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from conftest import Stack, service_settings
 from deploy.local.embedded import EmbeddedBroker, free_port
+from services.household.app import SPEC as household
+from services.referral.app import spec as referral
+from services.referral.settings import ReferralSettings
 from services.registry.settings import RegistrySettings
+from services.reporting.app import spec as reporting
 from shared.consumer import ConsumerRunner
 from shared.db import create_engine, create_sessionmaker
 from shared.events.envelope import CloudEvent
@@ -336,3 +340,10 @@ async def test_a_database_starting_up_spends_no_attempts(probe: Probe, stack: St
         await producer.stop()
         runner.stop()
         await task
+
+
+def test_reporting_is_a_projection_that_fetches_in_rounds_and_the_referral_loop_is_not() -> None:
+    """Reporting's lag costs only freshness, so it lets the broker gather a round of events (shared/consumer.py);
+    the household and referral services' groups carry the referral loop's hops and fetch at once."""
+    assert [sub.may_lag for sub in reporting().subscriptions] == [True]
+    assert not any(sub.may_lag for sub in (*household.subscriptions, *referral(ReferralSettings()).subscriptions))

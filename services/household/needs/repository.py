@@ -35,8 +35,8 @@ SELECT
   (SELECT json_agg(json_build_array(g.member_id, g.measured_on, g.waz, g.haz, g.whz, g.muac_cm, g.kms_signal)
                    ORDER BY g.member_id, g.measured_on, g.recorded_at)
    FROM measurements g WHERE g.household_id = $1),
-  (SELECT json_agg(json_build_array(p.spm_field, p.data) ORDER BY p.spm_field)
-   FROM (SELECT DISTINCT ON (spm_field) spm_field, data FROM profile_versions WHERE household_id = $1
+  (SELECT json_agg(json_build_array(p.spm_field, p.data, p.version) ORDER BY p.spm_field)
+   FROM (SELECT DISTINCT ON (spm_field) spm_field, data, version FROM profile_versions WHERE household_id = $1
          ORDER BY spm_field, version DESC) p),
   (SELECT json_agg(json_build_array(d.member_id, d.vaccine, d.dose_number, d.given_on)
                    ORDER BY d.given_on, d.vaccine, d.dose_number)
@@ -56,9 +56,9 @@ SELECT
 """
 
 # $1 the household; $2-$8 the needs detected; $9 when resolved, $10 the needs resolved; $11-$13 the needs changed;
-# $14-$18 the outbox rows, in publishing order.
+# $14-$18 the outbox rows, in publishing order. `Also` puts a write path's own rows before these (from $19 on).
 _WRITE = """
-WITH detected AS (
+detected AS (
   INSERT INTO needs (id, household_id, member_id, spm_field, category, urgency, evidence, status, detected_at)
   SELECT u.id, $1, u.member_id, u.spm_field, u.category, u.urgency, u.evidence::jsonb, 'open', u.detected_at
   FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
@@ -105,6 +105,8 @@ class HouseholdRead:
     programme_aid: list[ProgrammeAid]
     #: The open needs (locked until the transaction ends), as rows not in the session.
     open_needs: list[Need]
+    #: The current version of each profile recorded (while the household's row is locked, the next is one more).
+    profile_versions: dict[SpmField, int]
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
@@ -141,7 +143,7 @@ async def read_household(session: AsyncSession, household_id: uuid.UUID) -> Hous
                  for i, h, nik, sex, birth, relationship, pregnant, due, disability, status, version in members],
         growth=growth_of((uuid.UUID(m), date.fromisoformat(on), waz, haz, whz, muac, signal)
                          for m, on, waz, haz, whz, muac, signal in measurements),
-        profiles=typed_profiles((field, data) for field, data in profiles),
+        profiles=typed_profiles((field, data) for field, data, _ in profiles),
         doses=given,
         programme_aid=programme_aid((uuid.UUID(p), field, service, date.fromisoformat(start),
                                      date.fromisoformat(end)) for p, field, service, start, end in aid),
@@ -150,22 +152,32 @@ async def read_household(session: AsyncSession, household_id: uuid.UUID) -> Hous
                          detected_at=datetime.fromisoformat(detected), resolved_at=_datetime(resolved),
                          resolution=resolution)
                     for i, member, field, category, urgency, evidence, status, detected, resolved, resolution
-                    in needs])
+                    in needs],
+        profile_versions={SpmField(field): version for field, _, version in profiles})
+
+
+@dataclass(frozen=True, slots=True)
+class Also:
+    """A write path's own rows, written by the need refresh's statement before the needs (one round trip for the
+    whole use case): `ctes`, `name AS (INSERT ...)` clauses whose parameters start at $19 ($1 is the household)."""
+
+    ctes: str
+    args: tuple[object, ...]
 
 
 async def write_needs(session: AsyncSession, household_id: uuid.UUID, *, detected: Sequence[Need],
                       resolved: Sequence[Need], resolved_at: datetime, changed: Sequence[Need],
-                      outbox: Sequence[tuple[Any, ...]]) -> None:
-    """Inserts the needs detected, resolves and updates the others, and writes the outbox rows (`outbox_rows`), in
-    this order, in one statement; nothing when there is nothing to write."""
-    if not (detected or resolved or changed or outbox):
+                      outbox: Sequence[tuple[Any, ...]], also: Also | None = None) -> None:
+    """Writes `also`'s rows, inserts the needs detected, resolves and updates the others, and writes the outbox rows
+    (`outbox_rows`), in this order, in one statement; nothing when there is nothing to write."""
+    if not (detected or resolved or changed or outbox or also):
         return
     columns = [list(column) for column in zip(*outbox, strict=True)] if outbox else [[] for _ in range(5)]
     conn = await session.connection()
-    await conn.exec_driver_sql(_WRITE, (
+    await conn.exec_driver_sql("WITH " + (f"{also.ctes},\n" if also else "") + _WRITE, (
         household_id, [n.id for n in detected], [n.member_id for n in detected], [n.spm_field for n in detected],
         [n.category for n in detected], [n.urgency for n in detected],
         [json.dumps(n.evidence) for n in detected], [n.detected_at for n in detected],
         resolved_at, [n.id for n in resolved],
         [n.id for n in changed], [n.urgency for n in changed], [json.dumps(n.evidence) for n in changed],
-        *columns))
+        *columns, *(also.args if also else ())))

@@ -15,7 +15,7 @@ from services.household.households.facts import HouseholdFacts, MemberFacts
 from services.household.identifiers import mask_nik
 from services.household.immunization.repository import statuses_of, under_fives
 from services.household.immunization.status import ImmunizationStatus
-from services.household.needs.repository import read_household, write_needs
+from services.household.needs.repository import Also, read_household, write_needs
 from services.household.needs.rules import (
     DetectedNeed,
     HouseholdSnapshot,
@@ -42,13 +42,15 @@ class Observed:
     snapshot: HouseholdSnapshot
     members: Mapping[object, MemberFacts]
     open_needs: Mapping[NeedKey, Need]
+    #: The current version of each profile (none for a household registered in this transaction).
+    profile_versions: Mapping[SpmField, int]
 
     def statuses(self) -> dict[uuid.UUID, ImmunizationStatus]:
         """The immunisation statuses computed for the under-fives, by member."""
         return {m.member_id: m.immunization for m in self.snapshot.members if m.immunization is not None}
 
     def with_profile(self, field: SpmField, data: dict[str, Any]) -> Observed:
-        """The same household with `data` (as stored) as the current profile of `field`, stored since the read."""
+        """The same household with `data` as the current profile of `field`, recorded since the read."""
         profiles: dict[Any, Any] = {**self.snapshot.profiles, **typed_profiles([(field.value, data)])}
         return replace(self, snapshot=replace(self.snapshot, profiles=profiles))
 
@@ -60,13 +62,14 @@ async def snapshot_of(session: AsyncSession, household: Household, registered: l
     of a household created in this transaction, which has no measurements, doses, profiles or needs yet, so nothing
     needs reading."""
     if registered is not None:
-        return Observed(_snapshot(household, registered, {}, {}, {}), {m.id: m for m in registered}, {})
+        return Observed(_snapshot(household, registered, {}, {}, {}), {m.id: m for m in registered}, {}, {})
     await session.flush()  # the read is plain SQL: the session's pending changes must be in the database first
     read = await read_household(session, household.id)
     immunization = await statuses_of(session, household, under_fives(read.members, today or date.today()),
                                      read.doses, today=today or date.today())
     return Observed(_snapshot(household, read.members, read.growth, read.profiles, immunization, read.programme_aid),
-                    {m.id: m for m in read.members}, {(n.member_id, n.category): n for n in read.open_needs})
+                    {m.id: m for m in read.members}, {(n.member_id, n.category): n for n in read.open_needs},
+                    read.profile_versions)
 
 
 def _snapshot(household: HouseholdFacts, members: Sequence[MemberFacts], growth: dict[Any, Any],
@@ -108,12 +111,13 @@ def _event_data(need: Need, household: HouseholdFacts, member: MemberFacts | Non
 
 async def refresh_needs(session: AsyncSession, household: Household, *, today: date | None = None,
                         registered: list[Member] | None = None, observed: Observed | None = None,
-                        announced: Sequence[CloudEvent] = ()) -> NeedDiff:
+                        announced: Sequence[CloudEvent] = (), also: Also | None = None) -> NeedDiff:
     """Detect once, resolve when cleared: an unchanged condition writes and emits nothing. Returns what changed.
 
     `registered`: the household was created in this transaction with these members (it has no needs yet).
     `observed`: the household as the caller read it by `snapshot_of` in this transaction (with what it wrote since,
-    such as `Observed.with_profile`). `announced`: the caller's events, written to the outbox before the needs'."""
+    such as `Observed.with_profile`). `announced`: the caller's events, written to the outbox before the needs';
+    `also`: the caller's rows, written by the same statement."""
     today = today or date.today()
     observed = observed or await snapshot_of(session, household, registered, today=today)
     current = detect(observed.snapshot, today=today)
@@ -142,7 +146,7 @@ async def refresh_needs(session: AsyncSession, household: Household, *, today: d
             events.append(event_type.new(_event_data(need, household, member), subject=str(household.id),
                                          regioncode=household.village_code))
     await write_needs(session, household.id, detected=detected, resolved=resolved, resolved_at=now,
-                      changed=changed, outbox=outbox_rows(session, events))
+                      changed=changed, outbox=outbox_rows(session, events), also=also)
     return changes
 
 

@@ -18,11 +18,11 @@ from services.household.dates import check_past
 from services.household.immunization import repository as immunization
 from services.household.needs.service import open_needs, refresh_needs, snapshot_of
 from services.household.profiles import decisions
+from services.household.profiles.recording import recorded
 from services.household.profiles.repository import current_profile_data as current_profile_data
 from services.household.profiles.repository import current_profiles as current_profiles
 from services.household.profiles.repository import versions as versions
 from services.household.tables import Household, Member, Need, ProfileVersion, metadata
-from shared.audit import record as audit
 from shared.audit import record_read
 from shared.auth import Principal
 from shared.errors import NotFound, ValidationFailed
@@ -142,13 +142,11 @@ async def record_profile(*, session: AsyncSession, principal: Principal, househo
     data = profile.model_dump(mode="json", exclude_none=True)
     if field is SpmField.KESEHATAN:
         data = immunization.with_statuses(data, observed.statuses())
-    version, stored = await _insert_version(session=session, household=household, field=field, data=data,
-                                            observed_on=observed_on, recorded_by=principal.sub)
-    await refresh_needs(session, household, today=today, observed=observed.with_profile(field, stored),
-                        announced=[_updated(household, field, version)])
-    await audit(session, principal, action="record-profile", resource_type=f"profile.{field.value}",
-                resource_id=str(household.id), subject_ref=str(household.id),
-                purpose=f"{field.value} profile recorded", fields=sorted(version.data))
+    version = ProfileVersion(household_id=household.id, spm_field=field.value, data=data, observed_on=observed_on,
+                             version=observed.profile_versions.get(field, 0) + 1, recorded_by=principal.sub)
+    # The version, its audit row, the needs and the events in one statement (JSON data reads back as it went in).
+    await refresh_needs(session, household, today=today, observed=observed.with_profile(field, data),
+                        announced=[_updated(household, field, version)], also=recorded(version, principal))
     return _public(version)
 
 

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from services.household.app import SPEC as household
-from services.referral.app import spec as referral
-from services.referral.settings import ReferralSettings
 from services.reporting.app import asyncapi
-from services.reporting.app import spec as reporting
 from shared.events.topics import ALL_TOPICS
 
 
@@ -25,9 +21,3 @@ async def test_the_service_serves_its_document_and_consumes_every_topic(reportin
     assert served == asyncapi()
     assert {channel["address"] for channel in served["channels"].values()} == set(ALL_TOPICS)
 
-
-def test_reporting_is_a_projection_that_fetches_in_rounds_and_the_referral_loop_is_not() -> None:
-    """Reporting's lag costs only freshness, so it lets the broker gather a round of events (shared/consumer.py);
-    the household and referral services' groups carry the referral loop's hops and fetch at once."""
-    assert [sub.may_lag for sub in reporting().subscriptions] == [True]
-    assert not any(sub.may_lag for sub in (*household.subscriptions, *referral(ReferralSettings()).subscriptions))
