@@ -83,27 +83,20 @@ async def record(*, session: AsyncSession, principal: Principal, household_id: u
 
 async def store_version(*, session: AsyncSession, household: Household, field: SpmField, data: dict[str, Any],
                         observed_on: date, recorded_by: str) -> ProfileVersion:
-    """Stores and announces the next version of a field's profile (checked by the caller)."""
-    version, _ = await _insert_version(session=session, household=household, field=field, data=data,
-                                       observed_on=observed_on, recorded_by=recorded_by)
-    await publish_many(session, [_updated(household, field, version)])
-    return version
-
-
-async def _insert_version(*, session: AsyncSession, household: Household, field: SpmField, data: dict[str, Any],
-                          observed_on: date, recorded_by: str) -> tuple[ProfileVersion, dict[str, Any]]:
-    """Stores the next version of a field's profile; the version, and its data as stored (read back)."""
-    # The next version number and the row in one statement (the caller holds the household's row lock).
+    """Stores and announces the next version of a field's profile (checked by the caller, who holds the household's
+    row lock). The profile PUT writes its version in the need refresh's statement instead (`recording.py`)."""
     table = metadata.tables[ProfileVersion.__tablename__]
     latest = (sa.select(sa.func.coalesce(sa.func.max(table.c.version), 0) + 1)
               .where(table.c.household_id == household.id, table.c.spm_field == field.value).scalar_subquery())
     version = ProfileVersion(household_id=household.id, spm_field=field.value, version=0, data=data,
                              observed_on=observed_on, recorded_by=recorded_by)
-    version.version, stored = (await session.execute(sa.insert(table).values(
+    # The next version number and the row in one statement.
+    version.version = (await session.execute(sa.insert(table).values(
         household_id=version.household_id, spm_field=version.spm_field, version=latest, data=version.data,
         observed_on=version.observed_on, recorded_by=version.recorded_by, recorded_at=version.recorded_at)
-        .returning(table.c.version, table.c.data))).one()
-    return version, stored
+        .returning(table.c.version))).scalar_one()
+    await publish_many(session, [_updated(household, field, version)])
+    return version
 
 
 def _updated(household: Household, field: SpmField, version: ProfileVersion) -> CloudEvent:

@@ -12,7 +12,7 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -214,6 +214,21 @@ async def test_a_profile_leaves_its_audit_row_needs_and_events(
     assert trail.audit == ["record-profile"]
     assert trail.open_needs == [SANITATION]
     assert trail.events == ["posyandu.profile.updated.v1", DETECTED]
+    # The version and its audit row are written inside the need refresh's statement: the same rows as the ORM and
+    # shared/audit.py wrote before.
+    body = response.json()
+    row = await household_db.fetchrow("SELECT * FROM audit_log WHERE id > $1 AND subject_ref = $2",
+                                      marks.audit, created["id"])
+    assert dict(row) | {"id": None, "at": None} == {
+        "id": None, "at": None, "actor": body["recorded_by"], "actor_role": "kader", "action": "record-profile",
+        "resource_type": "profile.pekerjaan-umum", "resource_id": created["id"], "subject_ref": created["id"],
+        "purpose": "pekerjaan-umum profile recorded", "request_id": response.headers["X-Request-ID"],
+        "fields": '["household"]'}
+    stored = await household_db.fetchrow("SELECT * FROM profile_versions WHERE household_id = $1",
+                                         uuid.UUID(created["id"]))
+    assert (stored["version"], stored["data"], stored["recorded_by"], stored["observed_on"].isoformat()) == (
+        1, '{"household": {"toilet": "none"}}', body["recorded_by"], body["observed_on"])
+    assert stored["recorded_at"].isoformat() == datetime.fromisoformat(body["recorded_at"]).isoformat()
 
 
 async def test_a_measurement_leaves_its_audit_row_needs_and_events(
